@@ -117,7 +117,12 @@ pub fn chain(prev: Option<&ChainedAudit>, record: AuditRecord) -> ChainedAudit {
         None => (1, Hash(GENESIS)),
     };
     let hash = entry_hash(seq, &prev_hash, &record);
-    ChainedAudit { seq, record, prev_hash, hash }
+    ChainedAudit {
+        seq,
+        record,
+        prev_hash,
+        hash,
+    }
 }
 
 /// Why a chain does not verify.
@@ -125,9 +130,13 @@ pub fn chain(prev: Option<&ChainedAudit>, record: AuditRecord) -> ChainedAudit {
 pub enum ChainError {
     #[error("审计日志第{seq}条内容被篡改 (entry {seq}: content does not match its hash)")]
     Tampered { seq: i64 },
-    #[error("审计日志第{seq}条与上一条不衔接 (entry {seq}: previous hash does not match; an entry was deleted, inserted or reordered)")]
+    #[error(
+        "审计日志第{seq}条与上一条不衔接 (entry {seq}: previous hash does not match; an entry was deleted, inserted or reordered)"
+    )]
     Broken { seq: i64 },
-    #[error("审计日志序号不连续：期望{expected}，实际{found} (sequence gap: expected {expected}, found {found})")]
+    #[error(
+        "审计日志序号不连续：期望{expected}，实际{found} (sequence gap: expected {expected}, found {found})"
+    )]
     Gap { expected: i64, found: i64 },
 }
 
@@ -140,12 +149,17 @@ pub struct ChainReport {
 
 /// Verify entries given in `seq` order. Detects a changed byte in any record, a deleted or
 /// inserted entry and a reordering.
-pub fn verify_chain<'a>(entries: impl IntoIterator<Item = &'a ChainedAudit>) -> Result<ChainReport, ChainError> {
+pub fn verify_chain<'a>(
+    entries: impl IntoIterator<Item = &'a ChainedAudit>,
+) -> Result<ChainReport, ChainError> {
     let mut expected_seq = 1;
     let mut prev = Hash(GENESIS);
     for e in entries {
         if e.seq != expected_seq {
-            return Err(ChainError::Gap { expected: expected_seq, found: e.seq });
+            return Err(ChainError::Gap {
+                expected: expected_seq,
+                found: e.seq,
+            });
         }
         if e.prev_hash != prev {
             return Err(ChainError::Broken { seq: e.seq });
@@ -156,7 +170,10 @@ pub fn verify_chain<'a>(entries: impl IntoIterator<Item = &'a ChainedAudit>) -> 
         prev = e.hash;
         expected_seq += 1;
     }
-    Ok(ChainReport { entries: expected_seq - 1, head: (expected_seq > 1).then_some(prev) })
+    Ok(ChainReport {
+        entries: expected_seq - 1,
+        head: (expected_seq > 1).then_some(prev),
+    })
 }
 
 #[cfg(test)]
@@ -201,14 +218,23 @@ mod tests {
 
         let mut v = build(5);
         v.remove(2);
-        assert_eq!(verify_chain(&v), Err(ChainError::Gap { expected: 3, found: 4 }));
+        assert_eq!(
+            verify_chain(&v),
+            Err(ChainError::Gap {
+                expected: 3,
+                found: 4
+            })
+        );
 
         let mut v = build(5);
         v.swap(1, 2);
         let (a, b) = (v[1].seq, v[2].seq);
         v[1].seq = b;
         v[2].seq = a;
-        assert!(matches!(verify_chain(&v), Err(ChainError::Broken { .. }) | Err(ChainError::Gap { .. })));
+        assert!(matches!(
+            verify_chain(&v),
+            Err(ChainError::Broken { .. }) | Err(ChainError::Gap { .. })
+        ));
 
         // Deleting the last entry is only visible against a stored head: the report's head
         // changes.

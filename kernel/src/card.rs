@@ -35,7 +35,9 @@ impl CardStatus {
     pub fn parse(s: &str) -> Option<CardStatus> {
         match s.trim() {
             "正常" | "normal" | "有效" | "启用" => Some(CardStatus::Normal),
-            "挂失" | "正式挂失" | "临时挂失" | "口头挂失" | "lost" => Some(CardStatus::Lost),
+            "挂失" | "正式挂失" | "临时挂失" | "口头挂失" | "lost" => {
+                Some(CardStatus::Lost)
+            }
             "注销" | "cancelled" | "已注销" => Some(CardStatus::Cancelled),
             "冻结" | "frozen" | "止付" => Some(CardStatus::Frozen),
             _ => None,

@@ -128,7 +128,11 @@ impl RawLine {
     /// Set the field for `col` (used by readers after header mapping). Empty text is `None`.
     pub fn set(&mut self, col: Column, value: &str) {
         let v = value.trim().trim_matches('\u{3000}');
-        let v = if v.is_empty() { None } else { Some(v.to_owned()) };
+        let v = if v.is_empty() {
+            None
+        } else {
+            Some(v.to_owned())
+        };
         match col {
             Column::Name => self.name = v,
             Column::ResidentId => self.resident_id = v,
@@ -187,8 +191,19 @@ pub struct Issue {
 }
 
 impl Issue {
-    pub fn new(row: u32, column: Option<Column>, code: ReasonCode, message: impl Into<String>) -> Issue {
-        Issue { row, column, code, severity: code.severity(), message: message.into() }
+    pub fn new(
+        row: u32,
+        column: Option<Column>,
+        code: ReasonCode,
+        message: impl Into<String>,
+    ) -> Issue {
+        Issue {
+            row,
+            column,
+            code,
+            severity: code.severity(),
+            message: message.into(),
+        }
     }
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
@@ -213,7 +228,10 @@ mod tests {
     fn headers_map_with_aliases_and_markers() {
         assert_eq!(Column::from_header("身份证号码"), Some(Column::ResidentId));
         assert_eq!(Column::from_header(" *身份证号 "), Some(Column::ResidentId));
-        assert_eq!(Column::from_header("补贴资金项目名称"), Some(Column::Project));
+        assert_eq!(
+            Column::from_header("补贴资金项目名称"),
+            Some(Column::Project)
+        );
         assert_eq!(Column::from_header("resident_id"), Some(Column::ResidentId));
         assert_eq!(Column::from_header("籍贯"), None);
     }

@@ -1,1 +1,216 @@
-//! placeholder
+//! # 河南省: the bank pulls the detail by order number (发放单号)
+//!
+//! Source: 濮阳市惠民惠农财政补贴资金“一卡通”发放管理操作规程（试行）under 豫财监〔2021〕38号
+//! (seed `004`). DOMAIN.md §8 summarises it.
+//!
+//! The model (第二十条至第二十四条): the department imports the reviewed roster and applies for
+//! funds; finance makes the procedural review, picks the agent bank and generates the
+//! disbursement application, pushing the order number, total and budget unit to the budget
+//! system; the treasury pays the agent bank; the bank pulls the detail by order number,
+//! credits the cards, sends an SMS with the project's 4-character short name, amount and
+//! time, and feeds the results back online.
+//!
+//! This crate is pure data and rules; it depends on the kernel only.
+
+use ykt_kernel::catalog::{Catalog, CatalogFile, Project};
+use ykt_kernel::money::Fen;
+use ykt_kernel::province::{
+    FundingModel, Province, ProvinceConfig, ProvinceDescriptor, ProvinceError, StandardProvince,
+    load_catalog,
+};
+use ykt_kernel::workflow::{DeadlineRule, Effect, MAKER, StepDef, WorkflowDef};
+use ykt_kernel::{BatchState as S, Role};
+
+/// The project library a deployment starts with (第十条).
+pub const LIBRARY: &str = include_str!("../data/library.toml");
+
+pub const CODE: &str = "henan";
+pub const NAME: &str = "河南省";
+
+pub const SOURCES: &[&str] = &[
+    "豫财监〔2021〕38号 河南省惠民惠农财政补贴资金“一卡通”发放管理操作规范（试行）",
+    "濮阳市惠民惠农财政补贴资金“一卡通”发放管理操作规程（试行）",
+];
+
+fn parse(text: &str) -> Result<CatalogFile, String> {
+    toml::from_str(text).map_err(|e| e.to_string())
+}
+
+/// The seeded project library.
+pub fn catalog() -> Result<Catalog, ProvinceError> {
+    load_catalog(LIBRARY, parse, &ProvinceConfig::default())
+}
+
+/// 第八条(五): "告知补贴资金到账情况，包括“补贴项目”四字简称、发放金额、到账时间等内容".
+pub fn sms_text(project: &Project, amount: Fen, time: &str) -> String {
+    format!(
+        "【{}】{}元已于{}到账，请查收。",
+        project.short_name, amount, time
+    )
+}
+
+const STEPS: &[StepDef] = &[
+    StepDef {
+        code: "apply_funds",
+        label: "导入清册并提交拨付申请",
+        role: Role::DeptMaker,
+        from: &[S::Draft, S::Returned],
+        to: S::Submitted,
+        effect: Effect::None,
+        separate_from: &[],
+        deadline: None,
+        artifacts: &["validation_report"],
+        basis: "濮阳规程 第二十条：将审核确定的补贴发放清册……导入一卡通系统后，向同级财政部门提交补贴资金拨付申请",
+    },
+    StepDef {
+        code: "finance_review",
+        label: "财政程序性审核，选择代发银行，生成发放申请",
+        role: Role::FinanceReviewer,
+        from: &[S::Submitted],
+        to: S::Approved,
+        effect: Effect::None,
+        separate_from: &[MAKER, "apply_funds"],
+        deadline: None,
+        artifacts: &[],
+        basis: "濮阳规程 第二十一条：财政部门……进行程序性审核后，选择协议约定代发补贴项目的金融机构，在一卡通系统中生成补贴资金发放申请",
+    },
+    StepDef {
+        code: "finance_return",
+        label: "财政退回",
+        role: Role::FinanceReviewer,
+        from: &[S::Submitted],
+        to: S::Returned,
+        effect: Effect::Return,
+        separate_from: &[MAKER, "apply_funds"],
+        deadline: None,
+        artifacts: &[],
+        basis: "濮阳规程 第二十一条",
+    },
+    StepDef {
+        code: "push_order",
+        label: "推送发放单号、资金总额、预算单位至预算管理一体化系统",
+        role: Role::System,
+        from: &[S::Approved],
+        to: S::PlanPushed,
+        effect: Effect::PushPlan,
+        separate_from: &[],
+        deadline: None,
+        artifacts: &["order_push"],
+        basis: "濮阳规程 第二十一条：将“发放单号”“资金总额”“预算单位”等信息推送到预算管理一体化系统",
+    },
+    StepDef {
+        code: "treasury_pay",
+        label: "挂接预算指标，国库拨付代发银行",
+        role: Role::System,
+        from: &[S::PlanPushed],
+        to: S::Funded,
+        effect: Effect::ConfirmFunding,
+        separate_from: &[],
+        deadline: None,
+        artifacts: &[],
+        basis: "濮阳规程 第二十一条：由财政国库支付机构按规定将补贴资金拨付至代发金融机构",
+    },
+    StepDef {
+        code: "release_for_pull",
+        label: "代发银行按发放单号获取明细",
+        role: Role::System,
+        from: &[S::Funded],
+        to: S::Dispatched,
+        effect: Effect::Dispatch,
+        separate_from: &[],
+        deadline: None,
+        artifacts: &["pulled_detail"],
+        basis: "濮阳规程 第二十二条：根据“发放单号”通过一卡通系统获取补贴发放明细信息",
+    },
+    StepDef {
+        code: "collect_results",
+        label: "银行反馈发放结果",
+        role: Role::System,
+        from: &[S::Dispatched],
+        to: S::Settled,
+        effect: Effect::CollectResults,
+        separate_from: &[],
+        deadline: None,
+        artifacts: &["bank_results", "sms"],
+        basis: "濮阳规程 第二十三条：代发金融机构应及时将发放结果反馈至一卡通系统",
+    },
+    StepDef {
+        code: "confirm_reconciliation",
+        label: "核对银行交易结果并盖章备案",
+        role: Role::DeptMaker,
+        from: &[S::Settled],
+        to: S::Reconciled,
+        effect: Effect::Reconcile,
+        separate_from: &[],
+        deadline: Some(DeadlineRule {
+            after: "collect_results",
+            days: 5,
+            working_days: true,
+            basis: "濮阳规程 第二十六条：在收到乙方交易结果5个工作日内，完成核对工作",
+        }),
+        artifacts: &["reconciliation"],
+        basis: "濮阳规程 第二十六条",
+    },
+    StepDef {
+        code: "publish_results",
+        label: "确认并自动推送至惠民惠农补贴查询",
+        role: Role::DeptMaker,
+        from: &[S::Reconciled],
+        to: S::Closed,
+        effect: Effect::Publish,
+        separate_from: &[],
+        deadline: None,
+        artifacts: &["lookup_records"],
+        basis: "濮阳规程 第二十四条：经……确认，由“一卡通”系统自动推送至河南政务服务网“惠民惠农补贴查询”专栏",
+    },
+];
+
+/// Henan's workflow.
+pub static WORKFLOW: WorkflowDef = WorkflowDef {
+    initial: S::Draft,
+    steps: STEPS,
+};
+
+fn build(cfg: &ProvinceConfig) -> Result<Box<dyn Province>, ProvinceError> {
+    Ok(Box::new(StandardProvince {
+        code: CODE,
+        name: NAME,
+        model: FundingModel::BankPull,
+        catalog: load_catalog(LIBRARY, parse, cfg)?,
+        workflow: &WORKFLOW,
+        sources: SOURCES,
+        mask: Default::default(),
+        sms: Some(sms_text),
+    }))
+}
+
+inventory::submit! {
+    ProvinceDescriptor { code: CODE, name: NAME, model: FundingModel::BankPull, sources: SOURCES, build }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn library_loads_with_four_character_short_names() {
+        let c = catalog().unwrap();
+        assert!(c.len() >= 8);
+        assert!(
+            c.projects()
+                .iter()
+                .all(|p| p.short_name.chars().count() == 4)
+        );
+        let p = c.find("农村最低生活保障金").unwrap();
+        assert_eq!(
+            sms_text(p, Fen(32050), "2023-05-20 10:00"),
+            "【农村低保】320.50元已于2023-05-20 10:00到账，请查收。"
+        );
+    }
+
+    #[test]
+    fn workflow_is_valid_and_registered() {
+        WORKFLOW.validate().unwrap();
+        assert!(ykt_kernel::provinces().iter().any(|d| d.code == CODE));
+    }
+}

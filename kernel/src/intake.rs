@@ -1,0 +1,949 @@
+//! Roster intake: validate every line (DOMAIN.md §3), match it against the card registry,
+//! cross-check it against the reference registers (§9), and say for each line whether it is
+//! accepted or why not.
+//!
+//! The steps follow 黑财监〔2021〕30号 二(三)二 ("通过与社会保障卡信息的匹配、比对、校验，生成补贴资金
+//! 发放计划") and the phase-2 cross-checks of 二(二) ("与公安、民政、住建等部门相关信息比对校验，
+//! 避免补贴资金多发、漏发、重发和迟发").
+//!
+//! The pipeline is sans-I/O: [`check_line`] and [`finish_line`] are pure; [`run_intake`] drives
+//! them over a stream of lines in chunks, asking the [`CardRegistry`] and [`ReferenceData`]
+//! ports for what it needs, so memory stays flat whatever the roster's size.
+
+use crate::card::{CardRecord, CardStatus, DeathRecord};
+use crate::catalog::{PaymentBasis, Project};
+use crate::ident::{BankAccount, Phone, RegionCode, ResidentId};
+use crate::mask::MaskPolicy;
+use crate::money::{Fen, Yuan};
+use crate::period::Period;
+use crate::ports::{CardRegistry, PortError, ReferenceData};
+use crate::reason::ReasonCode;
+use crate::roster::{Column, Issue, RawLine};
+use chrono::NaiveDate;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashSet};
+
+/// The region table as the validator needs it.
+pub trait RegionTable: Sync {
+    fn contains(&self, code: &RegionCode) -> bool;
+}
+
+impl RegionTable for HashSet<RegionCode> {
+    fn contains(&self, code: &RegionCode) -> bool {
+        HashSet::contains(self, code)
+    }
+}
+
+/// Everything a line is checked against that does not depend on the line.
+pub struct IntakeContext<'a> {
+    /// The project the roster is for.
+    pub project: &'a Project,
+    /// Other projects of the catalogue the `补贴项目` column may name (to tell "another
+    /// project" from "unknown project").
+    pub catalog: &'a crate::catalog::Catalog,
+    /// The batch's current period (当前属期).
+    pub current: Period,
+    /// Today's date, for birth-date plausibility.
+    pub today: NaiveDate,
+    /// The submitting user's region; lines outside it are refused.
+    pub scope: Option<&'a RegionCode>,
+    /// The region table; `None` skips `region.unknown` (no table loaded).
+    pub regions: Option<&'a dyn RegionTable>,
+    pub mask: &'a MaskPolicy,
+}
+
+/// How a proxy relates to the beneficiary (乐山办法 五 特殊人群管理).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProxyKind {
+    /// 代管: a custodian keeps the beneficiary's own card (custody agreement).
+    Custody,
+    /// 代领: a person without an ID is paid through the proxy's card (receipt agreement).
+    Receipt,
+}
+
+impl ProxyKind {
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            ProxyKind::Custody => "代管",
+            ProxyKind::Receipt => "代领",
+        }
+    }
+}
+
+/// A proxy named on a line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Proxy {
+    pub kind: ProxyKind,
+    pub name: String,
+    pub id: Option<ResidentId>,
+}
+
+/// A line after its own fields were checked: what could be parsed, and the problems so far.
+#[derive(Debug, Clone)]
+pub struct LineDraft {
+    pub row: u32,
+    pub name: Option<String>,
+    pub id: Option<ResidentId>,
+    pub phone: Option<Phone>,
+    pub region: Option<RegionCode>,
+    pub period: Option<Period>,
+    pub amount: Option<Yuan>,
+    pub household_head: Option<bool>,
+    pub proxy: Option<Proxy>,
+    pub roster_account: Option<BankAccount>,
+    pub issues: Vec<Issue>,
+}
+
+impl LineDraft {
+    /// The ID whose card is paid: the proxy's for a receipt proxy, the beneficiary's otherwise.
+    pub fn card_holder(&self) -> Option<&ResidentId> {
+        match &self.proxy {
+            Some(Proxy {
+                kind: ProxyKind::Receipt,
+                id: Some(pid),
+                ..
+            }) => Some(pid),
+            _ => self.id.as_ref(),
+        }
+    }
+    /// The ID the person is known by for duplicate and cross-checks.
+    pub fn person(&self) -> Option<&ResidentId> {
+        self.id.as_ref().or_else(|| self.card_holder())
+    }
+    fn has_errors(&self) -> bool {
+        self.issues.iter().any(Issue::is_error)
+    }
+}
+
+/// What the reference registers say about one line.
+#[derive(Debug, Clone, Default)]
+pub struct Lookups<'a> {
+    /// The card of the card holder, if the registry has one.
+    pub card: Option<&'a CardRecord>,
+    /// The person's death-register entry, if any.
+    pub death: Option<&'a DeathRecord>,
+    /// That person, project and period is paid or in flight in another batch.
+    pub already_paid: bool,
+    /// Name of a mutually exclusive project the person is in for the same period.
+    pub exclusive_with: Option<String>,
+    /// A custody or receipt agreement is on record for this line's proxy.
+    pub agreement_on_record: bool,
+}
+
+/// An accepted line, ready to enter a batch.
+#[derive(Debug, Clone, Serialize)]
+pub struct AcceptedLine {
+    pub row: u32,
+    pub name: String,
+    pub id: ResidentId,
+    pub phone: Option<Phone>,
+    pub region: RegionCode,
+    pub period: Period,
+    pub amount: Yuan,
+    /// The financial account credited (the card holder's card account from the registry).
+    pub account: BankAccount,
+    /// The card's issuing bank.
+    pub bank: String,
+    pub proxy: Option<Proxy>,
+    /// Warnings kept for the department (e.g. `id.legacy15`).
+    pub warnings: Vec<Issue>,
+}
+
+/// The outcome of one line.
+#[derive(Debug, Clone)]
+pub enum LineOutcome {
+    Accepted(AcceptedLine),
+    Rejected {
+        row: u32,
+        name: Option<String>,
+        id: Option<ResidentId>,
+        /// Raw ID text when it did not parse (for the masked report).
+        raw_id: Option<String>,
+        issues: Vec<Issue>,
+    },
+}
+
+impl LineOutcome {
+    pub fn issues(&self) -> &[Issue] {
+        match self {
+            LineOutcome::Accepted(a) => &a.warnings,
+            LineOutcome::Rejected { issues, .. } => issues,
+        }
+    }
+    pub fn row(&self) -> u32 {
+        match self {
+            LineOutcome::Accepted(a) => a.row,
+            LineOutcome::Rejected { row, .. } => *row,
+        }
+    }
+}
+
+fn yes_no(s: &str) -> Option<bool> {
+    match s.trim() {
+        "是" | "Y" | "y" | "1" | "yes" | "true" | "户主" | "√" => Some(true),
+        "否" | "N" | "n" | "0" | "no" | "false" | "非户主" | "×" => Some(false),
+        _ => None,
+    }
+}
+
+/// Normalise the middle dots used in minority names so `阿依·买买提` matches `阿依•买买提`.
+pub fn normalise_name(s: &str) -> String {
+    s.trim()
+        .chars()
+        .map(|c| match c {
+            '•' | '・' | '．' | '.' | '‧' | '∙' => '·',
+            c => c,
+        })
+        .filter(|c| !c.is_whitespace() && *c != '\u{3000}')
+        .collect()
+}
+
+/// `name.missing` / `name.invalid`: empty; digits or control characters; longer than 30.
+fn check_name(raw: Option<&str>) -> Result<String, (ReasonCode, String)> {
+    let Some(n) = raw else {
+        return Err((ReasonCode::NameMissing, "姓名为空".into()));
+    };
+    let n = normalise_name(n);
+    if n.is_empty() {
+        return Err((ReasonCode::NameMissing, "姓名为空".into()));
+    }
+    if n.chars().count() > 30 {
+        return Err((
+            ReasonCode::NameInvalid,
+            format!("姓名超过30个字（{}个字）", n.chars().count()),
+        ));
+    }
+    if n.chars()
+        .any(|c| c.is_control() || c.is_ascii_digit() || ('０'..='９').contains(&c))
+    {
+        return Err((ReasonCode::NameInvalid, "姓名含数字或控制字符".into()));
+    }
+    if n.starts_with('·') || n.ends_with('·') {
+        return Err((ReasonCode::NameInvalid, "姓名首尾不能是间隔号".into()));
+    }
+    Ok(n)
+}
+
+fn push(d: &mut LineDraft, col: Column, code: ReasonCode, msg: impl Into<String>) {
+    d.issues.push(Issue::new(d.row, Some(col), code, msg));
+}
+
+/// Parse a resident ID field, reporting its problems as the given column.
+fn parse_id(d: &mut LineDraft, col: Column, text: &str, today: NaiveDate) -> Option<ResidentId> {
+    match ResidentId::parse(text, today) {
+        Ok(p) => {
+            if p.upgraded_from_15 {
+                push(
+                    d,
+                    col,
+                    ReasonCode::IdLegacy15,
+                    format!("15位身份证号码已升为18位（{}），请核对", p.id.masked()),
+                );
+            }
+            Some(p.id)
+        }
+        Err(e) => {
+            push(d, col, e.reason(), e.to_string());
+            None
+        }
+    }
+}
+
+/// Check a line's own fields (stage 1: no registers needed).
+pub fn check_line(ctx: &IntakeContext<'_>, raw: &RawLine) -> LineDraft {
+    let mut d = LineDraft {
+        row: raw.row,
+        name: None,
+        id: None,
+        phone: None,
+        region: None,
+        period: None,
+        amount: None,
+        household_head: None,
+        proxy: None,
+        roster_account: None,
+        issues: Vec::new(),
+    };
+
+    // 姓名
+    match check_name(raw.name.as_deref()) {
+        Ok(n) => d.name = Some(n),
+        Err((code, msg)) => push(&mut d, Column::Name, code, msg),
+    }
+
+    // Proxy (代领人 / 代管人): parsed first because a receipt proxy stands in for a missing ID.
+    if raw.proxy_name.is_some() || raw.proxy_id.is_some() {
+        let kind = match raw.proxy_kind.as_deref().map(str::trim) {
+            Some("代管" | "custody" | "代管代持") => ProxyKind::Custody,
+            Some("代领" | "receipt" | "代为领取") => ProxyKind::Receipt,
+            _ if raw.resident_id.is_none() => ProxyKind::Receipt,
+            _ => ProxyKind::Custody,
+        };
+        let pid = raw
+            .proxy_id
+            .as_deref()
+            .and_then(|t| parse_id(&mut d, Column::ProxyId, t, ctx.today));
+        let pname = match check_name(raw.proxy_name.as_deref()) {
+            Ok(n) => n,
+            Err((code, msg)) => {
+                push(&mut d, Column::ProxyName, code, format!("代领人{msg}"));
+                String::new()
+            }
+        };
+        if kind == ProxyKind::Receipt && pid.is_none() && raw.proxy_id.is_none() {
+            push(
+                &mut d,
+                Column::ProxyId,
+                ReasonCode::IdFormat,
+                "代领人身份证号码为空",
+            );
+        }
+        d.proxy = Some(Proxy {
+            kind,
+            name: pname,
+            id: pid,
+        });
+    }
+
+    // 身份证号码
+    if raw.resident_id_numeric {
+        push(
+            &mut d,
+            Column::ResidentId,
+            ReasonCode::IdNumericCell,
+            "身份证号码在表格中存为数字，Excel只保留15位有效数字，号码已失真；请将该列设为文本后重新填写",
+        );
+    } else {
+        match raw.resident_id.as_deref() {
+            Some(t) => d.id = parse_id(&mut d, Column::ResidentId, t, ctx.today),
+            None if matches!(
+                d.proxy,
+                Some(Proxy {
+                    kind: ProxyKind::Receipt,
+                    ..
+                })
+            ) => {}
+            None => push(
+                &mut d,
+                Column::ResidentId,
+                ReasonCode::IdFormat,
+                "身份证号码为空",
+            ),
+        }
+    }
+
+    // 手机号码 (warning only)
+    if let Some(p) = raw.phone.as_deref() {
+        match Phone::parse(p) {
+            Ok(p) => d.phone = Some(p),
+            Err(_) => push(
+                &mut d,
+                Column::Phone,
+                ReasonCode::PhoneFormat,
+                "手机号码不是有效的大陆手机号（1[3-9]开头的11位数字）",
+            ),
+        }
+    }
+
+    // 行政区划代码
+    match raw.region.as_deref() {
+        None => push(
+            &mut d,
+            Column::Region,
+            ReasonCode::RegionFormat,
+            "行政区划代码为空",
+        ),
+        Some(t) => match RegionCode::parse(t) {
+            Err(_) => push(
+                &mut d,
+                Column::Region,
+                ReasonCode::RegionFormat,
+                format!("行政区划代码「{t}」应为12位统计用区划代码或其2/4/6/9位前缀"),
+            ),
+            Ok(code) => {
+                if let Some(table) = ctx.regions {
+                    if !table.contains(&code) {
+                        push(
+                            &mut d,
+                            Column::Region,
+                            ReasonCode::RegionUnknown,
+                            format!("行政区划代码{}不在区划表中", code.full()),
+                        );
+                    }
+                }
+                if let Some(scope) = ctx.scope {
+                    if !scope.contains(&code) {
+                        push(
+                            &mut d,
+                            Column::Region,
+                            ReasonCode::RegionOutsideScope,
+                            format!(
+                                "行政区划{}不在本单位管辖范围{}内",
+                                code.full(),
+                                scope.full()
+                            ),
+                        );
+                    }
+                }
+                d.region = Some(code);
+            }
+        },
+    }
+
+    // 补贴项目 (optional column: the roster is for ctx.project)
+    if let Some(p) = raw.project.as_deref() {
+        let same = p == ctx.project.code || p == ctx.project.name;
+        if !same {
+            match ctx.catalog.find(p) {
+                None => push(
+                    &mut d,
+                    Column::Project,
+                    ReasonCode::ProjectUnknown,
+                    format!("补贴项目「{p}」不在补贴项目目录中"),
+                ),
+                Some(other) => push(
+                    &mut d,
+                    Column::Project,
+                    ReasonCode::ProjectUnknown,
+                    format!(
+                        "本清册为「{}」，该行为「{}」，请分项目报送",
+                        ctx.project.name, other.name
+                    ),
+                ),
+            }
+        }
+    }
+
+    // 属期
+    let period = match raw.period.as_deref() {
+        None => Some(ctx.current),
+        Some(t) => match Period::parse(t) {
+            Ok(p) if p.kind() == ctx.project.period_kind() => Some(p),
+            Ok(p) => {
+                push(
+                    &mut d,
+                    Column::Period,
+                    ReasonCode::PeriodFormat,
+                    format!(
+                        "属期「{}」与项目发放频次「{}」不符",
+                        p.label_zh(),
+                        ctx.project.frequency.label_zh()
+                    ),
+                );
+                None
+            }
+            Err(_) => {
+                push(
+                    &mut d,
+                    Column::Period,
+                    ReasonCode::PeriodFormat,
+                    format!("属期「{t}」无法识别，应如 2023-05、2023Q2、2023H1 或 2023"),
+                );
+                None
+            }
+        },
+    };
+    if let Some(p) = period {
+        if let Some(w) = &ctx.project.active {
+            if !w.contains(&p) {
+                push(
+                    &mut d,
+                    Column::Period,
+                    ReasonCode::ProjectInactive,
+                    format!("属期{}不在项目发放属期{}内", p.label_zh(), w.label_zh()),
+                );
+            }
+        }
+        if !ctx.project.cross_period.allows(&ctx.current, &p) {
+            push(
+                &mut d,
+                Column::Period,
+                ReasonCode::PeriodOutOfWindow,
+                format!(
+                    "属期{}超出跨属期发放规则（当前属期{}，{}）",
+                    p.label_zh(),
+                    ctx.current.label_zh(),
+                    ctx.project.cross_period.label_zh()
+                ),
+            );
+        }
+        d.period = Some(p);
+    }
+
+    // 补贴金额, 补贴标准 × 数量
+    match raw.amount.as_deref() {
+        None => push(
+            &mut d,
+            Column::Amount,
+            ReasonCode::AmountFormat,
+            "补贴金额为空",
+        ),
+        Some(t) => match Yuan::parse(t) {
+            Err(e) => push(
+                &mut d,
+                Column::Amount,
+                e.reason(),
+                format!("补贴金额「{t}」：{e}"),
+            ),
+            Ok(a) => d.amount = Some(a),
+        },
+    }
+    if let (Some(amount), Some(q)) = (d.amount, raw.quantity.as_deref()) {
+        let standard = match raw.standard.as_deref() {
+            Some(s) => crate::money::parse_decimal(s).ok(),
+            None => ctx.project.standard.map(|y| y.as_decimal()),
+        };
+        match (standard, crate::money::parse_decimal(q)) {
+            (Some(std), Ok(q)) => {
+                let expected = (std * q).round_dp_with_strategy(
+                    2,
+                    rust_decimal::RoundingStrategy::MidpointAwayFromZero,
+                );
+                if expected != amount.as_decimal() {
+                    push(
+                        &mut d,
+                        Column::Amount,
+                        ReasonCode::AmountStandardMismatch,
+                        format!(
+                            "补贴金额{}不等于补贴标准{}×数量{}={}",
+                            amount,
+                            std.normalize(),
+                            q.normalize(),
+                            expected
+                        ),
+                    );
+                }
+            }
+            (_, Err(_)) => push(
+                &mut d,
+                Column::Quantity,
+                ReasonCode::AmountFormat,
+                format!("数量「{q}」不是有效数字"),
+            ),
+            (None, _) => {}
+        }
+    }
+
+    // 户主 (household-based projects pay the household head's card)
+    if let Some(h) = raw.household_head.as_deref() {
+        d.household_head = yes_no(h).or_else(|| d.name.as_ref().map(|n| normalise_name(h) == *n));
+    }
+    if ctx.project.basis == PaymentBasis::Household && d.household_head == Some(false) {
+        push(
+            &mut d,
+            Column::HouseholdHead,
+            ReasonCode::HouseholdNotHead,
+            format!(
+                "「{}」按户发放，应发放至户主的社会保障卡账户",
+                ctx.project.name
+            ),
+        );
+    }
+
+    // 银行账号 (optional: the registry's account is authoritative)
+    if let Some(a) = raw.bank_account.as_deref() {
+        match BankAccount::parse(a) {
+            Ok(acc) => {
+                if !acc.luhn_ok() {
+                    push(
+                        &mut d,
+                        Column::BankAccount,
+                        ReasonCode::AccountLuhn,
+                        format!(
+                            "银行账号{}未通过Luhn校验（存折账号可能属正常），请核对",
+                            acc.masked()
+                        ),
+                    );
+                }
+                d.roster_account = Some(acc);
+            }
+            Err(_) => push(
+                &mut d,
+                Column::BankAccount,
+                ReasonCode::AccountLuhn,
+                "银行账号不是12至30位数字，请核对",
+            ),
+        }
+    }
+    d
+}
+
+/// The key that makes a line a duplicate: person, project and period (and, for 多次/年
+/// projects, the batch, which within one roster is always the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DupKey {
+    /// The first 17 digits of the ID as a number (the 18th is their check digit).
+    pub person: u64,
+    pub period: Period,
+}
+
+impl DupKey {
+    pub fn new(id: &ResidentId, period: Period) -> DupKey {
+        let person = id.as_str()[..17]
+            .bytes()
+            .fold(0u64, |acc, b| acc * 10 + u64::from(b - b'0'));
+        DupKey { person, period }
+    }
+}
+
+/// Remembers which (person, period) pairs a roster already had (`dup.in_file`).
+#[derive(Debug, Default)]
+pub struct DupTracker {
+    seen: std::collections::HashMap<DupKey, u32>,
+}
+
+impl DupTracker {
+    /// Record a key; returns the row that had it first, if any.
+    pub fn first_row(&mut self, key: DupKey, row: u32) -> Option<u32> {
+        match self.seen.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(row);
+                None
+            }
+        }
+    }
+}
+
+/// Stage 2 and 3: card matching and cross-checks, then the verdict.
+pub fn finish_line(
+    ctx: &IntakeContext<'_>,
+    mut d: LineDraft,
+    l: &Lookups<'_>,
+    dups: &mut DupTracker,
+) -> LineOutcome {
+    // Duplicates in the file
+    if let (Some(id), Some(period)) = (d.person().cloned(), d.period) {
+        if let Some(first) = dups.first_row(DupKey::new(&id, period), d.row) {
+            push(
+                &mut d,
+                Column::ResidentId,
+                ReasonCode::DupInFile,
+                format!(
+                    "与第{first}行为同一人、同一项目、同一属期{}",
+                    period.label_zh()
+                ),
+            );
+        } else if l.already_paid && ctx.project.frequency.once_per_period() {
+            push(
+                &mut d,
+                Column::ResidentId,
+                ReasonCode::DupAlreadyPaid,
+                format!(
+                    "{}属期{}已发放或正在发放",
+                    ctx.project.name,
+                    period.label_zh()
+                ),
+            );
+        }
+    }
+
+    // Card registry
+    if d.card_holder().is_some() {
+        let col = if matches!(
+            d.proxy,
+            Some(Proxy {
+                kind: ProxyKind::Receipt,
+                ..
+            })
+        ) {
+            Column::ProxyId
+        } else {
+            Column::ResidentId
+        };
+        match l.card {
+            None => push(
+                &mut d,
+                col,
+                ReasonCode::CardNone,
+                "社保卡管理信息系统中无此人社会保障卡，请通知补贴对象办卡",
+            ),
+            Some(card) => {
+                if card.status != CardStatus::Normal {
+                    push(
+                        &mut d,
+                        col,
+                        ReasonCode::CardInvalid,
+                        format!(
+                            "社会保障卡状态为「{}」，请通知补贴对象补换卡",
+                            card.status.label()
+                        ),
+                    );
+                } else if !card.activated {
+                    push(
+                        &mut d,
+                        col,
+                        ReasonCode::CardInactive,
+                        "社会保障卡金融账户未激活，请通知补贴对象激活",
+                    );
+                }
+                let expected_name = match &d.proxy {
+                    Some(Proxy {
+                        kind: ProxyKind::Receipt,
+                        name,
+                        ..
+                    }) => Some(name.clone()),
+                    _ => d.name.clone(),
+                };
+                if let Some(n) = expected_name {
+                    if !n.is_empty() && normalise_name(&card.name) != n {
+                        let col = if col == Column::ProxyId {
+                            Column::ProxyName
+                        } else {
+                            Column::Name
+                        };
+                        push(
+                            &mut d,
+                            col,
+                            ReasonCode::CardNameMismatch,
+                            format!(
+                                "清册姓名「{}」与社保卡登记姓名「{}」不一致",
+                                ctx.mask.name(&n),
+                                ctx.mask.name(&card.name)
+                            ),
+                        );
+                    }
+                }
+                if !card.account.luhn_ok() {
+                    push(
+                        &mut d,
+                        Column::BankAccount,
+                        ReasonCode::AccountLuhn,
+                        format!(
+                            "社保卡银行账号{}未通过Luhn校验，请核对",
+                            card.account.masked()
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    // Death register: deceased before the period began.
+    if let (Some(death), Some(period)) = (l.death, d.period) {
+        if death.date_of_death < period.start_date() {
+            push(
+                &mut d,
+                Column::ResidentId,
+                ReasonCode::PersonDeceased,
+                format!(
+                    "死亡登记日期{}早于属期{}",
+                    death.date_of_death,
+                    period.label_zh()
+                ),
+            );
+        }
+    }
+
+    // Mutually exclusive projects
+    if let Some(other) = &l.exclusive_with {
+        push(
+            &mut d,
+            Column::Project,
+            ReasonCode::PersonExclusive,
+            format!("同一属期已享受互斥项目「{other}」"),
+        );
+    }
+
+    // Proxy agreement
+    if d.proxy.is_some() && !l.agreement_on_record {
+        let kind = d
+            .proxy
+            .as_ref()
+            .map(|p| p.kind.label_zh())
+            .unwrap_or("代领");
+        push(
+            &mut d,
+            Column::ProxyName,
+            ReasonCode::ProxyAgreementMissing,
+            format!("{kind}须有经村（居）委会备案的{kind}协议"),
+        );
+    }
+
+    d.issues.sort_by_key(|i| (i.column, i.code));
+    let accepted = !d.has_errors();
+    let person = d.person().cloned();
+    match (
+        accepted, d.name, person, d.region, d.period, d.amount, l.card,
+    ) {
+        (true, Some(name), Some(id), Some(region), Some(period), Some(amount), Some(card)) => {
+            LineOutcome::Accepted(AcceptedLine {
+                row: d.row,
+                name,
+                id,
+                phone: d.phone,
+                region,
+                period,
+                amount,
+                account: card.account.clone(),
+                bank: card.bank.clone(),
+                proxy: d.proxy,
+                warnings: d.issues,
+            })
+        }
+        (_, name, id, ..) => LineOutcome::Rejected {
+            row: d.row,
+            name,
+            id,
+            raw_id: None,
+            issues: d.issues,
+        },
+    }
+}
+
+/// Totals of an intake run.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct IntakeSummary {
+    pub lines: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    /// Lines accepted with at least one warning.
+    pub with_warnings: u64,
+    pub accepted_amount: Fen,
+    /// Number of lines carrying each code (a line with two codes counts for both).
+    pub by_code: BTreeMap<String, u64>,
+}
+
+impl IntakeSummary {
+    pub fn record(&mut self, o: &LineOutcome) {
+        self.lines += 1;
+        let mut codes: Vec<ReasonCode> = o.issues().iter().map(|i| i.code).collect();
+        codes.sort();
+        codes.dedup();
+        for c in codes {
+            *self.by_code.entry(c.as_str().to_owned()).or_default() += 1;
+        }
+        match o {
+            LineOutcome::Accepted(a) => {
+                self.accepted += 1;
+                self.accepted_amount += a.amount.to_fen();
+                if !a.warnings.is_empty() {
+                    self.with_warnings += 1;
+                }
+            }
+            LineOutcome::Rejected { .. } => self.rejected += 1,
+        }
+    }
+}
+
+/// Why an intake run stopped (the roster is then unusable as a whole: nothing is stored).
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError<E: std::error::Error + 'static> {
+    #[error(transparent)]
+    Source(E),
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Lines processed per round-trip to the registers.
+pub const CHUNK: usize = 4096;
+
+/// Run intake over a stream of raw lines: each outcome is handed to `sink` in file order.
+pub async fn run_intake<E, I, S>(
+    ctx: &IntakeContext<'_>,
+    lines: I,
+    registry: &dyn CardRegistry,
+    refs: &dyn ReferenceData,
+    mut sink: S,
+) -> Result<IntakeSummary, IntakeError<E>>
+where
+    E: std::error::Error + 'static,
+    I: IntoIterator<Item = Result<RawLine, E>>,
+    S: FnMut(LineOutcome) -> Result<(), E>,
+{
+    let mut summary = IntakeSummary::default();
+    let mut dups = DupTracker::default();
+    let mut chunk: Vec<(LineDraft, Option<String>)> = Vec::with_capacity(CHUNK);
+    let mut iter = lines.into_iter();
+    let exclusive: Vec<&Project> = ctx.catalog.exclusive_peers(&ctx.project.code).collect();
+    loop {
+        chunk.clear();
+        for item in iter.by_ref() {
+            let raw = item.map_err(IntakeError::Source)?;
+            let draft = check_line(ctx, &raw);
+            chunk.push((draft, raw.resident_id));
+            if chunk.len() == CHUNK {
+                break;
+            }
+        }
+        if chunk.is_empty() {
+            break;
+        }
+        // One round-trip per register for the whole chunk.
+        let holders: Vec<ResidentId> = chunk
+            .iter()
+            .filter_map(|(d, _)| d.card_holder().cloned())
+            .collect();
+        let persons: Vec<ResidentId> = chunk
+            .iter()
+            .filter_map(|(d, _)| d.person().cloned())
+            .collect();
+        let keyed: Vec<(ResidentId, Period)> = chunk
+            .iter()
+            .filter_map(|(d, _)| Some((d.person()?.clone(), d.period?)))
+            .collect();
+        let cards = registry.lookup(&holders).await?;
+        let deaths = refs.deaths(&persons).await?;
+        let paid = refs.paid_or_in_flight(ctx.project, &keyed).await?;
+        let excl = if exclusive.is_empty() {
+            vec![None; keyed.len()]
+        } else {
+            refs.exclusive(&exclusive, &keyed).await?
+        };
+        let proxies: Vec<ResidentId> = chunk
+            .iter()
+            .filter(|(d, _)| d.proxy.is_some())
+            .filter_map(|(d, _)| d.person().cloned())
+            .collect();
+        let agreements = if proxies.is_empty() {
+            Vec::new()
+        } else {
+            refs.agreements(&proxies).await?
+        };
+
+        let (mut hi, mut pi, mut ki, mut ai) = (0, 0, 0, 0);
+        for (draft, raw_id) in chunk.drain(..) {
+            let mut l = Lookups::default();
+            if draft.card_holder().is_some() {
+                l.card = cards.get(hi).and_then(Option::as_ref);
+                hi += 1;
+            }
+            if draft.person().is_some() {
+                l.death = deaths.get(pi).and_then(Option::as_ref);
+                pi += 1;
+                if draft.period.is_some() {
+                    l.already_paid = paid.get(ki).copied().unwrap_or(false);
+                    l.exclusive_with = excl.get(ki).cloned().flatten();
+                    ki += 1;
+                }
+                if draft.proxy.is_some() {
+                    l.agreement_on_record = agreements.get(ai).copied().unwrap_or(false);
+                    ai += 1;
+                }
+            }
+            let mut outcome = finish_line(ctx, draft, &l, &mut dups);
+            if let LineOutcome::Rejected {
+                raw_id: r,
+                id: None,
+                ..
+            } = &mut outcome
+            {
+                *r = raw_id;
+            }
+            summary.record(&outcome);
+            sink(outcome).map_err(IntakeError::Source)?;
+        }
+    }
+    Ok(summary)
+}
+
+/// Whether `issues` carry `code`.
+pub fn has_code(issues: &[Issue], code: ReasonCode) -> bool {
+    issues.iter().any(|i| i.code == code)
+}
+
+/// The sum of accepted amounts in 分.
+pub fn total(lines: &[AcceptedLine]) -> Fen {
+    lines.iter().map(|l| l.amount.to_fen()).sum()
+}

@@ -1,0 +1,252 @@
+//! The four ports through which the platform talks to the outside systems (DOMAIN.md §5):
+//! the HR&SS card registry, the treasury (budget system and treasury agent bank), the agent
+//! bank that credits cards, and the public disclosure channel. Adapters implement them
+//! against real systems; simulators implement them for demos and tests.
+//!
+//! Every trait is object-safe (`async_trait` boxes the futures) so the composition root can
+//! hold `Arc<dyn CardRegistry>` and pick an implementation from configuration.
+
+use crate::card::{CardRecord, DeathRecord};
+use crate::catalog::Project;
+use crate::ident::{BankAccount, RegionCode, ResidentId};
+use crate::money::Fen;
+use crate::period::Period;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// A port call failed. `retryable` says whether the same call may succeed later (timeouts,
+/// connection resets) or not (refused, malformed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{system}：{message} ({system}: {message})")]
+pub struct PortError {
+    pub system: String,
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl PortError {
+    pub fn new(
+        system: impl Into<String>,
+        message: impl Into<String>,
+        retryable: bool,
+    ) -> PortError {
+        PortError {
+            system: system.into(),
+            message: message.into(),
+            retryable,
+        }
+    }
+}
+
+/// 社保卡管理信息系统: look up cards for many resident IDs at once.
+#[async_trait]
+pub trait CardRegistry: Send + Sync {
+    /// One answer per ID, in the same order.
+    async fn lookup(&self, ids: &[ResidentId]) -> Result<Vec<Option<CardRecord>>, PortError>;
+}
+
+/// The reference registers of the cross-checks (DOMAIN.md §9).
+#[async_trait]
+pub trait ReferenceData: Send + Sync {
+    /// Death-register entries, one answer per ID.
+    async fn deaths(&self, ids: &[ResidentId]) -> Result<Vec<Option<DeathRecord>>, PortError>;
+    /// Whether each (person, period) of `project` is already paid or in flight (重发).
+    async fn paid_or_in_flight(
+        &self,
+        project: &Project,
+        keys: &[(ResidentId, Period)],
+    ) -> Result<Vec<bool>, PortError>;
+    /// For each (person, period): the name of one of `peers` (mutually exclusive projects) the
+    /// person is paid or in flight in for that period.
+    async fn exclusive(
+        &self,
+        peers: &[&Project],
+        keys: &[(ResidentId, Period)],
+    ) -> Result<Vec<Option<String>>, PortError>;
+    /// Whether a custody/receipt agreement is on record for each person.
+    async fn agreements(&self, ids: &[ResidentId]) -> Result<Vec<bool>, PortError>;
+}
+
+/// A request to fund a batch (a disbursement plan, a treasury payment request or an
+/// authorised-payment plan, depending on the province model).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FundingRequest {
+    /// Our reference for the batch (e.g. its order number).
+    pub reference: String,
+    pub province: String,
+    pub region: RegionCode,
+    pub project_code: String,
+    pub project_name: String,
+    pub period: Period,
+    /// Budget unit (预算单位) requesting the money.
+    pub budget_unit: String,
+    pub count: u64,
+    pub amount: Fen,
+    /// Where the money goes: the agent bank (treasury direct payment / bank pull) or the
+    /// department's zero-balance account.
+    pub payee_account: String,
+}
+
+/// What the treasury said about a funding request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum FundingStatus {
+    /// Received, not yet paid.
+    Pending { voucher_no: String },
+    /// Funds moved.
+    Funded {
+        voucher_no: String,
+        amount: Fen,
+        date: String,
+    },
+    /// Refused, with the treasury's reason.
+    Refused { reason: String },
+}
+
+/// 预算管理一体化系统 + 国库集中支付: request funding and learn when funds moved.
+#[async_trait]
+pub trait TreasuryPayment: Send + Sync {
+    async fn request_funding(&self, req: &FundingRequest) -> Result<FundingStatus, PortError>;
+    async fn funding_status(&self, reference: &str) -> Result<FundingStatus, PortError>;
+    /// Return money that could not be paid through the original channel (原渠道退回).
+    async fn refund(&self, reference: &str, amount: Fen, reason: &str)
+    -> Result<String, PortError>;
+}
+
+/// One payment in an instruction to the bank: the line, its attempt number (a corrected line
+/// is paid again as a new attempt of the same line, never a new line) and the card account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstructionLine {
+    pub line_id: i64,
+    pub attempt: u32,
+    pub name: String,
+    pub account: BankAccount,
+    pub bank: String,
+    pub amount: Fen,
+}
+
+/// A payment instruction: the detail of one batch (or of its corrected lines).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentInstruction {
+    /// The batch's order number (发放单号).
+    pub order_no: String,
+    pub project_name: String,
+    pub project_short_name: String,
+    pub count: u64,
+    pub total: Fen,
+    pub lines: Vec<InstructionLine>,
+}
+
+/// The bank's per-line outcome (发放结果反馈 / 回盘).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BankResult {
+    pub order_no: String,
+    pub line_id: i64,
+    pub attempt: u32,
+    /// The amount the bank says it credited (or tried to).
+    pub amount: Fen,
+    pub outcome: BankOutcome,
+    /// Bank's value date, `YYYY-MM-DD`.
+    pub date: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum BankOutcome {
+    Credited,
+    Failed { reason: FailureReason },
+}
+
+/// Why a bank could not credit a card (濮阳规程 第二十三条: "账号错误或账户休眠等原因").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureReason {
+    /// 账号错误
+    WrongAccount,
+    /// 账户休眠
+    DormantAccount,
+    /// 户名不符
+    NameMismatch,
+    /// 账户冻结/销户
+    AccountClosed,
+    /// 其他
+    Other,
+}
+
+impl FailureReason {
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            FailureReason::WrongAccount => "账号错误",
+            FailureReason::DormantAccount => "账户休眠",
+            FailureReason::NameMismatch => "户名不符",
+            FailureReason::AccountClosed => "账户冻结或已销户",
+            FailureReason::Other => "其他原因",
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::WrongAccount => "wrong_account",
+            FailureReason::DormantAccount => "dormant_account",
+            FailureReason::NameMismatch => "name_mismatch",
+            FailureReason::AccountClosed => "account_closed",
+            FailureReason::Other => "other",
+        }
+    }
+    pub fn parse(s: &str) -> Option<FailureReason> {
+        [
+            FailureReason::WrongAccount,
+            FailureReason::DormantAccount,
+            FailureReason::NameMismatch,
+            FailureReason::AccountClosed,
+            FailureReason::Other,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s || r.label_zh() == s)
+    }
+}
+
+/// 代发银行: deliver the payment instruction (push a file, or make the detail available to be
+/// pulled by order number) and collect the results.
+#[async_trait]
+pub trait BankAgent: Send + Sync {
+    /// Push, or announce for pulling. Idempotent by (order_no, attempt set).
+    async fn deliver(&self, instruction: &PaymentInstruction) -> Result<String, PortError>;
+    /// Results available for an order so far (may repeat, may be partial, may be reordered).
+    async fn collect_results(&self, order_no: &str) -> Result<Vec<BankResult>, PortError>;
+}
+
+/// A notice to publish (公示/公开), already masked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    pub id: String,
+    pub kind: String,
+    pub region: RegionCode,
+    pub project_name: String,
+    pub title: String,
+    /// Masked, printable body (plain text or HTML).
+    pub body: String,
+    pub published_on: String,
+    /// Last day it must stay up, if any.
+    pub until: Option<String>,
+}
+
+/// One masked payment record for the public personal lookup (补贴查询).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LookupRecord {
+    /// Keyed blind index of the resident ID (never the ID itself).
+    pub person_key: String,
+    pub name_masked: String,
+    pub project_name: String,
+    pub period: Period,
+    pub amount: Fen,
+    pub date: String,
+    pub status: String,
+}
+
+/// 公示公开 / 补贴查询: publish notices and lookup records, withdraw them.
+#[async_trait]
+pub trait DisclosureChannel: Send + Sync {
+    async fn publish(&self, notice: &Notice) -> Result<String, PortError>;
+    async fn withdraw(&self, notice_id: &str) -> Result<(), PortError>;
+    async fn publish_records(&self, records: &[LookupRecord]) -> Result<u64, PortError>;
+}
