@@ -50,6 +50,9 @@ pub struct IntakeContext<'a> {
     /// The region table; `None` skips `region.unknown` (no table loaded).
     pub regions: Option<&'a dyn RegionTable>,
     pub mask: &'a MaskPolicy,
+    /// Match lines against the card registry. `false` only for a dry-run check without a
+    /// registry: the card rules are then skipped and accepted lines carry no account.
+    pub check_cards: bool,
 }
 
 /// How a proxy relates to the beneficiary (乐山办法 五 特殊人群管理).
@@ -141,10 +144,11 @@ pub struct AcceptedLine {
     pub region: RegionCode,
     pub period: Period,
     pub amount: Yuan,
-    /// The financial account credited (the card holder's card account from the registry).
-    pub account: BankAccount,
-    /// The card's issuing bank.
-    pub bank: String,
+    /// The financial account credited (the card holder's card account from the registry);
+    /// `Some` whenever cards were checked.
+    pub account: Option<BankAccount>,
+    /// The card's issuing bank; `Some` whenever cards were checked.
+    pub bank: Option<String>,
     pub proxy: Option<Proxy>,
     /// Warnings kept for the department (e.g. `id.legacy15`).
     pub warnings: Vec<Issue>,
@@ -640,7 +644,7 @@ pub fn finish_line(
     }
 
     // Card registry
-    if d.card_holder().is_some() {
+    if ctx.check_cards && d.card_holder().is_some() {
         let col = if matches!(
             d.proxy,
             Some(Proxy {
@@ -764,10 +768,16 @@ pub fn finish_line(
     d.issues.sort_by_key(|i| (i.column, i.code));
     let accepted = !d.has_errors();
     let person = d.person().cloned();
+    let card_ok = !ctx.check_cards || l.card.is_some();
     match (
-        accepted, d.name, person, d.region, d.period, d.amount, l.card,
+        accepted && card_ok,
+        d.name,
+        person,
+        d.region,
+        d.period,
+        d.amount,
     ) {
-        (true, Some(name), Some(id), Some(region), Some(period), Some(amount), Some(card)) => {
+        (true, Some(name), Some(id), Some(region), Some(period), Some(amount)) => {
             LineOutcome::Accepted(AcceptedLine {
                 row: d.row,
                 name,
@@ -776,8 +786,8 @@ pub fn finish_line(
                 region,
                 period,
                 amount,
-                account: card.account.clone(),
-                bank: card.bank.clone(),
+                account: l.card.map(|c| c.account.clone()),
+                bank: l.card.map(|c| c.bank.clone()),
                 proxy: d.proxy,
                 warnings: d.issues,
             })
@@ -839,27 +849,45 @@ pub enum IntakeError<E: std::error::Error + 'static> {
 /// Lines processed per round-trip to the registers.
 pub const CHUNK: usize = 4096;
 
-/// Run intake over a stream of raw lines: each outcome is handed to `sink` in file order.
-pub async fn run_intake<E, I, S>(
-    ctx: &IntakeContext<'_>,
-    lines: I,
-    registry: &dyn CardRegistry,
-    refs: &dyn ReferenceData,
-    mut sink: S,
-) -> Result<IntakeSummary, IntakeError<E>>
-where
-    E: std::error::Error + 'static,
-    I: IntoIterator<Item = Result<RawLine, E>>,
-    S: FnMut(LineOutcome) -> Result<(), E>,
-{
-    let mut summary = IntakeSummary::default();
-    let mut dups = DupTracker::default();
-    let mut chunk: Vec<(LineDraft, Option<String>)> = Vec::with_capacity(CHUNK);
-    let mut iter = lines.into_iter();
-    let exclusive: Vec<&Project> = ctx.catalog.exclusive_peers(&ctx.project.code).collect();
-    loop {
-        chunk.clear();
-        for item in iter.by_ref() {
+/// An intake in progress: pull outcomes chunk by chunk with [`IntakeRun::next_chunk`], so the
+/// caller can store each chunk (inside its own transaction) before reading on. Memory holds
+/// one chunk plus the duplicate tracker, whatever the roster's size.
+pub struct IntakeRun<'c> {
+    ctx: &'c IntakeContext<'c>,
+    dups: DupTracker,
+    summary: IntakeSummary,
+    peers: Vec<&'c Project>,
+}
+
+impl<'c> IntakeRun<'c> {
+    pub fn new(ctx: &'c IntakeContext<'c>) -> IntakeRun<'c> {
+        IntakeRun {
+            ctx,
+            dups: DupTracker::default(),
+            summary: IntakeSummary::default(),
+            peers: ctx.catalog.exclusive_peers(&ctx.project.code).collect(),
+        }
+    }
+
+    /// The totals so far.
+    pub fn summary(&self) -> &IntakeSummary {
+        &self.summary
+    }
+
+    /// Check the next [`CHUNK`] lines; an empty vector means the roster is done.
+    pub async fn next_chunk<E, I>(
+        &mut self,
+        lines: &mut I,
+        registry: &dyn CardRegistry,
+        refs: &dyn ReferenceData,
+    ) -> Result<Vec<LineOutcome>, IntakeError<E>>
+    where
+        E: std::error::Error + 'static,
+        I: Iterator<Item = Result<RawLine, E>>,
+    {
+        let ctx = self.ctx;
+        let mut chunk: Vec<(LineDraft, Option<String>)> = Vec::with_capacity(CHUNK);
+        for item in lines.by_ref() {
             let raw = item.map_err(IntakeError::Source)?;
             let draft = check_line(ctx, &raw);
             chunk.push((draft, raw.resident_id));
@@ -868,7 +896,7 @@ where
             }
         }
         if chunk.is_empty() {
-            break;
+            return Ok(Vec::new());
         }
         // One round-trip per register for the whole chunk.
         let holders: Vec<ResidentId> = chunk
@@ -883,13 +911,17 @@ where
             .iter()
             .filter_map(|(d, _)| Some((d.person()?.clone(), d.period?)))
             .collect();
-        let cards = registry.lookup(&holders).await?;
+        let cards = if ctx.check_cards {
+            registry.lookup(&holders).await?
+        } else {
+            Vec::new()
+        };
         let deaths = refs.deaths(&persons).await?;
         let paid = refs.paid_or_in_flight(ctx.project, &keyed).await?;
-        let excl = if exclusive.is_empty() {
+        let excl = if self.peers.is_empty() {
             vec![None; keyed.len()]
         } else {
-            refs.exclusive(&exclusive, &keyed).await?
+            refs.exclusive(&self.peers, &keyed).await?
         };
         let proxies: Vec<ResidentId> = chunk
             .iter()
@@ -903,7 +935,8 @@ where
         };
 
         let (mut hi, mut pi, mut ki, mut ai) = (0, 0, 0, 0);
-        for (draft, raw_id) in chunk.drain(..) {
+        let mut out = Vec::with_capacity(chunk.len());
+        for (draft, raw_id) in chunk {
             let mut l = Lookups::default();
             if draft.card_holder().is_some() {
                 l.card = cards.get(hi).and_then(Option::as_ref);
@@ -922,7 +955,7 @@ where
                     ai += 1;
                 }
             }
-            let mut outcome = finish_line(ctx, draft, &l, &mut dups);
+            let mut outcome = finish_line(ctx, draft, &l, &mut self.dups);
             if let LineOutcome::Rejected {
                 raw_id: r,
                 id: None,
@@ -931,11 +964,37 @@ where
             {
                 *r = raw_id;
             }
-            summary.record(&outcome);
-            sink(outcome).map_err(IntakeError::Source)?;
+            self.summary.record(&outcome);
+            out.push(outcome);
+        }
+        Ok(out)
+    }
+}
+
+/// Run a whole intake, handing each outcome to `sink` in file order.
+pub async fn run_intake<E, I, S>(
+    ctx: &IntakeContext<'_>,
+    lines: I,
+    registry: &dyn CardRegistry,
+    refs: &dyn ReferenceData,
+    mut sink: S,
+) -> Result<IntakeSummary, IntakeError<E>>
+where
+    E: std::error::Error + 'static,
+    I: IntoIterator<Item = Result<RawLine, E>>,
+    S: FnMut(LineOutcome) -> Result<(), E>,
+{
+    let mut run = IntakeRun::new(ctx);
+    let mut iter = lines.into_iter();
+    loop {
+        let chunk = run.next_chunk(&mut iter, registry, refs).await?;
+        if chunk.is_empty() {
+            return Ok(run.summary.clone());
+        }
+        for o in chunk {
+            sink(o).map_err(IntakeError::Source)?;
         }
     }
-    Ok(summary)
 }
 
 /// Whether `issues` carry `code`.

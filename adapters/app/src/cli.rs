@@ -1,0 +1,711 @@
+//! The `ykt` command line.
+
+use crate::config::Config;
+use crate::intake::{self, ImportResult, IntakeFailure, Request};
+use crate::output;
+use crate::registers::{MemRegisters, demo_regions};
+use anyhow::{Context, anyhow, bail};
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use ykt_files::registry::{for_each_card, for_each_death, for_each_region};
+use ykt_kernel::province::Province;
+use ykt_kernel::workflow::{BatchFacts, authorize};
+use ykt_kernel::{RegionCode, Role, User};
+use ykt_store::{ImportMeta, ImportOutcome, Store, UserRow, kinds};
+
+#[derive(Parser, Debug)]
+#[command(name = "ykt", version, about = "惠民惠农财政补贴资金「一卡通」发放平台 (yikatong)", long_about = None)]
+pub struct Cli {
+    /// Configuration file (default: ./ykt.toml if present, or $YKT_CONFIG).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// 列出已编译的省份 — list the provinces compiled into this binary.
+    Provinces {
+        #[arg(long)]
+        json: bool,
+    },
+    /// 补贴项目目录 — the catalogue of a province: codes, names and rules.
+    Catalog {
+        #[arg(long)]
+        province: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// 校验清册（不入库）— validate a roster without storing it. Exit 0: all accepted; 1: some
+    /// lines rejected; 2: the file is unusable.
+    Check(CheckArgs),
+    /// 导入 — import a register or a roster into the configured database.
+    #[command(subcommand)]
+    Import(ImportCmd),
+    /// 用户管理 — manage operator accounts.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// 发放批次 — list, show and drive batches through the province's workflow.
+    #[command(subcommand)]
+    Batch(BatchCmd),
+    /// 审计日志 — verify the hash-chained audit log.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// 演示 — generate a realistic data set into the embedded database and run intake on it.
+    Demo(crate::demo::DemoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct Target {
+    /// Province code (heilongjiang, sichuan, henan); optional when one is configured or
+    /// compiled in.
+    #[arg(long)]
+    pub province: Option<String>,
+    /// Project code or exact name, e.g. HLJ03 or 农村最低生活保障金.
+    #[arg(long)]
+    pub project: String,
+    /// The batch's current period, e.g. 2023-05, 2023Q2, 2023H1, 2023.
+    #[arg(long)]
+    pub period: String,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    pub roster: PathBuf,
+    #[command(flatten)]
+    pub target: Target,
+    /// Card registry snapshot (xlsx/CSV) to match against.
+    #[arg(long)]
+    pub registry: Option<PathBuf>,
+    /// Death register (xlsx/CSV).
+    #[arg(long)]
+    pub deaths: Option<PathBuf>,
+    /// Region table (xlsx/CSV); default: the region codes shipped with ykt.
+    #[arg(long)]
+    pub regions: Option<PathBuf>,
+    /// Region the submitting unit covers (lines outside it are refused).
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// One JSON object per problem on stdout (the summary goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the error report (xlsx, GB18030 CSV, JSON) into this directory.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImportCmd {
+    /// 社保卡信息 snapshot: 身份证号码, 姓名, 社会保障卡号, 发卡银行, 银行账号, 卡状态, 金融账户是否激活.
+    Registry {
+        file: PathBuf,
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// 死亡登记: 身份证号码, 姓名, 死亡日期.
+    Deaths {
+        file: PathBuf,
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// 区划代码表: 行政区划代码, 名称.
+    Regions {
+        file: PathBuf,
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// 发放清册: validate, match, cross-check and form batches (one per county).
+    Roster {
+        file: PathBuf,
+        #[command(flatten)]
+        target: Target,
+        /// The importing user (a department maker or township clerk).
+        #[arg(long)]
+        user: String,
+        /// Also write the error report into this directory.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCmd {
+    /// Add or update a user.
+    Add {
+        login: String,
+        #[arg(long)]
+        name: String,
+        /// Comma-separated roles: township_clerk, dept_maker, dept_head, finance_reviewer,
+        /// hrss, bank_operator, auditor, admin.
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+        /// Region code of the user's scope (2 to 12 digits).
+        #[arg(long)]
+        region: String,
+    },
+    /// List users.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BatchCmd {
+    /// List batches.
+    List {
+        #[arg(long)]
+        province: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a batch: totals by line state, the trace, and the next steps.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take a workflow step (e.g. submit_plan, finance_approve) as a user.
+    Step {
+        id: i64,
+        step: String,
+        #[arg(long)]
+        user: String,
+        /// Reason (required to return a batch).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCmd {
+    /// Verify the whole chain.
+    Verify,
+}
+
+/// The process entry point: parse, run, map errors to exit codes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("无法启动运行时 (cannot start the runtime): {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("错误 error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("YKT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Today's date: `YKT_TODAY` (YYYY-MM-DD, for reproducible runs) or the local date.
+pub fn today() -> anyhow::Result<NaiveDate> {
+    match std::env::var("YKT_TODAY") {
+        Ok(s) => NaiveDate::parse_from_str(&s, "%Y-%m-%d")
+            .with_context(|| format!("YKT_TODAY「{s}」应为 YYYY-MM-DD")),
+        Err(_) => Ok(chrono::Local::now().date_naive()),
+    }
+}
+
+/// Open the configured database (creating the embedded one and its key on first use).
+pub async fn open_store(cfg: &Config, create: bool) -> anyhow::Result<Store> {
+    let (vault, created) = cfg.vault(create)?;
+    if let Some(p) = created {
+        eprintln!(
+            "已生成主密钥并保存在 {}（请妥善备份，勿提交到代码库）(generated a new master key at {})",
+            p.display(),
+            p.display()
+        );
+    }
+    Store::connect(&cfg.database_url, vault)
+        .await
+        .with_context(|| {
+            format!(
+                "无法打开数据库 {} (cannot open the database)",
+                redact_url(&cfg.database_url)
+            )
+        })
+}
+
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(a)) if a > s => format!("{}://***@{}", &url[..s], &url[a + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+pub fn user_of(row: &UserRow) -> anyhow::Result<User> {
+    let roles = row
+        .roles
+        .iter()
+        .map(|r| Role::parse(r).ok_or_else(|| anyhow!("用户{}的角色「{r}」无效", row.login)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let region = RegionCode::parse(&row.region)
+        .map_err(|e| anyhow!("用户{}的区划「{}」无效：{e}", row.login, row.region))?;
+    Ok(User {
+        login: row.login.clone(),
+        name: row.display_name.clone(),
+        roles,
+        region,
+        bank: None,
+    })
+}
+
+async fn load_user(store: &Store, login: &str) -> anyhow::Result<User> {
+    let row = store
+        .get_user(login)
+        .await?
+        .ok_or_else(|| anyhow!("用户「{login}」不存在；先用 ykt user add 创建 (no such user)"))?;
+    if row.disabled {
+        bail!("用户「{login}」已停用 (user is disabled)");
+    }
+    user_of(&row)
+}
+
+fn province_of(name: Option<&str>, cfg: &Config) -> anyhow::Result<Box<dyn Province>> {
+    let d = crate::select_province(name, cfg)?;
+    Ok(crate::build_province(d, cfg)?)
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let cfg = Config::load(cli.config.as_deref())?;
+    init_logging(&cfg);
+    match cli.command {
+        Command::Provinces { json } => {
+            let ds = crate::provinces();
+            if json {
+                let v: Vec<_> = ds.iter().map(|d| serde_json::json!({"code": d.code, "name": d.name, "model": d.model.as_str(), "sources": d.sources})).collect();
+                outln!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                out!("{}", output::provinces_table(&ds));
+            }
+            Ok(0)
+        }
+        Command::Catalog { province, json } => {
+            // Without --province (and none configured): every compiled-in province.
+            let ps: Vec<Box<dyn Province>> = match province.as_deref().or(cfg.province.as_deref()) {
+                Some(p) => vec![province_of(Some(p), &cfg)?],
+                None => crate::provinces()
+                    .into_iter()
+                    .map(|d| crate::build_province(d, &cfg))
+                    .collect::<Result<_, _>>()?,
+            };
+            if json {
+                let v: Vec<_> = ps.iter().map(|p| serde_json::json!({"province": p.code(), "projects": p.catalog().projects()})).collect();
+                outln!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(0);
+            }
+            for p in &ps {
+                out!("{}", output::catalog_table(p.as_ref()));
+            }
+            Ok(0)
+        }
+        Command::Check(a) => check(&cfg, a).await,
+        Command::Import(cmd) => import(&cfg, cmd).await,
+        Command::User(cmd) => user(&cfg, cmd).await,
+        Command::Batch(cmd) => batch(&cfg, cmd).await,
+        Command::Audit(AuditCmd::Verify) => {
+            let store = open_store(&cfg, false).await?;
+            let r = store.verify_audit().await?;
+            outln!(
+                "审计日志完整 (audit chain verified): {} 条 entries, head {}",
+                r.entries,
+                r.head.map(|h| h.to_hex()).unwrap_or_else(|| "-".into())
+            );
+            Ok(0)
+        }
+        Command::Demo(a) => crate::demo::run(&cfg, a).await,
+    }
+}
+
+/// Map an intake failure to the CLI's exit code and message.
+fn fail(e: IntakeFailure) -> anyhow::Result<u8> {
+    match e {
+        IntakeFailure::File(f) => {
+            eprintln!("文件不可用，未处理任何一行 (file unusable, nothing processed): {f}");
+            Ok(2)
+        }
+        IntakeFailure::Request(m) => {
+            eprintln!("{m}");
+            Ok(2)
+        }
+        other => Err(other.into()),
+    }
+}
+
+async fn check(cfg: &Config, a: CheckArgs) -> anyhow::Result<u8> {
+    let province = province_of(a.target.province.as_deref(), cfg)?;
+    let (project, period) =
+        match intake::resolve(province.as_ref(), &a.target.project, &a.target.period) {
+            Ok(x) => x,
+            Err(e) => return fail(e),
+        };
+    let today = today()?;
+    let mut regs = MemRegisters::default();
+    let load = |r: Result<(), ykt_files::FileError>| r.map_err(IntakeFailure::File);
+    let loaded = (|| -> Result<(), IntakeFailure> {
+        if let Some(f) = &a.registry {
+            load(regs.load_cards(f, today))?;
+        }
+        if let Some(f) = &a.deaths {
+            load(regs.load_deaths(f, today))?;
+        }
+        match &a.regions {
+            Some(f) => load(regs.load_regions(f))?,
+            None => regs.add_regions(demo_regions()),
+        }
+        Ok(())
+    })();
+    if let Err(e) = loaded {
+        return fail(e);
+    }
+    for (file, p) in &regs.problems {
+        eprintln!("注意 {file}: {p}");
+    }
+    let scope = match &a.scope {
+        Some(s) => Some(RegionCode::parse(s).map_err(|e| anyhow!("--scope「{s}」：{e}"))?),
+        None => None,
+    };
+    let req = Request {
+        province: province.as_ref(),
+        project,
+        period,
+        today,
+        scope,
+        regions: Some(&regs),
+        check_cards: a.registry.is_some(),
+    };
+    let report = match intake::check(&a.roster, &req, &regs, &regs).await {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    if a.json {
+        for p in &report.problems {
+            outln!("{}", serde_json::to_string(p)?);
+        }
+        eprint!("{}", output::check_summary(&report));
+    } else {
+        out!("{}", output::check_summary(&report));
+        if !report.problems.is_empty() {
+            outln!("问题明细 problems:");
+            out!("{}", output::problems_table(&report));
+        }
+    }
+    if let Some(dir) = &a.report {
+        write_reports(dir, &report)?;
+    }
+    Ok(report.exit_code())
+}
+
+/// Write the error report as xlsx, GB18030 CSV and JSON.
+pub fn write_reports(dir: &Path, report: &intake::CheckReport) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("无法创建目录 {}", dir.display()))?;
+    let lines: Vec<ykt_files::ReportLine> = report
+        .problems
+        .iter()
+        .map(|p| ykt_files::ReportLine {
+            row: p.row,
+            name_masked: p.name.clone(),
+            id_masked: p.id.clone(),
+            column: p.column.clone().unwrap_or_default(),
+            code: p.code.clone(),
+            severity: ykt_kernel::ReasonCode::from_code(&p.code)
+                .map(|c| c.severity().label().to_owned())
+                .unwrap_or_default(),
+            follow_up: p.follow_up.clone(),
+            message: p.message.clone(),
+        })
+        .collect();
+    let title = format!("{} {} 清册校验结果", report.project_name, report.period);
+    ykt_files::export::write_report_xlsx(&dir.join("校验结果.xlsx"), &title, &lines)?;
+    ykt_files::export::write_report_csv_gb18030(&dir.join("校验结果.csv"), &lines)?;
+    ykt_files::export::write_report_json(&dir.join("校验结果.json"), &lines)?;
+    Ok(())
+}
+
+async fn import(cfg: &Config, cmd: ImportCmd) -> anyhow::Result<u8> {
+    let store = open_store(cfg, true).await?;
+    let today = today()?;
+    let meta = |kind: &str, file: &Path, user: &Option<String>| -> anyhow::Result<ImportMeta> {
+        let sha = intake::hash_file(file)?;
+        Ok(ImportMeta {
+            kind: kind.into(),
+            file_name: file
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            sha256: sha,
+            scope: String::new(),
+            actor: user.clone().unwrap_or_else(|| "cli".into()),
+        })
+    };
+    let outcome = match &cmd {
+        ImportCmd::Registry { file, user } => {
+            let records = collect_rows(file, |f| for_each_card(file, today, f))?;
+            store
+                .import_cards(records, meta(kinds::CARDS, file, user)?)
+                .await?
+        }
+        ImportCmd::Deaths { file, user } => {
+            let records = collect_rows(file, |f| for_each_death(file, today, f))?;
+            store
+                .import_deaths(records, meta(kinds::DEATHS, file, user)?)
+                .await?
+        }
+        ImportCmd::Regions { file, user } => {
+            let records = collect_rows(file, |f| for_each_region(file, f))?;
+            store
+                .import_regions(records, meta(kinds::REGIONS, file, user)?)
+                .await?
+        }
+        ImportCmd::Roster {
+            file,
+            target,
+            user,
+            report,
+        } => {
+            let province = province_of(target.province.as_deref(), cfg)?;
+            let (project, period) =
+                match intake::resolve(province.as_ref(), &target.project, &target.period) {
+                    Ok(x) => x,
+                    Err(e) => return fail(e),
+                };
+            let user = load_user(&store, user).await?;
+            let regions = store.all_regions().await?;
+            let mut table = MemRegisters::default();
+            table.add_regions(regions);
+            if table.regions.is_empty() {
+                table.add_regions(demo_regions());
+            }
+            let req = Request {
+                province: province.as_ref(),
+                project,
+                period,
+                today,
+                scope: Some(user.region.clone()),
+                regions: Some(&table),
+                check_cards: true,
+            };
+            return match intake::import(&store, file, &req, &user).await {
+                Err(e) => fail(e),
+                Ok(ImportResult::AlreadyImported { roster_id, at }) => {
+                    outln!(
+                        "该文件已于 {at} 导入（清册 {roster_id}），未重复导入 (already imported as roster {roster_id})"
+                    );
+                    Ok(0)
+                }
+                Ok(ImportResult::Imported { report: r, result }) => {
+                    out!("{}", output::check_summary(&r));
+                    outln!("清册 roster {} 已入库；批次 batches:", result.roster_id);
+                    out!("{}", output::batches_table(&result.batches));
+                    if let Some(dir) = report {
+                        write_reports(dir, &r)?;
+                    }
+                    Ok(r.exit_code())
+                }
+            };
+        }
+    };
+    match outcome {
+        ImportOutcome::Imported { import_id, rows } => {
+            outln!("已导入 {rows} 条 (imported {rows} rows, import {import_id})")
+        }
+        ImportOutcome::AlreadyImported { import_id, at } => {
+            outln!("该文件已于 {at} 导入（导入批次 {import_id}），未重复导入 (already imported)")
+        }
+    }
+    Ok(0)
+}
+
+/// Read a register file fully, refusing it (nothing imported) if any row is bad: the rows'
+/// problems are listed.
+fn collect_rows<T>(
+    file: &Path,
+    read: impl FnOnce(
+        &mut dyn FnMut(Result<T, ykt_files::RowProblem>),
+    ) -> Result<(), ykt_files::FileError>,
+) -> anyhow::Result<Vec<Result<T, std::convert::Infallible>>> {
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    read(&mut |r| match r {
+        Ok(t) => good.push(Ok(t)),
+        Err(p) => bad.push(p),
+    })?;
+    if !bad.is_empty() {
+        let mut msg = format!(
+            "{} 有 {} 行数据有误，未导入任何数据 ({} bad rows, nothing imported):",
+            file.display(),
+            bad.len(),
+            bad.len()
+        );
+        for p in bad.iter().take(20) {
+            msg.push_str(&format!("\n  {p}"));
+        }
+        bail!(msg);
+    }
+    Ok(good)
+}
+
+async fn user(cfg: &Config, cmd: UserCmd) -> anyhow::Result<u8> {
+    let store = open_store(cfg, true).await?;
+    match cmd {
+        UserCmd::Add {
+            login,
+            name,
+            roles,
+            region,
+        } => {
+            for r in &roles {
+                Role::parse(r).ok_or_else(|| {
+                    anyhow!(
+                        "角色「{r}」无效；可选：{}",
+                        Role::ALL
+                            .iter()
+                            .map(|r| r.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })?;
+            }
+            let region =
+                RegionCode::parse(&region).map_err(|e| anyhow!("区划「{region}」：{e}"))?;
+            store
+                .upsert_user(&UserRow {
+                    login: login.clone(),
+                    display_name: name,
+                    roles,
+                    region: region.full(),
+                    password_hash: None,
+                    disabled: false,
+                })
+                .await?;
+            outln!("用户 {login} 已保存 (saved)");
+        }
+        UserCmd::List => {
+            for u in store.list_users().await? {
+                outln!(
+                    "{} {} {} {}{}",
+                    output::pad(&u.login, 16),
+                    output::pad(&u.display_name, 12),
+                    u.region,
+                    u.roles.join(","),
+                    if u.disabled { " (停用)" } else { "" }
+                );
+            }
+        }
+    }
+    Ok(0)
+}
+
+async fn batch(cfg: &Config, cmd: BatchCmd) -> anyhow::Result<u8> {
+    let store = open_store(cfg, false).await?;
+    match cmd {
+        BatchCmd::List { province, json } => {
+            let bs = store.batches(province.as_deref(), None).await?;
+            if json {
+                outln!("{}", serde_json::to_string_pretty(&bs)?);
+            } else {
+                out!("{}", output::batches_table(&bs));
+            }
+        }
+        BatchCmd::Show { id, json } => {
+            let b = store
+                .batch(id)
+                .await?
+                .ok_or_else(|| anyhow!("批次 {id} 不存在 (no such batch)"))?;
+            let tally = store.tally(id).await?;
+            let steps = store.batch_steps(id).await?;
+            if json {
+                outln!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"batch": b, "tally": tally, "steps": steps})
+                    )?
+                );
+            } else {
+                let p = province_of(Some(&b.province), cfg)?;
+                let next: Vec<_> = p
+                    .workflow()
+                    .steps_from(b.state)
+                    .map(|s| (s.code, s.label, s.role.label_zh()))
+                    .collect();
+                out!("{}", output::batch_detail(&b, &tally, &steps, &next));
+            }
+        }
+        BatchCmd::Step {
+            id,
+            step,
+            user,
+            reason,
+        } => {
+            let b = store
+                .batch(id)
+                .await?
+                .ok_or_else(|| anyhow!("批次 {id} 不存在 (no such batch)"))?;
+            let user = load_user(&store, &user).await?;
+            let p = province_of(Some(&b.province), cfg)?;
+            let steps = store.batch_steps(id).await?;
+            let history: Vec<(String, String)> = steps
+                .iter()
+                .map(|s| (s.step.clone(), s.actor.clone()))
+                .collect();
+            let region = RegionCode::parse(&b.region).map_err(|e| anyhow!("{e}"))?;
+            let facts = BatchFacts {
+                id,
+                state: b.state,
+                region: &region,
+                maker: &b.maker,
+                history: &history,
+            };
+            let t = match authorize(p.workflow(), &step, &facts, &user) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("拒绝 refused: {e}");
+                    return Ok(1);
+                }
+            };
+            if t.step.effect == ykt_kernel::workflow::Effect::Return
+                && reason.as_deref().is_none_or(|r| r.trim().is_empty())
+            {
+                eprintln!("退回须说明原因：--reason \"...\" (a return needs a reason)");
+                return Ok(1);
+            }
+            let tally = store.tally(id).await?;
+            ykt_kernel::batch::check_balance(id, b.control, &tally)?;
+            let after = store
+                .apply_step(
+                    &b,
+                    &t,
+                    &user,
+                    reason.as_deref(),
+                    serde_json::json!({"count": b.control.count, "amount_fen": b.control.amount.0}),
+                )
+                .await?;
+            outln!(
+                "批次 {id}：{} → {}（{}，{}）",
+                t.from.label_zh(),
+                after.state.label_zh(),
+                t.step.label,
+                user.login
+            );
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,385 @@
+//! The connection pool, transactions and the two-backend dispatch.
+//!
+//! # Writing a query once for both backends
+//!
+//! SQL text is shared: `$1, $2, ...` placeholders (SQLite accepts `$N`), integers as
+//! `INTEGER`/`BIGINT` decoded as `i64`, byte strings as `BLOB`/`BYTEA` (`Vec<u8>`), timestamps
+//! as RFC 3339 UTC `TEXT`, booleans as integer 0/1. The [`with_pool!`] and [`with_tx!`]
+//! macros expand one body once per backend, with the identifier bound to that backend's pool
+//! or connection, so the body type-checks against both drivers:
+//!
+//! ```ignore
+//! let name: Option<String> = with_pool!(self, |p| {
+//!     sqlx::query_scalar("SELECT name FROM regions WHERE code = $1")
+//!         .bind(code)
+//!         .fetch_optional(p)
+//!         .await?
+//! });
+//!
+//! let mut tx = self.begin().await?;
+//! with_tx!(tx, |c| {
+//!     sqlx::query("INSERT INTO t (a) VALUES ($1)").bind(a).execute(&mut *c).await?;
+//! });
+//! tx.commit().await?;
+//! ```
+//!
+//! Both arms must produce the same type: decode rows inside the body with `query_as` into
+//! tuples (or `query_scalar`), which implement `FromRow` for both drivers, and convert to
+//! domain types outside the macro. Where the backends genuinely differ (bulk loading with
+//! `COPY`, locking), match on [`Pool`] / [`TxInner`] directly.
+//!
+//! # Write transactions
+//!
+//! [`Store::begin`] opens a *write* transaction.
+//!
+//! - SQLite: `BEGIN IMMEDIATE`, so the write lock is taken at the start. A `DEFERRED`
+//!   transaction (sqlx's `begin()`) that reads and then writes can fail with `SQLITE_BUSY` at
+//!   the upgrade, where `busy_timeout` does not help; `IMMEDIATE` waits (up to `busy_timeout`)
+//!   at `BEGIN` instead. Inside one process, writers additionally queue on an async mutex (the
+//!   *write gate*) so a long import makes other writers wait rather than time out after 5 s.
+//!   Consequence: never open a second write transaction while holding one.
+//! - PostgreSQL: a plain `BEGIN` (READ COMMITTED); code that needs serialisation takes a lock
+//!   explicitly (the audit chain locks `audit_log`).
+
+use crate::error::{Result, StoreError};
+use crate::vault::Vault;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// How long SQLite waits for a lock held by another connection or process.
+pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The connection pool of either backend.
+#[derive(Clone)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The store: one repository API over SQLite or PostgreSQL, selected by the URL.
+/// Cheap to clone (the pool and the vault are shared).
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) pool: Pool,
+    pub(crate) vault: Vault,
+    /// SQLite only: serialises write transactions inside this process (see the module docs).
+    write_gate: Arc<Mutex<()>>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Run `$body` with `$p` bound to the store's pool (`&SqlitePool` or `&PgPool`). The body is
+/// expanded once per backend and must evaluate to the same type in both. See the module docs.
+macro_rules! with_pool {
+    ($store:expr, |$p:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::db::Pool::Sqlite($p) => $body,
+            $crate::db::Pool::Postgres($p) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+/// Run `$body` with `$c` bound to the transaction's connection (`&mut SqliteConnection` or
+/// `&mut PgConnection`; pass `&mut *$c` as the executor). Expanded once per backend.
+macro_rules! with_tx {
+    ($tx:expr, |$c:ident| $body:expr) => {
+        match &mut $tx.inner {
+            $crate::db::TxInner::Sqlite(t) => {
+                let $c: &mut ::sqlx::SqliteConnection = &mut **t;
+                $body
+            }
+            $crate::db::TxInner::Postgres(t) => {
+                let $c: &mut ::sqlx::PgConnection = &mut **t;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_tx;
+
+/// A write transaction on either backend, from [`Store::begin`]. Dropping it without
+/// [`Tx::commit`] rolls back.
+pub struct Tx {
+    // Field order matters: the transaction is dropped (rolled back) before the gate opens.
+    pub(crate) inner: TxInner,
+    _gate: Option<OwnedMutexGuard<()>>,
+}
+
+pub(crate) enum TxInner {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<()> {
+        match self.inner {
+            TxInner::Sqlite(t) => t.commit().await?,
+            TxInner::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> Result<()> {
+        match self.inner {
+            TxInner::Sqlite(t) => t.rollback().await?,
+            TxInner::Postgres(t) => t.rollback().await?,
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.inner {
+            TxInner::Sqlite(_) => Backend::Sqlite,
+            TxInner::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+impl fmt::Debug for Tx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tx")
+            .field("backend", &self.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+fn config(reason: impl Into<String>) -> StoreError {
+    StoreError::Config {
+        reason: reason.into(),
+    }
+}
+
+/// Whether a SQLite URL names an in-memory database.
+fn sqlite_in_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
+impl Store {
+    /// Connect to `url` and apply the migrations.
+    ///
+    /// - `sqlite://path/to/ykt.db` (relative to the working directory; `sqlite:///abs/path`
+    ///   for an absolute path): parent directories and the file are created when missing; WAL
+    ///   journal, `synchronous=FULL`, foreign keys on, busy timeout 5 s.
+    /// - `sqlite::memory:`: a private in-memory database (one connection, lives as long as the
+    ///   store).
+    /// - `postgres://user@host:port/database` (or `postgresql://`).
+    ///
+    /// Refuses a database that was created with another master key
+    /// ([`StoreError::KeyMismatch`]).
+    pub async fn connect(url: &str, vault: Vault) -> Result<Store> {
+        let pool = if url.starts_with("sqlite:") {
+            Pool::Sqlite(connect_sqlite(url).await?)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url).map_err(|e| {
+                config(format!("PostgreSQL 地址无法解析 (bad PostgreSQL URL): {e}"))
+            })?;
+            Pool::Postgres(connect_postgres(opts).await?)
+        } else {
+            return Err(config(
+                "数据库地址应以 sqlite: 或 postgres:// 开头 (the URL must start with sqlite: or postgres://)",
+            ));
+        };
+        let store = Store {
+            pool,
+            vault,
+            write_gate: Arc::new(Mutex::new(())),
+        };
+        store.migrate().await?;
+        store.check_key().await?;
+        tracing::info!(backend = %store.backend(), "store connected and migrated");
+        Ok(store)
+    }
+
+    /// Apply pending migrations (idempotent; [`Store::connect`] already did).
+    pub async fn migrate(&self) -> Result<()> {
+        match &self.pool {
+            Pool::Sqlite(p) => SQLITE_MIGRATOR.run(p).await?,
+            Pool::Postgres(p) => POSTGRES_MIGRATOR.run(p).await?,
+        }
+        Ok(())
+    }
+
+    /// Which backend this store uses.
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The vault encrypting personal identifiers.
+    pub fn vault(&self) -> &Vault {
+        &self.vault
+    }
+
+    /// Close all connections (waits for checked-out connections to come back).
+    pub async fn close(&self) {
+        with_pool!(self, |p| p.close().await)
+    }
+
+    /// Open a write transaction (see the module docs for the locking).
+    pub async fn begin(&self) -> Result<Tx> {
+        match &self.pool {
+            Pool::Sqlite(p) => {
+                let gate = self.write_gate.clone().lock_owned().await;
+                let t = p.begin_with("BEGIN IMMEDIATE").await?;
+                Ok(Tx {
+                    inner: TxInner::Sqlite(t),
+                    _gate: Some(gate),
+                })
+            }
+            Pool::Postgres(p) => {
+                let t = p.begin().await?;
+                Ok(Tx {
+                    inner: TxInner::Postgres(t),
+                    _gate: None,
+                })
+            }
+        }
+    }
+
+    /// Record the vault's key-check value on first use; refuse another key afterwards.
+    async fn check_key(&self) -> Result<()> {
+        let mine = self.vault.check_value().to_owned();
+        let mut tx = self.begin().await?;
+        let stored: String = with_tx!(tx, |c| {
+            sqlx::query(
+                "INSERT INTO store_meta (key, value) VALUES ('vault_check', $1) \
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(&mine)
+            .execute(&mut *c)
+            .await?;
+            sqlx::query_scalar("SELECT value FROM store_meta WHERE key = 'vault_check'")
+                .fetch_one(&mut *c)
+                .await?
+        });
+        tx.commit().await?;
+        if stored != mine {
+            return Err(StoreError::KeyMismatch);
+        }
+        Ok(())
+    }
+}
+
+async fn connect_sqlite(url: &str) -> Result<SqlitePool> {
+    let opts = SqliteConnectOptions::from_str(url)
+        .map_err(|e| config(format!("SQLite 地址无法解析 (bad SQLite URL): {e}")))?
+        .foreign_keys(true)
+        .busy_timeout(SQLITE_BUSY_TIMEOUT)
+        .synchronous(SqliteSynchronous::Full)
+        // 64 MiB page cache per connection (default 2 MiB): bulk loads insert into B-trees
+        // keyed by random blind indexes, which thrash a small cache.
+        .pragma("cache_size", "-65536");
+    if sqlite_in_memory(url) {
+        // Every connection to `:memory:` would be a separate database (sqlx names it and
+        // uses a shared cache, but shared-cache locking reports SQLITE_LOCKED without waiting):
+        // keep exactly one connection, forever.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(opts)
+            .await?;
+        return Ok(pool);
+    }
+    let path = opts.get_filename().to_path_buf();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    let opts = opts
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(opts)
+        .await?;
+    Ok(pool)
+}
+
+async fn connect_postgres(opts: PgConnectOptions) -> Result<PgPool> {
+    let pool = PgPoolOptions::new()
+        .max_connections(10)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(opts)
+        .await?;
+    Ok(pool)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_store_connects_and_refuses_other_key_on_file() {
+        let (vault, _) = Vault::generate();
+        let store = Store::connect("sqlite::memory:", vault.clone())
+            .await
+            .expect("memory store");
+        assert_eq!(store.backend(), Backend::Sqlite);
+        store.close().await;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("a/b/ykt.db").display());
+        let store = Store::connect(&url, vault.clone())
+            .await
+            .expect("file store");
+        store.close().await;
+        let (other, _) = Vault::generate();
+        assert!(matches!(
+            Store::connect(&url, other).await,
+            Err(StoreError::KeyMismatch)
+        ));
+        let again = Store::connect(&url, vault).await.expect("same key reopens");
+        again.close().await;
+
+        assert!(matches!(
+            Store::connect("mysql://x", Vault::generate().0).await,
+            Err(StoreError::Config { .. })
+        ));
+    }
+}

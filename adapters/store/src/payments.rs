@@ -1,0 +1,1044 @@
+//! Rosters, batches, payment lines and the ledger.
+//!
+//! A roster import runs in ONE write transaction: the roster row, every accepted line (into
+//! a batch per county, created as lines arrive), every problem, the control totals and the
+//! audit entries commit together or not at all ("a file with errors is never half-imported",
+//! DOMAIN.md §3). The same file for the same province, project and period is imported at most
+//! once. Lines arrive chunk by chunk from `ykt_kernel::intake::IntakeRun`, so memory holds one
+//! chunk whatever the roster's size.
+//!
+//! Batch steps use optimistic locking (`version`): two reviewers approving at once produce
+//! one transition and one `Conflict`.
+
+use crate::db::{Store, Tx, with_pool, with_tx};
+use crate::error::{Result, StoreError};
+use crate::registers::{MAX_IN_LIST, aad, open_str, placeholders};
+use crate::vault::{BlindIndex, IndexKind, Vault};
+use std::collections::{BTreeMap, HashMap};
+use ykt_kernel::audit::AuditRecord;
+use ykt_kernel::batch::{BatchState, LineState, Tally, Totals};
+use ykt_kernel::card::{CardRecord, DeathRecord};
+use ykt_kernel::catalog::Project;
+use ykt_kernel::intake::{LineOutcome, ProxyKind};
+use ykt_kernel::ledger::{Account, AccountKind, Entry};
+use ykt_kernel::mask::MaskPolicy;
+use ykt_kernel::ports::{CardRegistry, PortError, ReferenceData};
+use ykt_kernel::workflow::Transition;
+use ykt_kernel::{BankAccount, Fen, Period, RegionCode, ResidentId, User};
+
+/// What a roster import is for.
+#[derive(Debug, Clone)]
+pub struct RosterMeta {
+    pub province: String,
+    /// Short province prefix for order numbers, e.g. `HLJ`.
+    pub order_prefix: String,
+    pub project: Project,
+    /// The batch's current period.
+    pub period: Period,
+    pub file_name: String,
+    /// SHA-256 of the file's bytes, lower-case hex.
+    pub sha256: String,
+    /// Login of the importing user (the batches' maker).
+    pub actor: String,
+    pub actor_role: String,
+    /// The importing user's region.
+    pub scope: RegionCode,
+    /// The state new batches start in (the province workflow's `initial`).
+    pub initial_state: BatchState,
+}
+
+/// A batch as stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BatchRow {
+    pub id: i64,
+    pub province: String,
+    pub project: String,
+    pub project_name: String,
+    pub region: String,
+    pub period: String,
+    pub order_no: String,
+    pub state: BatchState,
+    pub maker: String,
+    pub roster_id: Option<i64>,
+    pub funding: String,
+    pub control: Totals,
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A workflow step taken on a batch.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StepRow {
+    pub seq: i64,
+    pub step: String,
+    pub actor: String,
+    pub role: String,
+    pub from_state: String,
+    pub to_state: String,
+    pub reason: Option<String>,
+    pub at: String,
+}
+
+/// A payment line, decrypted (for internal use: display masked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineRow {
+    pub id: i64,
+    pub batch_id: i64,
+    pub row_no: i64,
+    pub resident_id: ResidentId,
+    pub name: String,
+    pub account: BankAccount,
+    pub bank: String,
+    pub region: String,
+    pub period: String,
+    pub amount: Fen,
+    pub state: LineState,
+    pub attempt: i64,
+    pub fail_reason: Option<String>,
+    pub proxy_kind: Option<String>,
+    pub proxy_name: Option<String>,
+}
+
+/// A roster as stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RosterRow {
+    pub id: i64,
+    pub province: String,
+    pub project: String,
+    pub period: String,
+    pub file_name: String,
+    pub actor: String,
+    pub lines: i64,
+    pub accepted: i64,
+    pub rejected: i64,
+    pub accepted_amount: Fen,
+    pub at: String,
+}
+
+/// What starting a roster import found.
+pub enum RosterStart {
+    /// A new import; feed it with [`RosterImport::add`] and [`RosterImport::finish`].
+    Started(RosterImport),
+    /// The same file was imported before; nothing changes.
+    AlreadyImported { roster_id: i64, at: String },
+}
+
+struct BatchAcc {
+    id: i64,
+    totals: Totals,
+}
+
+/// A roster import in progress (holds the write transaction).
+pub struct RosterImport {
+    tx: Tx,
+    vault: Vault,
+    roster_id: i64,
+    at: String,
+    meta: RosterMeta,
+    batches: BTreeMap<String, BatchAcc>,
+    mask: MaskPolicy,
+    issues: u64,
+}
+
+/// The result of a finished roster import.
+#[derive(Debug, Clone)]
+pub struct RosterResult {
+    pub roster_id: i64,
+    pub batches: Vec<BatchRow>,
+}
+
+const LINE_COLS: &[&str] = &[
+    "batch_id",
+    "row_no",
+    "person_idx",
+    "id_enc",
+    "name",
+    "phone_enc",
+    "account_enc",
+    "bank",
+    "region",
+    "project",
+    "period",
+    "dup_scope",
+    "amount_fen",
+    "state",
+    "attempt",
+    "proxy_kind",
+    "proxy_name",
+    "warnings",
+];
+const ISSUE_COLS: &[&str] = &[
+    "roster_id",
+    "row_no",
+    "column_name",
+    "code",
+    "severity",
+    "message",
+    "name_masked",
+    "id_masked",
+];
+
+/// One bound value.
+enum V {
+    I(i64),
+    T(String),
+    OT(Option<String>),
+    B(Vec<u8>),
+    OB(Option<Vec<u8>>),
+}
+
+/// `INSERT INTO table (cols) VALUES (...), (...)` with every row's values bound, in chunks
+/// under both backends' parameter limits.
+async fn insert_rows(tx: &mut Tx, table: &str, cols: &[&str], rows: Vec<Vec<V>>) -> Result<()> {
+    let per = (30_000 / cols.len()).max(1);
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<Vec<V>> = rows.by_ref().take(per).collect();
+        let mut sql = format!("INSERT INTO {table} ({}) VALUES ", cols.join(", "));
+        for r in 0..chunk.len() {
+            if r > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            sql.push_str(&placeholders(r * cols.len() + 1, cols.len()));
+            sql.push(')');
+        }
+        with_tx!(tx, |c| {
+            let mut q = sqlx::query(&sql);
+            for row in &chunk {
+                for v in row {
+                    q = match v {
+                        V::I(i) => q.bind(*i),
+                        V::T(s) => q.bind(s.as_str()),
+                        V::OT(s) => q.bind(s.as_deref()),
+                        V::B(b) => q.bind(b.as_slice()),
+                        V::OB(b) => q.bind(b.as_deref()),
+                    };
+                }
+            }
+            q.execute(&mut *c).await?;
+        });
+    }
+    Ok(())
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+type BatchTuple = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<i64>,
+    String,
+    i64,
+    i64,
+    i64,
+    String,
+    String,
+);
+
+const BATCH_SELECT: &str = "SELECT id, province, project, project_name, region, period, order_no, state, maker, roster_id, funding, \
+     control_count, control_fen, version, created_at, updated_at FROM batches";
+
+fn batch_row(t: BatchTuple) -> Result<BatchRow> {
+    let state = BatchState::parse(&t.7).ok_or_else(|| StoreError::corrupt("batches.state"))?;
+    Ok(BatchRow {
+        id: t.0,
+        province: t.1,
+        project: t.2,
+        project_name: t.3,
+        region: t.4,
+        period: t.5,
+        order_no: t.6,
+        state,
+        maker: t.8,
+        roster_id: t.9,
+        funding: t.10,
+        control: Totals {
+            count: u64::try_from(t.11).unwrap_or(0),
+            amount: Fen(t.12),
+        },
+        version: t.13,
+        created_at: t.14,
+        updated_at: t.15,
+    })
+}
+
+impl Store {
+    /// Start importing a roster; `AlreadyImported` when the same file was imported before.
+    pub async fn begin_roster(&self, meta: RosterMeta) -> Result<RosterStart> {
+        let mut tx = self.begin().await?;
+        let existing: Option<(i64, String)> = with_tx!(tx, |c| {
+            sqlx::query_as("SELECT id, at FROM rosters WHERE province = $1 AND project = $2 AND period = $3 AND sha256 = $4")
+                .bind(&meta.province)
+                .bind(&meta.project.code)
+                .bind(meta.period.to_string())
+                .bind(&meta.sha256)
+                .fetch_optional(&mut *c)
+                .await?
+        });
+        if let Some((roster_id, at)) = existing {
+            tx.rollback().await?;
+            return Ok(RosterStart::AlreadyImported { roster_id, at });
+        }
+        let at = now();
+        let roster_id: i64 = with_tx!(tx, |c| {
+            sqlx::query_scalar(
+                "INSERT INTO rosters (province, project, period, file_name, sha256, actor, scope, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            )
+            .bind(&meta.province)
+            .bind(&meta.project.code)
+            .bind(meta.period.to_string())
+            .bind(&meta.file_name)
+            .bind(&meta.sha256)
+            .bind(&meta.actor)
+            .bind(meta.scope.full())
+            .bind(&at)
+            .fetch_one(&mut *c)
+            .await?
+        });
+        Ok(RosterStart::Started(RosterImport {
+            tx,
+            vault: self.vault.clone(),
+            roster_id,
+            at,
+            meta,
+            batches: BTreeMap::new(),
+            mask: MaskPolicy::default(),
+            issues: 0,
+        }))
+    }
+
+    /// A roster by id.
+    pub async fn roster(&self, id: i64) -> Result<Option<RosterRow>> {
+        let t: Option<(
+            i64,
+            String,
+            String,
+            String,
+            String,
+            String,
+            i64,
+            i64,
+            i64,
+            i64,
+            String,
+        )> = with_pool!(self, |p| {
+            sqlx::query_as("SELECT id, province, project, period, file_name, actor, line_count, accepted, rejected, accepted_fen, at FROM rosters WHERE id = $1")
+                .bind(id)
+                .fetch_optional(p)
+                .await?
+        });
+        Ok(t.map(|t| RosterRow {
+            id: t.0,
+            province: t.1,
+            project: t.2,
+            period: t.3,
+            file_name: t.4,
+            actor: t.5,
+            lines: t.6,
+            accepted: t.7,
+            rejected: t.8,
+            accepted_amount: Fen(t.9),
+            at: t.10,
+        }))
+    }
+
+    /// The problems of a roster in row order: `(row, column, code, severity, message, name_masked, id_masked)`.
+    pub async fn roster_issues(
+        &self,
+        roster_id: i64,
+    ) -> Result<Vec<(i64, Option<String>, String, String, String, String, String)>> {
+        Ok(with_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT row_no, column_name, code, severity, message, name_masked, id_masked FROM roster_issues WHERE roster_id = $1 ORDER BY row_no, code",
+            )
+            .bind(roster_id)
+            .fetch_all(p)
+            .await?
+        }))
+    }
+
+    /// Batches, newest first, optionally of one province and inside one region.
+    pub async fn batches(
+        &self,
+        province: Option<&str>,
+        within: Option<&RegionCode>,
+    ) -> Result<Vec<BatchRow>> {
+        let like = within
+            .map(|r| format!("{}%", r.prefix()))
+            .unwrap_or_else(|| "%".into());
+        let rows: Vec<BatchTuple> = with_pool!(self, |p| {
+            sqlx::query_as(&format!("{BATCH_SELECT} WHERE ($1 IS NULL OR province = $1) AND region LIKE $2 ORDER BY id DESC"))
+                .bind(province)
+                .bind(&like)
+                .fetch_all(p)
+                .await?
+        });
+        rows.into_iter().map(batch_row).collect()
+    }
+
+    /// One batch.
+    pub async fn batch(&self, id: i64) -> Result<Option<BatchRow>> {
+        let t: Option<BatchTuple> = with_pool!(self, |p| {
+            sqlx::query_as(&format!("{BATCH_SELECT} WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(p)
+                .await?
+        });
+        t.map(batch_row).transpose()
+    }
+
+    /// The steps taken on a batch, oldest first.
+    pub async fn batch_steps(&self, id: i64) -> Result<Vec<StepRow>> {
+        let rows: Vec<(
+            i64,
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            String,
+        )> = with_pool!(self, |p| {
+            sqlx::query_as("SELECT seq, step, actor, role, from_state, to_state, reason, at FROM batch_steps WHERE batch_id = $1 ORDER BY seq")
+                .bind(id)
+                .fetch_all(p)
+                .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|t| StepRow {
+                seq: t.0,
+                step: t.1,
+                actor: t.2,
+                role: t.3,
+                from_state: t.4,
+                to_state: t.5,
+                reason: t.6,
+                at: t.7,
+            })
+            .collect())
+    }
+
+    /// Lines of a batch by state.
+    pub async fn tally(&self, batch_id: i64) -> Result<Tally> {
+        let rows: Vec<(String, i64, i64)> = with_pool!(self, |p| {
+            sqlx::query_as("SELECT state, COUNT(*), COALESCE(SUM(amount_fen), 0) FROM payment_lines WHERE batch_id = $1 GROUP BY state")
+                .bind(batch_id)
+                .fetch_all(p)
+                .await?
+        });
+        let mut t = Tally::default();
+        for (state, n, fen) in rows {
+            let s = LineState::parse(&state)
+                .ok_or_else(|| StoreError::corrupt("payment_lines.state"))?;
+            *t.slot(s) = Totals {
+                count: u64::try_from(n).unwrap_or(0),
+                amount: Fen(fen),
+            };
+        }
+        Ok(t)
+    }
+
+    /// Lines of a batch in row order, decrypted.
+    pub async fn lines(&self, batch_id: i64, offset: i64, limit: i64) -> Result<Vec<LineRow>> {
+        type T = (
+            i64,
+            i64,
+            i64,
+            Vec<u8>,
+            Vec<u8>,
+            String,
+            Vec<u8>,
+            String,
+            String,
+            String,
+            i64,
+            String,
+            i64,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<T> = with_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT id, batch_id, row_no, person_idx, id_enc, name, account_enc, bank, region, period, amount_fen, state, attempt, fail_reason, proxy_kind, proxy_name \
+                 FROM payment_lines WHERE batch_id = $1 ORDER BY row_no, id LIMIT $2 OFFSET $3",
+            )
+            .bind(batch_id)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(p)
+            .await?
+        });
+        rows.into_iter()
+            .map(|t| {
+                let idx: BlindIndex =
+                    t.3.as_slice()
+                        .try_into()
+                        .map_err(|_| StoreError::corrupt("payment_lines.person_idx"))?;
+                let id = open_str(&self.vault, "payment_lines.id", &idx, &t.4)?;
+                let account = open_str(&self.vault, "payment_lines.account", &idx, &t.6)?;
+                Ok(LineRow {
+                    id: t.0,
+                    batch_id: t.1,
+                    row_no: t.2,
+                    resident_id: ResidentId::from_trusted(&id)
+                        .map_err(|_| StoreError::corrupt("payment_lines.id_enc"))?,
+                    name: t.5,
+                    account: BankAccount::parse(&account)
+                        .map_err(|_| StoreError::corrupt("payment_lines.account_enc"))?,
+                    bank: t.7,
+                    region: t.8,
+                    period: t.9,
+                    amount: Fen(t.10),
+                    state: LineState::parse(&t.11)
+                        .ok_or_else(|| StoreError::corrupt("payment_lines.state"))?,
+                    attempt: t.12,
+                    fail_reason: t.13,
+                    proxy_kind: t.14,
+                    proxy_name: t.15,
+                })
+            })
+            .collect()
+    }
+
+    /// Take a workflow step: the state changes only if the batch is still at the version and
+    /// state the caller authorised against; the step and its audit entry commit with it.
+    pub async fn apply_step(
+        &self,
+        batch: &BatchRow,
+        t: &Transition,
+        actor: &User,
+        reason: Option<&str>,
+        detail: serde_json::Value,
+    ) -> Result<BatchRow> {
+        let at = now();
+        let mut tx = self.begin().await?;
+        let changed = with_tx!(tx, |c| {
+            sqlx::query("UPDATE batches SET state = $1, version = version + 1, updated_at = $2 WHERE id = $3 AND version = $4 AND state = $5")
+                .bind(t.to.as_str())
+                .bind(&at)
+                .bind(batch.id)
+                .bind(batch.version)
+                .bind(t.from.as_str())
+                .execute(&mut *c)
+                .await?
+                .rows_affected()
+        });
+        if changed != 1 {
+            tx.rollback().await?;
+            return Err(StoreError::Conflict {
+                what: format!(
+                    "批次{}已被他人处理，请刷新后重试 (batch {} changed concurrently)",
+                    batch.id, batch.id
+                ),
+            });
+        }
+        with_tx!(tx, |c| {
+            sqlx::query(
+                "INSERT INTO batch_steps (batch_id, seq, step, actor, role, from_state, to_state, reason, at) \
+                 SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5, $6, $7, $8 FROM batch_steps WHERE batch_id = $1",
+            )
+            .bind(batch.id)
+            .bind(t.step.code)
+            .bind(&actor.login)
+            .bind(t.role.as_str())
+            .bind(t.from.as_str())
+            .bind(t.to.as_str())
+            .bind(reason)
+            .bind(&at)
+            .execute(&mut *c)
+            .await?;
+        });
+        let mut detail = detail;
+        if let (Some(r), Some(obj)) = (reason, detail.as_object_mut()) {
+            obj.insert("reason".into(), serde_json::Value::String(r.to_owned()));
+        }
+        self.append_audit_in(&mut tx, t.audit(batch.id, &actor.login, &at, detail))
+            .await?;
+        tx.commit().await?;
+        self.batch(batch.id)
+            .await?
+            .ok_or_else(|| StoreError::corrupt("batches"))
+    }
+
+    /// Post a balanced ledger entry inside `tx`.
+    pub async fn post_entry_in(&self, tx: &mut Tx, e: &Entry) -> Result<i64> {
+        let at = now();
+        let id: i64 = with_tx!(tx, |c| {
+            sqlx::query_scalar("INSERT INTO ledger_entries (batch_id, kind, memo, subject, at) VALUES ($1, $2, $3, $4, $5) RETURNING id")
+                .bind(e.batch)
+                .bind(e.kind.as_str())
+                .bind(&e.memo)
+                .bind(e.subject.as_deref())
+                .bind(&at)
+                .fetch_one(&mut *c)
+                .await?
+        });
+        let rows = e
+            .postings()
+            .iter()
+            .map(|p| {
+                vec![
+                    V::I(id),
+                    V::T(p.account.kind.as_str().into()),
+                    V::T(p.account.owner.clone()),
+                    V::I(p.amount.0),
+                ]
+            })
+            .collect();
+        insert_rows(
+            tx,
+            "ledger_postings",
+            &["entry_id", "account_kind", "owner", "amount_fen"],
+            rows,
+        )
+        .await?;
+        Ok(id)
+    }
+
+    /// Balance of every account.
+    pub async fn ledger_balances(&self) -> Result<Vec<(Account, Fen)>> {
+        let rows: Vec<(String, String, i64)> = with_pool!(self, |p| {
+            sqlx::query_as("SELECT account_kind, owner, SUM(amount_fen) FROM ledger_postings GROUP BY account_kind, owner ORDER BY account_kind, owner")
+                .fetch_all(p)
+                .await?
+        });
+        rows.into_iter()
+            .map(|(k, o, v)| {
+                Ok((
+                    Account::new(
+                        AccountKind::parse(&k)
+                            .ok_or_else(|| StoreError::corrupt("ledger_postings.account_kind"))?,
+                        o,
+                    ),
+                    Fen(v),
+                ))
+            })
+            .collect()
+    }
+
+    /// The sum of all postings (always zero) and the number of entries that do not balance
+    /// on their own (always none).
+    pub async fn ledger_check(&self) -> Result<(Fen, i64)> {
+        let (sum, bad): (i64, i64) = with_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT COALESCE((SELECT SUM(amount_fen) FROM ledger_postings), 0), \
+                 (SELECT COUNT(*) FROM (SELECT entry_id FROM ledger_postings GROUP BY entry_id HAVING SUM(amount_fen) <> 0) x)",
+            )
+            .fetch_one(p)
+            .await?
+        });
+        Ok((Fen(sum), bad))
+    }
+
+    /// Record a custody or receipt agreement for a person.
+    pub async fn record_agreement(
+        &self,
+        person: &ResidentId,
+        kind: ProxyKind,
+        proxy_name: &str,
+        filed_with: &str,
+        signed_on: &str,
+    ) -> Result<()> {
+        let idx = self
+            .vault
+            .blind_index(IndexKind::ResidentId, person.as_str());
+        let kind = match kind {
+            ProxyKind::Custody => "custody",
+            ProxyKind::Receipt => "receipt",
+        };
+        with_pool!(self, |p| {
+            sqlx::query(
+                "INSERT INTO proxy_agreements (person_idx, kind, proxy_name, filed_with, signed_on) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (person_idx, kind) DO UPDATE SET proxy_name = excluded.proxy_name, filed_with = excluded.filed_with, signed_on = excluded.signed_on",
+            )
+            .bind(idx.as_slice())
+            .bind(kind)
+            .bind(proxy_name)
+            .bind(filed_with)
+            .bind(signed_on)
+            .execute(p)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// `(person_idx, period)` pairs paid or in flight for any of `projects`, among `persons`.
+    async fn paid_pairs(
+        &self,
+        projects: &[&str],
+        persons: &[BlindIndex],
+    ) -> Result<HashMap<(BlindIndex, String), String>> {
+        let mut out = HashMap::new();
+        for chunk in persons.chunks(MAX_IN_LIST) {
+            for project in projects {
+                let sql = format!(
+                    "SELECT person_idx, period, project FROM payment_lines WHERE project = $1 AND state <> 'refunded' AND person_idx IN ({})",
+                    placeholders(2, chunk.len())
+                );
+                let rows: Vec<(Vec<u8>, String, String)> = with_pool!(self, |p| {
+                    let mut q = sqlx::query_as(&sql).bind(*project);
+                    for i in chunk {
+                        q = q.bind(i.as_slice());
+                    }
+                    q.fetch_all(p).await?
+                });
+                for (idx, period, project) in rows {
+                    if let Ok(idx) = BlindIndex::try_from(idx.as_slice()) {
+                        out.insert((idx, period), project);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl RosterImport {
+    pub fn roster_id(&self) -> i64 {
+        self.roster_id
+    }
+
+    async fn batch_for(&mut self, county: &str) -> Result<i64> {
+        if let Some(b) = self.batches.get(county) {
+            return Ok(b.id);
+        }
+        // 发放单号: province prefix, period, county (6 digits), roster and batch sequence,
+        // e.g. HLJ202305230102-000001-01.
+        let county6 = county.get(..6).unwrap_or(county);
+        let order_no = format!(
+            "{}{}{}-{:06}-{:02}",
+            self.meta.order_prefix,
+            self.meta.period.to_string().replace('-', ""),
+            county6,
+            self.roster_id,
+            self.batches.len() + 1
+        );
+        let m = &self.meta;
+        let id: i64 = with_tx!(self.tx, |c| {
+            sqlx::query_scalar(
+                "INSERT INTO batches (province, project, project_name, region, period, order_no, state, maker, roster_id, funding, control_count, control_fen, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 0, $11, $11) RETURNING id",
+            )
+            .bind(&m.province)
+            .bind(&m.project.code)
+            .bind(&m.project.name)
+            .bind(county)
+            .bind(m.period.to_string())
+            .bind(&order_no)
+            .bind(m.initial_state.as_str())
+            .bind(&m.actor)
+            .bind(self.roster_id)
+            .bind(match m.project.funding {
+                ykt_kernel::catalog::FundingChannel::Treasury => "treasury",
+                ykt_kernel::catalog::FundingChannel::GrainRiskFund => "grain_risk_fund",
+            })
+            .bind(&self.at)
+            .fetch_one(&mut *c)
+            .await?
+        });
+        self.batches.insert(
+            county.to_owned(),
+            BatchAcc {
+                id,
+                totals: Totals::default(),
+            },
+        );
+        Ok(id)
+    }
+
+    /// Store a chunk of outcomes: accepted lines into their county's batch, problems into
+    /// the roster's issue list.
+    pub async fn add(&mut self, outcomes: &[LineOutcome]) -> Result<()> {
+        let mut lines = Vec::new();
+        let mut issues = Vec::new();
+        let several = !self.meta.project.frequency.once_per_period();
+        for o in outcomes {
+            match o {
+                LineOutcome::Accepted(a) => {
+                    let (Some(account), Some(bank)) = (&a.account, &a.bank) else {
+                        return Err(StoreError::Invalid {
+                            reason: format!(
+                                "第{}行未比对社保卡，不能入批 (row {} was not matched against the card registry)",
+                                a.row, a.row
+                            ),
+                        });
+                    };
+                    let county = a.region.county().unwrap_or_else(|| a.region.clone()).full();
+                    let batch_id = self.batch_for(&county).await?;
+                    if let Some(b) = self.batches.get_mut(&county) {
+                        b.totals.add(a.amount.to_fen());
+                    }
+                    let idx = self.vault.blind_index(IndexKind::ResidentId, a.id.as_str());
+                    lines.push(vec![
+                        V::I(batch_id),
+                        V::I(i64::from(a.row)),
+                        V::B(idx.to_vec()),
+                        V::B(
+                            self.vault
+                                .seal(&aad("payment_lines.id", &idx), a.id.as_str().as_bytes()),
+                        ),
+                        V::T(a.name.clone()),
+                        V::OB(a.phone.as_ref().map(|p| {
+                            self.vault
+                                .seal(&aad("payment_lines.phone", &idx), p.as_str().as_bytes())
+                        })),
+                        V::B(self.vault.seal(
+                            &aad("payment_lines.account", &idx),
+                            account.as_str().as_bytes(),
+                        )),
+                        V::T(bank.clone()),
+                        V::T(a.region.full()),
+                        V::T(self.meta.project.code.clone()),
+                        V::T(a.period.to_string()),
+                        V::I(if several { batch_id } else { 0 }),
+                        V::I(a.amount.to_fen().0),
+                        V::T(LineState::Pending.as_str().into()),
+                        V::I(0),
+                        V::OT(a.proxy.as_ref().map(|p| p.kind.label_zh().to_owned())),
+                        V::OT(a.proxy.as_ref().map(|p| p.name.clone())),
+                        V::T(
+                            a.warnings
+                                .iter()
+                                .map(|w| w.code.as_str())
+                                .collect::<Vec<_>>()
+                                .join(","),
+                        ),
+                    ]);
+                    for w in &a.warnings {
+                        issues.push(self.issue_row(w, Some(&a.name), Some(a.id.as_str())));
+                    }
+                }
+                LineOutcome::Rejected {
+                    name,
+                    id,
+                    raw_id,
+                    issues: is,
+                    ..
+                } => {
+                    let idtext = id
+                        .as_ref()
+                        .map(|i| i.as_str().to_owned())
+                        .or_else(|| raw_id.clone());
+                    for i in is {
+                        issues.push(self.issue_row(i, name.as_deref(), idtext.as_deref()));
+                    }
+                }
+            }
+        }
+        self.issues += issues.len() as u64;
+        insert_rows(&mut self.tx, "payment_lines", LINE_COLS, lines).await.map_err(|e| match e {
+            StoreError::Conflict { .. } => StoreError::Conflict {
+                what: "同一人同一项目同一属期已在其他批次中发放或在途 (a person, project and period is already paid or in flight)".into(),
+            },
+            e => e,
+        })?;
+        insert_rows(&mut self.tx, "roster_issues", ISSUE_COLS, issues).await
+    }
+
+    fn issue_row(&self, i: &ykt_kernel::Issue, name: Option<&str>, id: Option<&str>) -> Vec<V> {
+        let id_masked = match id {
+            Some(t) if t.chars().count() >= 15 => self.mask.id(t),
+            Some(t) => ykt_kernel::mask::mask_middle(t, 2, 2),
+            None => String::new(),
+        };
+        vec![
+            V::I(self.roster_id),
+            V::I(i64::from(i.row)),
+            V::OT(i.column.map(|c| c.label().to_owned())),
+            V::T(i.code.as_str().into()),
+            V::T(i.severity.as_str().into()),
+            V::T(i.message.clone()),
+            V::T(name.map(|n| self.mask.name(n)).unwrap_or_default()),
+            V::T(id_masked),
+        ]
+    }
+
+    /// Commit: control totals, roster counts and audit entries, all in the same transaction.
+    pub async fn finish(
+        mut self,
+        summary: &ykt_kernel::intake::IntakeSummary,
+        store: &Store,
+    ) -> Result<RosterResult> {
+        for b in self.batches.values() {
+            let (count, fen) = (
+                i64::try_from(b.totals.count).unwrap_or(i64::MAX),
+                b.totals.amount.0,
+            );
+            with_tx!(self.tx, |c| {
+                sqlx::query(
+                    "UPDATE batches SET control_count = $1, control_fen = $2 WHERE id = $3",
+                )
+                .bind(count)
+                .bind(fen)
+                .bind(b.id)
+                .execute(&mut *c)
+                .await?;
+            });
+        }
+        let (lines, accepted, rejected) = (
+            summary.lines as i64,
+            summary.accepted as i64,
+            summary.rejected as i64,
+        );
+        with_tx!(self.tx, |c| {
+            sqlx::query("UPDATE rosters SET line_count = $1, accepted = $2, rejected = $3, accepted_fen = $4 WHERE id = $5")
+                .bind(lines)
+                .bind(accepted)
+                .bind(rejected)
+                .bind(summary.accepted_amount.0)
+                .bind(self.roster_id)
+                .execute(&mut *c)
+                .await?;
+        });
+        let m = &self.meta;
+        let rec = AuditRecord {
+            at: self.at.clone(),
+            actor: m.actor.clone(),
+            role: m.actor_role.clone(),
+            action: "roster.import".into(),
+            subject: format!("roster:{}", self.roster_id),
+            from_state: None,
+            to_state: None,
+            detail: serde_json::json!({
+                "file": m.file_name, "sha256": m.sha256, "project": m.project.code, "period": m.period.to_string(),
+                "lines": lines, "accepted": accepted, "rejected": rejected, "accepted_fen": summary.accepted_amount.0,
+                "batches": self.batches.values().map(|b| b.id).collect::<Vec<_>>(),
+            }),
+        };
+        store.append_audit_in(&mut self.tx, rec).await?;
+        for b in self.batches.values() {
+            let rec = AuditRecord {
+                at: self.at.clone(),
+                actor: m.actor.clone(),
+                role: m.actor_role.clone(),
+                action: "batch.create".into(),
+                subject: format!("batch:{}", b.id),
+                from_state: None,
+                to_state: Some(m.initial_state.as_str().into()),
+                detail: serde_json::json!({"count": b.totals.count, "amount_fen": b.totals.amount.0, "roster": self.roster_id}),
+            };
+            store.append_audit_in(&mut self.tx, rec).await?;
+        }
+        let ids: Vec<i64> = self.batches.values().map(|b| b.id).collect();
+        self.tx.commit().await?;
+        let mut batches = Vec::new();
+        for id in ids {
+            if let Some(b) = store.batch(id).await? {
+                batches.push(b);
+            }
+        }
+        Ok(RosterResult {
+            roster_id: self.roster_id,
+            batches,
+        })
+    }
+}
+
+fn port_err(e: StoreError) -> PortError {
+    PortError::new("数据库", e.to_string(), true)
+}
+
+#[async_trait::async_trait]
+impl CardRegistry for Store {
+    async fn lookup(
+        &self,
+        ids: &[ResidentId],
+    ) -> std::result::Result<Vec<Option<CardRecord>>, PortError> {
+        self.lookup_cards(ids).await.map_err(port_err)
+    }
+}
+
+#[async_trait::async_trait]
+impl ReferenceData for Store {
+    async fn deaths(
+        &self,
+        ids: &[ResidentId],
+    ) -> std::result::Result<Vec<Option<DeathRecord>>, PortError> {
+        self.lookup_deaths(ids).await.map_err(port_err)
+    }
+
+    async fn paid_or_in_flight(
+        &self,
+        project: &Project,
+        keys: &[(ResidentId, Period)],
+    ) -> std::result::Result<Vec<bool>, PortError> {
+        let idx: Vec<BlindIndex> = keys
+            .iter()
+            .map(|(i, _)| self.vault.blind_index(IndexKind::ResidentId, i.as_str()))
+            .collect();
+        let found = self
+            .paid_pairs(&[project.code.as_str()], &idx)
+            .await
+            .map_err(port_err)?;
+        Ok(idx
+            .iter()
+            .zip(keys)
+            .map(|(i, (_, p))| found.contains_key(&(*i, p.to_string())))
+            .collect())
+    }
+
+    async fn exclusive(
+        &self,
+        peers: &[&Project],
+        keys: &[(ResidentId, Period)],
+    ) -> std::result::Result<Vec<Option<String>>, PortError> {
+        let idx: Vec<BlindIndex> = keys
+            .iter()
+            .map(|(i, _)| self.vault.blind_index(IndexKind::ResidentId, i.as_str()))
+            .collect();
+        let codes: Vec<&str> = peers.iter().map(|p| p.code.as_str()).collect();
+        let found = self.paid_pairs(&codes, &idx).await.map_err(port_err)?;
+        Ok(idx
+            .iter()
+            .zip(keys)
+            .map(|(i, (_, p))| {
+                found.get(&(*i, p.to_string())).map(|code| {
+                    peers
+                        .iter()
+                        .find(|q| &q.code == code)
+                        .map(|q| q.name.clone())
+                        .unwrap_or_else(|| code.clone())
+                })
+            })
+            .collect())
+    }
+
+    async fn agreements(&self, ids: &[ResidentId]) -> std::result::Result<Vec<bool>, PortError> {
+        let idx: Vec<BlindIndex> = ids
+            .iter()
+            .map(|i| self.vault.blind_index(IndexKind::ResidentId, i.as_str()))
+            .collect();
+        let mut have = std::collections::HashSet::new();
+        for chunk in idx.chunks(MAX_IN_LIST) {
+            let sql = format!(
+                "SELECT person_idx FROM proxy_agreements WHERE person_idx IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let rows: Vec<(Vec<u8>,)> = with_pool!(self, |p| {
+                let mut q = sqlx::query_as(&sql);
+                for i in chunk {
+                    q = q.bind(i.as_slice());
+                }
+                q.fetch_all(p)
+                    .await
+                    .map_err(StoreError::from)
+                    .map_err(port_err)?
+            });
+            have.extend(rows.into_iter().map(|r| r.0));
+        }
+        Ok(idx.iter().map(|i| have.contains(i.as_slice())).collect())
+    }
+}

@@ -1,0 +1,390 @@
+//! The reference registers rosters are checked against: regions, the card registry snapshot
+//! and the death register (`ykt_kernel::card`).
+//!
+//! Resident IDs, card numbers and accounts are stored encrypted with a blind index (see
+//! [`crate::vault`]); a lookup computes the blind indexes of the asked IDs and decrypts what
+//! it finds. Names, banks and statuses are stored in clear: lookups return them and they are
+//! not identifiers on their own.
+
+use crate::db::{Store, with_pool};
+use crate::error::{Result, StoreError};
+use crate::imports::{BulkSpec, ImportMeta, ImportOutcome, Val};
+use crate::vault::{BlindIndex, IndexKind, Vault};
+use std::collections::HashMap;
+use ykt_kernel::card::{CardRecord, CardStatus, DeathRecord, RegionEntry};
+use ykt_kernel::ident::{BankAccount, RegionCode, RegionLevel, ResidentId};
+
+/// Largest `IN (...)` list in one lookup query (SQLite's historical limit is 999 parameters).
+pub(crate) const MAX_IN_LIST: usize = 900;
+
+/// The size a lookup of `n` keys is padded to (repeating the last key), so only a handful of
+/// distinct statements reach the prepared-statement cache.
+fn in_list_bucket(n: usize) -> usize {
+    [1, 4, 16, 64, 256, MAX_IN_LIST]
+        .into_iter()
+        .find(|&b| b >= n)
+        .unwrap_or(MAX_IN_LIST)
+}
+
+/// `$first, $first+1, ... ` for `n` placeholders.
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn level_str(level: RegionLevel) -> &'static str {
+    match level {
+        RegionLevel::Province => "province",
+        RegionLevel::City => "city",
+        RegionLevel::County => "county",
+        RegionLevel::Township => "township",
+        RegionLevel::Village => "village",
+    }
+}
+
+const REGIONS: BulkSpec = BulkSpec {
+    stage: "regions_stage",
+    columns: &["code", "prefix", "level", "name"],
+    stage_defs_sqlite: "code TEXT PRIMARY KEY, prefix TEXT NOT NULL, level TEXT NOT NULL, name TEXT NOT NULL",
+    stage_defs_pg: "code TEXT PRIMARY KEY, prefix TEXT NOT NULL, level TEXT NOT NULL, name TEXT NOT NULL",
+    // Regions keep no provenance columns; the WHERE uses the import id and time only so the
+    // statement takes the same two parameters as every merge.
+    merge: "INSERT INTO regions (code, prefix, level, name) \
+            SELECT code, prefix, level, name FROM regions_stage \
+            WHERE $1 IS NOT NULL AND $2 IS NOT NULL \
+            ON CONFLICT (code) DO UPDATE SET prefix = excluded.prefix, level = excluded.level, \
+            name = excluded.name",
+};
+
+const CARDS: BulkSpec = BulkSpec {
+    stage: "cards_stage",
+    columns: &[
+        "person_idx",
+        "id_enc",
+        "name",
+        "card_no_enc",
+        "bank",
+        "account_enc",
+        "account_idx",
+        "status",
+        "activated",
+    ],
+    stage_defs_sqlite: "person_idx BLOB PRIMARY KEY, id_enc BLOB NOT NULL, name TEXT NOT NULL, \
+        card_no_enc BLOB NOT NULL, bank TEXT NOT NULL, account_enc BLOB NOT NULL, \
+        account_idx BLOB NOT NULL, status TEXT NOT NULL, activated INTEGER NOT NULL",
+    stage_defs_pg: "person_idx BYTEA PRIMARY KEY, id_enc BYTEA NOT NULL, name TEXT NOT NULL, \
+        card_no_enc BYTEA NOT NULL, bank TEXT NOT NULL, account_enc BYTEA NOT NULL, \
+        account_idx BYTEA NOT NULL, status TEXT NOT NULL, activated BIGINT NOT NULL",
+    merge: "INSERT INTO cards (person_idx, id_enc, name, card_no_enc, bank, account_enc, \
+            account_idx, status, activated, import_id, imported_at) \
+            SELECT person_idx, id_enc, name, card_no_enc, bank, account_enc, account_idx, \
+            status, activated, $1, $2 FROM cards_stage WHERE true \
+            ON CONFLICT (person_idx) DO UPDATE SET id_enc = excluded.id_enc, \
+            name = excluded.name, card_no_enc = excluded.card_no_enc, bank = excluded.bank, \
+            account_enc = excluded.account_enc, account_idx = excluded.account_idx, \
+            status = excluded.status, activated = excluded.activated, \
+            import_id = excluded.import_id, imported_at = excluded.imported_at",
+};
+
+const DEATHS: BulkSpec = BulkSpec {
+    stage: "deaths_stage",
+    columns: &["person_idx", "id_enc", "name", "date_of_death"],
+    stage_defs_sqlite: "person_idx BLOB PRIMARY KEY, id_enc BLOB NOT NULL, name TEXT NOT NULL, \
+        date_of_death TEXT NOT NULL",
+    stage_defs_pg: "person_idx BYTEA PRIMARY KEY, id_enc BYTEA NOT NULL, name TEXT NOT NULL, \
+        date_of_death TEXT NOT NULL",
+    merge: "INSERT INTO deaths (person_idx, id_enc, name, date_of_death, import_id, imported_at) \
+            SELECT person_idx, id_enc, name, date_of_death, $1, $2 FROM deaths_stage WHERE true \
+            ON CONFLICT (person_idx) DO UPDATE SET id_enc = excluded.id_enc, \
+            name = excluded.name, date_of_death = excluded.date_of_death, \
+            import_id = excluded.import_id, imported_at = excluded.imported_at",
+};
+
+/// Associated data binding an encrypted field to its column and row (the person's blind
+/// index): a ciphertext copied into another column or row no longer decrypts.
+pub(crate) fn aad(column: &str, person_idx: &BlindIndex) -> Vec<u8> {
+    let mut a = Vec::with_capacity(column.len() + 1 + person_idx.len());
+    a.extend_from_slice(column.as_bytes());
+    a.push(0);
+    a.extend_from_slice(person_idx);
+    a
+}
+
+pub(crate) fn open_str(
+    vault: &Vault,
+    column: &str,
+    person_idx: &BlindIndex,
+    sealed: &[u8],
+) -> Result<String> {
+    let plain = vault.open(&aad(column, person_idx), sealed)?;
+    String::from_utf8(plain).map_err(|_| StoreError::Decrypt)
+}
+
+fn card_row(vault: &Vault, c: CardRecord) -> Vec<Val> {
+    let idx = vault.blind_index(IndexKind::ResidentId, c.resident_id.as_str());
+    vec![
+        Val::Blob(idx.to_vec()),
+        Val::Blob(vault.seal(&aad("cards.id", &idx), c.resident_id.as_str().as_bytes())),
+        Val::Text(c.name),
+        Val::Blob(vault.seal(&aad("cards.card_no", &idx), c.card_no.as_bytes())),
+        Val::Text(c.bank),
+        Val::Blob(vault.seal(&aad("cards.account", &idx), c.account.as_str().as_bytes())),
+        Val::Blob(
+            vault
+                .blind_index(IndexKind::Account, c.account.as_str())
+                .to_vec(),
+        ),
+        Val::Text(c.status.as_str().to_owned()),
+        Val::Int(i64::from(c.activated)),
+    ]
+}
+
+fn death_row(vault: &Vault, d: DeathRecord) -> Vec<Val> {
+    let idx = vault.blind_index(IndexKind::ResidentId, d.resident_id.as_str());
+    vec![
+        Val::Blob(idx.to_vec()),
+        Val::Blob(vault.seal(&aad("deaths.id", &idx), d.resident_id.as_str().as_bytes())),
+        Val::Text(d.name),
+        Val::Text(d.date_of_death.format("%Y-%m-%d").to_string()),
+    ]
+}
+
+fn to_index(bytes: &[u8], table: &str) -> Result<BlindIndex> {
+    BlindIndex::try_from(bytes).map_err(|_| StoreError::corrupt(format!("{table}.person_idx")))
+}
+
+/// Re-read a decrypted resident ID and check it is the one the row is indexed under.
+fn resident_id_of(vault: &Vault, plain: &str, idx: &BlindIndex, table: &str) -> Result<ResidentId> {
+    let id = ResidentId::from_trusted(plain)
+        .map_err(|_| StoreError::corrupt(format!("{table}.id_enc")))?;
+    if &vault.blind_index(IndexKind::ResidentId, id.as_str()) != idx {
+        return Err(StoreError::corrupt(format!("{table}.person_idx")));
+    }
+    Ok(id)
+}
+
+type CardTuple = (
+    Vec<u8>,
+    Vec<u8>,
+    String,
+    Vec<u8>,
+    String,
+    Vec<u8>,
+    String,
+    i64,
+);
+type DeathTuple = (Vec<u8>, Vec<u8>, String, String);
+
+impl Store {
+    // ----- regions -------------------------------------------------------------------------
+
+    /// Load the region table (upsert by code; a later import renames). Same content twice:
+    /// [`ImportOutcome::AlreadyImported`].
+    pub async fn import_regions<I, E>(&self, entries: I, meta: ImportMeta) -> Result<ImportOutcome>
+    where
+        I: IntoIterator<Item = Result<RegionEntry, E>>,
+        I::IntoIter: Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+    {
+        self.bulk_import(&REGIONS, &meta, entries, |e: RegionEntry| {
+            Ok(vec![
+                Val::Text(e.code.full()),
+                Val::Text(e.code.prefix().to_owned()),
+                Val::Text(level_str(e.code.level()).to_owned()),
+                Val::Text(e.name),
+            ])
+        })
+        .await
+    }
+
+    /// Whether `code` is in the region table.
+    pub async fn region_exists(&self, code: &RegionCode) -> Result<bool> {
+        Ok(self.region_name(code).await?.is_some())
+    }
+
+    /// The name of `code`, if it is in the region table.
+    pub async fn region_name(&self, code: &RegionCode) -> Result<Option<String>> {
+        let full = code.full();
+        Ok(with_pool!(self, |p| {
+            sqlx::query_scalar::<_, String>("SELECT name FROM regions WHERE code = $1")
+                .bind(&full)
+                .fetch_optional(p)
+                .await?
+        }))
+    }
+
+    /// The whole region table, ordered by code (ancestors before descendants).
+    pub async fn all_regions(&self) -> Result<Vec<RegionEntry>> {
+        let rows = with_pool!(self, |p| {
+            sqlx::query_as::<_, (String, String)>("SELECT code, name FROM regions ORDER BY code")
+                .fetch_all(p)
+                .await?
+        });
+        rows.into_iter()
+            .map(|(code, name)| {
+                let code =
+                    RegionCode::parse(&code).map_err(|_| StoreError::corrupt("regions.code"))?;
+                Ok(RegionEntry { code, name })
+            })
+            .collect()
+    }
+
+    // ----- card registry -------------------------------------------------------------------
+
+    /// Load a card registry snapshot: one transaction, streaming, all or nothing (see
+    /// [`crate::imports`]). A newer snapshot replaces the card of a person already present;
+    /// the same person twice in one snapshot is a [`StoreError::Conflict`].
+    pub async fn import_cards<I, E>(&self, records: I, meta: ImportMeta) -> Result<ImportOutcome>
+    where
+        I: IntoIterator<Item = Result<CardRecord, E>>,
+        I::IntoIter: Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+    {
+        let vault = self.vault.clone();
+        self.bulk_import(&CARDS, &meta, records, move |c| Ok(card_row(&vault, c)))
+            .await
+    }
+
+    /// The cards of `ids`, in the same order (`None`: no card in the registry).
+    pub async fn lookup_cards(&self, ids: &[ResidentId]) -> Result<Vec<Option<CardRecord>>> {
+        let idxs: Vec<BlindIndex> = ids
+            .iter()
+            .map(|id| self.vault.blind_index(IndexKind::ResidentId, id.as_str()))
+            .collect();
+        let mut found: HashMap<BlindIndex, CardRecord> = HashMap::new();
+        for chunk in idxs.chunks(MAX_IN_LIST) {
+            let n = in_list_bucket(chunk.len());
+            let sql = format!(
+                "SELECT person_idx, id_enc, name, card_no_enc, bank, account_enc, status, activated \
+                 FROM cards WHERE person_idx IN ({})",
+                placeholders(1, n)
+            );
+            let last = chunk.last().copied().unwrap_or_default();
+            let keys = chunk.iter().copied().chain(std::iter::repeat(last)).take(n);
+            let rows: Vec<CardTuple> = with_pool!(self, |p| {
+                let mut q = sqlx::query_as::<_, CardTuple>(&sql);
+                for k in keys {
+                    q = q.bind(k.to_vec());
+                }
+                q.fetch_all(p).await?
+            });
+            for row in rows {
+                let (idx, card) = self.decode_card(row)?;
+                found.insert(idx, card);
+            }
+        }
+        Ok(idxs.iter().map(|i| found.get(i).cloned()).collect())
+    }
+
+    fn decode_card(&self, row: CardTuple) -> Result<(BlindIndex, CardRecord)> {
+        let (person_idx, id_enc, name, card_no_enc, bank, account_enc, status, activated) = row;
+        let v = &self.vault;
+        let idx = to_index(&person_idx, "cards")?;
+        let id = open_str(v, "cards.id", &idx, &id_enc)?;
+        let resident_id = resident_id_of(v, &id, &idx, "cards")?;
+        let card_no = open_str(v, "cards.card_no", &idx, &card_no_enc)?;
+        let account = open_str(v, "cards.account", &idx, &account_enc)?;
+        let account =
+            BankAccount::parse(&account).map_err(|_| StoreError::corrupt("cards.account_enc"))?;
+        let status =
+            CardStatus::parse(&status).ok_or_else(|| StoreError::corrupt("cards.status"))?;
+        let activated = match activated {
+            0 => false,
+            1 => true,
+            _ => return Err(StoreError::corrupt("cards.activated")),
+        };
+        Ok((
+            idx,
+            CardRecord {
+                resident_id,
+                name,
+                card_no,
+                bank,
+                account,
+                status,
+                activated,
+            },
+        ))
+    }
+
+    /// Number of cards in the registry snapshot.
+    pub async fn card_count(&self) -> Result<i64> {
+        Ok(with_pool!(self, |p| {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM cards")
+                .fetch_one(p)
+                .await?
+        }))
+    }
+
+    // ----- death register ------------------------------------------------------------------
+
+    /// Load the death register (same rules as [`Store::import_cards`]).
+    pub async fn import_deaths<I, E>(&self, records: I, meta: ImportMeta) -> Result<ImportOutcome>
+    where
+        I: IntoIterator<Item = Result<DeathRecord, E>>,
+        I::IntoIter: Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+    {
+        let vault = self.vault.clone();
+        self.bulk_import(&DEATHS, &meta, records, move |d| Ok(death_row(&vault, d)))
+            .await
+    }
+
+    /// The death register entries of `ids`, in the same order.
+    pub async fn lookup_deaths(&self, ids: &[ResidentId]) -> Result<Vec<Option<DeathRecord>>> {
+        let idxs: Vec<BlindIndex> = ids
+            .iter()
+            .map(|id| self.vault.blind_index(IndexKind::ResidentId, id.as_str()))
+            .collect();
+        let mut found: HashMap<BlindIndex, DeathRecord> = HashMap::new();
+        for chunk in idxs.chunks(MAX_IN_LIST) {
+            let n = in_list_bucket(chunk.len());
+            let sql = format!(
+                "SELECT person_idx, id_enc, name, date_of_death FROM deaths \
+                 WHERE person_idx IN ({})",
+                placeholders(1, n)
+            );
+            let last = chunk.last().copied().unwrap_or_default();
+            let keys = chunk.iter().copied().chain(std::iter::repeat(last)).take(n);
+            let rows: Vec<DeathTuple> = with_pool!(self, |p| {
+                let mut q = sqlx::query_as::<_, DeathTuple>(&sql);
+                for k in keys {
+                    q = q.bind(k.to_vec());
+                }
+                q.fetch_all(p).await?
+            });
+            for (person_idx, id_enc, name, date) in rows {
+                let idx = to_index(&person_idx, "deaths")?;
+                let id = open_str(&self.vault, "deaths.id", &idx, &id_enc)?;
+                let resident_id = resident_id_of(&self.vault, &id, &idx, "deaths")?;
+                let date_of_death = chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d")
+                    .map_err(|_| StoreError::corrupt("deaths.date_of_death"))?;
+                found.insert(
+                    idx,
+                    DeathRecord {
+                        resident_id,
+                        name,
+                        date_of_death,
+                    },
+                );
+            }
+        }
+        Ok(idxs.iter().map(|i| found.get(i).cloned()).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets() {
+        assert_eq!(in_list_bucket(1), 1);
+        assert_eq!(in_list_bucket(2), 4);
+        assert_eq!(in_list_bucket(17), 64);
+        assert_eq!(in_list_bucket(900), 900);
+        assert_eq!(placeholders(1, 3), "$1, $2, $3");
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests of ykt-store, each run on SQLite and (when reachable) PostgreSQL through
+//! `ykt_store::testing::each_backend`.
+
+mod audit;
+mod common;
+mod imports;
+mod pii;
+mod schema;
