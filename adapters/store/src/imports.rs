@@ -239,7 +239,6 @@ impl Store {
             };
         };
 
-        let t0 = std::time::Instant::now();
         let mut feeder = Feeder {
             iter: records.into_iter(),
             index: 0,
@@ -249,7 +248,6 @@ impl Store {
             TxInner::Sqlite(t) => stage_sqlite(&mut **t, spec, &mut feeder).await?,
             TxInner::Postgres(t) => stage_postgres(&mut **t, spec, &mut feeder).await?,
         };
-        eprintln!("stage {:?}", t0.elapsed());
         let rows_i64 = i64::try_from(rows).unwrap_or(i64::MAX);
         with_tx!(tx, |c| {
             sqlx::query(spec.merge)
@@ -268,9 +266,7 @@ impl Store {
                 .execute(&mut **t)
                 .await?;
         }
-        eprintln!("merged {:?}", t0.elapsed());
         tx.commit().await?;
-        eprintln!("committed {:?}", t0.elapsed());
         tracing::info!(kind = %meta.kind, import_id, rows, "bulk import committed");
         Ok(ImportOutcome::Imported { import_id, rows })
     }
@@ -332,7 +328,11 @@ where
     Ok(total)
 }
 
-/// `INSERT INTO stage (cols) VALUES ($1, ...), (...)` for `rows` rows.
+/// `INSERT INTO stage (cols) VALUES (?, ...), (...)` for `rows` rows.
+///
+/// Anonymous `?` rather than `$N`: SQLite resolves each named parameter with a linear scan
+/// (`sqlite3_bind_parameter_name`), which makes binding a statement with thousands of `$N`
+/// parameters quadratic (measured: 500 rows of 9 columns took 5x longer than 50 rows).
 fn multi_row_insert(spec: &BulkSpec, rows: usize) -> String {
     let ncols = spec.columns.len();
     let mut sql = format!(
@@ -340,7 +340,6 @@ fn multi_row_insert(spec: &BulkSpec, rows: usize) -> String {
         spec.stage,
         spec.columns.join(", ")
     );
-    let mut n = 0usize;
     for r in 0..rows {
         if r > 0 {
             sql.push_str(", ");
@@ -350,9 +349,7 @@ fn multi_row_insert(spec: &BulkSpec, rows: usize) -> String {
             if c > 0 {
                 sql.push_str(", ");
             }
-            n += 1;
-            sql.push('$');
-            sql.push_str(&n.to_string());
+            sql.push('?');
         }
         sql.push(')');
     }
@@ -476,7 +473,7 @@ mod tests {
         };
         assert_eq!(
             multi_row_insert(&spec, 2),
-            "INSERT INTO s (a, b) VALUES ($1, $2), ($3, $4)"
+            "INSERT INTO s (a, b) VALUES (?, ?), (?, ?)"
         );
         assert_eq!(sqlite_rows_per_insert(11), 500);
         assert_eq!(sqlite_rows_per_insert(100), 327);

@@ -433,7 +433,7 @@ impl Store {
     /// Lines of a batch by state.
     pub async fn tally(&self, batch_id: i64) -> Result<Tally> {
         let rows: Vec<(String, i64, i64)> = with_pool!(self, |p| {
-            sqlx::query_as("SELECT state, COUNT(*), COALESCE(SUM(amount_fen), 0) FROM payment_lines WHERE batch_id = $1 GROUP BY state")
+            sqlx::query_as("SELECT state, COUNT(*), CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM payment_lines WHERE batch_id = $1 GROUP BY state")
                 .bind(batch_id)
                 .fetch_all(p)
                 .await?
@@ -611,7 +611,7 @@ impl Store {
     /// Balance of every account.
     pub async fn ledger_balances(&self) -> Result<Vec<(Account, Fen)>> {
         let rows: Vec<(String, String, i64)> = with_pool!(self, |p| {
-            sqlx::query_as("SELECT account_kind, owner, SUM(amount_fen) FROM ledger_postings GROUP BY account_kind, owner ORDER BY account_kind, owner")
+            sqlx::query_as("SELECT account_kind, owner, CAST(SUM(amount_fen) AS BIGINT) FROM ledger_postings GROUP BY account_kind, owner ORDER BY account_kind, owner")
                 .fetch_all(p)
                 .await?
         });
@@ -634,7 +634,7 @@ impl Store {
     pub async fn ledger_check(&self) -> Result<(Fen, i64)> {
         let (sum, bad): (i64, i64) = with_pool!(self, |p| {
             sqlx::query_as(
-                "SELECT COALESCE((SELECT SUM(amount_fen) FROM ledger_postings), 0), \
+                "SELECT CAST(COALESCE((SELECT SUM(amount_fen) FROM ledger_postings), 0) AS BIGINT), \
                  (SELECT COUNT(*) FROM (SELECT entry_id FROM ledger_postings GROUP BY entry_id HAVING SUM(amount_fen) <> 0) x)",
             )
             .fetch_one(p)

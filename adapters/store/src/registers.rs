@@ -6,7 +6,7 @@
 //! it finds. Names, banks and statuses are stored in clear: lookups return them and they are
 //! not identifiers on their own.
 
-use crate::db::{Store, with_pool};
+use crate::db::{Backend, Store, with_pool};
 use crate::error::{Result, StoreError};
 use crate::imports::{BulkSpec, ImportMeta, ImportOutcome, Val};
 use crate::vault::{BlindIndex, IndexKind, Vault};
@@ -26,12 +26,25 @@ fn in_list_bucket(n: usize) -> usize {
         .unwrap_or(MAX_IN_LIST)
 }
 
-/// `$first, $first+1, ... ` for `n` placeholders.
+/// `$first, $first+1, ...` for `n` placeholders: works on both backends. On SQLite each `$N`
+/// costs a linear scan when binding, so a statement with thousands of `$N` binds in quadratic
+/// time; for long lists in a statement without other parameters use [`list_placeholders`].
 pub(crate) fn placeholders(first: usize, n: usize) -> String {
     (first..first + n)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Placeholders for a statement whose only parameters are these `n`, bound in order:
+/// anonymous `?, ?, ...` on SQLite (binding stays linear, see [`placeholders`]), `$1, ...,
+/// $n` on PostgreSQL. Never mix with `$N` parameters in the same statement: sqlx numbers
+/// anonymous parameters separately.
+pub(crate) fn list_placeholders(backend: Backend, n: usize) -> String {
+    match backend {
+        Backend::Postgres => placeholders(1, n),
+        Backend::Sqlite => vec!["?"; n].join(", "),
+    }
 }
 
 fn level_str(level: RegionLevel) -> &'static str {
@@ -259,7 +272,7 @@ impl Store {
             let sql = format!(
                 "SELECT person_idx, id_enc, name, card_no_enc, bank, account_enc, status, activated \
                  FROM cards WHERE person_idx IN ({})",
-                placeholders(1, n)
+                list_placeholders(self.backend(), n)
             );
             let last = chunk.last().copied().unwrap_or_default();
             let keys = chunk.iter().copied().chain(std::iter::repeat(last)).take(n);
@@ -344,7 +357,7 @@ impl Store {
             let sql = format!(
                 "SELECT person_idx, id_enc, name, date_of_death FROM deaths \
                  WHERE person_idx IN ({})",
-                placeholders(1, n)
+                list_placeholders(self.backend(), n)
             );
             let last = chunk.last().copied().unwrap_or_default();
             let keys = chunk.iter().copied().chain(std::iter::repeat(last)).take(n);
@@ -385,6 +398,8 @@ mod tests {
         assert_eq!(in_list_bucket(2), 4);
         assert_eq!(in_list_bucket(17), 64);
         assert_eq!(in_list_bucket(900), 900);
-        assert_eq!(placeholders(1, 3), "$1, $2, $3");
+        assert_eq!(placeholders(2, 3), "$2, $3, $4");
+        assert_eq!(list_placeholders(Backend::Postgres, 3), "$1, $2, $3");
+        assert_eq!(list_placeholders(Backend::Sqlite, 3), "?, ?, ?");
     }
 }
