@@ -5,7 +5,6 @@ use crate::intake::{self, ImportResult, IntakeFailure, Request};
 use crate::output;
 use crate::registers::{MemRegisters, demo_regions};
 use anyhow::{Context, anyhow, bail};
-use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -215,15 +214,6 @@ fn init_logging(cfg: &Config) {
         .try_init();
 }
 
-/// Today's date: `YKT_TODAY` (YYYY-MM-DD, for reproducible runs) or the local date.
-pub fn today() -> anyhow::Result<NaiveDate> {
-    match std::env::var("YKT_TODAY") {
-        Ok(s) => NaiveDate::parse_from_str(&s, "%Y-%m-%d")
-            .with_context(|| format!("YKT_TODAY「{s}」应为 YYYY-MM-DD")),
-        Err(_) => Ok(chrono::Local::now().date_naive()),
-    }
-}
-
 /// Open the configured database (creating the embedded one and its key on first use).
 pub async fn open_store(cfg: &Config, create: bool) -> anyhow::Result<Store> {
     let (vault, created) = cfg.vault(create)?;
@@ -335,6 +325,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
+/// Whether the configured database already exists (an embedded file that is there, or a
+/// server URL).
+fn database_present(cfg: &Config) -> bool {
+    match cfg.database_url.strip_prefix("sqlite://") {
+        Some(path) => Path::new(path.split('?').next().unwrap_or(path)).exists(),
+        None => cfg.database_url.starts_with("postgres"),
+    }
+}
+
 /// Map an intake failure to the CLI's exit code and message.
 fn fail(e: IntakeFailure) -> anyhow::Result<u8> {
     match e {
@@ -357,7 +356,7 @@ async fn check(cfg: &Config, a: CheckArgs) -> anyhow::Result<u8> {
             Ok(x) => x,
             Err(e) => return fail(e),
         };
-    let today = today()?;
+    let today = cfg.today();
     let mut regs = MemRegisters::default();
     let load = |r: Result<(), ykt_files::FileError>| r.map_err(IntakeFailure::File);
     let loaded = (|| -> Result<(), IntakeFailure> {
@@ -383,6 +382,13 @@ async fn check(cfg: &Config, a: CheckArgs) -> anyhow::Result<u8> {
         Some(s) => Some(RegionCode::parse(s).map_err(|e| anyhow!("--scope「{s}」：{e}"))?),
         None => None,
     };
+    // With a database at hand (and no --registry file), check against it: its card registry,
+    // death register, what is already paid or in flight, exclusive projects and agreements.
+    let store = if a.registry.is_none() && database_present(cfg) {
+        Some(open_store(cfg, false).await?)
+    } else {
+        None
+    };
     let req = Request {
         province: province.as_ref(),
         project,
@@ -390,12 +396,17 @@ async fn check(cfg: &Config, a: CheckArgs) -> anyhow::Result<u8> {
         today,
         scope,
         regions: Some(&regs),
-        check_cards: a.registry.is_some(),
+        check_cards: a.registry.is_some() || store.is_some(),
     };
-    let report = match intake::check(&a.roster, &req, &regs, &regs).await {
+    let result = match &store {
+        Some(st) => intake::check(&a.roster, &req, st, st).await,
+        None => intake::check(&a.roster, &req, &regs, &regs).await,
+    };
+    let mut report = match result {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    report.history_checked = store.is_some();
     if a.json {
         for p in &report.problems {
             outln!("{}", serde_json::to_string(p)?);
@@ -442,7 +453,7 @@ pub fn write_reports(dir: &Path, report: &intake::CheckReport) -> anyhow::Result
 
 async fn import(cfg: &Config, cmd: ImportCmd) -> anyhow::Result<u8> {
     let store = open_store(cfg, true).await?;
-    let today = today()?;
+    let today = cfg.today();
     let meta = |kind: &str, file: &Path, user: &Option<String>| -> anyhow::Result<ImportMeta> {
         let sha = intake::hash_file(file)?;
         Ok(ImportMeta {

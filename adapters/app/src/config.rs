@@ -30,6 +30,10 @@ pub struct Config {
     /// Province-specific settings (`[province_settings]` table).
     #[serde(default)]
     pub province_settings: serde_json::Value,
+    /// The platform's date, `YYYY-MM-DD`, for reproducible runs and replays (`YKT_TODAY`);
+    /// the local date when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub today: Option<chrono::NaiveDate>,
 }
 
 impl Default for Config {
@@ -42,6 +46,7 @@ impl Default for Config {
             listen: "127.0.0.1:8080".into(),
             log: "warn".into(),
             province_settings: serde_json::Value::Null,
+            today: None,
         }
     }
 }
@@ -77,6 +82,12 @@ impl Config {
             }
             anyhow::anyhow!(msg)
         })
+    }
+
+    /// Today's date: configured (`today`, `YKT_TODAY`) or the local date.
+    pub fn today(&self) -> chrono::NaiveDate {
+        self.today
+            .unwrap_or_else(|| chrono::Local::now().date_naive())
     }
 
     /// The master key: configured, or from `key_file` (created when `create` is set).

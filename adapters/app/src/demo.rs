@@ -7,7 +7,7 @@
 //! Everything is derived from `--seed`: the same seed gives the same files, and importing the
 //! same files again changes nothing (imports are identified by content).
 
-use crate::cli::{open_store, today, write_reports};
+use crate::cli::{open_store, write_reports};
 use crate::config::Config;
 use crate::intake::{self, ImportResult, Request};
 use crate::output;
@@ -484,8 +484,13 @@ pub fn demo_users(province: &str) -> Vec<UserRow> {
 }
 
 /// Import the data set and run intake. Returns the process exit code part (0).
-async fn run_one(store: &Store, province: &dyn Province, data: &DataSet) -> anyhow::Result<()> {
-    let today = today()?;
+async fn run_one(
+    cfg: &Config,
+    store: &Store,
+    province: &dyn Province,
+    data: &DataSet,
+) -> anyhow::Result<()> {
+    let today = cfg.today();
     for u in demo_users(province.code()) {
         store.upsert_user(&u).await?;
     }
@@ -607,7 +612,7 @@ pub async fn run(cfg: &Config, a: DemoArgs) -> anyhow::Result<u8> {
     outln!("数据库 database: {}", cfg.database_url);
     for p in &targets {
         let data = generate(p.as_ref(), a.lines, a.seed, &a.out.join(p.code()))?;
-        run_one(&store, p.as_ref(), &data).await?;
+        run_one(cfg, &store, p.as_ref(), &data).await?;
     }
     let first = targets.first().map(|p| p.code()).unwrap_or("heilongjiang");
     outln!(

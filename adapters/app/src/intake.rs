@@ -63,6 +63,9 @@ pub struct CheckReport {
     pub project_name: String,
     pub period: String,
     pub cards_checked: bool,
+    /// Checked against what is already paid or in flight and against exclusive projects (a
+    /// database was available).
+    pub history_checked: bool,
     pub summary: IntakeSummary,
     pub problems: Vec<Problem>,
 }
@@ -185,6 +188,7 @@ pub async fn check(
         project_name: req.project.name.clone(),
         period: req.period.to_string(),
         cards_checked: req.check_cards,
+        history_checked: false,
         summary: run.summary().clone(),
         problems,
     })
@@ -282,6 +286,7 @@ pub async fn import(
         project_name: req.project.name.clone(),
         period: req.period.to_string(),
         cards_checked: true,
+        history_checked: true,
         summary,
         problems,
     };

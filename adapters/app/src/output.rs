@@ -52,6 +52,12 @@ pub fn check_summary(r: &CheckReport) -> String {
             "注意：未提供社保卡信息（--registry），未比对社会保障卡 (card registry not given: card rules skipped)"
         );
     }
+    if !r.history_checked {
+        let _ = writeln!(
+            o,
+            "注意：无数据库，未比对已发放/在途记录与互斥项目（导入时会比对）(no database: already-paid and exclusive-project checks run at import)"
+        );
+    }
     if !s.by_code.is_empty() {
         let _ = writeln!(o, "按原因 by reason (行数 lines):");
         for (code, n) in &s.by_code {

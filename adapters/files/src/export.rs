@@ -338,6 +338,17 @@ pub fn write_xlsx_table(
     write_xlsx_table_titled(path, sheet, None, headers, rows)
 }
 
+/// `SOURCE_DATE_EPOCH` when set (reproducible builds convention), else 2000-01-01.
+fn fixed_creation_time() -> rust_xlsxwriter::ExcelDateTime {
+    let fallback = || rust_xlsxwriter::ExcelDateTime::from_ymd(2000, 1, 1);
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .and_then(|secs| rust_xlsxwriter::ExcelDateTime::from_timestamp(secs).ok())
+        .or_else(|| fallback().ok())
+        .unwrap_or_default()
+}
+
 /// [`write_xlsx_table`] with an optional title row above the header (merged across the
 /// columns, bold, larger). The title is also the workbook's document title.
 pub fn write_xlsx_table_titled(
@@ -349,9 +360,13 @@ pub fn write_xlsx_table_titled(
 ) -> Result<u64, FileError> {
     let file = display_name(path);
     let mut wb = Workbook::new();
+    // A fixed creation time keeps the output a function of its content alone: the same
+    // report or roster written twice is byte-identical (imports are identified by content).
+    let mut props = DocProperties::new().set_creation_datetime(&fixed_creation_time());
     if let Some(t) = title.filter(|t| !t.is_empty()) {
-        wb.set_properties(&DocProperties::new().set_title(t));
+        props = props.set_title(t);
     }
+    wb.set_properties(&props);
     let mut w = SheetWriter {
         file: &file,
         base_name: sheet,

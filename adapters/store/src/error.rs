@@ -85,22 +85,25 @@ impl StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> StoreError {
-        if let sqlx::Error::Database(db) = &e {
-            if db.kind() == ErrorKind::UniqueViolation {
-                // PostgreSQL names the constraint; SQLite's message is "UNIQUE constraint
-                // failed: table.column, ..." which names columns, never values.
-                let what = match db.constraint() {
+        // PostgreSQL names the constraint; SQLite's message is "UNIQUE constraint failed:
+        // table.column, ..." which names columns, never values.
+        let conflict = match &e {
+            sqlx::Error::Database(db) if db.kind() == ErrorKind::UniqueViolation => {
+                Some(match db.constraint() {
                     Some(c) => c.to_owned(),
                     None => db
                         .message()
                         .rsplit_once(": ")
                         .map(|(_, cols)| cols.to_owned())
                         .unwrap_or_else(|| "unique constraint".to_owned()),
-                };
-                return StoreError::Conflict { what };
+                })
             }
+            _ => None,
+        };
+        match conflict {
+            Some(what) => StoreError::Conflict { what },
+            None => StoreError::Database(e),
         }
-        StoreError::Database(e)
     }
 }
 

@@ -16,8 +16,9 @@
 //!
 //! A failing record (the iterator yields `Err`) or a conflict aborts the whole import.
 
-use crate::db::{Store, TxInner, with_tx};
+use crate::db::{Backend, Store, TxInner, with_tx};
 use crate::error::{Result, StoreError};
+use crate::registers::values_placeholders;
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, SqliteConnection};
 use std::convert::Infallible;
@@ -245,8 +246,8 @@ impl Store {
             to_row,
         };
         let rows = match &mut tx.inner {
-            TxInner::Sqlite(t) => stage_sqlite(&mut **t, spec, &mut feeder).await?,
-            TxInner::Postgres(t) => stage_postgres(&mut **t, spec, &mut feeder).await?,
+            TxInner::Sqlite(t) => stage_sqlite(t, spec, &mut feeder).await?,
+            TxInner::Postgres(t) => stage_postgres(t, spec, &mut feeder).await?,
         };
         let rows_i64 = i64::try_from(rows).unwrap_or(i64::MAX);
         with_tx!(tx, |c| {
@@ -334,26 +335,12 @@ where
 /// (`sqlite3_bind_parameter_name`), which makes binding a statement with thousands of `$N`
 /// parameters quadratic (measured: 500 rows of 9 columns took 5x longer than 50 rows).
 fn multi_row_insert(spec: &BulkSpec, rows: usize) -> String {
-    let ncols = spec.columns.len();
-    let mut sql = format!(
-        "INSERT INTO {} ({}) VALUES ",
+    format!(
+        "INSERT INTO {} ({}) VALUES {}",
         spec.stage,
-        spec.columns.join(", ")
-    );
-    for r in 0..rows {
-        if r > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for c in 0..ncols {
-            if c > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('?');
-        }
-        sql.push(')');
-    }
-    sql
+        spec.columns.join(", "),
+        values_placeholders(Backend::Sqlite, rows, spec.columns.len())
+    )
 }
 
 async fn stage_postgres<T, E, I, F>(

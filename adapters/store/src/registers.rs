@@ -47,6 +47,25 @@ pub(crate) fn list_placeholders(backend: Backend, n: usize) -> String {
     }
 }
 
+/// The `VALUES` list of a multi-row `INSERT` of `rows` rows of `cols` columns, the only
+/// parameters of the statement: `(?, ?), (?, ?)` on SQLite (see [`placeholders`] for why not
+/// `$N`), `($1, $2), ($3, $4)` on PostgreSQL.
+pub(crate) fn values_placeholders(backend: Backend, rows: usize, cols: usize) -> String {
+    let mut out = String::with_capacity(rows * cols * 4);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        match backend {
+            Backend::Postgres => out.push_str(&placeholders(r * cols + 1, cols)),
+            Backend::Sqlite => out.push_str(&vec!["?"; cols].join(", ")),
+        }
+        out.push(')');
+    }
+    out
+}
+
 fn level_str(level: RegionLevel) -> &'static str {
     match level {
         RegionLevel::Province => "province",
@@ -401,5 +420,10 @@ mod tests {
         assert_eq!(placeholders(2, 3), "$2, $3, $4");
         assert_eq!(list_placeholders(Backend::Postgres, 3), "$1, $2, $3");
         assert_eq!(list_placeholders(Backend::Sqlite, 3), "?, ?, ?");
+        assert_eq!(values_placeholders(Backend::Sqlite, 2, 2), "(?, ?), (?, ?)");
+        assert_eq!(
+            values_placeholders(Backend::Postgres, 2, 2),
+            "($1, $2), ($3, $4)"
+        );
     }
 }

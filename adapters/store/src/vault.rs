@@ -242,13 +242,11 @@ fn write_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(unix)]
 fn warn_if_readable_by_others(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path) {
-        if meta.permissions().mode() & 0o077 != 0 {
-            tracing::warn!(
-                path = %path.display(),
-                "the master key file is readable by other users; restrict it to mode 0600"
-            );
-        }
+    if std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+        tracing::warn!(
+            path = %path.display(),
+            "the master key file is readable by other users; restrict it to mode 0600"
+        );
     }
 }
 
