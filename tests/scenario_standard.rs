@@ -263,3 +263,62 @@ async fn every_reason_code_appears_in_the_standard_roster() {
     })
     .await;
 }
+
+/// Every resident ID, account and phone number of the scenario files.
+fn scenario_secrets() -> Vec<String> {
+    let mut out = Vec::new();
+    for f in [
+        "roster.csv",
+        "registry.csv",
+        "deaths.csv",
+        "earlier.csv",
+        "urban.csv",
+    ] {
+        let text = std::fs::read_to_string(scenario().join(f)).unwrap();
+        for field in text.lines().skip(1).flat_map(|l| l.split(',')) {
+            let digits = field.trim_end_matches('X');
+            let all_digits = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+            // 18-character and 15-digit IDs, 16-19-digit accounts, 11-digit mobiles; not the
+            // 12-digit region codes, which are public.
+            let shaped =
+                matches!(field.len(), 15..=19) || (field.len() == 11 && field.starts_with('1'));
+            if all_digits && shaped {
+                out.push(field.to_owned());
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[tokio::test]
+async fn no_plaintext_identifier_at_rest_after_intake() {
+    let secrets = scenario_secrets();
+    assert!(
+        secrets.len() > 80,
+        "ids, accounts and phones: {}",
+        secrets.len()
+    );
+    each_backend("scenario_pii", |db| {
+        let secrets = secrets.clone();
+        async move {
+            run_province(&db, yikatong::provinces()[0].code).await;
+            let raw = db.raw_bytes().await.unwrap();
+            assert!(
+                raw.len() > 10_000,
+                "the scan sees the data ({} bytes)",
+                raw.len()
+            );
+            for s in &secrets {
+                assert!(
+                    !raw.windows(s.len()).any(|w| w == s.as_bytes()),
+                    "{} holds a plaintext identifier ending {}",
+                    db.backend(),
+                    &s[s.len() - 4..]
+                );
+            }
+        }
+    })
+    .await;
+}
