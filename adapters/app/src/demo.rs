@@ -83,14 +83,29 @@ fn luhn_complete(body: &str) -> String {
         .unwrap_or_else(|| format!("{body}0"))
 }
 
-fn person(rng: &mut StdRng, village: &RegionCode, seq: u32) -> Person {
+/// Birth-date slots (1930-2005, days 1-28) a unique ID can use: 76 years × 12 × 28.
+const BIRTH_SLOTS: u64 = 76 * 12 * 28;
+/// Most people a generator with unique IDs can make (1000 sequence numbers per slot).
+pub(crate) const MAX_UNIQUE_PEOPLE: usize = 1000 * BIRTH_SLOTS as usize;
+
+/// Person number `seq` living in `village`. With `unique`, the birth date and sequence number
+/// are derived from `seq` so no two people share an ID (the demo's random birth dates repeat
+/// once a county has more than a few thousand people); the random draws are made either way.
+fn person(rng: &mut StdRng, village: &RegionCode, seq: u32, unique: bool) -> Person {
     let county = village
         .county()
         .map(|c| c.prefix().to_owned())
         .unwrap_or_else(|| village.prefix()[..6.min(village.prefix().len())].to_owned());
-    let year = rng.gen_range(1930..=2005);
-    let month = rng.gen_range(1..=12);
-    let day = rng.gen_range(1..=28);
+    let year: u64 = rng.gen_range(1930..=2005);
+    let month: u64 = rng.gen_range(1..=12);
+    let day: u64 = rng.gen_range(1..=28);
+    let (year, month, day) = if unique {
+        // 7919 is prime to BIRTH_SLOTS: consecutive thousands land on distinct, spread slots.
+        let slot = (u64::from(seq / 1000) * 7919) % BIRTH_SLOTS;
+        (1930 + slot / 336, 1 + (slot % 336) / 28, 1 + slot % 28)
+    } else {
+        (year, month, day)
+    };
     let body = format!("{county:0<6}{year:04}{month:02}{day:02}{:03}", seq % 1000);
     let b: [u8; 17] = body.as_bytes().try_into().unwrap_or([b'0'; 17]);
     let id = format!("{body}{}", ResidentId::check_digit(&b));
@@ -139,123 +154,219 @@ fn province_prefix(code: &str) -> &'static str {
     }
 }
 
-/// Generate the files for `province` under `dir`.
-pub fn generate(
-    province: &dyn Province,
-    lines: usize,
-    seed: u64,
-    dir: &Path,
-) -> anyhow::Result<DataSet> {
-    std::fs::create_dir_all(dir).with_context(|| format!("无法创建目录 {}", dir.display()))?;
-    let mut rng = StdRng::seed_from_u64(seed ^ fxhash(province.code()));
-    let prefix = RegionCode::parse(province_prefix(province.code())).map_err(|e| anyhow!("{e}"))?;
-    let all = demo_regions();
-    let villages: Vec<RegionCode> = all
-        .iter()
-        .filter(|e| prefix.contains(&e.code) && e.code.level() == RegionLevel::Village)
-        .map(|e| e.code.clone())
-        .collect();
-    if villages.is_empty() {
-        anyhow::bail!("内置区划表中没有 {} 的村级区划", province.name());
-    }
+/// The defect a generated roster line carries.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Defect {
+    None,
+    NoCard,
+    Inactive,
+    Lost,
+    NameMismatch,
+    Checksum,
+    ShortId,
+    NumericId,
+    BadPhone,
+    UnknownRegion,
+    OldPeriod,
+    RecentPeriod,
+    BadAmount,
+    ZeroAmount,
+    DupInFile,
+    Deceased,
+    Legacy15,
+    NotHead,
+    ProxyNoAgreement,
+    ProxyWithAgreement,
+}
 
-    // Region table (the shipped one, as a GB18030 CSV like a real hand-over).
-    let regions = dir.join("区划代码.csv");
-    ykt_files::export::write_csv_gb18030_table(
-        &regions,
-        &["行政区划代码", "名称"],
-        all.iter()
-            .map(|e: &RegionEntry| vec![Cell::Text(e.code.full()), Cell::Text(e.name.clone())]),
-    )?;
+/// The realistic error mix: the share of lines carrying each defect.
+const MIX: &[(Defect, f64)] = &[
+    (Defect::NoCard, 0.015),
+    (Defect::Inactive, 0.02),
+    (Defect::Lost, 0.005),
+    (Defect::NameMismatch, 0.006),
+    (Defect::Checksum, 0.006),
+    (Defect::ShortId, 0.003),
+    (Defect::NumericId, 0.004),
+    (Defect::BadPhone, 0.01),
+    (Defect::UnknownRegion, 0.004),
+    (Defect::OldPeriod, 0.005),
+    (Defect::RecentPeriod, 0.03),
+    (Defect::BadAmount, 0.003),
+    (Defect::ZeroAmount, 0.002),
+    (Defect::DupInFile, 0.005),
+    (Defect::Deceased, 0.004),
+    (Defect::Legacy15, 0.003),
+    (Defect::NotHead, 0.004),
+    (Defect::ProxyNoAgreement, 0.003),
+    (Defect::ProxyWithAgreement, 0.006),
+];
 
-    // People: those on the roster plus some the registry has and the roster does not.
-    let n_people = lines + lines / 5 + 10;
-    let people: Vec<Person> = (0..n_people)
-        .map(|i| person(&mut rng, &villages[i % villages.len()], i as u32))
-        .collect();
-
-    // What each roster line will be (index into `people`, and the defect it carries).
-    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-    enum Defect {
-        None,
-        NoCard,
-        Inactive,
-        Lost,
-        NameMismatch,
-        Checksum,
-        ShortId,
-        NumericId,
-        BadPhone,
-        UnknownRegion,
-        OldPeriod,
-        RecentPeriod,
-        BadAmount,
-        ZeroAmount,
-        DupInFile,
-        Deceased,
-        Legacy15,
-        NotHead,
-        ProxyNoAgreement,
-        ProxyWithAgreement,
-    }
-    let mix: &[(Defect, f64)] = &[
-        (Defect::NoCard, 0.015),
-        (Defect::Inactive, 0.02),
-        (Defect::Lost, 0.005),
-        (Defect::NameMismatch, 0.006),
-        (Defect::Checksum, 0.006),
-        (Defect::ShortId, 0.003),
-        (Defect::NumericId, 0.004),
-        (Defect::BadPhone, 0.01),
-        (Defect::UnknownRegion, 0.004),
-        (Defect::OldPeriod, 0.005),
-        (Defect::RecentPeriod, 0.03),
-        (Defect::BadAmount, 0.003),
-        (Defect::ZeroAmount, 0.002),
-        (Defect::DupInFile, 0.005),
-        (Defect::Deceased, 0.004),
-        (Defect::Legacy15, 0.003),
-        (Defect::NotHead, 0.004),
-        (Defect::ProxyNoAgreement, 0.003),
-        (Defect::ProxyWithAgreement, 0.006),
-    ];
+/// The defect of each line of a roster of `lines` lines, before shuffling. Small runs still
+/// show each defect once; larger ones follow the mix.
+pub(crate) fn defect_plan(lines: usize) -> Vec<Defect> {
     let mut plan: Vec<Defect> = Vec::with_capacity(lines);
-    // Small runs still show each defect once; larger ones follow the mix.
-    for (d, share) in mix {
+    for (d, share) in MIX {
         let n = ((lines as f64) * share).round().max(1.0) as usize;
         plan.extend(std::iter::repeat_n(*d, n));
     }
     plan.truncate(lines / 2);
     plan.resize(lines, Defect::None);
-    plan.shuffle(&mut rng);
+    plan
+}
 
-    let mut cards: Vec<CardRecord> = Vec::with_capacity(n_people);
-    let mut deaths: Vec<DeathRecord> = Vec::new();
-    let mut agreements = Vec::new();
-    let mut roster: Vec<Vec<Cell>> = Vec::with_capacity(lines);
-    let period = Period::parse(DEMO_PERIOD).map_err(|e| anyhow!("{e}"))?;
-    let mut last_good: Option<usize> = None;
-    let card = |p: &Person, status: CardStatus, activated: bool| -> anyhow::Result<CardRecord> {
-        Ok(CardRecord {
-            resident_id: ResidentId::from_trusted(&p.id).map_err(|e| anyhow!("{e}"))?,
-            name: p.name.clone(),
-            card_no: format!(
-                "{}{:08}",
-                (b'A' + (p.id.as_bytes()[16] - b'0')) as char,
-                &p.id[9..17].parse::<u64>().unwrap_or(0)
-            ),
-            bank: p.bank.into(),
-            account: BankAccount::parse(&p.account).map_err(|e| anyhow!("{e}"))?,
-            status,
-            activated,
+/// Roster lines of a plan that bring no card into the registry (no card, an ID too short to
+/// be anyone's, a duplicate of an earlier line).
+pub(crate) fn lines_without_card(plan: &[Defect]) -> usize {
+    plan.iter()
+        .filter(|d| matches!(d, Defect::NoCard | Defect::ShortId | Defect::DupInFile))
+        .count()
+}
+
+/// The roster's column headers, in the generator's cell order.
+pub(crate) const ROSTER_HEADERS: [&str; 10] = [
+    "姓名",
+    "身份证号码",
+    "手机号码",
+    "行政区划代码",
+    "补贴项目",
+    "补贴金额",
+    "属期",
+    "户主",
+    "代领人",
+    "代领类型",
+];
+
+/// The card registry's column headers.
+pub(crate) const REGISTRY_HEADERS: [&str; 7] = [
+    "身份证号码",
+    "姓名",
+    "社会保障卡号",
+    "发卡银行",
+    "银行账号",
+    "卡状态",
+    "金融账户是否激活",
+];
+
+/// The death register's column headers.
+pub(crate) const DEATH_HEADERS: [&str; 3] = ["身份证号码", "姓名", "死亡日期"];
+
+/// A card as a registry row.
+pub(crate) fn card_cells(c: &CardRecord) -> Vec<Cell> {
+    vec![
+        Cell::Text(c.resident_id.as_str().to_owned()),
+        Cell::Text(c.name.clone()),
+        Cell::Text(c.card_no.clone()),
+        Cell::Text(c.bank.clone()),
+        Cell::Text(c.account.as_str().to_owned()),
+        Cell::Text(c.status.label().into()),
+        Cell::Text(if c.activated { "是" } else { "否" }.into()),
+    ]
+}
+
+/// A death as a death-register row.
+pub(crate) fn death_cells(d: &DeathRecord) -> Vec<Cell> {
+    vec![
+        Cell::Text(d.resident_id.as_str().to_owned()),
+        Cell::Text(d.name.clone()),
+        Cell::Text(d.date_of_death.to_string()),
+    ]
+}
+
+/// One generated roster line and what the registers say about its person.
+pub(crate) struct GenLine {
+    /// The roster row, in [`ROSTER_HEADERS`] order.
+    pub roster: Vec<Cell>,
+    /// The person's card, if the registry has one.
+    pub card: Option<CardRecord>,
+    /// The person's death-register entry, if any.
+    pub death: Option<DeathRecord>,
+    /// `(resident ID, proxy name)` of a custody agreement on record.
+    pub agreement: Option<(String, String)>,
+}
+
+/// The streaming generator behind `ykt demo` and `ykt bench`: people, a defect plan with the
+/// realistic error mix, and one roster line at a time with its card, death entry and
+/// agreement, so a million-line data set is written without being held in memory.
+///
+/// Everything follows from the seed and the province. People are drawn first (the roster's,
+/// then `extra` registry-only people), then the plan is shuffled, then each line draws its
+/// amount; roster people are drawn again, in the same order, from a copy of the generator's
+/// starting state, which keeps the output identical to generating them all up front.
+pub(crate) struct RosterGen {
+    rng: StdRng,
+    people: StdRng,
+    villages: Vec<RegionCode>,
+    plan: Vec<Defect>,
+    next: usize,
+    last_good: Option<Person>,
+    period: Period,
+    unique_ids: bool,
+}
+
+impl RosterGen {
+    /// A generator of `lines` roster lines for `province`. The cards of the `extra` people
+    /// (registry-only) are handed to `extra_card` here, before any line.
+    pub(crate) fn new(
+        province: &dyn Province,
+        lines: usize,
+        extra: usize,
+        seed: u64,
+        unique_ids: bool,
+        mut extra_card: impl FnMut(CardRecord) -> anyhow::Result<()>,
+    ) -> anyhow::Result<RosterGen> {
+        let mut rng = StdRng::seed_from_u64(seed ^ fxhash(province.code()));
+        let prefix =
+            RegionCode::parse(province_prefix(province.code())).map_err(|e| anyhow!("{e}"))?;
+        let villages: Vec<RegionCode> = demo_regions()
+            .iter()
+            .filter(|e| prefix.contains(&e.code) && e.code.level() == RegionLevel::Village)
+            .map(|e| e.code.clone())
+            .collect();
+        if villages.is_empty() {
+            anyhow::bail!("内置区划表中没有 {} 的村级区划", province.name());
+        }
+        let n_people = lines + extra;
+        if unique_ids && n_people > MAX_UNIQUE_PEOPLE {
+            anyhow::bail!("最多生成 {MAX_UNIQUE_PEOPLE} 人 (at most {MAX_UNIQUE_PEOPLE} people)");
+        }
+        let people = rng.clone();
+        for i in 0..n_people {
+            let p = person(
+                &mut rng,
+                &villages[i % villages.len()],
+                i as u32,
+                unique_ids,
+            );
+            if i >= lines {
+                extra_card(card(&p, CardStatus::Normal, true)?)?;
+            }
+        }
+        let mut plan = defect_plan(lines);
+        plan.shuffle(&mut rng);
+        Ok(RosterGen {
+            rng,
+            people,
+            villages,
+            plan,
+            next: 0,
+            last_good: None,
+            period: Period::parse(DEMO_PERIOD).map_err(|e| anyhow!("{e}"))?,
+            unique_ids,
         })
-    };
-    for (i, p) in people.iter().enumerate().skip(lines) {
-        let _ = i;
-        cards.push(card(p, CardStatus::Normal, true)?);
     }
-    for (i, defect) in plan.iter().enumerate() {
-        let mut p = people[i].clone();
+
+    /// The next roster line; `None` after the last.
+    pub(crate) fn next_line(&mut self) -> anyhow::Result<Option<GenLine>> {
+        let i = self.next;
+        let Some(&defect) = self.plan.get(i) else {
+            return Ok(None);
+        };
+        self.next += 1;
+        let rng = &mut self.rng;
+        let village = &self.villages[i % self.villages.len()];
+        let mut p = person(&mut self.people, village, i as u32, self.unique_ids);
+        let period = self.period;
         let mut id_cell = Cell::Text(p.id.clone());
         let mut period_text = DEMO_PERIOD.to_owned();
         let mut amount = format!(
@@ -268,16 +379,21 @@ pub fn generate(
         let mut region = p.village.full();
         let mut phone = p.phone.clone();
         let mut roster_name = p.name.clone();
+        let mut line_card = None;
+        let mut death = None;
+        let mut agreement = None;
         match defect {
             Defect::NoCard => {}
-            Defect::Inactive => cards.push(card(&p, CardStatus::Normal, false)?),
-            Defect::Lost => cards.push(card(
-                &p,
-                [CardStatus::Lost, CardStatus::Frozen, CardStatus::Cancelled][i % 3],
-                true,
-            )?),
+            Defect::Inactive => line_card = Some(card(&p, CardStatus::Normal, false)?),
+            Defect::Lost => {
+                line_card = Some(card(
+                    &p,
+                    [CardStatus::Lost, CardStatus::Frozen, CardStatus::Cancelled][i % 3],
+                    true,
+                )?)
+            }
             Defect::NameMismatch => {
-                cards.push(card(&p, CardStatus::Normal, true)?);
+                line_card = Some(card(&p, CardStatus::Normal, true)?);
                 roster_name = format!(
                     "{}{}",
                     SURNAMES[(i + 3) % SURNAMES.len()],
@@ -288,7 +404,7 @@ pub fn generate(
                 }
             }
             Defect::Checksum => {
-                cards.push(card(&p, CardStatus::Normal, true)?);
+                line_card = Some(card(&p, CardStatus::Normal, true)?);
                 let mut bad = p.id.clone();
                 let last = bad.pop().unwrap_or('0');
                 bad.push(if last == '1' { '2' } else { '1' });
@@ -296,45 +412,45 @@ pub fn generate(
             }
             Defect::ShortId => id_cell = Cell::Text(p.id[..17].to_owned()),
             Defect::NumericId => {
-                cards.push(card(&p, CardStatus::Normal, true)?);
+                line_card = Some(card(&p, CardStatus::Normal, true)?);
                 id_cell = Cell::Int(p.id[..17].parse::<i64>().unwrap_or(0) * 10);
             }
             Defect::BadPhone => {
-                cards.push(card(&p, CardStatus::Normal, true)?);
+                line_card = Some(card(&p, CardStatus::Normal, true)?);
                 phone = format!("0451-{}", &p.phone[4..11]);
             }
             Defect::UnknownRegion => {
-                cards.push(card(&p, CardStatus::Normal, true)?);
+                line_card = Some(card(&p, CardStatus::Normal, true)?);
                 region = format!("{}9{}", &region[..9], &region[10..]);
             }
             Defect::OldPeriod => {
-                cards.push(card(&p, CardStatus::Normal, true)?);
+                line_card = Some(card(&p, CardStatus::Normal, true)?);
                 period_text = period.offset(-3).to_string();
             }
             Defect::RecentPeriod => {
-                cards.push(card(&p, CardStatus::Normal, true)?);
+                line_card = Some(card(&p, CardStatus::Normal, true)?);
                 period_text = period.offset(-1 - (i % 2) as i64).to_string();
             }
             Defect::BadAmount => {
-                cards.push(card(&p, CardStatus::Normal, true)?);
+                line_card = Some(card(&p, CardStatus::Normal, true)?);
                 amount = "412.345".into();
             }
             Defect::ZeroAmount => {
-                cards.push(card(&p, CardStatus::Normal, true)?);
+                line_card = Some(card(&p, CardStatus::Normal, true)?);
                 amount = "0".into();
             }
-            Defect::DupInFile => match last_good {
-                Some(j) => {
-                    p = people[j].clone();
+            Defect::DupInFile => match &self.last_good {
+                Some(good) => {
+                    p = good.clone();
                     roster_name = p.name.clone();
                     region = p.village.full();
                     id_cell = Cell::Text(p.id.clone());
                 }
-                None => cards.push(card(&p, CardStatus::Normal, true)?),
+                None => line_card = Some(card(&p, CardStatus::Normal, true)?),
             },
             Defect::Deceased => {
-                cards.push(card(&p, CardStatus::Normal, true)?);
-                deaths.push(DeathRecord {
+                line_card = Some(card(&p, CardStatus::Normal, true)?);
+                death = Some(DeathRecord {
                     resident_id: ResidentId::from_trusted(&p.id).map_err(|e| anyhow!("{e}"))?,
                     name: p.name.clone(),
                     date_of_death: period.start_date() - chrono::Days::new(20 + (i as u64 % 60)),
@@ -347,30 +463,27 @@ pub fn generate(
                     fifteen = format!("{}{}", &p.id[..6], &p.id[8..17]);
                     id_cell = Cell::Text(fifteen);
                 }
-                cards.push(card(&p, CardStatus::Normal, true)?);
+                line_card = Some(card(&p, CardStatus::Normal, true)?);
             }
             Defect::NotHead => {
-                cards.push(card(&p, CardStatus::Normal, true)?);
+                line_card = Some(card(&p, CardStatus::Normal, true)?);
                 head = "否".into();
             }
             Defect::ProxyNoAgreement | Defect::ProxyWithAgreement => {
-                cards.push(card(&p, CardStatus::Normal, true)?);
+                line_card = Some(card(&p, CardStatus::Normal, true)?);
                 proxy_name = format!(
                     "{}{}",
                     SURNAMES[(i + 1) % SURNAMES.len()],
                     GIVEN[(i + 2) % GIVEN.len()]
                 );
                 proxy_kind = "代管".into();
-                if *defect == Defect::ProxyWithAgreement {
-                    agreements.push((p.id.clone(), proxy_name.clone()));
+                if defect == Defect::ProxyWithAgreement {
+                    agreement = Some((p.id.clone(), proxy_name.clone()));
                 }
             }
-            Defect::None => cards.push(card(&p, CardStatus::Normal, true)?),
+            Defect::None => line_card = Some(card(&p, CardStatus::Normal, true)?),
         }
-        if *defect == Defect::None {
-            last_good = Some(i);
-        }
-        roster.push(vec![
+        let roster = vec![
             Cell::Text(roster_name),
             id_cell,
             Cell::Text(phone),
@@ -381,64 +494,91 @@ pub fn generate(
             Cell::Text(head),
             Cell::Text(proxy_name),
             Cell::Text(proxy_kind),
-        ]);
+        ];
+        if defect == Defect::None {
+            self.last_good = Some(p);
+        }
+        Ok(Some(GenLine {
+            roster,
+            card: line_card,
+            death,
+            agreement,
+        }))
+    }
+}
+
+/// The registry's record of a person's card.
+fn card(p: &Person, status: CardStatus, activated: bool) -> anyhow::Result<CardRecord> {
+    Ok(CardRecord {
+        resident_id: ResidentId::from_trusted(&p.id).map_err(|e| anyhow!("{e}"))?,
+        name: p.name.clone(),
+        card_no: format!(
+            "{}{:08}",
+            (b'A' + (p.id.as_bytes()[16] - b'0')) as char,
+            &p.id[9..17].parse::<u64>().unwrap_or(0)
+        ),
+        bank: p.bank.into(),
+        account: BankAccount::parse(&p.account).map_err(|e| anyhow!("{e}"))?,
+        status,
+        activated,
+    })
+}
+
+/// Generate the files for `province` under `dir`.
+pub fn generate(
+    province: &dyn Province,
+    lines: usize,
+    seed: u64,
+    dir: &Path,
+) -> anyhow::Result<DataSet> {
+    std::fs::create_dir_all(dir).with_context(|| format!("无法创建目录 {}", dir.display()))?;
+    // People: those on the roster plus some the registry has and the roster does not.
+    let extra = lines / 5 + 10;
+    let mut cards: Vec<CardRecord> = Vec::with_capacity(lines + extra);
+    let mut generator = RosterGen::new(province, lines, extra, seed, false, |c| {
+        cards.push(c);
+        Ok(())
+    })?;
+
+    // Region table (the shipped one, as a GB18030 CSV like a real hand-over).
+    let all = demo_regions();
+    let regions = dir.join("区划代码.csv");
+    ykt_files::export::write_csv_gb18030_table(
+        &regions,
+        &["行政区划代码", "名称"],
+        all.iter()
+            .map(|e: &RegionEntry| vec![Cell::Text(e.code.full()), Cell::Text(e.name.clone())]),
+    )?;
+
+    let mut deaths: Vec<DeathRecord> = Vec::new();
+    let mut agreements = Vec::new();
+    let mut roster: Vec<Vec<Cell>> = Vec::with_capacity(lines);
+    while let Some(line) = generator.next_line()? {
+        cards.extend(line.card);
+        deaths.extend(line.death);
+        agreements.extend(line.agreement);
+        roster.push(line.roster);
     }
 
     let registry = dir.join("社保卡信息.csv");
     ykt_files::export::write_csv_gb18030_table(
         &registry,
-        &[
-            "身份证号码",
-            "姓名",
-            "社会保障卡号",
-            "发卡银行",
-            "银行账号",
-            "卡状态",
-            "金融账户是否激活",
-        ],
-        cards.iter().map(|c| {
-            vec![
-                Cell::Text(c.resident_id.as_str().to_owned()),
-                Cell::Text(c.name.clone()),
-                Cell::Text(c.card_no.clone()),
-                Cell::Text(c.bank.clone()),
-                Cell::Text(c.account.as_str().to_owned()),
-                Cell::Text(c.status.label().into()),
-                Cell::Text(if c.activated { "是" } else { "否" }.into()),
-            ]
-        }),
+        &REGISTRY_HEADERS,
+        cards.iter().map(card_cells),
     )?;
     let deaths_file = dir.join("死亡登记.csv");
     ykt_files::export::write_csv_gb18030_table(
         &deaths_file,
-        &["身份证号码", "姓名", "死亡日期"],
-        deaths.iter().map(|d| {
-            vec![
-                Cell::Text(d.resident_id.as_str().to_owned()),
-                Cell::Text(d.name.clone()),
-                Cell::Text(d.date_of_death.to_string()),
-            ]
-        }),
+        &DEATH_HEADERS,
+        deaths.iter().map(death_cells),
     )?;
-    let headers = [
-        "姓名",
-        "身份证号码",
-        "手机号码",
-        "行政区划代码",
-        "补贴项目",
-        "补贴金额",
-        "属期",
-        "户主",
-        "代领人",
-        "代领类型",
-    ];
     let roster_file = if lines <= 50_000 {
         let f = dir.join("发放清册.xlsx");
-        ykt_files::export::write_xlsx_table(&f, "发放清册", &headers, roster.into_iter())?;
+        ykt_files::export::write_xlsx_table(&f, "发放清册", &ROSTER_HEADERS, roster.into_iter())?;
         f
     } else {
         let f = dir.join("发放清册.csv");
-        ykt_files::export::write_csv_gb18030_table(&f, &headers, roster.into_iter())?;
+        ykt_files::export::write_csv_gb18030_table(&f, &ROSTER_HEADERS, roster.into_iter())?;
         f
     };
     Ok(DataSet {

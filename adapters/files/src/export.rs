@@ -405,16 +405,16 @@ fn csv_text(cell: &Cell) -> Cow<'_, str> {
 
 /// Encode one CSV record's UTF-8 bytes as GB18030; on an unmappable character, find which
 /// field holds it.
-fn encode_gb18030(
+fn encode_gb18030<'l>(
     file: &str,
     row: u32,
-    line: &str,
+    line: &'l str,
     fields: &[Cow<'_, str>],
-    headers: &[&str],
-) -> Result<Vec<u8>, FileError> {
+    headers: &[String],
+) -> Result<Cow<'l, [u8]>, FileError> {
     let (bytes, _, had_errors) = GB18030.encode(line);
     if !had_errors {
-        return Ok(bytes.into_owned());
+        return Ok(bytes);
     }
     for (i, field) in fields.iter().enumerate() {
         for ch in field.chars() {
@@ -425,7 +425,7 @@ fn encode_gb18030(
                     row,
                     column: headers
                         .get(i)
-                        .map(|h| (*h).to_owned())
+                        .cloned()
                         .unwrap_or_else(|| format!("第{}列", i + 1)),
                     code_point: format!("U+{:04X}", ch as u32),
                 });
@@ -450,15 +450,63 @@ fn csv_quote(s: &str) -> Cow<'_, str> {
     }
 }
 
-/// A GB18030 CSV file being written, one record at a time.
-struct CsvOut<'a> {
-    file: &'a str,
-    headers: &'a [&'a str],
+/// A GB18030 CSV file being written, one record at a time: the push-style form of
+/// [`write_csv_gb18030_table`] (same quoting, neutralisation and encoding), for callers that
+/// produce several files at once from one stream of data. Memory does not grow with the
+/// number of rows.
+pub struct CsvGb18030Writer {
+    file: String,
+    headers: Vec<String>,
     out: BufWriter<File>,
     line: String,
+    rows: u64,
 }
 
-impl CsvOut<'_> {
+impl CsvGb18030Writer {
+    /// Create `path` and write the header line.
+    pub fn create(path: &Path, headers: &[&str]) -> Result<CsvGb18030Writer, FileError> {
+        let file = display_name(path);
+        let out = BufWriter::with_capacity(
+            256 * 1024,
+            File::create(path).map_err(|source| FileError::Write {
+                file: file.clone(),
+                source,
+            })?,
+        );
+        let mut w = CsvGb18030Writer {
+            file,
+            headers: headers.iter().map(|h| (*h).to_owned()).collect(),
+            out,
+            line: String::new(),
+            rows: 0,
+        };
+        let header_fields: Vec<Cow<'_, str>> = headers.iter().map(|h| neutralise(h)).collect();
+        w.emit(1, &header_fields)?;
+        Ok(w)
+    }
+
+    /// Append one data row.
+    pub fn write_row(&mut self, cells: &[Cell]) -> Result<(), FileError> {
+        self.rows += 1;
+        let row = u32::try_from(self.rows + 1).unwrap_or(u32::MAX);
+        let fields: Vec<Cow<'_, str>> = cells.iter().map(csv_text).collect();
+        self.emit(row, &fields)
+    }
+
+    /// Data rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Flush and close; returns the number of data rows written.
+    pub fn finish(mut self) -> Result<u64, FileError> {
+        self.out.flush().map_err(|source| FileError::Write {
+            file: self.file.clone(),
+            source,
+        })?;
+        Ok(self.rows)
+    }
+
     fn emit(&mut self, row: u32, fields: &[Cow<'_, str>]) -> Result<(), FileError> {
         self.line.clear();
         for (i, f) in fields.iter().enumerate() {
@@ -468,11 +516,11 @@ impl CsvOut<'_> {
             self.line.push_str(&csv_quote(f));
         }
         self.line.push_str("\r\n");
-        let bytes = encode_gb18030(self.file, row, &self.line, fields, self.headers)?;
+        let bytes = encode_gb18030(&self.file, row, &self.line, fields, &self.headers)?;
         self.out
             .write_all(&bytes)
             .map_err(|source| FileError::Write {
-                file: self.file.to_owned(),
+                file: self.file.clone(),
                 source,
             })
     }
@@ -486,31 +534,11 @@ pub fn write_csv_gb18030_table(
     headers: &[&str],
     rows: impl Iterator<Item = Vec<Cell>>,
 ) -> Result<u64, FileError> {
-    let file = display_name(path);
-    let out = BufWriter::new(File::create(path).map_err(|source| FileError::Write {
-        file: file.clone(),
-        source,
-    })?);
-    let mut w = CsvOut {
-        file: &file,
-        headers,
-        out,
-        line: String::new(),
-    };
-    let header_fields: Vec<Cow<'_, str>> = headers.iter().map(|h| neutralise(h)).collect();
-    w.emit(1, &header_fields)?;
-    let mut count = 0u64;
+    let mut w = CsvGb18030Writer::create(path, headers)?;
     for cells in rows {
-        count += 1;
-        let row = u32::try_from(count + 1).unwrap_or(u32::MAX);
-        let fields: Vec<Cow<'_, str>> = cells.iter().map(csv_text).collect();
-        w.emit(row, &fields)?;
+        w.write_row(&cells)?;
     }
-    w.out.flush().map_err(|source| FileError::Write {
-        file: file.clone(),
-        source,
-    })?;
-    Ok(count)
+    w.finish()
 }
 
 /// Write the validation report as xlsx: sheet `校验结果`, the `title` (if not empty) in a

@@ -138,39 +138,3 @@ async fn death_register() {
     })
     .await;
 }
-
-/// Scale check, not run by default: `YKT_SCALE_CARDS=1000000 cargo test --release -p ykt-store
-/// --test store scale -- --ignored --nocapture`.
-#[tokio::test]
-#[ignore = "slow: bulk import of many cards"]
-async fn scale_bulk_import() {
-    let n: u64 = std::env::var("YKT_SCALE_CARDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200_000);
-    each_backend("scale", |db| async move {
-        let started = std::time::Instant::now();
-        let out = db
-            .store
-            .import_cards(ok_rows(cards(0..n)), cards_meta("scale"))
-            .await
-            .expect("import");
-        assert!(matches!(out, ImportOutcome::Imported { rows, .. } if rows == n));
-        eprintln!(
-            "{}: imported {n} cards in {:?}",
-            db.backend(),
-            started.elapsed()
-        );
-        let started = std::time::Instant::now();
-        let ids: Vec<_> = (0..n).step_by(7).map(resident_id).collect();
-        let got = db.store.lookup_cards(&ids).await.expect("lookup");
-        assert!(got.iter().all(Option::is_some));
-        eprintln!(
-            "{}: looked up {} cards in {:?}",
-            db.backend(),
-            ids.len(),
-            started.elapsed()
-        );
-    })
-    .await;
-}
