@@ -2,7 +2,8 @@
 //! formats; a `ProvinceDescriptor` registers it through `inventory`, so the binary lists
 //! exactly the provinces compiled in (one cargo feature each).
 
-use crate::catalog::{Catalog, CatalogError, Project};
+use crate::catalog::{Catalog, CatalogError, FundingChannel, Project};
+use crate::ledger::AccountKind;
 use crate::mask::MaskPolicy;
 use crate::money::Fen;
 use crate::workflow::WorkflowDef;
@@ -79,7 +80,16 @@ pub trait Province: Send + Sync {
     }
     /// The documents the province's rules come from.
     fn sources(&self) -> &'static [&'static str];
+    /// The accounts money passes through, from its source to the bank that credits the
+    /// cards, for a batch funded through `channel`. Refunds walk it backwards (原渠道退回).
+    fn route(&self, channel: FundingChannel) -> &'static [AccountKind] {
+        let _ = channel;
+        DEFAULT_ROUTE
+    }
 }
+
+/// Treasury → agent bank: the route when a province says nothing else.
+pub const DEFAULT_ROUTE: &[AccountKind] = &[AccountKind::Treasury, AccountKind::AgentBank];
 
 impl fmt::Debug for dyn Province {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -134,6 +144,8 @@ pub struct StandardProvince {
     pub sources: &'static [&'static str],
     pub mask: MaskPolicy,
     pub sms: Option<fn(&Project, Fen, &str) -> String>,
+    /// The money route per funding channel (see [`Province::route`]).
+    pub route: fn(FundingChannel) -> &'static [AccountKind],
 }
 
 impl Province for StandardProvince {
@@ -166,6 +178,9 @@ impl Province for StandardProvince {
     }
     fn sources(&self) -> &'static [&'static str] {
         self.sources
+    }
+    fn route(&self, channel: FundingChannel) -> &'static [AccountKind] {
+        (self.route)(channel)
     }
 }
 

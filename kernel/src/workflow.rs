@@ -10,7 +10,9 @@
 use crate::actor::{Role, User};
 use crate::audit::AuditRecord;
 use crate::batch::BatchState;
+use crate::catalog::FundingChannel;
 use crate::ident::RegionCode;
+use crate::ledger::AccountKind;
 use serde::Serialize;
 
 /// What a step does besides changing the batch state; the application's step runner
@@ -52,6 +54,26 @@ pub struct DeadlineRule {
     pub basis: &'static str,
 }
 
+/// Money a step moves: the batch's control amount from one account to the next along the
+/// province's route, posted in the same transaction as the state change. `channel` limits the
+/// move to batches of one funding channel (e.g. the grain-risk-fund hops).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LedgerMove {
+    pub channel: Option<FundingChannel>,
+    pub from: AccountKind,
+    pub to: AccountKind,
+    /// Accounting subject (科目) the entry carries, where one applies.
+    pub subject: Option<&'static str>,
+    pub memo: &'static str,
+}
+
+impl LedgerMove {
+    /// Whether this move applies to a batch funded through `channel`.
+    pub fn applies(&self, channel: FundingChannel) -> bool {
+        self.channel.is_none_or(|c| c == channel)
+    }
+}
+
 /// Maker-checker separation: the actor of this step must not have performed any of these
 /// steps on the same batch. `MAKER` stands for the batch's creator.
 pub const MAKER: &str = "@maker";
@@ -72,6 +94,8 @@ pub struct StepDef {
     pub deadline: Option<DeadlineRule>,
     /// Artifacts the step produces (file kinds), for documentation and the demo.
     pub artifacts: &'static [&'static str],
+    /// Money the step moves (see [`LedgerMove`]).
+    pub ledger: &'static [LedgerMove],
     /// The clause of the province's document the step implements.
     pub basis: &'static str,
 }
@@ -273,6 +297,7 @@ mod tests {
             separate_from: &[],
             deadline: None,
             artifacts: &[],
+            ledger: &[],
             basis: "",
         },
         StepDef {
@@ -285,6 +310,7 @@ mod tests {
             separate_from: &[MAKER, "submit"],
             deadline: None,
             artifacts: &[],
+            ledger: &[],
             basis: "",
         },
         StepDef {
@@ -297,6 +323,7 @@ mod tests {
             separate_from: &[MAKER],
             deadline: None,
             artifacts: &[],
+            ledger: &[],
             basis: "",
         },
     ];

@@ -96,13 +96,20 @@ fn person(rng: &mut StdRng, village: &RegionCode, seq: u32, unique: bool) -> Per
         .county()
         .map(|c| c.prefix().to_owned())
         .unwrap_or_else(|| village.prefix()[..6.min(village.prefix().len())].to_owned());
-    let year: u64 = rng.gen_range(1930..=2005);
-    let month: u64 = rng.gen_range(1..=12);
-    let day: u64 = rng.gen_range(1..=28);
+    // i32 draws: the type decides how `gen_range` consumes the generator, and the demo's
+    // files must not change.
+    let year: i32 = rng.gen_range(1930..=2005);
+    let month: i32 = rng.gen_range(1..=12);
+    let day: i32 = rng.gen_range(1..=28);
     let (year, month, day) = if unique {
         // 7919 is prime to BIRTH_SLOTS: consecutive thousands land on distinct, spread slots.
         let slot = (u64::from(seq / 1000) * 7919) % BIRTH_SLOTS;
-        (1930 + slot / 336, 1 + (slot % 336) / 28, 1 + slot % 28)
+        let part = |v: u64| i32::try_from(v).unwrap_or(0);
+        (
+            1930 + part(slot / 336),
+            1 + part((slot % 336) / 28),
+            1 + part(slot % 28),
+        )
     } else {
         (year, month, day)
     };

@@ -22,6 +22,7 @@
 //! identifier is stored in clear, logged or put into an error.
 
 pub mod audit;
+pub mod cycle;
 pub mod db;
 pub mod error;
 pub mod imports;

@@ -12,12 +12,13 @@
 //!
 //! This crate is pure data and rules; it depends on the kernel only.
 
-use ykt_kernel::catalog::{Catalog, CatalogFile};
+use ykt_kernel::catalog::{Catalog, CatalogFile, FundingChannel};
+use ykt_kernel::ledger::AccountKind as A;
 use ykt_kernel::province::{
     FundingModel, Province, ProvinceConfig, ProvinceDescriptor, ProvinceError, StandardProvince,
     load_catalog,
 };
-use ykt_kernel::workflow::{DeadlineRule, Effect, MAKER, StepDef, WorkflowDef};
+use ykt_kernel::workflow::{DeadlineRule, Effect, LedgerMove, MAKER, StepDef, WorkflowDef};
 use ykt_kernel::{BatchState as S, Role};
 
 /// The 2023 plan of 黑财监〔2023〕1号 附件, all 45 projects, as shipped data.
@@ -52,6 +53,7 @@ const STEPS: &[StepDef] = &[
         separate_from: &[],
         deadline: None,
         artifacts: &["validation_report"],
+        ledger: &[],
         basis: "黑财监〔2021〕30号 二(三)二：通过与社会保障卡信息的匹配、比对、校验，生成补贴资金发放计划",
     },
     StepDef {
@@ -64,6 +66,7 @@ const STEPS: &[StepDef] = &[
         separate_from: &[],
         deadline: None,
         artifacts: &["disbursement_plan"],
+        ledger: &[],
         basis: "黑财监〔2021〕30号 二(三)二：推送至预算管理一体化系统",
     },
     StepDef {
@@ -76,6 +79,7 @@ const STEPS: &[StepDef] = &[
         separate_from: &[],
         deadline: None,
         artifacts: &["payment_voucher"],
+        ledger: &[],
         basis: "黑财监〔2021〕30号 二(三)三：由各地补贴资金业务主管部门在预算管理一体化系统中生成国库集中支付申请",
     },
     StepDef {
@@ -88,6 +92,13 @@ const STEPS: &[StepDef] = &[
         separate_from: &[MAKER, "submit_plan", "request_payment"],
         deadline: None,
         artifacts: &[],
+        ledger: &[LedgerMove {
+            channel: Some(FundingChannel::GrainRiskFund),
+            from: A::Adbc,
+            to: A::GrainRiskFund,
+            subject: Some("1700502"),
+            memo: "农发行划转至人民银行国库粮食风险基金专户（收入科目1700502 粮食风险基金）",
+        }],
         basis: "黑财监〔2021〕30号 二(三)三：经财政部门审核通过后",
     },
     StepDef {
@@ -100,6 +111,7 @@ const STEPS: &[StepDef] = &[
         separate_from: &[MAKER, "submit_plan", "request_payment"],
         deadline: None,
         artifacts: &[],
+        ledger: &[],
         basis: "黑财监〔2021〕30号 二(三)三",
     },
     StepDef {
@@ -112,6 +124,22 @@ const STEPS: &[StepDef] = &[
         separate_from: &[],
         deadline: None,
         artifacts: &["payment_voucher_5201"],
+        ledger: &[
+            LedgerMove {
+                channel: Some(FundingChannel::Treasury),
+                from: A::Treasury,
+                to: A::AgentBank,
+                subject: None,
+                memo: "国库集中支付：国库与代理银行清算",
+            },
+            LedgerMove {
+                channel: Some(FundingChannel::GrainRiskFund),
+                from: A::GrainRiskFund,
+                to: A::AgentBank,
+                subject: Some("2220115"),
+                memo: "粮食风险基金专户与代理银行清算（支出科目2220115 粮食风险基金）",
+            },
+        ],
         basis: "黑财监〔2021〕30号 二(三)三：由国库集中支付业务代理银行将资金支付到受益人社会保障卡账户",
     },
     StepDef {
@@ -124,6 +152,7 @@ const STEPS: &[StepDef] = &[
         separate_from: &[],
         deadline: None,
         artifacts: &["bank_results"],
+        ledger: &[],
         basis: "黑财监〔2021〕30号 二(三)三：由预算管理一体化系统向“一卡通”平台反馈发放情况",
     },
     StepDef {
@@ -136,6 +165,7 @@ const STEPS: &[StepDef] = &[
         separate_from: &[],
         deadline: None,
         artifacts: &["reconciliation"],
+        ledger: &[],
         basis: "黑财监〔2021〕30号 二(三)四：做好资金的核算及对账等工作",
     },
     StepDef {
@@ -153,6 +183,7 @@ const STEPS: &[StepDef] = &[
             basis: "塔河县方案(七)：在补贴信息产生或发生变化20日内向社会公开",
         }),
         artifacts: &["web_notice", "lookup_records"],
+        ledger: &[],
         basis: "塔河县方案(七)；黑财监〔2023〕1号 二：补贴查询专栏",
     },
 ];
@@ -162,6 +193,16 @@ pub static WORKFLOW: WorkflowDef = WorkflowDef {
     initial: S::Draft,
     steps: STEPS,
 };
+
+/// 黑财监〔2021〕30号 二(三)三、四: treasury → treasury agent bank; grain-risk-fund projects:
+/// ADBC → PBoC treasury grain-risk-fund special account → agent bank. No department, township
+/// or community account is ever on the route.
+pub fn route(channel: FundingChannel) -> &'static [A] {
+    match channel {
+        FundingChannel::Treasury => &[A::Treasury, A::AgentBank],
+        FundingChannel::GrainRiskFund => &[A::Adbc, A::GrainRiskFund, A::AgentBank],
+    }
+}
 
 fn build(cfg: &ProvinceConfig) -> Result<Box<dyn Province>, ProvinceError> {
     Ok(Box::new(StandardProvince {
@@ -173,6 +214,7 @@ fn build(cfg: &ProvinceConfig) -> Result<Box<dyn Province>, ProvinceError> {
         sources: SOURCES,
         mask: Default::default(),
         sms: None,
+        route,
     }))
 }
 

@@ -12,13 +12,14 @@
 //!
 //! This crate is pure data and rules; it depends on the kernel only.
 
-use ykt_kernel::catalog::{Catalog, CatalogFile, Project};
+use ykt_kernel::catalog::{Catalog, CatalogFile, FundingChannel, Project};
+use ykt_kernel::ledger::AccountKind as A;
 use ykt_kernel::money::Fen;
 use ykt_kernel::province::{
     FundingModel, Province, ProvinceConfig, ProvinceDescriptor, ProvinceError, StandardProvince,
     load_catalog,
 };
-use ykt_kernel::workflow::{DeadlineRule, Effect, MAKER, StepDef, WorkflowDef};
+use ykt_kernel::workflow::{DeadlineRule, Effect, LedgerMove, MAKER, StepDef, WorkflowDef};
 use ykt_kernel::{BatchState as S, Role};
 
 /// The project library a deployment starts with (第十条).
@@ -60,6 +61,7 @@ const STEPS: &[StepDef] = &[
         separate_from: &[],
         deadline: None,
         artifacts: &["validation_report"],
+        ledger: &[],
         basis: "濮阳规程 第二十条：将审核确定的补贴发放清册……导入一卡通系统后，向同级财政部门提交补贴资金拨付申请",
     },
     StepDef {
@@ -72,6 +74,7 @@ const STEPS: &[StepDef] = &[
         separate_from: &[MAKER, "apply_funds"],
         deadline: None,
         artifacts: &[],
+        ledger: &[],
         basis: "濮阳规程 第二十一条：财政部门……进行程序性审核后，选择协议约定代发补贴项目的金融机构，在一卡通系统中生成补贴资金发放申请",
     },
     StepDef {
@@ -84,6 +87,7 @@ const STEPS: &[StepDef] = &[
         separate_from: &[MAKER, "apply_funds"],
         deadline: None,
         artifacts: &[],
+        ledger: &[],
         basis: "濮阳规程 第二十一条",
     },
     StepDef {
@@ -96,6 +100,7 @@ const STEPS: &[StepDef] = &[
         separate_from: &[],
         deadline: None,
         artifacts: &["order_push"],
+        ledger: &[],
         basis: "濮阳规程 第二十一条：将“发放单号”“资金总额”“预算单位”等信息推送到预算管理一体化系统",
     },
     StepDef {
@@ -108,6 +113,13 @@ const STEPS: &[StepDef] = &[
         separate_from: &[],
         deadline: None,
         artifacts: &[],
+        ledger: &[LedgerMove {
+            channel: None,
+            from: A::Treasury,
+            to: A::AgentBank,
+            subject: None,
+            memo: "国库拨付至代发金融机构",
+        }],
         basis: "濮阳规程 第二十一条：由财政国库支付机构按规定将补贴资金拨付至代发金融机构",
     },
     StepDef {
@@ -120,6 +132,7 @@ const STEPS: &[StepDef] = &[
         separate_from: &[],
         deadline: None,
         artifacts: &["pulled_detail"],
+        ledger: &[],
         basis: "濮阳规程 第二十二条：根据“发放单号”通过一卡通系统获取补贴发放明细信息",
     },
     StepDef {
@@ -132,6 +145,7 @@ const STEPS: &[StepDef] = &[
         separate_from: &[],
         deadline: None,
         artifacts: &["bank_results", "sms"],
+        ledger: &[],
         basis: "濮阳规程 第二十三条：代发金融机构应及时将发放结果反馈至一卡通系统",
     },
     StepDef {
@@ -149,6 +163,7 @@ const STEPS: &[StepDef] = &[
             basis: "濮阳规程 第二十六条：在收到乙方交易结果5个工作日内，完成核对工作",
         }),
         artifacts: &["reconciliation"],
+        ledger: &[],
         basis: "濮阳规程 第二十六条",
     },
     StepDef {
@@ -161,6 +176,7 @@ const STEPS: &[StepDef] = &[
         separate_from: &[],
         deadline: None,
         artifacts: &["lookup_records"],
+        ledger: &[],
         basis: "濮阳规程 第二十四条：经……确认，由“一卡通”系统自动推送至河南政务服务网“惠民惠农补贴查询”专栏",
     },
 ];
@@ -170,6 +186,12 @@ pub static WORKFLOW: WorkflowDef = WorkflowDef {
     initial: S::Draft,
     steps: STEPS,
 };
+
+/// 濮阳规程 第二十一条: the treasury pays the agent bank; 第二十三条: refunds return through the
+/// original channel.
+pub fn route(_: FundingChannel) -> &'static [A] {
+    &[A::Treasury, A::AgentBank]
+}
 
 fn build(cfg: &ProvinceConfig) -> Result<Box<dyn Province>, ProvinceError> {
     Ok(Box::new(StandardProvince {
@@ -181,6 +203,7 @@ fn build(cfg: &ProvinceConfig) -> Result<Box<dyn Province>, ProvinceError> {
         sources: SOURCES,
         mask: Default::default(),
         sms: Some(sms_text),
+        route,
     }))
 }
 

@@ -13,12 +13,13 @@
 //!
 //! This crate is pure data and rules; it depends on the kernel only.
 
-use ykt_kernel::catalog::{Catalog, CatalogFile};
+use ykt_kernel::catalog::{Catalog, CatalogFile, FundingChannel};
+use ykt_kernel::ledger::AccountKind as A;
 use ykt_kernel::province::{
     FundingModel, Province, ProvinceConfig, ProvinceDescriptor, ProvinceError, StandardProvince,
     load_catalog,
 };
-use ykt_kernel::workflow::{DeadlineRule, Effect, MAKER, StepDef, WorkflowDef};
+use ykt_kernel::workflow::{DeadlineRule, Effect, LedgerMove, MAKER, StepDef, WorkflowDef};
 use ykt_kernel::{BatchState as S, Role};
 
 /// The 18 projects of 川财办〔2018〕61号 附件 with their sub-items.
@@ -61,6 +62,7 @@ const STEPS: &[StepDef] = &[
         separate_from: &[],
         deadline: None,
         artifacts: &["village_notice"],
+        ledger: &[],
         basis: "乐山办法 四(二)1：在乡镇、村级公开栏张榜公示",
     },
     StepDef {
@@ -73,6 +75,7 @@ const STEPS: &[StepDef] = &[
         separate_from: &[],
         deadline: None,
         artifacts: &[],
+        ledger: &[],
         basis: "乐山办法 四(二)1：公示期满无异议的，由乡镇人民政府将采集的补贴基础数据加盖乡镇人民政府公章……报送县级业务主管部门",
     },
     StepDef {
@@ -85,6 +88,7 @@ const STEPS: &[StepDef] = &[
         separate_from: &[MAKER],
         deadline: None,
         artifacts: &[],
+        ledger: &[],
         basis: "乐山办法 四(三)1：业务主管部门对收集的补贴数据进行审核、确认、汇总",
     },
     StepDef {
@@ -97,6 +101,7 @@ const STEPS: &[StepDef] = &[
         separate_from: &[],
         deadline: None,
         artifacts: &["authorised_payment_voucher_8202"],
+        ledger: &[],
         basis: "川财办〔2018〕61号 三(四)：及时向同级财政部门申报授权支付用款计划",
     },
     StepDef {
@@ -109,6 +114,7 @@ const STEPS: &[StepDef] = &[
         separate_from: DEPT_STEPS,
         deadline: None,
         artifacts: &[],
+        ledger: &[],
         basis: "乐山办法 三(四)1：对汇总数据、明细数据与申报数据是否一致进行程序性复核",
     },
     StepDef {
@@ -121,6 +127,7 @@ const STEPS: &[StepDef] = &[
         separate_from: DEPT_STEPS,
         deadline: None,
         artifacts: &[],
+        ledger: &[],
         basis: "乐山办法 四(三)2：如数据有误，退回主管部门重新修改",
     },
     StepDef {
@@ -133,6 +140,13 @@ const STEPS: &[StepDef] = &[
         separate_from: &[],
         deadline: None,
         artifacts: &[],
+        ledger: &[LedgerMove {
+            channel: None,
+            from: A::Treasury,
+            to: A::ZeroBalance,
+            subject: None,
+            memo: "拨付至主管部门单位零余额账户",
+        }],
         basis: "乐山办法 四(三)2：审核无误后，将补贴资金拨付至主管部门零余额账户",
     },
     StepDef {
@@ -145,6 +159,7 @@ const STEPS: &[StepDef] = &[
         separate_from: &[],
         deadline: None,
         artifacts: &[],
+        ledger: &[],
         basis: "乐山办法 四(四)1：通过惠民惠农财政补贴资金发放信息系统再次比对金额，提交发放申请",
     },
     StepDef {
@@ -157,6 +172,7 @@ const STEPS: &[StepDef] = &[
         separate_from: DEPT_STEPS,
         deadline: None,
         artifacts: &[],
+        ledger: &[],
         basis: "乐山办法 四(四)2：财政部门……对补贴项目和金额进行程序性复核，审核无误后提交主管部门",
     },
     StepDef {
@@ -169,6 +185,13 @@ const STEPS: &[StepDef] = &[
         separate_from: &[],
         deadline: None,
         artifacts: &["payment_instruction"],
+        ledger: &[LedgerMove {
+            channel: None,
+            from: A::ZeroBalance,
+            to: A::AgentBank,
+            subject: None,
+            memo: "单位零余额账户支付至合作银行",
+        }],
         basis: "乐山办法 四(四)3：业务主管部门收到财政部门审核确认后，向金融机构提交发放指令",
     },
     StepDef {
@@ -181,6 +204,7 @@ const STEPS: &[StepDef] = &[
         separate_from: &[],
         deadline: None,
         artifacts: &["bank_results", "sms"],
+        ledger: &[],
         basis: "乐山办法 三(五)2：提供发放明细清单，如资金发放失败需及时反馈失败人员明细和发放失败原因",
     },
     StepDef {
@@ -198,6 +222,7 @@ const STEPS: &[StepDef] = &[
             basis: "乐山办法 四(六)：各类补贴资金发放后5日内……进行再公示",
         }),
         artifacts: &["village_notice", "township_summary", "dual_verification"],
+        ledger: &[],
         basis: "乐山办法 四(六)：实现公示信息与银行到账信息的双向验证",
     },
     StepDef {
@@ -210,6 +235,7 @@ const STEPS: &[StepDef] = &[
         separate_from: &[],
         deadline: None,
         artifacts: &["statements"],
+        ledger: &[],
         basis: "乐山办法 四(五)3：通过单位零余额账户及时退回财政，按月清零",
     },
 ];
@@ -219,6 +245,12 @@ pub static WORKFLOW: WorkflowDef = WorkflowDef {
     initial: S::Draft,
     steps: STEPS,
 };
+
+/// 川财办〔2018〕61号 三(四): treasury → the department's zero-balance account → the cooperating
+/// bank; unpaid money goes back the same way (乐山办法 四(五)2).
+pub fn route(_: FundingChannel) -> &'static [A] {
+    &[A::Treasury, A::ZeroBalance, A::AgentBank]
+}
 
 fn build(cfg: &ProvinceConfig) -> Result<Box<dyn Province>, ProvinceError> {
     Ok(Box::new(StandardProvince {
@@ -230,6 +262,7 @@ fn build(cfg: &ProvinceConfig) -> Result<Box<dyn Province>, ProvinceError> {
         sources: SOURCES,
         mask: Default::default(),
         sms: None,
+        route,
     }))
 }
 

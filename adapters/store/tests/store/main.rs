@@ -3,6 +3,7 @@
 
 mod audit;
 mod common;
+mod cycle;
 mod imports;
 mod pii;
 mod schema;

@@ -1,0 +1,599 @@
+//! The payment cycle after intake: lines sent to the bank as attempts, the bank's results
+//! applied once each (anything odd becomes an anomaly, never a silent change), corrections
+//! of failed lines and refunds through the original channel.
+//!
+//! Every function runs in one write transaction with its audit entry and ledger postings.
+//! Each guarded `UPDATE ... WHERE state = ... AND attempt = ...` means a line can only move
+//! from the state the kernel decided on, so a repeated or concurrent delivery of the same
+//! results changes nothing the second time and a line is never credited twice.
+
+use crate::db::{Store, with_pool, with_tx};
+use crate::error::{Result, StoreError};
+use crate::registers::{aad, open_str, placeholders};
+use crate::vault::BlindIndex;
+use std::collections::HashMap;
+use ykt_kernel::audit::AuditRecord;
+use ykt_kernel::batch::{LineState, LineStatus, ResultEffect, Totals, apply_result};
+use ykt_kernel::ledger::{Account, Entry, EntryKind};
+use ykt_kernel::ports::{BankOutcome, BankResult, InstructionLine};
+use ykt_kernel::{BankAccount, Fen};
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// What applying a delivery of results did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ResultReport {
+    pub credited: Totals,
+    pub failed: Totals,
+    /// Results that repeated an outcome already recorded.
+    pub duplicates: u64,
+    /// Results that were refused and recorded as anomalies.
+    pub anomalies: Vec<Anomaly>,
+}
+
+/// A result that changed nothing because something was wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Anomaly {
+    pub line_id: i64,
+    pub kind: String,
+    pub detail: String,
+}
+
+/// One attempt to pay a line.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AttemptRow {
+    pub attempt: i64,
+    pub account_masked: String,
+    pub amount: Fen,
+    pub outcome: Option<String>,
+    pub reason: Option<String>,
+    pub bank_date: Option<String>,
+}
+
+/// A correction of a failed line.
+#[derive(Debug, Clone, Default)]
+pub struct LineFix {
+    /// The corrected account (after re-checking the card registry).
+    pub account: Option<BankAccount>,
+    /// The corrected bank, with the account.
+    pub bank: Option<String>,
+    /// The corrected name.
+    pub name: Option<String>,
+    pub reason: String,
+    /// Who signed for the beneficiary (the beneficiary or guardian), when the rules ask for it.
+    pub beneficiary_signed: Option<String>,
+    /// The department head who signed the correction off, when the rules ask for it.
+    pub head_signoff: Option<String>,
+}
+
+fn audit(
+    actor: &str,
+    role: &str,
+    action: &str,
+    subject: String,
+    detail: serde_json::Value,
+    at: &str,
+) -> AuditRecord {
+    AuditRecord {
+        at: at.to_owned(),
+        actor: actor.to_owned(),
+        role: role.to_owned(),
+        action: action.to_owned(),
+        subject,
+        from_state: None,
+        to_state: None,
+        detail,
+    }
+}
+
+impl Store {
+    /// Record the agent bank a batch is paid through.
+    pub async fn set_batch_bank(&self, batch_id: i64, bank: &str) -> Result<()> {
+        with_pool!(self, |p| {
+            sqlx::query("UPDATE batches SET agent_bank = $1 WHERE id = $2")
+                .bind(bank)
+                .bind(batch_id)
+                .execute(p)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Record the treasury's reference for a batch's funding.
+    pub async fn set_treasury_ref(&self, batch_id: i64, reference: &str) -> Result<()> {
+        with_pool!(self, |p| {
+            sqlx::query("UPDATE batches SET treasury_ref = $1 WHERE id = $2")
+                .bind(reference)
+                .bind(batch_id)
+                .execute(p)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// `(agent_bank, treasury_ref)` of a batch.
+    pub async fn batch_refs(&self, batch_id: i64) -> Result<(Option<String>, Option<String>)> {
+        let r: Option<(Option<String>, Option<String>)> = with_pool!(self, |p| {
+            sqlx::query_as("SELECT agent_bank, treasury_ref FROM batches WHERE id = $1")
+                .bind(batch_id)
+                .fetch_optional(p)
+                .await?
+        });
+        r.ok_or_else(|| StoreError::Invalid {
+            reason: format!("批次{batch_id}不存在 (no batch {batch_id})"),
+        })
+    }
+
+    /// Send every pending line of a batch to the bank as a new attempt: pending → in flight,
+    /// attempt + 1, recorded with the account it goes to. Returns the instruction lines.
+    pub async fn dispatch_pending(
+        &self,
+        batch_id: i64,
+        actor: &str,
+        role: &str,
+    ) -> Result<Vec<InstructionLine>> {
+        let at = now();
+        let mut tx = self.begin().await?;
+        type T = (i64, i64, Vec<u8>, String, Vec<u8>, String, i64);
+        let rows: Vec<T> = with_tx!(tx, |c| {
+            sqlx::query_as("SELECT id, attempt, person_idx, name, account_enc, bank, amount_fen FROM payment_lines WHERE batch_id = $1 AND state = 'pending' ORDER BY id")
+                .bind(batch_id)
+                .fetch_all(&mut *c)
+                .await?
+        });
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, attempt, idx, name, account_enc, bank, fen) in rows {
+            let idx: BlindIndex = idx
+                .as_slice()
+                .try_into()
+                .map_err(|_| StoreError::corrupt("payment_lines.person_idx"))?;
+            let account = open_str(&self.vault, "payment_lines.account", &idx, &account_enc)?;
+            let account = BankAccount::parse(&account)
+                .map_err(|_| StoreError::corrupt("payment_lines.account_enc"))?;
+            let next = attempt + 1;
+            with_tx!(tx, |c| {
+                sqlx::query("UPDATE payment_lines SET state = 'in_flight', attempt = $1 WHERE id = $2 AND state = 'pending'").bind(next).bind(id).execute(&mut *c).await?;
+                sqlx::query("INSERT INTO line_attempts (line_id, attempt, account_enc, amount_fen, dispatched_at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(id)
+                    .bind(next)
+                    .bind(self.vault.seal(&aad("line_attempts.account", &idx), account.as_str().as_bytes()))
+                    .bind(fen)
+                    .bind(&at)
+                    .execute(&mut *c)
+                    .await?;
+            });
+            out.push(InstructionLine {
+                line_id: id,
+                attempt: u32::try_from(next).unwrap_or(u32::MAX),
+                name,
+                account,
+                bank,
+                amount: Fen(fen),
+            });
+        }
+        let total: Fen = out.iter().map(|l| l.amount).sum();
+        let detail = serde_json::json!({"lines": out.len(), "amount_fen": total.0, "attempts": out.iter().map(|l| l.attempt).max()});
+        self.append_audit_in(
+            &mut tx,
+            audit(
+                actor,
+                role,
+                "batch.dispatch",
+                format!("batch:{batch_id}"),
+                detail,
+                &at,
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Apply a delivery of bank results to a batch. Each result is judged by the kernel
+    /// (`apply_result`); applied ones move their line, repeated ones are counted, anything
+    /// else is recorded as an anomaly. Credited amounts are posted from `paid_from` to
+    /// `paid_to` in the same transaction.
+    pub async fn apply_results(
+        &self,
+        batch_id: i64,
+        order_no: &str,
+        results: &[BankResult],
+        actor: &str,
+        paid_from: &Account,
+        paid_to: &Account,
+    ) -> Result<ResultReport> {
+        let at = now();
+        let mut tx = self.begin().await?;
+        let ids: Vec<i64> = results.iter().map(|r| r.line_id).collect();
+        let mut status: HashMap<i64, LineStatus> = HashMap::new();
+        for chunk in ids.chunks(900) {
+            let sql = format!(
+                "SELECT id, state, attempt, amount_fen FROM payment_lines WHERE batch_id = $1 AND id IN ({})",
+                placeholders(2, chunk.len())
+            );
+            let rows: Vec<(i64, String, i64, i64)> = with_tx!(tx, |c| {
+                let mut q = sqlx::query_as(&sql).bind(batch_id);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                q.fetch_all(&mut *c).await?
+            });
+            for (id, state, attempt, fen) in rows {
+                let state = LineState::parse(&state)
+                    .ok_or_else(|| StoreError::corrupt("payment_lines.state"))?;
+                status.insert(
+                    id,
+                    LineStatus {
+                        state,
+                        attempt: u32::try_from(attempt).unwrap_or(0),
+                        amount: Fen(fen),
+                    },
+                );
+            }
+        }
+        let mut report = ResultReport::default();
+        for r in results {
+            let effect = if r.order_no != order_no {
+                None
+            } else {
+                status.get(&r.line_id).map(|s| (apply_result(*s, r), *s))
+            };
+            match effect {
+                None => {
+                    let (kind, detail) = if r.order_no != order_no {
+                        (
+                            "wrong_order",
+                            format!("结果的发放单号{}不属于本批次{order_no}", r.order_no),
+                        )
+                    } else {
+                        ("unknown_line", format!("本批次没有明细{}", r.line_id))
+                    };
+                    report.anomalies.push(Anomaly {
+                        line_id: r.line_id,
+                        kind: kind.into(),
+                        detail,
+                    });
+                }
+                Some((ResultEffect::Applied { to, reason }, before)) => {
+                    let changed = with_tx!(tx, |c| {
+                        let n = sqlx::query("UPDATE payment_lines SET state = $1, fail_reason = $2 WHERE id = $3 AND state = 'in_flight' AND attempt = $4")
+                            .bind(to.as_str())
+                            .bind(reason.map(|x| x.as_str()))
+                            .bind(r.line_id)
+                            .bind(i64::from(r.attempt))
+                            .execute(&mut *c)
+                            .await?
+                            .rows_affected();
+                        sqlx::query("UPDATE line_attempts SET outcome = $1, reason = $2, bank_date = $3, settled_at = $4 WHERE line_id = $5 AND attempt = $6")
+                            .bind(if to == LineState::Credited { "credited" } else { "failed" })
+                            .bind(reason.map(|x| x.as_str()))
+                            .bind(&r.date)
+                            .bind(&at)
+                            .bind(r.line_id)
+                            .bind(i64::from(r.attempt))
+                            .execute(&mut *c)
+                            .await?;
+                        n
+                    });
+                    if changed != 1 {
+                        return Err(StoreError::Conflict {
+                            what: format!(
+                                "明细{}已被并发处理 (line {} changed concurrently)",
+                                r.line_id, r.line_id
+                            ),
+                        });
+                    }
+                    if to == LineState::Credited {
+                        report.credited.add(before.amount);
+                    } else {
+                        report.failed.add(before.amount);
+                    }
+                    status.insert(
+                        r.line_id,
+                        LineStatus {
+                            state: to,
+                            ..before
+                        },
+                    );
+                }
+                Some((ResultEffect::Duplicate, _)) => report.duplicates += 1,
+                Some((other, _)) => {
+                    let kind = match &other {
+                        ResultEffect::Stale { .. } => "stale_attempt",
+                        ResultEffect::Conflict { .. } => "conflicting_outcome",
+                        ResultEffect::AmountMismatch { .. } => "amount_mismatch",
+                        _ => "not_in_flight",
+                    };
+                    let outcome = match &r.outcome {
+                        BankOutcome::Credited => "credited".to_owned(),
+                        BankOutcome::Failed { reason } => format!("failed:{}", reason.as_str()),
+                    };
+                    let detail = format!(
+                        "{} (attempt {}, amount {}, outcome {outcome})",
+                        serde_json::to_string(&other).unwrap_or_default(),
+                        r.attempt,
+                        r.amount
+                    );
+                    report.anomalies.push(Anomaly {
+                        line_id: r.line_id,
+                        kind: kind.into(),
+                        detail,
+                    });
+                }
+            }
+        }
+        for a in &report.anomalies {
+            with_tx!(tx, |c| {
+                sqlx::query("INSERT INTO anomalies (batch_id, line_id, kind, detail, at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(batch_id)
+                    .bind(a.line_id)
+                    .bind(&a.kind)
+                    .bind(&a.detail)
+                    .bind(&at)
+                    .execute(&mut *c)
+                    .await?;
+            });
+        }
+        if report.credited.count > 0 {
+            let memo = format!("打卡发放{}笔", report.credited.count);
+            let e = Entry::transfer(
+                EntryKind::Payment,
+                Some(batch_id),
+                memo,
+                paid_from.clone(),
+                paid_to.clone(),
+                report.credited.amount,
+            )
+            .map_err(|e| StoreError::Invalid {
+                reason: e.to_string(),
+            })?;
+            self.post_entry_in(&mut tx, &e).await?;
+        }
+        let detail = serde_json::json!({
+            "results": results.len(), "credited": report.credited.count, "credited_fen": report.credited.amount.0,
+            "failed": report.failed.count, "duplicates": report.duplicates, "anomalies": report.anomalies.len(),
+        });
+        self.append_audit_in(
+            &mut tx,
+            audit(
+                actor,
+                "system",
+                "batch.results",
+                format!("batch:{batch_id}"),
+                detail,
+                &at,
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    /// Correct a failed line: it goes back to pending (to be paid again as a new attempt).
+    pub async fn correct_line(
+        &self,
+        batch_id: i64,
+        line_id: i64,
+        fix: &LineFix,
+        actor: &str,
+        role: &str,
+    ) -> Result<()> {
+        let at = now();
+        let mut tx = self.begin().await?;
+        let row: Option<(Vec<u8>, i64, String)> = with_tx!(tx, |c| {
+            sqlx::query_as("SELECT person_idx, attempt, state FROM payment_lines WHERE id = $1 AND batch_id = $2").bind(line_id).bind(batch_id).fetch_optional(&mut *c).await?
+        });
+        let Some((idx, attempt, state)) = row else {
+            return Err(StoreError::Invalid {
+                reason: format!(
+                    "批次{batch_id}没有明细{line_id} (no line {line_id} in batch {batch_id})"
+                ),
+            });
+        };
+        if state != LineState::Failed.as_str() {
+            return Err(StoreError::Invalid {
+                reason: format!(
+                    "明细{line_id}状态为{state}，只有发放失败的明细可以更正 (only failed lines can be corrected)"
+                ),
+            });
+        }
+        let idx: BlindIndex = idx
+            .as_slice()
+            .try_into()
+            .map_err(|_| StoreError::corrupt("payment_lines.person_idx"))?;
+        let mut changed = Vec::new();
+        let account_enc = fix.account.as_ref().map(|a| {
+            changed.push("银行账号");
+            self.vault
+                .seal(&aad("payment_lines.account", &idx), a.as_str().as_bytes())
+        });
+        if fix.bank.is_some() {
+            changed.push("发卡银行");
+        }
+        if fix.name.is_some() {
+            changed.push("姓名");
+        }
+        with_tx!(tx, |c| {
+            sqlx::query(
+                "UPDATE payment_lines SET state = 'pending', fail_reason = NULL, account_enc = COALESCE($1, account_enc), bank = COALESCE($2, bank), name = COALESCE($3, name) \
+                 WHERE id = $4 AND state = 'failed'",
+            )
+            .bind(account_enc)
+            .bind(fix.bank.as_deref())
+            .bind(fix.name.as_deref())
+            .bind(line_id)
+            .execute(&mut *c)
+            .await?;
+            sqlx::query("INSERT INTO corrections (line_id, after_attempt, changed, reason, beneficiary_signed, head_signoff, actor, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                .bind(line_id)
+                .bind(attempt)
+                .bind(changed.join("、"))
+                .bind(&fix.reason)
+                .bind(fix.beneficiary_signed.as_deref())
+                .bind(fix.head_signoff.as_deref())
+                .bind(actor)
+                .bind(&at)
+                .execute(&mut *c)
+                .await?;
+        });
+        let detail = serde_json::json!({"line": line_id, "changed": changed, "reason": fix.reason, "beneficiary_signed": fix.beneficiary_signed.is_some(), "head_signoff": fix.head_signoff});
+        self.append_audit_in(
+            &mut tx,
+            audit(
+                actor,
+                role,
+                "line.correct",
+                format!("batch:{batch_id}"),
+                detail,
+                &at,
+            ),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    /// Refund a failed line through the original channel: failed → refunded, the `entries`
+    /// (built for its amount by the caller from the province's route) posted with it.
+    /// The requester and the approver must be different people.
+    pub async fn refund_line(
+        &self,
+        batch_id: i64,
+        line_id: i64,
+        reason: &str,
+        requested_by: &str,
+        approved_by: &str,
+        entries: impl FnOnce(Fen) -> Vec<Entry>,
+    ) -> Result<Fen> {
+        if requested_by == approved_by {
+            return Err(StoreError::Invalid { reason: "退款须由主管部门申请、财政部门同意，不能是同一人 (the requester cannot approve the refund)".into() });
+        }
+        let at = now();
+        let mut tx = self.begin().await?;
+        let row: Option<(i64, String)> = with_tx!(tx, |c| {
+            sqlx::query_as(
+                "SELECT amount_fen, state FROM payment_lines WHERE id = $1 AND batch_id = $2",
+            )
+            .bind(line_id)
+            .bind(batch_id)
+            .fetch_optional(&mut *c)
+            .await?
+        });
+        let Some((fen, state)) = row else {
+            return Err(StoreError::Invalid {
+                reason: format!(
+                    "批次{batch_id}没有明细{line_id} (no line {line_id} in batch {batch_id})"
+                ),
+            });
+        };
+        if state != LineState::Failed.as_str() {
+            return Err(StoreError::Invalid {
+                reason: format!(
+                    "明细{line_id}状态为{state}，只有发放失败的明细可以退回 (only failed lines can be refunded)"
+                ),
+            });
+        }
+        with_tx!(tx, |c| {
+            sqlx::query(
+                "UPDATE payment_lines SET state = 'refunded' WHERE id = $1 AND state = 'failed'",
+            )
+            .bind(line_id)
+            .execute(&mut *c)
+            .await?;
+            sqlx::query("INSERT INTO refunds (line_id, amount_fen, reason, requested_by, approved_by, at) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(line_id)
+                .bind(fen)
+                .bind(reason)
+                .bind(requested_by)
+                .bind(approved_by)
+                .bind(&at)
+                .execute(&mut *c)
+                .await?;
+        });
+        for e in entries(Fen(fen)) {
+            self.post_entry_in(&mut tx, &e).await?;
+        }
+        let detail = serde_json::json!({"line": line_id, "amount_fen": fen, "reason": reason, "requested_by": requested_by, "approved_by": approved_by});
+        self.append_audit_in(
+            &mut tx,
+            audit(
+                approved_by,
+                "finance_reviewer",
+                "line.refund",
+                format!("batch:{batch_id}"),
+                detail,
+                &at,
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Fen(fen))
+    }
+
+    /// The anomalies recorded for a batch, oldest first.
+    pub async fn anomalies(&self, batch_id: i64) -> Result<Vec<Anomaly>> {
+        let rows: Vec<(Option<i64>, String, String)> = with_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT line_id, kind, detail FROM anomalies WHERE batch_id = $1 ORDER BY id",
+            )
+            .bind(batch_id)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(l, kind, detail)| Anomaly {
+                line_id: l.unwrap_or(0),
+                kind,
+                detail,
+            })
+            .collect())
+    }
+
+    /// Every attempt to pay a line, accounts masked.
+    pub async fn line_attempts(&self, line_id: i64) -> Result<Vec<AttemptRow>> {
+        let idx: Option<Vec<u8>> = with_pool!(self, |p| {
+            sqlx::query_scalar("SELECT person_idx FROM payment_lines WHERE id = $1")
+                .bind(line_id)
+                .fetch_optional(p)
+                .await?
+        });
+        let Some(idx) = idx else {
+            return Ok(Vec::new());
+        };
+        let idx: BlindIndex = idx
+            .as_slice()
+            .try_into()
+            .map_err(|_| StoreError::corrupt("payment_lines.person_idx"))?;
+        let rows: Vec<(
+            i64,
+            Vec<u8>,
+            i64,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        )> = with_pool!(self, |p| {
+            sqlx::query_as("SELECT attempt, account_enc, amount_fen, outcome, reason, bank_date FROM line_attempts WHERE line_id = $1 ORDER BY attempt")
+                .bind(line_id)
+                .fetch_all(p)
+                .await?
+        });
+        rows.into_iter()
+            .map(|(attempt, enc, fen, outcome, reason, bank_date)| {
+                let account = open_str(&self.vault, "line_attempts.account", &idx, &enc)?;
+                let account_masked = BankAccount::parse(&account)
+                    .map(|a| a.masked())
+                    .unwrap_or_else(|_| ykt_kernel::mask::mask_middle(&account, 4, 4));
+                Ok(AttemptRow {
+                    attempt,
+                    account_masked,
+                    amount: Fen(fen),
+                    outcome,
+                    reason,
+                    bank_date,
+                })
+            })
+            .collect()
+    }
+}
