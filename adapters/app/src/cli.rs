@@ -1,6 +1,7 @@
 //! The `ykt` command line.
 
 use crate::config::Config;
+use crate::cycle::{Cycle, CycleError};
 use crate::intake::{self, ImportResult, IntakeFailure, Request};
 use crate::output;
 use crate::registers::{MemRegisters, demo_regions};
@@ -10,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use ykt_files::registry::{for_each_card, for_each_death, for_each_region};
 use ykt_kernel::province::Province;
-use ykt_kernel::workflow::{BatchFacts, authorize};
 use ykt_kernel::{RegionCode, Role, User};
+use ykt_store::cycle::LineFix;
 use ykt_store::{ImportMeta, ImportOutcome, Store, UserRow, kinds};
 
 #[derive(Parser, Debug)]
@@ -55,6 +56,9 @@ pub enum Command {
     Audit(AuditCmd),
     /// 演示 — generate a realistic data set into the embedded database and run intake on it.
     Demo(crate::demo::DemoArgs),
+    /// 性能基准 — the intake benchmark (generated 1M-line roster, 2M-card registry): prints
+    /// lines/s and peak memory per stage; `cargo xtask bench`.
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -173,6 +177,57 @@ pub enum BatchCmd {
         /// Reason (required to return a batch).
         #[arg(long)]
         reason: Option<String>,
+    },
+    /// List a batch's lines (masked), optionally of one state (pending, in_flight, credited,
+    /// failed, refunded).
+    Lines {
+        id: i64,
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Correct a failed line (it is then paid again as a new attempt of the same line).
+    Correct {
+        id: i64,
+        line: i64,
+        #[arg(long)]
+        user: String,
+        /// The corrected bank account.
+        #[arg(long)]
+        account: Option<String>,
+        /// The corrected issuing bank.
+        #[arg(long)]
+        bank: Option<String>,
+        /// The corrected name.
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        reason: String,
+        /// Who signed the correction for the beneficiary (the beneficiary or the guardian).
+        #[arg(long)]
+        signed_by: Option<String>,
+        /// The department head who signed the correction off.
+        #[arg(long)]
+        head: Option<String>,
+    },
+    /// Send corrected lines to the bank again.
+    Redispatch {
+        id: i64,
+        #[arg(long)]
+        user: String,
+    },
+    /// Refund a failed line through the original channel (requested by the department,
+    /// agreed by finance).
+    Refund {
+        id: i64,
+        line: i64,
+        /// The requesting department user.
+        #[arg(long)]
+        user: String,
+        /// The finance user who agrees.
+        #[arg(long)]
+        approver: String,
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -322,6 +377,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Demo(a) => crate::demo::run(&cfg, a).await,
+        Command::Bench(a) => crate::bench::run(&cfg, a).await,
     }
 }
 
@@ -672,50 +728,180 @@ async fn batch(cfg: &Config, cmd: BatchCmd) -> anyhow::Result<u8> {
                 .ok_or_else(|| anyhow!("批次 {id} 不存在 (no such batch)"))?;
             let user = load_user(&store, &user).await?;
             let p = province_of(Some(&b.province), cfg)?;
-            let steps = store.batch_steps(id).await?;
-            let history: Vec<(String, String)> = steps
-                .iter()
-                .map(|s| (s.step.clone(), s.actor.clone()))
-                .collect();
-            let region = RegionCode::parse(&b.region).map_err(|e| anyhow!("{e}"))?;
-            let facts = BatchFacts {
-                id,
-                state: b.state,
-                region: &region,
-                maker: &b.maker,
-                history: &history,
+            let ports = crate::ports::configured(cfg, p.as_ref(), &store).await?;
+            let cycle = Cycle {
+                store: &store,
+                province: p.as_ref(),
+                ports: &ports,
+                today: cfg.today(),
             };
-            let t = match authorize(p.workflow(), &step, &facts, &user) {
-                Ok(t) => t,
+            match cycle.step(id, &step, &user, reason.as_deref()).await {
+                Ok(r) => {
+                    match r.moved {
+                        Some((from, to)) => outln!(
+                            "批次 {id}：{} → {}（{}，{}）{}",
+                            from.label_zh(),
+                            to.label_zh(),
+                            r.step.label,
+                            user.login,
+                            r.note
+                        ),
+                        None => outln!(
+                            "批次 {id}：{}（状态不变 unchanged）{}",
+                            r.step.label,
+                            r.note
+                        ),
+                    }
+                    if let Some(res) = &r.results {
+                        outln!(
+                            "结果 results: 到账 {}笔 {}元, 失败 {}笔, 重复 {}条, 异常 {}条",
+                            res.credited.count,
+                            res.credited.amount,
+                            res.failed.count,
+                            res.duplicates,
+                            res.anomalies.len()
+                        );
+                    }
+                }
+                Err(CycleError::Refused(e)) => {
+                    eprintln!("拒绝 refused: {e}");
+                    return Ok(1);
+                }
+                Err(CycleError::Invalid(m)) => {
+                    eprintln!("拒绝 refused: {m}");
+                    return Ok(1);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        BatchCmd::Lines { id, state } => {
+            let b = store
+                .batch(id)
+                .await?
+                .ok_or_else(|| anyhow!("批次 {id} 不存在 (no such batch)"))?;
+            let mask = province_of(Some(&b.province), cfg)?.mask_policy();
+            for l in store.lines(id, 0, i64::MAX).await? {
+                if state.as_deref().is_some_and(|s| s != l.state.as_str()) {
+                    continue;
+                }
+                outln!(
+                    "{:>8} 第{:<5}行 {} {} {} {}元 {} 第{}次{}",
+                    l.id,
+                    l.row_no,
+                    output::pad(&mask.name(&l.name), 8),
+                    mask.id(l.resident_id.as_str()),
+                    l.account.masked(),
+                    l.amount,
+                    l.state.label_zh(),
+                    l.attempt,
+                    l.fail_reason
+                        .as_deref()
+                        .and_then(ykt_kernel::ports::FailureReason::parse)
+                        .map(|r| format!(" {}", r.label_zh()))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        BatchCmd::Correct {
+            id,
+            line,
+            user,
+            account,
+            bank,
+            name,
+            reason,
+            signed_by,
+            head,
+        } => {
+            let b = store
+                .batch(id)
+                .await?
+                .ok_or_else(|| anyhow!("批次 {id} 不存在 (no such batch)"))?;
+            let user = load_user(&store, &user).await?;
+            let p = province_of(Some(&b.province), cfg)?;
+            let account = match account {
+                Some(a) => Some(
+                    ykt_kernel::BankAccount::parse(&a).map_err(|e| anyhow!("--account：{e}"))?,
+                ),
+                None => None,
+            };
+            let fix = LineFix {
+                account,
+                bank,
+                name,
+                reason,
+                beneficiary_signed: signed_by,
+                head_signoff: head,
+            };
+            let ports = crate::ports::Ports::default();
+            let cycle = Cycle {
+                store: &store,
+                province: p.as_ref(),
+                ports: &ports,
+                today: cfg.today(),
+            };
+            if let Err(e) = cycle.correct(id, line, &fix, &user).await {
+                eprintln!("拒绝 refused: {e}");
+                return Ok(1);
+            }
+            outln!(
+                "明细 {line} 已更正，待再次发放 (corrected; pay again with: ykt batch redispatch {id} --user ...)"
+            );
+        }
+        BatchCmd::Redispatch { id, user } => {
+            let b = store
+                .batch(id)
+                .await?
+                .ok_or_else(|| anyhow!("批次 {id} 不存在 (no such batch)"))?;
+            let user = load_user(&store, &user).await?;
+            let p = province_of(Some(&b.province), cfg)?;
+            let ports = crate::ports::configured(cfg, p.as_ref(), &store).await?;
+            let cycle = Cycle {
+                store: &store,
+                province: p.as_ref(),
+                ports: &ports,
+                today: cfg.today(),
+            };
+            match cycle.redispatch(id, &user).await {
+                Ok(lines) => outln!(
+                    "再次发放 {} 笔 (re-sent {} lines as new attempts)",
+                    lines.len(),
+                    lines.len()
+                ),
                 Err(e) => {
                     eprintln!("拒绝 refused: {e}");
                     return Ok(1);
                 }
-            };
-            if t.step.effect == ykt_kernel::workflow::Effect::Return
-                && reason.as_deref().is_none_or(|r| r.trim().is_empty())
-            {
-                eprintln!("退回须说明原因：--reason \"...\" (a return needs a reason)");
-                return Ok(1);
             }
-            let tally = store.tally(id).await?;
-            ykt_kernel::batch::check_balance(id, b.control, &tally)?;
-            let after = store
-                .apply_step(
-                    &b,
-                    &t,
-                    &user,
-                    reason.as_deref(),
-                    serde_json::json!({"count": b.control.count, "amount_fen": b.control.amount.0}),
-                )
-                .await?;
-            outln!(
-                "批次 {id}：{} → {}（{}，{}）",
-                t.from.label_zh(),
-                after.state.label_zh(),
-                t.step.label,
-                user.login
-            );
+        }
+        BatchCmd::Refund {
+            id,
+            line,
+            user,
+            approver,
+            reason,
+        } => {
+            let b = store
+                .batch(id)
+                .await?
+                .ok_or_else(|| anyhow!("批次 {id} 不存在 (no such batch)"))?;
+            let requester = load_user(&store, &user).await?;
+            let approver = load_user(&store, &approver).await?;
+            let p = province_of(Some(&b.province), cfg)?;
+            let ports = crate::ports::configured(cfg, p.as_ref(), &store).await?;
+            let cycle = Cycle {
+                store: &store,
+                province: p.as_ref(),
+                ports: &ports,
+                today: cfg.today(),
+            };
+            match cycle.refund(id, line, &reason, &requester, &approver).await {
+                Ok(amount) => outln!("明细 {line} 已原渠道退回 {amount} 元 (refunded)"),
+                Err(e) => {
+                    eprintln!("拒绝 refused: {e}");
+                    return Ok(1);
+                }
+            }
         }
     }
     Ok(0)

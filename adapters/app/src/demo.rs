@@ -153,7 +153,7 @@ pub struct DataSet {
 }
 
 /// The region prefix the demo uses for each province.
-fn province_prefix(code: &str) -> &'static str {
+pub(crate) fn province_prefix(code: &str) -> &'static str {
     match code {
         "sichuan" => "51",
         "henan" => "41",

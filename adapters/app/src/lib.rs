@@ -36,11 +36,14 @@ pub fn output_failed(e: std::io::Error) {
     std::process::exit(2);
 }
 
+pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod cycle;
 pub mod demo;
 pub mod intake;
 pub mod output;
+pub mod ports;
 pub mod registers;
 
 use ykt_kernel::province::{Province, ProvinceConfig, ProvinceDescriptor, ProvinceError};

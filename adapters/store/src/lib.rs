@@ -24,6 +24,7 @@
 pub mod audit;
 pub mod cycle;
 pub mod db;
+pub mod disclosure;
 pub mod error;
 pub mod imports;
 pub mod payments;

@@ -522,6 +522,7 @@ impl Store {
         actor: &User,
         reason: Option<&str>,
         detail: serde_json::Value,
+        entries: &[Entry],
     ) -> Result<BatchRow> {
         let at = now();
         let mut tx = self.begin().await?;
@@ -564,6 +565,9 @@ impl Store {
         let mut detail = detail;
         if let (Some(r), Some(obj)) = (reason, detail.as_object_mut()) {
             obj.insert("reason".into(), serde_json::Value::String(r.to_owned()));
+        }
+        for e in entries {
+            self.post_entry_in(&mut tx, e).await?;
         }
         self.append_audit_in(&mut tx, t.audit(batch.id, &actor.login, &at, detail))
             .await?;

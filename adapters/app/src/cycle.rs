@@ -1,0 +1,504 @@
+//! The payment cycle as a service: take a workflow step (authorised by the kernel's engine),
+//! perform its effect through the ports (push a plan, request funding, dispatch, collect
+//! results, publish), post the ledger moves the province declared for it, and record the
+//! transition, all in one transaction after the port call succeeded. Port calls are
+//! idempotent by reference (order number, line and attempt), so retrying a step after a
+//! failure never pays twice.
+//!
+//! Line-level operations (correct a failed line, pay corrected lines again, refund a line
+//! that cannot be paid) live here too.
+
+use chrono::NaiveDate;
+use std::sync::Arc;
+use ykt_kernel::batch::{BatchState, LineState, check_balance};
+use ykt_kernel::catalog::FundingChannel;
+use ykt_kernel::ledger::{Account, AccountKind, Entry, EntryKind};
+use ykt_kernel::ports::{
+    BankAgent, DisclosureChannel, FundingRequest, FundingStatus, InstructionLine, LookupRecord,
+    Notice, PaymentInstruction, PortError, TreasuryPayment,
+};
+use ykt_kernel::province::Province;
+use ykt_kernel::workflow::{BatchFacts, Effect, StepDef, Transition, WorkflowError, authorize};
+use ykt_kernel::{Fen, Period, RegionCode, Role, User};
+use ykt_store::cycle::{LineFix, ResultReport};
+use ykt_store::payments::BatchRow;
+use ykt_store::{Store, StoreError};
+
+/// The outside systems a deployment talks to. A step whose effect needs a port that is not
+/// configured is refused with a clear message.
+#[derive(Clone, Default)]
+pub struct Ports {
+    pub treasury: Option<Arc<dyn TreasuryPayment>>,
+    pub bank: Option<Arc<dyn BankAgent>>,
+    pub disclosure: Option<Arc<dyn DisclosureChannel>>,
+}
+
+/// Why a step or line operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CycleError {
+    #[error(transparent)]
+    Refused(#[from] WorkflowError),
+    #[error(transparent)]
+    Port(#[from] PortError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn invalid(m: impl Into<String>) -> CycleError {
+    CycleError::Invalid(m.into())
+}
+
+/// What a step did.
+#[derive(Debug, Clone)]
+pub struct StepReport {
+    pub batch: BatchRow,
+    pub step: &'static StepDef,
+    /// `None` when the step could not complete yet (results still open): nothing moved.
+    pub moved: Option<(BatchState, BatchState)>,
+    pub results: Option<ResultReport>,
+    pub dispatched: Vec<InstructionLine>,
+    pub note: String,
+}
+
+/// The cycle over one store, province and set of ports.
+pub struct Cycle<'a> {
+    pub store: &'a Store,
+    pub province: &'a dyn Province,
+    pub ports: &'a Ports,
+    pub today: NaiveDate,
+}
+
+/// The account of `kind` a batch's money sits in.
+pub fn account(kind: AccountKind, b: &BatchRow, bank: Option<&str>) -> Account {
+    let owner = match kind {
+        AccountKind::AgentBank => bank.unwrap_or("代理银行").to_owned(),
+        AccountKind::Beneficiaries => "社保卡账户".to_owned(),
+        AccountKind::ZeroBalance => format!("{}@{}", b.project, b.region),
+        AccountKind::Treasury | AccountKind::Adbc | AccountKind::GrainRiskFund => b.region.clone(),
+    };
+    Account::new(kind, owner)
+}
+
+pub fn channel_of(b: &BatchRow) -> FundingChannel {
+    if b.funding == "grain_risk_fund" {
+        FundingChannel::GrainRiskFund
+    } else {
+        FundingChannel::Treasury
+    }
+}
+
+impl Cycle<'_> {
+    async fn batch(&self, id: i64) -> Result<BatchRow, CycleError> {
+        self.store
+            .batch(id)
+            .await?
+            .ok_or_else(|| invalid(format!("批次{id}不存在 (no batch {id})")))
+    }
+
+    fn treasury(&self) -> Result<&Arc<dyn TreasuryPayment>, CycleError> {
+        self.ports.treasury.as_ref().ok_or_else(|| {
+            invalid("未配置国库支付/预算管理一体化系统接口 (no treasury port configured)")
+        })
+    }
+    fn bank(&self) -> Result<&Arc<dyn BankAgent>, CycleError> {
+        self.ports
+            .bank
+            .as_ref()
+            .ok_or_else(|| invalid("未配置代发银行接口 (no bank port configured)"))
+    }
+    fn disclosure(&self) -> Result<&Arc<dyn DisclosureChannel>, CycleError> {
+        self.ports
+            .disclosure
+            .as_ref()
+            .ok_or_else(|| invalid("未配置信息公开接口 (no disclosure port configured)"))
+    }
+
+    /// Authorise `step` for `user` on batch `id` (no side effect).
+    pub async fn authorize(
+        &self,
+        id: i64,
+        step: &str,
+        user: &User,
+    ) -> Result<(BatchRow, Transition), CycleError> {
+        let b = self.batch(id).await?;
+        let steps = self.store.batch_steps(id).await?;
+        let history: Vec<(String, String)> = steps.into_iter().map(|s| (s.step, s.actor)).collect();
+        let region = RegionCode::parse(&b.region).map_err(|e| invalid(e.to_string()))?;
+        let facts = BatchFacts {
+            id,
+            state: b.state,
+            region: &region,
+            maker: &b.maker,
+            history: &history,
+        };
+        let t = authorize(self.province.workflow(), step, &facts, user)?;
+        Ok((b, t))
+    }
+
+    /// The funding request describing a batch.
+    pub fn funding_request(&self, b: &BatchRow, payee: &str) -> Result<FundingRequest, CycleError> {
+        Ok(FundingRequest {
+            reference: b.order_no.clone(),
+            province: b.province.clone(),
+            region: RegionCode::parse(&b.region).map_err(|e| invalid(e.to_string()))?,
+            project_code: b.project.clone(),
+            project_name: b.project_name.clone(),
+            period: Period::parse(&b.period).map_err(|e| invalid(e.to_string()))?,
+            budget_unit: format!("{}主管部门", b.project_name),
+            count: b.control.count,
+            amount: b.control.amount,
+            payee_account: payee.to_owned(),
+        })
+    }
+
+    /// Take `step` on batch `id` as `user`.
+    pub async fn step(
+        &self,
+        id: i64,
+        step: &str,
+        user: &User,
+        reason: Option<&str>,
+    ) -> Result<StepReport, CycleError> {
+        let (b, t) = self.authorize(id, step, user).await?;
+        if t.step.effect == Effect::Return && reason.is_none_or(|r| r.trim().is_empty()) {
+            return Err(invalid("退回须说明原因 (a return needs a reason)"));
+        }
+        let tally = self.store.tally(id).await?;
+        check_balance(id, b.control, &tally).map_err(|e| invalid(e.to_string()))?;
+        let (bank, treasury_ref) = self.store.batch_refs(id).await?;
+        let mut report = StepReport {
+            batch: b.clone(),
+            step: t.step,
+            moved: None,
+            results: None,
+            dispatched: Vec::new(),
+            note: String::new(),
+        };
+        let mut detail =
+            serde_json::json!({"count": b.control.count, "amount_fen": b.control.amount.0});
+
+        match t.step.effect {
+            Effect::PushPlan | Effect::RequestFunding => {
+                let payee = bank.clone().unwrap_or_else(|| "代理银行".into());
+                let status = self
+                    .treasury()?
+                    .request_funding(&self.funding_request(&b, &payee)?)
+                    .await?;
+                match status {
+                    FundingStatus::Refused { reason } => {
+                        return Err(invalid(format!(
+                            "国库/预算系统拒绝：{reason} (refused by the treasury)"
+                        )));
+                    }
+                    FundingStatus::Pending { voucher_no }
+                    | FundingStatus::Funded { voucher_no, .. } => {
+                        self.store.set_treasury_ref(id, &voucher_no).await?;
+                        detail["voucher_no"] = voucher_no.clone().into();
+                        report.note = format!("凭证号 {voucher_no}");
+                    }
+                }
+            }
+            Effect::ConfirmFunding => {
+                let reference = treasury_ref.clone().unwrap_or_else(|| b.order_no.clone());
+                match self.treasury()?.funding_status(&reference).await? {
+                    FundingStatus::Funded {
+                        amount,
+                        date,
+                        voucher_no,
+                    } => {
+                        if amount != b.control.amount {
+                            return Err(invalid(format!(
+                                "到账金额{amount}元与批次控制数{}元不符 (funded amount differs from the control total)",
+                                b.control.amount
+                            )));
+                        }
+                        detail["funded_on"] = date.into();
+                        detail["voucher_no"] = voucher_no.into();
+                    }
+                    FundingStatus::Pending { .. } => {
+                        return Err(invalid(
+                            "资金尚未到位，请稍后再试 (funds have not arrived yet)",
+                        ));
+                    }
+                    FundingStatus::Refused { reason } => {
+                        return Err(invalid(format!("拨付被拒绝：{reason}")));
+                    }
+                }
+            }
+            Effect::Dispatch => {
+                report.dispatched = self.deliver(&b, user).await?;
+                detail["dispatched"] = report.dispatched.len().into();
+            }
+            Effect::CollectResults => {
+                let r = self.collect(&b).await?;
+                let tally = self.store.tally(id).await?;
+                detail["credited"] = tally.credited.count.into();
+                detail["failed_open"] = tally.failed.count.into();
+                report.results = Some(r);
+                if !tally.is_settled() {
+                    report.note = format!(
+                        "尚有{}笔发放中、{}笔失败待更正或退回，批次暂不办结 ({} in flight, {} failed open)",
+                        tally.in_flight.count,
+                        tally.failed.count,
+                        tally.in_flight.count,
+                        tally.failed.count
+                    );
+                    report.batch = self.batch(id).await?;
+                    return Ok(report);
+                }
+            }
+            Effect::Reconcile => {
+                if !tally.is_settled() {
+                    return Err(invalid(
+                        "尚有明细未发放完毕，不能对账 (lines are still open)",
+                    ));
+                }
+                detail["credited_fen"] = tally.credited.amount.0.into();
+                detail["refunded_fen"] = tally.refunded.amount.0.into();
+            }
+            Effect::Publish => {
+                let published = self.publish(&b).await?;
+                detail["published_records"] = published.into();
+            }
+            _ => {}
+        }
+
+        let channel = channel_of(&b);
+        let entries = t
+            .step
+            .ledger
+            .iter()
+            .filter(|m| m.applies(channel))
+            .map(|m| {
+                let e = Entry::transfer(
+                    EntryKind::Funding,
+                    Some(id),
+                    m.memo,
+                    account(m.from, &b, bank.as_deref()),
+                    account(m.to, &b, bank.as_deref()),
+                    b.control.amount,
+                );
+                e.map(|e| match m.subject {
+                    Some(s) => e.with_subject(s),
+                    None => e,
+                })
+                .map_err(|e| invalid(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let after = self
+            .store
+            .apply_step(&b, &t, user, reason, detail, &entries)
+            .await?;
+        report.moved = Some((t.from, after.state));
+        report.batch = after;
+        Ok(report)
+    }
+
+    /// Send pending lines as new attempts and (re)deliver every line in flight: the bank
+    /// deduplicates by line and attempt, so a retry after a failed delivery is safe.
+    async fn deliver(&self, b: &BatchRow, user: &User) -> Result<Vec<InstructionLine>, CycleError> {
+        let role = user.roles.first().map(|r| r.as_str()).unwrap_or("system");
+        let mut lines = self.store.dispatch_pending(b.id, &user.login, role).await?;
+        if lines.is_empty() {
+            return Err(invalid("没有待发放的明细 (no pending lines)"));
+        }
+        lines.sort_by_key(|l| l.line_id);
+        let project = self.province.catalog().find(&b.project);
+        let instruction = PaymentInstruction {
+            order_no: b.order_no.clone(),
+            project_name: b.project_name.clone(),
+            project_short_name: project.map(|p| p.short_name.clone()).unwrap_or_default(),
+            count: lines.len() as u64,
+            total: lines.iter().map(|l| l.amount).sum(),
+            lines: lines.clone(),
+        };
+        self.bank()?.deliver(&instruction).await?;
+        Ok(lines)
+    }
+
+    /// Pay corrected lines again (each a new attempt of the same line).
+    pub async fn redispatch(
+        &self,
+        id: i64,
+        user: &User,
+    ) -> Result<Vec<InstructionLine>, CycleError> {
+        let b = self.batch(id).await?;
+        if b.state != BatchState::Dispatched && b.state != BatchState::Settled {
+            return Err(invalid(format!(
+                "批次状态为「{}」，不能再次发放 (batch is not dispatched)",
+                b.state.label_zh()
+            )));
+        }
+        if !(user.has(Role::DeptMaker) || user.has(Role::System)) {
+            return Err(invalid(format!(
+                "用户{}不能发起再次发放 (only the department or the system re-dispatches)",
+                user.login
+            )));
+        }
+        self.deliver(&b, user).await
+    }
+
+    /// Collect and apply the bank's results for a batch.
+    pub async fn collect(&self, b: &BatchRow) -> Result<ResultReport, CycleError> {
+        let results = self.bank()?.collect_results(&b.order_no).await?;
+        let (bank, _) = self.store.batch_refs(b.id).await?;
+        let from = account(AccountKind::AgentBank, b, bank.as_deref());
+        let to = account(AccountKind::Beneficiaries, b, None);
+        Ok(self
+            .store
+            .apply_results(b.id, &b.order_no, &results, "system", &from, &to)
+            .await?)
+    }
+
+    /// Correct a failed line (department maker; where the province requires it, with the
+    /// beneficiary's or guardian's signature and the department head's sign-off).
+    pub async fn correct(
+        &self,
+        id: i64,
+        line_id: i64,
+        fix: &LineFix,
+        user: &User,
+    ) -> Result<(), CycleError> {
+        if !user.has(Role::DeptMaker) {
+            return Err(invalid(format!(
+                "用户{}不具备「主管部门经办」角色，不能更正明细 (only a department maker corrects lines)",
+                user.login
+            )));
+        }
+        let b = self.batch(id).await?;
+        let region = RegionCode::parse(&b.region).map_err(|e| invalid(e.to_string()))?;
+        if !user.covers(&region) {
+            return Err(invalid(format!(
+                "批次区划{}不在用户{}的管辖范围内",
+                b.region, user.login
+            )));
+        }
+        if fix.reason.trim().is_empty() {
+            return Err(invalid("更正须说明原因 (a correction needs a reason)"));
+        }
+        self.store
+            .correct_line(id, line_id, fix, &user.login, Role::DeptMaker.as_str())
+            .await?;
+        Ok(())
+    }
+
+    /// Refund a line that cannot be paid, through the original channel: requested by the
+    /// department, agreed by finance (different people), money walked back along the route.
+    pub async fn refund(
+        &self,
+        id: i64,
+        line_id: i64,
+        reason: &str,
+        requester: &User,
+        approver: &User,
+    ) -> Result<Fen, CycleError> {
+        if !requester.has(Role::DeptMaker) {
+            return Err(invalid(format!(
+                "退款须由主管部门申请；{}不具备该角色",
+                requester.login
+            )));
+        }
+        if !approver.has(Role::FinanceReviewer) {
+            return Err(invalid(format!(
+                "退款须经财政部门同意；{}不具备该角色",
+                approver.login
+            )));
+        }
+        let b = self.batch(id).await?;
+        let (bank, treasury_ref) = self.store.batch_refs(id).await?;
+        let route = self.province.route(channel_of(&b));
+        let lines = self.store.lines(id, 0, i64::MAX).await?;
+        let line = lines
+            .iter()
+            .find(|l| l.id == line_id)
+            .ok_or_else(|| invalid(format!("批次{id}没有明细{line_id}")))?;
+        if line.state != LineState::Failed {
+            return Err(invalid(format!(
+                "明细{line_id}状态为「{}」，只有发放失败的明细可以退回",
+                line.state.label_zh()
+            )));
+        }
+        let reference = treasury_ref.unwrap_or_else(|| b.order_no.clone());
+        self.treasury()?
+            .refund(&reference, line.amount, reason)
+            .await?;
+        let entries = |amount: Fen| {
+            route
+                .windows(2)
+                .rev()
+                .filter_map(|w| {
+                    Entry::transfer(
+                        EntryKind::Refund,
+                        Some(id),
+                        "原渠道退回",
+                        account(w[1], &b, bank.as_deref()),
+                        account(w[0], &b, bank.as_deref()),
+                        amount,
+                    )
+                    .ok()
+                })
+                .collect()
+        };
+        Ok(self
+            .store
+            .refund_line(
+                id,
+                line_id,
+                reason,
+                &requester.login,
+                &approver.login,
+                entries,
+            )
+            .await?)
+    }
+
+    /// Publish a settled batch: a masked notice of what was paid, and lookup records for the
+    /// public personal query. Returns how many records were published.
+    async fn publish(&self, b: &BatchRow) -> Result<u64, CycleError> {
+        let mask = self.province.mask_policy();
+        let lines = self.store.lines(b.id, 0, i64::MAX).await?;
+        let mut body = format!("{} {} {}\n", b.project_name, b.period, b.region);
+        let mut records = Vec::new();
+        for l in lines.iter().filter(|l| l.state == LineState::Credited) {
+            body.push_str(&format!(
+                "{} {} {}元\n",
+                mask.name(&l.name),
+                mask.id(l.resident_id.as_str()),
+                l.amount
+            ));
+            records.push(LookupRecord {
+                person_key: hex_key(self.store, l.resident_id.as_str()),
+                name_masked: mask.name(&l.name),
+                project_name: b.project_name.clone(),
+                period: Period::parse(&l.period).map_err(|e| invalid(e.to_string()))?,
+                amount: l.amount,
+                date: self.today.to_string(),
+                status: LineState::Credited.label_zh().to_owned(),
+            });
+        }
+        let notice = Notice {
+            id: format!("{}-result", b.order_no),
+            kind: "result".into(),
+            region: RegionCode::parse(&b.region).map_err(|e| invalid(e.to_string()))?,
+            project_name: b.project_name.clone(),
+            title: format!("{}{}发放结果公示", b.project_name, b.period),
+            body,
+            published_on: self.today.to_string(),
+            until: None,
+        };
+        let d = self.disclosure()?;
+        d.publish(&notice).await?;
+        Ok(d.publish_records(&records).await?)
+    }
+}
+
+/// The public lookup key of a person: the store's keyed blind index, hex (never the ID).
+pub fn hex_key(store: &Store, id: &str) -> String {
+    hex::encode(
+        store
+            .vault()
+            .blind_index(ykt_store::IndexKind::ResidentId, id),
+    )
+}

@@ -1,0 +1,158 @@
+//! The platform's own disclosure channel: notices as published (masked text only) and the
+//! records of the public personal lookup (补贴查询), keyed by the person's blind index. The web
+//! portal reads them; publishing twice is harmless (same id or same record: no change).
+
+use crate::db::{Store, with_pool};
+use crate::error::Result;
+use async_trait::async_trait;
+use ykt_kernel::Fen;
+use ykt_kernel::ports::{DisclosureChannel, LookupRecord, Notice, PortError};
+
+fn port(e: crate::error::StoreError) -> PortError {
+    PortError::new("信息公开", e.to_string(), true)
+}
+
+/// A published notice.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NoticeRow {
+    pub id: String,
+    pub kind: String,
+    pub region: String,
+    pub project_name: String,
+    pub title: String,
+    pub body: String,
+    pub published_on: String,
+    pub until: Option<String>,
+    pub withdrawn: bool,
+}
+
+impl Store {
+    /// Notices, newest first, optionally those whose region lies within `region_prefix`.
+    pub async fn notices(&self, region_prefix: Option<&str>) -> Result<Vec<NoticeRow>> {
+        let like = format!("{}%", region_prefix.unwrap_or(""));
+        type T = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<T> = with_pool!(self, |p| {
+            sqlx::query_as("SELECT id, kind, region, project_name, title, body, published_on, until, withdrawn_at FROM notices WHERE region LIKE $1 ORDER BY published_on DESC, id")
+                .bind(&like)
+                .fetch_all(p)
+                .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|t| NoticeRow {
+                id: t.0,
+                kind: t.1,
+                region: t.2,
+                project_name: t.3,
+                title: t.4,
+                body: t.5,
+                published_on: t.6,
+                until: t.7,
+                withdrawn: t.8.is_some(),
+            })
+            .collect())
+    }
+
+    /// The lookup records of one person (by lookup key).
+    pub async fn lookup_records(&self, person_key: &str) -> Result<Vec<LookupRecord>> {
+        let rows: Vec<(String, String, String, String, i64, String, String)> = with_pool!(
+            self,
+            |p| {
+                sqlx::query_as("SELECT person_key, name_masked, project_name, period, amount_fen, date, status FROM lookup_records WHERE person_key = $1 ORDER BY date DESC, period DESC")
+                .bind(person_key)
+                .fetch_all(p)
+                .await?
+            }
+        );
+        Ok(rows
+            .into_iter()
+            .filter_map(|t| {
+                Some(LookupRecord {
+                    person_key: t.0,
+                    name_masked: t.1,
+                    project_name: t.2,
+                    period: ykt_kernel::Period::parse(&t.3).ok()?,
+                    amount: Fen(t.4),
+                    date: t.5,
+                    status: t.6,
+                })
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl DisclosureChannel for Store {
+    async fn publish(&self, n: &Notice) -> std::result::Result<String, PortError> {
+        with_pool!(self, |p| {
+            sqlx::query(
+                "INSERT INTO notices (id, kind, region, project_name, title, body, published_on, until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&n.id)
+            .bind(&n.kind)
+            .bind(n.region.full())
+            .bind(&n.project_name)
+            .bind(&n.title)
+            .bind(&n.body)
+            .bind(&n.published_on)
+            .bind(n.until.as_deref())
+            .execute(p)
+            .await
+            .map_err(|e| port(e.into()))?;
+        });
+        Ok(n.id.clone())
+    }
+
+    async fn withdraw(&self, id: &str) -> std::result::Result<(), PortError> {
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        with_pool!(self, |p| {
+            sqlx::query(
+                "UPDATE notices SET withdrawn_at = $1 WHERE id = $2 AND withdrawn_at IS NULL",
+            )
+            .bind(&at)
+            .bind(id)
+            .execute(p)
+            .await
+            .map_err(|e| port(e.into()))?;
+        });
+        Ok(())
+    }
+
+    async fn publish_records(
+        &self,
+        records: &[LookupRecord],
+    ) -> std::result::Result<u64, PortError> {
+        let mut n = 0;
+        for r in records {
+            n += with_pool!(self, |p| {
+                sqlx::query(
+                    "INSERT INTO lookup_records (person_key, name_masked, project_name, period, amount_fen, date, status) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(&r.person_key)
+                .bind(&r.name_masked)
+                .bind(&r.project_name)
+                .bind(r.period.to_string())
+                .bind(r.amount.0)
+                .bind(&r.date)
+                .bind(&r.status)
+                .execute(p)
+                .await
+                .map_err(|e| port(e.into()))?
+                .rows_affected()
+            });
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,58 @@
+//! `cargo xtask check-features`: build `ykt` once per province with only that province's
+//! feature (each its own cargo invocation, so nothing unifies in) and assert that the binary's
+//! `ykt provinces --json` lists exactly that province. This proves that every province crate
+//! registers itself when it is the only one, and that none leaks into another's build.
+
+use crate::workspace::{self, Workspace};
+use anyhow::bail;
+
+const USAGE: &str = "\
+用法 usage: cargo xtask check-features
+
+Builds ykt once per province feature (release, --no-default-features --features province-<code>)
+and checks that `ykt provinces --json` lists exactly that province.";
+
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    match args.first().map(String::as_str) {
+        None => {}
+        Some("-h" | "--help") => {
+            println!("{USAGE}");
+            return Ok(());
+        }
+        Some(other) => bail!("未知参数「{other}」(unknown argument)\n\n{USAGE}"),
+    }
+    let ws = Workspace::load()?;
+    let scratch = ws.target_dir.join("xtask-check-features");
+    let mut report = Vec::new();
+    let mut failed = 0;
+    for code in &ws.provinces {
+        let binary = workspace::build_province(code, None)?;
+        let listed = workspace::listed_provinces(&binary, &scratch)?;
+        let codes: Vec<&str> = listed.iter().map(|p| p.code.as_str()).collect();
+        let verdict = match workspace::expect_only(&listed, code) {
+            Ok(()) => "ok".to_owned(),
+            Err(e) => {
+                failed += 1;
+                format!("FAILED: {e}")
+            }
+        };
+        report.push(format!(
+            "{:<24} ykt provinces --json -> [{}]  {verdict}",
+            workspace::feature(code),
+            codes.join(", ")
+        ));
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    println!("check-features:");
+    for line in &report {
+        println!("  {line}");
+    }
+    if failed > 0 {
+        bail!("{failed} 个省份特性检查失败 ({failed} province feature check(s) failed)");
+    }
+    println!(
+        "每个省份单独构建时只包含该省份 (each province built alone lists exactly itself): {} ok",
+        ws.provinces.len()
+    );
+    Ok(())
+}
