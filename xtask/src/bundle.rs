@@ -418,7 +418,7 @@ fn pretty(mut v: Value) -> anyhow::Result<String> {
 /// The root package's features as cargo resolved them for this build.
 fn enabled_features(meta: &Value) -> anyhow::Result<Vec<String>> {
     let root = workspace::str_field(resolve(meta)?, "root")?;
-    let node = nodes(meta)?
+    let node = *nodes(meta)?
         .get(root)
         .ok_or_else(|| anyhow!("cargo metadata: no resolve node for the root"))?;
     let mut f: Vec<String> = node

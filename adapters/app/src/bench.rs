@@ -32,6 +32,7 @@ use crate::demo::{
 use crate::intake::{self, ImportResult, Request};
 use crate::registers::{MemRegisters, demo_regions};
 use anyhow::{Context, anyhow, bail};
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use sqlx::Connection;
 use std::collections::BTreeMap;
@@ -193,7 +194,7 @@ pub async fn run(cfg: &Config, args: BenchArgs) -> anyhow::Result<u8> {
         cfg,
     )?;
     if let Some(stage) = args.stage.clone() {
-        return run_stage(&stage, &args, province.as_ref()).await;
+        return run_stage(&stage, &args, province.as_ref(), cfg.today()).await;
     }
     run_parent(&args, province.as_ref()).await
 }
@@ -656,7 +657,7 @@ fn generate(args: &BenchArgs, province: &dyn Province, files: &Files) -> anyhow:
     let with_card = args.lines - lines_without_card(&defect_plan(args.lines));
     let extra = args.registry.saturating_sub(with_card);
     let mut registry = CsvGb18030Writer::create(&files.registry, &REGISTRY_HEADERS)?;
-    let mut write_card = |w: &mut CsvGb18030Writer, c: &CardRecord| -> anyhow::Result<()> {
+    let write_card = |w: &mut CsvGb18030Writer, c: &CardRecord| -> anyhow::Result<()> {
         w.write_row(&card_cells(c))?;
         Ok(())
     };
@@ -791,17 +792,24 @@ fn bench_vault(seed: u64) -> Vault {
     Vault::new(key)
 }
 
-async fn run_stage(stage: &str, args: &BenchArgs, province: &dyn Province) -> anyhow::Result<u8> {
+async fn run_stage(
+    stage: &str,
+    args: &BenchArgs,
+    province: &dyn Province,
+    today: NaiveDate,
+) -> anyhow::Result<u8> {
     let files = Files::in_dir(&args.dir);
     let db = || args.db.clone().ok_or_else(|| anyhow!("--db is required"));
     let total = Clock::start();
     let mut out = match stage {
         "parse" => stage_parse(&files)?,
-        "check" => stage_check(&files, province).await?,
+        "check" => stage_check(&files, province, today).await?,
         "raw-sqlite" => stage_raw_sqlite(&files, &db()?).await?,
         "raw-pg" => stage_raw_pg(&files, &db()?).await?,
-        "sqlite-registry" | "pg-registry" => stage_registry(&files, args, &db()?).await?,
-        "sqlite-import" | "pg-import" => stage_import(&files, args, province, &db()?).await?,
+        "sqlite-registry" | "pg-registry" => stage_registry(&files, args, &db()?, today).await?,
+        "sqlite-import" | "pg-import" => {
+            stage_import(&files, args, province, &db()?, today).await?
+        }
         other => bail!("unknown stage `{other}`"),
     };
     let t = total.stop("", 0);
@@ -839,21 +847,25 @@ fn request<'a>(
     province: &'a dyn Province,
     regions: &'a MemRegisters,
     scope: Option<RegionCode>,
+    today: NaiveDate,
 ) -> anyhow::Result<Request<'a>> {
     let (project, period) = intake::resolve(province, DEMO_PROJECT, DEMO_PERIOD)?;
     Ok(Request {
         province,
         project,
         period,
-        today: chrono::Local::now().date_naive(),
+        today,
         scope,
         regions: Some(regions),
         check_cards: true,
     })
 }
 
-async fn stage_check(files: &Files, province: &dyn Province) -> anyhow::Result<StageOut> {
-    let today = chrono::Local::now().date_naive();
+async fn stage_check(
+    files: &Files,
+    province: &dyn Province,
+    today: NaiveDate,
+) -> anyhow::Result<StageOut> {
     let load = Clock::start();
     let mut regs = MemRegisters::default();
     regs.load_cards(&files.registry, today)?;
@@ -864,7 +876,7 @@ async fn stage_check(files: &Files, province: &dyn Province) -> anyhow::Result<S
     }
     let loaded = load.stop("registry load", regs.cards.len() as u64);
     let validate = Clock::start();
-    let req = request(province, &regs, None)?;
+    let req = request(province, &regs, None, today)?;
     let report = intake::check(&files.roster, &req, &regs, &regs).await?;
     let lines = report.summary.lines;
     let validated = validate.stop("validate", lines);
@@ -879,8 +891,12 @@ async fn stage_check(files: &Files, province: &dyn Province) -> anyhow::Result<S
     Ok(out)
 }
 
-async fn stage_registry(files: &Files, args: &BenchArgs, url: &str) -> anyhow::Result<StageOut> {
-    let today = chrono::Local::now().date_naive();
+async fn stage_registry(
+    files: &Files,
+    args: &BenchArgs,
+    url: &str,
+    today: NaiveDate,
+) -> anyhow::Result<StageOut> {
     let store = Store::connect(url, bench_vault(args.seed)).await?;
     let meta = |kind: &str, file: &Path| -> anyhow::Result<ImportMeta> {
         Ok(ImportMeta {
@@ -944,6 +960,7 @@ async fn stage_import(
     args: &BenchArgs,
     province: &dyn Province,
     url: &str,
+    today: NaiveDate,
 ) -> anyhow::Result<StageOut> {
     let store = Store::connect(url, bench_vault(args.seed)).await?;
     let clock = Clock::start();
@@ -957,7 +974,7 @@ async fn stage_import(
         region: scope.clone(),
         bank: None,
     };
-    let req = request(province, &regions, Some(scope))?;
+    let req = request(province, &regions, Some(scope), today)?;
     let result = intake::import(&store, &files.roster, &req, &user).await?;
     let (report, batches) = match result {
         ImportResult::Imported { report, result } => (report, result.batches.len()),
@@ -1315,7 +1332,8 @@ mod tests {
         let files = Files::in_dir(dir.path());
         let m = ensure_data(&args, province.as_ref(), &files).unwrap();
         assert_eq!(m.registry_records, 5000);
-        let out = stage_check(&files, province.as_ref()).await.unwrap();
+        let today = NaiveDate::from_ymd_opt(2023, 5, 20).unwrap();
+        let out = stage_check(&files, province.as_ref(), today).await.unwrap();
         let t = out.summary.unwrap();
         assert_eq!(t.lines, 3000);
         assert!(t.rejected > 200 && t.rejected < 600, "{t:?}");

@@ -636,6 +636,7 @@ async fn run_one(
     store: &Store,
     province: &dyn Province,
     data: &DataSet,
+    seed: u64,
 ) -> anyhow::Result<()> {
     let today = cfg.today();
     for u in demo_users(province.code()) {
@@ -737,6 +738,15 @@ async fn run_one(
                 report.summary.accepted,
                 report.summary.accepted_amount
             );
+            let ctx = crate::provinces::DemoCtx {
+                cfg,
+                store,
+                province,
+                batches: result.batches.clone(),
+                out: data.dir.clone(),
+                seed,
+            };
+            crate::provinces::demo_cycle(&ctx).await?;
         }
     }
     outln!("文件 files: {}", data.dir.display());
@@ -759,7 +769,7 @@ pub async fn run(cfg: &Config, a: DemoArgs) -> anyhow::Result<u8> {
     outln!("数据库 database: {}", cfg.database_url);
     for p in &targets {
         let data = generate(p.as_ref(), a.lines, a.seed, &a.out.join(p.code()))?;
-        run_one(cfg, &store, p.as_ref(), &data).await?;
+        run_one(cfg, &store, p.as_ref(), &data, a.seed).await?;
     }
     let first = targets.first().map(|p| p.code()).unwrap_or("heilongjiang");
     outln!(

@@ -44,6 +44,7 @@ pub mod demo;
 pub mod intake;
 pub mod output;
 pub mod ports;
+pub mod provinces;
 pub mod registers;
 
 use ykt_kernel::province::{Province, ProvinceConfig, ProvinceDescriptor, ProvinceError};

@@ -1,8 +1,5 @@
-//! Which implementation of each port a deployment uses, from configuration.
-//!
-//! The province modules provide their adapters (HTTP clients of the budget system, the
-//! treasury agent bank, file drops...); until a province's adapters are configured, steps that
-//! need a port are refused with a message naming the missing port.
+//! Which implementation of each port a deployment uses, from configuration (delegated to the
+//! province's module in [`crate::provinces`]).
 
 use crate::config::Config;
 pub use crate::cycle::Ports;
@@ -15,12 +12,5 @@ pub async fn configured(
     province: &dyn Province,
     store: &Store,
 ) -> anyhow::Result<Ports> {
-    let _ = (cfg, province);
-    let disclosure: std::sync::Arc<dyn ykt_kernel::ports::DisclosureChannel> =
-        std::sync::Arc::new(store.clone());
-    Ok(Ports {
-        treasury: None,
-        bank: None,
-        disclosure: Some(disclosure),
-    })
+    crate::provinces::configured_ports(cfg, province, store).await
 }
