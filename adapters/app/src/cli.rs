@@ -381,6 +381,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
+/// The province plug-in and configured ports for batch `id`.
+async fn batch_context(
+    store: &Store,
+    cfg: &Config,
+    id: i64,
+) -> anyhow::Result<(Box<dyn Province>, crate::cycle::Ports)> {
+    let b = store
+        .batch(id)
+        .await?
+        .ok_or_else(|| anyhow!("批次 {id} 不存在 (no such batch)"))?;
+    let p = province_of(Some(&b.province), cfg)?;
+    let ports = crate::ports::configured(cfg, p.as_ref(), store).await?;
+    Ok((p, ports))
+}
+
 /// Whether the configured database already exists (an embedded file that is there, or a
 /// server URL).
 fn database_present(cfg: &Config) -> bool {
@@ -722,13 +737,8 @@ async fn batch(cfg: &Config, cmd: BatchCmd) -> anyhow::Result<u8> {
             user,
             reason,
         } => {
-            let b = store
-                .batch(id)
-                .await?
-                .ok_or_else(|| anyhow!("批次 {id} 不存在 (no such batch)"))?;
             let user = load_user(&store, &user).await?;
-            let p = province_of(Some(&b.province), cfg)?;
-            let ports = crate::ports::configured(cfg, p.as_ref(), &store).await?;
+            let (p, ports) = batch_context(&store, cfg, id).await?;
             let cycle = Cycle {
                 store: &store,
                 province: p.as_ref(),
@@ -849,13 +859,8 @@ async fn batch(cfg: &Config, cmd: BatchCmd) -> anyhow::Result<u8> {
             );
         }
         BatchCmd::Redispatch { id, user } => {
-            let b = store
-                .batch(id)
-                .await?
-                .ok_or_else(|| anyhow!("批次 {id} 不存在 (no such batch)"))?;
             let user = load_user(&store, &user).await?;
-            let p = province_of(Some(&b.province), cfg)?;
-            let ports = crate::ports::configured(cfg, p.as_ref(), &store).await?;
+            let (p, ports) = batch_context(&store, cfg, id).await?;
             let cycle = Cycle {
                 store: &store,
                 province: p.as_ref(),
@@ -881,14 +886,9 @@ async fn batch(cfg: &Config, cmd: BatchCmd) -> anyhow::Result<u8> {
             approver,
             reason,
         } => {
-            let b = store
-                .batch(id)
-                .await?
-                .ok_or_else(|| anyhow!("批次 {id} 不存在 (no such batch)"))?;
             let requester = load_user(&store, &user).await?;
             let approver = load_user(&store, &approver).await?;
-            let p = province_of(Some(&b.province), cfg)?;
-            let ports = crate::ports::configured(cfg, p.as_ref(), &store).await?;
+            let (p, ports) = batch_context(&store, cfg, id).await?;
             let cycle = Cycle {
                 store: &store,
                 province: p.as_ref(),
