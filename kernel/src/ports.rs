@@ -233,7 +233,8 @@ pub struct Notice {
 /// One masked payment record for the public personal lookup (补贴查询).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LookupRecord {
-    /// Keyed blind index of the resident ID (never the ID itself).
+    /// Keyed blind index of the resident ID and name together (never the ID itself): a lookup
+    /// must name both, and a wrong pair finds nothing.
     pub person_key: String,
     pub name_masked: String,
     pub project_name: String,

@@ -469,7 +469,7 @@ impl Cycle<'_> {
                 l.amount
             ));
             records.push(LookupRecord {
-                person_key: hex_key(self.store, l.resident_id.as_str()),
+                person_key: lookup_key(self.store, l.resident_id.as_str(), &l.name),
                 name_masked: mask.name(&l.name),
                 project_name: b.project_name.clone(),
                 period: Period::parse(&l.period).map_err(|e| invalid(e.to_string()))?,
@@ -494,11 +494,11 @@ impl Cycle<'_> {
     }
 }
 
-/// The public lookup key of a person: the store's keyed blind index, hex (never the ID).
-pub fn hex_key(store: &Store, id: &str) -> String {
-    hex::encode(
-        store
-            .vault()
-            .blind_index(ykt_store::IndexKind::ResidentId, id),
-    )
+/// The public lookup key of a person: the store's keyed blind index of the resident ID and
+/// the name together (hex). A lookup with a wrong name finds nothing, exactly like a lookup of
+/// someone never paid, so the response cannot tell which part was wrong; the key reveals
+/// neither.
+pub fn lookup_key(store: &Store, id: &str, name: &str) -> String {
+    let name = ykt_kernel::intake::normalise_name(name);
+    hex::encode(store.vault().blind_index(ykt_store::IndexKind::ResidentId, &format!("{id}|{name}")))
 }
