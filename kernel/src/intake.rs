@@ -15,13 +15,13 @@ use crate::catalog::{PaymentBasis, Project};
 use crate::ident::{BankAccount, Phone, RegionCode, ResidentId};
 use crate::mask::MaskPolicy;
 use crate::money::{Fen, Yuan};
-use crate::period::Period;
+use crate::period::{Period, PeriodError};
 use crate::ports::{CardRegistry, PortError, ReferenceData};
 use crate::reason::ReasonCode;
 use crate::roster::{Column, Issue, RawLine};
 use chrono::NaiveDate;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The region table as the validator needs it.
 pub trait RegionTable: Sync {
@@ -203,6 +203,22 @@ pub fn normalise_name(s: &str) -> String {
         .collect()
 }
 
+/// The characters of [`normalise_name`]`(s)`, without building the string.
+fn normalised_chars(s: &str) -> impl Iterator<Item = char> + '_ {
+    s.trim()
+        .chars()
+        .map(|c| match c {
+            '•' | '・' | '．' | '.' | '‧' | '∙' => '·',
+            c => c,
+        })
+        .filter(|c| !c.is_whitespace() && *c != '\u{3000}')
+}
+
+/// `normalise_name(a) == b`, without allocating.
+fn normalised_eq(a: &str, b: &str) -> bool {
+    normalised_chars(a).eq(b.chars())
+}
+
 /// `name.missing` / `name.invalid`: empty; digits or control characters; longer than 30.
 fn check_name(raw: Option<&str>) -> Result<String, (ReasonCode, String)> {
     let Some(n) = raw else {
@@ -212,7 +228,8 @@ fn check_name(raw: Option<&str>) -> Result<String, (ReasonCode, String)> {
     if n.is_empty() {
         return Err((ReasonCode::NameMissing, "姓名为空".into()));
     }
-    if n.chars().count() > 30 {
+    // Byte length bounds the character count: at most 30 bytes is at most 30 characters.
+    if n.len() > 30 && n.chars().count() > 30 {
         return Err((
             ReasonCode::NameInvalid,
             format!("姓名超过30个字（{}个字）", n.chars().count()),
@@ -256,6 +273,67 @@ fn parse_id(d: &mut LineDraft, col: Column, text: &str, today: NaiveDate) -> Opt
 
 /// Check a line's own fields (stage 1: no registers needed).
 pub fn check_line(ctx: &IntakeContext<'_>, raw: &RawLine) -> LineDraft {
+    check_line_cached(ctx, raw, &mut LineCache::default())
+}
+
+/// Most distinct texts a [`LineCache`] map keeps before starting afresh.
+const CACHE_MAX: usize = 65_536;
+
+/// What [`check_line`] remembers between the lines of one run: what a period or region text
+/// gave before (a roster repeats a handful of periods and villages on a million lines). It
+/// only ever answers with what the same text gave under the same context, so a line's result
+/// never depends on the lines before it.
+#[derive(Debug, Default)]
+struct LineCache {
+    periods: HashMap<String, Result<Period, PeriodError>>,
+    regions: HashMap<String, RegionVerdict>,
+}
+
+/// What a region text is under the run's region table and scope.
+#[derive(Debug, Clone)]
+enum RegionVerdict {
+    Format,
+    Code {
+        code: RegionCode,
+        known: bool,
+        inside: bool,
+    },
+}
+
+impl LineCache {
+    fn period(&mut self, t: &str) -> Result<Period, PeriodError> {
+        if let Some(r) = self.periods.get(t) {
+            return r.clone();
+        }
+        let r = Period::parse(t);
+        if self.periods.len() >= CACHE_MAX {
+            self.periods.clear();
+        }
+        self.periods.insert(t.to_owned(), r.clone());
+        r
+    }
+
+    fn region(&mut self, ctx: &IntakeContext<'_>, t: &str) -> RegionVerdict {
+        if let Some(v) = self.regions.get(t) {
+            return v.clone();
+        }
+        let v = match RegionCode::parse(t) {
+            Err(_) => RegionVerdict::Format,
+            Ok(code) => RegionVerdict::Code {
+                known: ctx.regions.is_none_or(|table| table.contains(&code)),
+                inside: ctx.scope.is_none_or(|scope| scope.contains(&code)),
+                code,
+            },
+        };
+        if self.regions.len() >= CACHE_MAX {
+            self.regions.clear();
+        }
+        self.regions.insert(t.to_owned(), v.clone());
+        v
+    }
+}
+
+fn check_line_cached(ctx: &IntakeContext<'_>, raw: &RawLine, cache: &mut LineCache) -> LineDraft {
     let mut d = LineDraft {
         row: raw.row,
         name: None,
@@ -358,37 +436,37 @@ pub fn check_line(ctx: &IntakeContext<'_>, raw: &RawLine) -> LineDraft {
             ReasonCode::RegionFormat,
             "行政区划代码为空",
         ),
-        Some(t) => match RegionCode::parse(t) {
-            Err(_) => push(
+        Some(t) => match cache.region(ctx, t) {
+            RegionVerdict::Format => push(
                 &mut d,
                 Column::Region,
                 ReasonCode::RegionFormat,
                 format!("行政区划代码「{t}」应为12位统计用区划代码或其2/4/6/9位前缀"),
             ),
-            Ok(code) => {
-                if let Some(table) = ctx.regions {
-                    if !table.contains(&code) {
-                        push(
-                            &mut d,
-                            Column::Region,
-                            ReasonCode::RegionUnknown,
-                            format!("行政区划代码{}不在区划表中", code.full()),
-                        );
-                    }
+            RegionVerdict::Code {
+                code,
+                known,
+                inside,
+            } => {
+                if !known {
+                    push(
+                        &mut d,
+                        Column::Region,
+                        ReasonCode::RegionUnknown,
+                        format!("行政区划代码{}不在区划表中", code.full()),
+                    );
                 }
-                if let Some(scope) = ctx.scope {
-                    if !scope.contains(&code) {
-                        push(
-                            &mut d,
-                            Column::Region,
-                            ReasonCode::RegionOutsideScope,
-                            format!(
-                                "行政区划{}不在本单位管辖范围{}内",
-                                code.full(),
-                                scope.full()
-                            ),
-                        );
-                    }
+                if let Some(scope) = ctx.scope.filter(|_| !inside) {
+                    push(
+                        &mut d,
+                        Column::Region,
+                        ReasonCode::RegionOutsideScope,
+                        format!(
+                            "行政区划{}不在本单位管辖范围{}内",
+                            code.full(),
+                            scope.full()
+                        ),
+                    );
                 }
                 d.region = Some(code);
             }
@@ -422,7 +500,7 @@ pub fn check_line(ctx: &IntakeContext<'_>, raw: &RawLine) -> LineDraft {
     // 属期
     let period = match raw.period.as_deref() {
         None => Some(ctx.current),
-        Some(t) => match Period::parse(t) {
+        Some(t) => match cache.period(t) {
             Ok(p) if p.kind() == ctx.project.period_kind() => Some(p),
             Ok(p) => {
                 push(
@@ -613,7 +691,19 @@ impl DupTracker {
 /// Stage 2 and 3: card matching and cross-checks, then the verdict.
 pub fn finish_line(
     ctx: &IntakeContext<'_>,
+    d: LineDraft,
+    l: &Lookups<'_>,
+    dups: &mut DupTracker,
+) -> LineOutcome {
+    finish(ctx, d, l.card.cloned(), l, dups)
+}
+
+/// [`finish_line`] with the card owned (`l.card` is not used): an accepted line takes the
+/// card's account and bank instead of copying them.
+fn finish(
+    ctx: &IntakeContext<'_>,
     mut d: LineDraft,
+    card: Option<CardRecord>,
     l: &Lookups<'_>,
     dups: &mut DupTracker,
 ) -> LineOutcome {
@@ -656,7 +746,7 @@ pub fn finish_line(
         } else {
             Column::ResidentId
         };
-        match l.card {
+        match &card {
             None => push(
                 &mut d,
                 col,
@@ -687,11 +777,12 @@ pub fn finish_line(
                         kind: ProxyKind::Receipt,
                         name,
                         ..
-                    }) => Some(name.clone()),
-                    _ => d.name.clone(),
+                    }) => Some(name.as_str()),
+                    _ => d.name.as_deref(),
                 };
-                if let Some(n) = expected_name {
-                    if !n.is_empty() && normalise_name(&card.name) != n {
+                if let Some(n) = expected_name.filter(|n| !normalised_eq(&card.name, n)) {
+                    if !n.is_empty() {
+                        let n = n.to_owned();
                         let col = if col == Column::ProxyId {
                             Column::ProxyName
                         } else {
@@ -768,7 +859,8 @@ pub fn finish_line(
     d.issues.sort_by_key(|i| (i.column, i.code));
     let accepted = !d.has_errors();
     let person = d.person().cloned();
-    let card_ok = !ctx.check_cards || l.card.is_some();
+    let card_ok = !ctx.check_cards || card.is_some();
+    let (account, bank) = card.map(|c| (c.account, c.bank)).unzip();
     match (
         accepted && card_ok,
         d.name,
@@ -786,8 +878,8 @@ pub fn finish_line(
                 region,
                 period,
                 amount,
-                account: l.card.map(|c| c.account.clone()),
-                bank: l.card.map(|c| c.bank.clone()),
+                account,
+                bank,
                 proxy: d.proxy,
                 warnings: d.issues,
             })
@@ -818,11 +910,18 @@ pub struct IntakeSummary {
 impl IntakeSummary {
     pub fn record(&mut self, o: &LineOutcome) {
         self.lines += 1;
-        let mut codes: Vec<ReasonCode> = o.issues().iter().map(|i| i.code).collect();
-        codes.sort();
-        codes.dedup();
-        for c in codes {
-            *self.by_code.entry(c.as_str().to_owned()).or_default() += 1;
+        let issues = o.issues();
+        for (k, i) in issues.iter().enumerate() {
+            // Each code once per line (a line has a handful of issues at most).
+            if issues[..k].iter().any(|j| j.code == i.code) {
+                continue;
+            }
+            match self.by_code.get_mut(i.code.as_str()) {
+                Some(n) => *n += 1,
+                None => {
+                    self.by_code.insert(i.code.as_str().to_owned(), 1);
+                }
+            }
         }
         match o {
             LineOutcome::Accepted(a) => {
@@ -857,6 +956,7 @@ pub struct IntakeRun<'c> {
     dups: DupTracker,
     summary: IntakeSummary,
     peers: Vec<&'c Project>,
+    cache: LineCache,
 }
 
 impl<'c> IntakeRun<'c> {
@@ -866,6 +966,7 @@ impl<'c> IntakeRun<'c> {
             dups: DupTracker::default(),
             summary: IntakeSummary::default(),
             peers: ctx.catalog.exclusive_peers(&ctx.project.code).collect(),
+            cache: LineCache::default(),
         }
     }
 
@@ -889,7 +990,7 @@ impl<'c> IntakeRun<'c> {
         let mut chunk: Vec<(LineDraft, Option<String>)> = Vec::with_capacity(CHUNK);
         for item in lines.by_ref() {
             let raw = item.map_err(IntakeError::Source)?;
-            let draft = check_line(ctx, &raw);
+            let draft = check_line_cached(ctx, &raw, &mut self.cache);
             chunk.push((draft, raw.resident_id));
             if chunk.len() == CHUNK {
                 break;
@@ -899,26 +1000,44 @@ impl<'c> IntakeRun<'c> {
             return Ok(Vec::new());
         }
         // One round-trip per register for the whole chunk.
-        let holders: Vec<ResidentId> = chunk
-            .iter()
-            .filter_map(|(d, _)| d.card_holder().cloned())
-            .collect();
-        let persons: Vec<ResidentId> = chunk
-            .iter()
-            .filter_map(|(d, _)| d.person().cloned())
-            .collect();
+        let holders: Vec<ResidentId> = if ctx.check_cards {
+            chunk
+                .iter()
+                .filter_map(|(d, _)| d.card_holder().cloned())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // The person is the card holder except on receipt-proxy lines: most chunks ask the
+        // death register for the very IDs the card registry was asked for.
+        let persons_are_holders =
+            ctx.check_cards && chunk.iter().all(|(d, _)| d.person() == d.card_holder());
+        let persons: Vec<ResidentId> = if persons_are_holders {
+            Vec::new()
+        } else {
+            chunk
+                .iter()
+                .filter_map(|(d, _)| d.person().cloned())
+                .collect()
+        };
         let keyed: Vec<(ResidentId, Period)> = chunk
             .iter()
             .filter_map(|(d, _)| Some((d.person()?.clone(), d.period?)))
             .collect();
-        let cards = if ctx.check_cards {
+        let mut cards = if ctx.check_cards {
             registry.lookup(&holders).await?
         } else {
             Vec::new()
         };
-        let deaths = refs.deaths(&persons).await?;
+        let deaths = refs
+            .deaths(if persons_are_holders {
+                &holders
+            } else {
+                &persons
+            })
+            .await?;
         let paid = refs.paid_or_in_flight(ctx.project, &keyed).await?;
-        let excl = if self.peers.is_empty() {
+        let mut excl = if self.peers.is_empty() {
             vec![None; keyed.len()]
         } else {
             refs.exclusive(&self.peers, &keyed).await?
@@ -938,8 +1057,9 @@ impl<'c> IntakeRun<'c> {
         let mut out = Vec::with_capacity(chunk.len());
         for (draft, raw_id) in chunk {
             let mut l = Lookups::default();
+            let mut card = None;
             if draft.card_holder().is_some() {
-                l.card = cards.get(hi).and_then(Option::as_ref);
+                card = cards.get_mut(hi).and_then(Option::take);
                 hi += 1;
             }
             if draft.person().is_some() {
@@ -947,7 +1067,7 @@ impl<'c> IntakeRun<'c> {
                 pi += 1;
                 if draft.period.is_some() {
                     l.already_paid = paid.get(ki).copied().unwrap_or(false);
-                    l.exclusive_with = excl.get(ki).cloned().flatten();
+                    l.exclusive_with = excl.get_mut(ki).and_then(Option::take);
                     ki += 1;
                 }
                 if draft.proxy.is_some() {
@@ -955,7 +1075,7 @@ impl<'c> IntakeRun<'c> {
                     ai += 1;
                 }
             }
-            let mut outcome = finish_line(ctx, draft, &l, &mut self.dups);
+            let mut outcome = finish(ctx, draft, card, &l, &mut self.dups);
             if let LineOutcome::Rejected {
                 raw_id: r,
                 id: None,

@@ -22,6 +22,7 @@ use crate::workspace::{self, Listed, Workspace, capture};
 use anyhow::{Context, anyhow, bail};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -114,11 +115,11 @@ fn parse_args(args: &[String]) -> anyhow::Result<Option<Args>> {
     Ok(Some(Args { provinces, out }))
 }
 
-/// `cargo xtask bundle ...`.
-pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let Some(args) = parse_args(args)? else {
+/// `cargo xtask bundle ...`; the exit code.
+pub fn run(args: &[OsString]) -> anyhow::Result<u8> {
+    let Some(args) = parse_args(&workspace::utf8_args(args)?)? else {
         println!("{USAGE}");
-        return Ok(());
+        return Ok(0);
     };
     let ws = Workspace::load()?;
     let codes = match &args.provinces {
@@ -148,7 +149,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         let sum = sha256_of(archive)?;
         println!("{}\n  sha256 {sum}", archive.display());
     }
-    Ok(())
+    Ok(0)
 }
 
 /// What every bundle of one run shares.
@@ -191,7 +192,9 @@ fn source_date_epoch(root: &Path) -> anyhow::Result<u64> {
     if let Some(v) = std::env::var_os("SOURCE_DATE_EPOCH") {
         let v = v.to_string_lossy();
         return v.trim().parse().map_err(|_| {
-            anyhow!("SOURCE_DATE_EPOCH「{v}」不是秒数 (SOURCE_DATE_EPOCH must be seconds since 1970)")
+            anyhow!(
+                "SOURCE_DATE_EPOCH「{v}」不是秒数 (SOURCE_DATE_EPOCH must be seconds since 1970)"
+            )
         });
     }
     let out = capture(
@@ -203,7 +206,10 @@ fn source_date_epoch(root: &Path) -> anyhow::Result<u64> {
         "无法从 git 取得提交时间；请设置 SOURCE_DATE_EPOCH (no commit time from git: set SOURCE_DATE_EPOCH)",
     )?;
     out.trim().parse().map_err(|_| {
-        anyhow!("git log 的提交时间「{}」无法解析 (cannot parse the commit time)", out.trim())
+        anyhow!(
+            "git log 的提交时间「{}」无法解析 (cannot parse the commit time)",
+            out.trim()
+        )
     })
 }
 
@@ -228,7 +234,8 @@ fn git_commit(root: &Path) -> String {
 /// Build, stage and archive one province. Returns the archive.
 fn bundle(ws: &Workspace, info: &BuildInfo, code: &str, out: &Path) -> anyhow::Result<PathBuf> {
     let name = format!("ykt-{code}-{}-{}", ws.version, info.target);
-    fs::create_dir_all(out).with_context(|| format!("无法创建目录 {} (cannot create)", out.display()))?;
+    fs::create_dir_all(out)
+        .with_context(|| format!("无法创建目录 {} (cannot create)", out.display()))?;
     let staging = out.join(format!(".{name}.staging"));
     if staging.exists() {
         fs::remove_dir_all(&staging)
@@ -245,7 +252,10 @@ fn bundle(ws: &Workspace, info: &BuildInfo, code: &str, out: &Path) -> anyhow::R
         .with_context(|| format!("无法复制 {} (cannot copy)", built.display()))?;
     let listed = workspace::listed_provinces(&binary, &staging.join("scratch"))?;
     workspace::expect_only(&listed, code)?;
-    let Listed { name: province_name, .. } = listed
+    let Listed {
+        name: province_name,
+        ..
+    } = listed
         .into_iter()
         .next()
         .ok_or_else(|| anyhow!("ykt provinces --json 为空 (lists nothing)"))?;
@@ -279,7 +289,8 @@ fn bundle(ws: &Workspace, info: &BuildInfo, code: &str, out: &Path) -> anyhow::R
     ];
     for (file, template) in TEMPLATES {
         let text = render(template, &vars).with_context(|| format!("xtask/templates/{file}"))?;
-        fs::write(dir.join(file), text).with_context(|| format!("无法写入 {file} (cannot write)"))?;
+        fs::write(dir.join(file), text)
+            .with_context(|| format!("无法写入 {file} (cannot write)"))?;
     }
     let manifest = json!({
         "package": workspace::ROOT_PACKAGE,
@@ -300,7 +311,11 @@ fn bundle(ws: &Workspace, info: &BuildInfo, code: &str, out: &Path) -> anyhow::R
     fs::write(dir.join("sbom.cdx.json"), pretty(sbom)?)?;
 
     for file in FILES.iter().filter(|f| **f != "SHA256SUMS") {
-        let mode = if *file == workspace::BINARY { 0o755 } else { 0o644 };
+        let mode = if *file == workspace::BINARY {
+            0o755
+        } else {
+            0o644
+        };
         fs::set_permissions(dir.join(file), fs::Permissions::from_mode(mode))
             .with_context(|| format!("chmod {file}"))?;
     }
@@ -364,10 +379,7 @@ fn write_archive(staging: &Path, name: &str, epoch: u64, archive: &Path) -> anyh
         .stdout(Stdio::piped())
         .spawn()
         .context("无法运行 tar (cannot run GNU tar)")?;
-    let tar_out = tar
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow!("tar: no stdout"))?;
+    let tar_out = tar.stdout.take().ok_or_else(|| anyhow!("tar: no stdout"))?;
     let gzip = Command::new("gzip")
         .args(["-n", "-9", "-c"])
         .env_remove("GZIP")
@@ -424,7 +436,12 @@ fn enabled_features(meta: &Value) -> anyhow::Result<Vec<String>> {
     let mut f: Vec<String> = node
         .get("features")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
     f.sort();
     Ok(f)
@@ -504,7 +521,10 @@ fn sbom(
     };
     // Edges that reach the build: normal and build dependencies (not dev).
     let edges = |id: &str| -> Vec<(&str, bool)> {
-        let Some(deps) = nodes.get(id).and_then(|n| n.get("deps")).and_then(Value::as_array)
+        let Some(deps) = nodes
+            .get(id)
+            .and_then(|n| n.get("deps"))
+            .and_then(Value::as_array)
         else {
             return Vec::new();
         };
@@ -653,7 +673,13 @@ mod tests {
         assert_eq!(all.provinces, Selection::All);
         assert_eq!(all.out, Some(PathBuf::from("/tmp/x")));
         assert!(parse_args(&args("--help")).unwrap().is_none());
-        for bad in ["", "--province", "--all --province henan", "--frobnicate", "--out"] {
+        for bad in [
+            "",
+            "--province",
+            "--all --province henan",
+            "--frobnicate",
+            "--out",
+        ] {
             let e = parse_args(&args(bad)).unwrap_err().to_string();
             assert!(e.contains("usage"), "{bad}: {e}");
         }
@@ -711,7 +737,10 @@ mod tests {
     fn lock_checksums() {
         let lock = "[[package]]\nname = \"a\"\nversion = \"1.0.0\"\nsource = \"registry+x\"\nchecksum = \"abc\"\n\n[[package]]\nname = \"b\"\nversion = \"0.1.0\"\n";
         let sums = checksums(lock);
-        assert_eq!(sums.get(&("a".into(), "1.0.0".into())).map(String::as_str), Some("abc"));
+        assert_eq!(
+            sums.get(&("a".into(), "1.0.0".into())).map(String::as_str),
+            Some("abc")
+        );
         assert_eq!(sums.len(), 1);
     }
 }

@@ -5,6 +5,7 @@
 
 use crate::workspace::{self, Workspace};
 use anyhow::bail;
+use std::ffi::OsString;
 
 const USAGE: &str = "\
 用法 usage: cargo xtask check-features
@@ -12,12 +13,14 @@ const USAGE: &str = "\
 Builds ykt once per province feature (release, --no-default-features --features province-<code>)
 and checks that `ykt provinces --json` lists exactly that province.";
 
-pub fn run(args: &[String]) -> anyhow::Result<()> {
+/// `cargo xtask check-features`; the exit code.
+pub fn run(args: &[OsString]) -> anyhow::Result<u8> {
+    let args = workspace::utf8_args(args)?;
     match args.first().map(String::as_str) {
         None => {}
         Some("-h" | "--help") => {
             println!("{USAGE}");
-            return Ok(());
+            return Ok(0);
         }
         Some(other) => bail!("未知参数「{other}」(unknown argument)\n\n{USAGE}"),
     }
@@ -54,5 +57,5 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         "每个省份单独构建时只包含该省份 (each province built alone lists exactly itself): {} ok",
         ws.provinces.len()
     );
-    Ok(())
+    Ok(0)
 }

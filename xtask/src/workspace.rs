@@ -8,7 +8,7 @@
 
 use anyhow::{Context, anyhow, bail};
 use serde_json::Value;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -31,6 +31,20 @@ pub fn cargo() -> Command {
     let mut cmd = Command::new(program);
     cmd.current_dir(root());
     cmd
+}
+
+/// The task's arguments as text (all of ours are).
+pub fn utf8_args(args: &[OsString]) -> anyhow::Result<Vec<String>> {
+    args.iter()
+        .map(|a| {
+            a.to_str().map(str::to_owned).ok_or_else(|| {
+                anyhow!(
+                    "参数不是 UTF-8 (argument is not UTF-8): {}",
+                    OsStr::to_string_lossy(a)
+                )
+            })
+        })
+        .collect()
 }
 
 /// The workspace as `cargo metadata --no-deps` describes it.
@@ -98,7 +112,10 @@ pub fn cargo_metadata(extra: &[&str]) -> anyhow::Result<Value> {
         .output()
         .context("无法运行 cargo metadata (cannot run cargo metadata)")?;
     if !out.status.success() {
-        bail!("cargo metadata 失败 (cargo metadata failed): {}", out.status);
+        bail!(
+            "cargo metadata 失败 (cargo metadata failed): {}",
+            out.status
+        );
     }
     serde_json::from_slice(&out.stdout)
         .context("cargo metadata 的输出无法解析 (cannot parse cargo metadata's output)")

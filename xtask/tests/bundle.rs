@@ -81,6 +81,37 @@ fn ykt(dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Which files of two bundles differ (a failing test's explanation).
+fn differing_files(tmp: &Path, a: &Path, b: &Path) -> String {
+    let mut out = String::new();
+    for (archive, into) in [(a, "xa"), (b, "xb")] {
+        let dir = tmp.join(into);
+        std::fs::create_dir_all(&dir).unwrap();
+        let o = Command::new("tar")
+            .arg("-xzf")
+            .arg(archive)
+            .arg("-C")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        ok("tar -x", &o);
+    }
+    let o = Command::new("diff")
+        .args(["-rq", "xa", "xb"])
+        .current_dir(tmp)
+        .output()
+        .unwrap();
+    out.push_str(&String::from_utf8_lossy(&o.stdout));
+    // The manifests say whether the commit (and so the sources) changed in between.
+    for into in ["xa", "xb"] {
+        for entry in std::fs::read_dir(tmp.join(into)).unwrap() {
+            let manifest = entry.unwrap().path().join("manifest.json");
+            out.push_str(&std::fs::read_to_string(manifest).unwrap_or_default());
+        }
+    }
+    out
+}
+
 #[test]
 fn henan_bundle_is_reproducible_and_runs_on_its_own() {
     let tmp = Scratch::new();
@@ -93,10 +124,12 @@ fn henan_bundle_is_reproducible_and_runs_on_its_own() {
         "{name}"
     );
     let bytes = std::fs::read(&a).unwrap();
-    assert!(
-        bytes == std::fs::read(&b).unwrap(),
-        "two bundles of the same build differ"
-    );
+    if bytes != std::fs::read(&b).unwrap() {
+        panic!(
+            "two bundles of the same build differ: {}",
+            differing_files(&tmp.0, &a, &b)
+        );
+    }
     // gzip -n: no name, no time in the header (bytes 4..8 are MTIME).
     assert_eq!(&bytes[..3], &[0x1f, 0x8b, 8]);
     assert_eq!(&bytes[4..8], &[0, 0, 0, 0], "gzip header has a time");

@@ -407,6 +407,11 @@ fn spawn_stage(
     if let Some(db) = db {
         cmd.arg("--db").arg(db);
     }
+    // sqlx logs every statement over a second at `warn`, with its whole text: a bulk insert
+    // would flood the output.
+    if std::env::var_os("YKT_LOG").is_none() {
+        cmd.env("YKT_LOG", "error");
+    }
     let out = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -518,12 +523,7 @@ fn table_rows(outs: &BTreeMap<String, StageOut>) -> Vec<Row> {
             } else {
                 "multi-row INSERT"
             };
-            rows.push(row(
-                o,
-                m,
-                &format!("raw limit: parse + {how}, no validation, lines"),
-                true,
-            ));
+            rows.push(row(o, m, &format!("raw limit: parse + {how}, lines"), true));
         }
         if let Some(o) = outs.get(registry)
             && let Some(m) = o.metric("cards")
@@ -560,7 +560,7 @@ fn table_rows(outs: &BTreeMap<String, StageOut>) -> Vec<Row> {
 fn render_table(rows: &[Row]) -> String {
     let mut s = String::new();
     let header = format!(
-        "{:<16} {:<48} {:>9} {:>8} {:>11} {:>8} {:>8} {:>6}  {:<28} {}\n",
+        "{:<16} {:<54} {:>9} {:>8} {:>11} {:>8} {:>8} {:>7}  {:<28} {}\n",
         "stage", "what", "items", "s", "per s", "cpu s", "RSS MB", "ratio", "target", "met"
     );
     s.push_str(&header);
@@ -568,7 +568,7 @@ fn render_table(rows: &[Row]) -> String {
     s.push('\n');
     for r in rows {
         s.push_str(&format!(
-            "{:<16} {:<48} {:>9} {:>8.2} {:>11.0} {:>8.2} {:>8} {:>6}  {:<28} {}\n",
+            "{:<16} {:<54} {:>9} {:>8.2} {:>11.0} {:>8.2} {:>8} {:>7}  {:<28} {}\n",
             r.stage,
             r.what,
             r.items,

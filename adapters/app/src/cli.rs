@@ -59,6 +59,31 @@ pub enum Command {
     /// 性能基准 — the intake benchmark (generated 1M-line roster, 2M-card registry): prints
     /// lines/s and peak memory per stage; `cargo xtask bench`.
     Bench(crate::bench::BenchArgs),
+    /// 黑龙江省 — drive the unified-treasury cycle by hand (steps, results, notices), run the
+    /// budget-system simulators, write the policy list, supervision indicators and clearing
+    /// statements.
+    #[cfg(feature = "province-heilongjiang")]
+    #[command(subcommand, name = "heilongjiang", alias = "hlj")]
+    Heilongjiang(crate::provinces::heilongjiang::cli::HljCmd),
+    /// 四川省 — the zero-balance-account model: agency and proxy agreements, objections,
+    /// plan declarations and finance's procedural review, the platform's polling, recoveries,
+    /// the month-end check, unpaid items, statements, and the simulators.
+    #[cfg(feature = "province-sichuan")]
+    #[command(subcommand, name = "sichuan", alias = "sc")]
+    Sichuan(crate::provinces::sichuan::cli::SichuanCmd),
+    /// 河南省 — the bank-pull model by hand: project library and change requests, agent banks,
+    /// review and order push, signed corrections and re-pulls, hand-overs, reports, simulators.
+    #[cfg(feature = "province-henan")]
+    #[command(subcommand, name = "henan")]
+    Henan(crate::provinces::henan::HenanCmd),
+    /// 启动HTTP服务 — the platform's HTTP server (`listen`, default 127.0.0.1:8080): Henan's
+    /// bank interface (/henan/bank/v1) and /healthz.
+    #[cfg(feature = "province-henan")]
+    Serve {
+        /// Address to listen on (default: the `listen` setting).
+        #[arg(long)]
+        listen: Option<String>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -378,6 +403,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Demo(a) => crate::demo::run(&cfg, a).await,
         Command::Bench(a) => crate::bench::run(&cfg, a).await,
+        #[cfg(feature = "province-heilongjiang")]
+        Command::Heilongjiang(cmd) => crate::provinces::heilongjiang::cli::run(&cfg, cmd).await,
+        #[cfg(feature = "province-sichuan")]
+        Command::Sichuan(cmd) => crate::provinces::sichuan::cli::run(&cfg, cmd).await,
+        #[cfg(feature = "province-henan")]
+        Command::Henan(cmd) => crate::provinces::henan::run(&cfg, cmd).await,
+        #[cfg(feature = "province-henan")]
+        Command::Serve { listen } => crate::provinces::henan::serve::run(&cfg, listen).await,
     }
 }
 

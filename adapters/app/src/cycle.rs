@@ -500,5 +500,9 @@ impl Cycle<'_> {
 /// neither.
 pub fn lookup_key(store: &Store, id: &str, name: &str) -> String {
     let name = ykt_kernel::intake::normalise_name(name);
-    hex::encode(store.vault().blind_index(ykt_store::IndexKind::ResidentId, &format!("{id}|{name}")))
+    hex::encode(
+        store
+            .vault()
+            .blind_index(ykt_store::IndexKind::ResidentId, &format!("{id}|{name}")),
+    )
 }

@@ -8,7 +8,7 @@
 //! bank account (they are masked with the kernel's default [`MaskPolicy`]).
 
 use crate::error::FileError;
-use crate::table::{TableReader, TableRow};
+use crate::table::{RowBuf, TableReader};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -205,23 +205,17 @@ fn open_layout(
 
 /// One row seen through a layout.
 struct Fields<'a> {
-    row: &'a TableRow,
+    row: &'a RowBuf,
     at: &'a [Option<usize>],
     table: &'a TableReader,
 }
 
 impl Fields<'_> {
     fn text(&self, k: usize) -> &str {
-        self.at[k]
-            .and_then(|c| self.row.cells.get(c))
-            .map(String::as_str)
-            .unwrap_or("")
+        self.at[k].map(|c| self.row.cell(c)).unwrap_or("")
     }
     fn numeric(&self, k: usize) -> bool {
-        self.at[k]
-            .and_then(|c| self.row.numeric.get(c))
-            .copied()
-            .unwrap_or(false)
+        self.at[k].is_some_and(|c| self.row.numeric(c))
     }
     fn problem(&self, k: usize, message: impl Into<String>) -> RowProblem {
         let column = self.at[k].map(|c| self.table.column_name(c));
@@ -242,11 +236,11 @@ fn for_each_row<T>(
     mut f: impl FnMut(Result<T, RowProblem>),
 ) -> Result<(), FileError> {
     let (mut table, at) = open_layout(path, specs)?;
-    while let Some(next) = table.next_row() {
+    while let Some(next) = table.advance() {
         match next {
-            Ok(row) => {
+            Ok(()) => {
                 let fields = Fields {
-                    row: &row,
+                    row: table.current(),
                     at: &at,
                     table: &table,
                 };

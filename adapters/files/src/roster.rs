@@ -6,7 +6,7 @@
 //! Header mapping is [`Column::from_header`]; see `adapters/files/README.md`.
 
 use crate::error::FileError;
-use crate::table::{TableReader, TableRow};
+use crate::table::TableReader;
 use std::path::Path;
 use ykt_kernel::roster::{Column, RawLine};
 
@@ -108,23 +108,27 @@ impl RosterReader {
 
     /// The next line; same as [`Iterator::next`].
     pub fn next_line(&mut self) -> Option<Result<RawLine, FileError>> {
-        self.table
-            .next_row()
-            .map(|r| r.map(|row| self.to_line(row)))
+        match self.table.advance()? {
+            Err(e) => Some(Err(e)),
+            Ok(()) => Some(Ok(self.to_line())),
+        }
     }
 
-    fn to_line(&self, row: TableRow) -> RawLine {
+    /// The current row as a line: one allocation per non-empty mapped cell.
+    fn to_line(&self) -> RawLine {
+        let row = self.table.current();
         let mut line = RawLine {
             row: row.row,
             ..RawLine::default()
         };
-        for ((cell, numeric), col) in row.cells.iter().zip(&row.numeric).zip(&self.mapping) {
+        for (i, col) in self.mapping.iter().enumerate() {
             if let Some(col) = col {
+                let cell = row.cell(i);
                 if cell.is_empty() {
                     continue;
                 }
                 line.set(*col, cell);
-                if *col == Column::ResidentId && *numeric {
+                if *col == Column::ResidentId && row.numeric(i) {
                     line.resident_id_numeric = true;
                 }
             }

@@ -99,6 +99,69 @@ pub struct TableRow {
     pub numeric: Vec<bool>,
 }
 
+/// A data row held in the reader's reusable buffer: every cell's trimmed text in one string,
+/// so reading a row allocates nothing once the buffer has grown. [`TableReader::next_row`]
+/// copies it into an owned [`TableRow`]; the roster and register readers read it in place.
+#[derive(Debug, Default)]
+pub(crate) struct RowBuf {
+    /// 1-based row number as a spreadsheet user sees it.
+    pub row: u32,
+    text: String,
+    /// Per header column: the byte range of its text in `text` (empty when blank).
+    spans: Vec<(u32, u32)>,
+    numeric: Vec<bool>,
+}
+
+impl RowBuf {
+    fn reset(&mut self, row: u32, width: usize) {
+        self.row = row;
+        self.text.clear();
+        self.spans.clear();
+        self.spans.resize(width, (0, 0));
+        self.numeric.clear();
+        self.numeric.resize(width, false);
+    }
+
+    fn set(&mut self, col: usize, text: &str, numeric: bool) {
+        let start = self.text.len();
+        self.text.push_str(text);
+        // A row is at most MAX_RECORD_BYTES (CSV) or XLSX_MAX_ROW_CELLS × MAX_CELL_CHARS
+        // characters: well within u32.
+        let span = (
+            u32::try_from(start).unwrap_or(u32::MAX),
+            u32::try_from(self.text.len()).unwrap_or(u32::MAX),
+        );
+        self.spans[col] = span;
+        self.numeric[col] = numeric;
+    }
+
+    /// Number of cells (the header's width).
+    pub fn width(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// The trimmed text of cell `col` (`""` when blank or beyond the header).
+    pub fn cell(&self, col: usize) -> &str {
+        self.spans
+            .get(col)
+            .and_then(|&(a, b)| self.text.get(a as usize..b as usize))
+            .unwrap_or("")
+    }
+
+    /// Whether cell `col` was a number cell in an xlsx.
+    pub fn numeric(&self, col: usize) -> bool {
+        self.numeric.get(col).copied().unwrap_or(false)
+    }
+
+    fn to_row(&self) -> TableRow {
+        TableRow {
+            row: self.row,
+            cells: (0..self.width()).map(|i| self.cell(i).to_owned()).collect(),
+            numeric: self.numeric.clone(),
+        }
+    }
+}
+
 /// A cell as a source produced it, before trimming and checks.
 #[derive(Debug)]
 struct RawCell {
@@ -121,6 +184,11 @@ pub(crate) fn clean(s: &str) -> &str {
     s.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}' || c == '\u{200b}')
 }
 
+/// How many times `byte` occurs in `bytes` (vectorised by the compiler).
+pub(crate) fn count_byte(bytes: &[u8], byte: u8) -> u64 {
+    bytes.iter().map(|&b| u64::from(b == byte)).sum()
+}
+
 /// The generic streaming table reader. See the module documentation.
 pub struct TableReader {
     file: String,
@@ -129,6 +197,7 @@ pub struct TableReader {
     header_row: u32,
     source: Source,
     done: bool,
+    buf: RowBuf,
 }
 
 enum Source {
@@ -241,6 +310,7 @@ impl TableReader {
             header_row: header.row,
             source,
             done: false,
+            buf: RowBuf::default(),
         })
     }
 
@@ -266,90 +336,58 @@ impl TableReader {
 
     /// The name of column `col` (0-based) in messages: its header, or `第N列`.
     pub fn column_name(&self, col: usize) -> String {
-        match self.headers.get(col) {
-            Some(h) if !h.is_empty() => h.clone(),
-            _ => format!("第{}列", col + 1),
-        }
+        column_name(&self.headers, col)
     }
 
     /// The next non-empty data row. Row-level errors ([`FileError::is_row_level`]) are
     /// yielded in place of their row and reading goes on; after any other error the reader
     /// is finished.
     pub fn next_row(&mut self) -> Option<Result<TableRow, FileError>> {
+        self.advance().map(|r| r.map(|()| self.buf.to_row()))
+    }
+
+    /// Read the next non-empty data row into the reader's buffer ([`TableReader::current`]),
+    /// with the same errors as [`TableReader::next_row`] but no allocation per cell.
+    pub(crate) fn advance(&mut self) -> Option<Result<(), FileError>> {
         while !self.done {
-            match self.source.next_raw(&self.file) {
+            let filled = match &mut self.source {
+                Source::Csv(c) => match c.next_record(&self.file) {
+                    None => None,
+                    Some(Err(e)) => Some(Err(e)),
+                    Some(Ok(row)) => {
+                        Some(Ok(c.fill(row, &self.file, &self.headers, &mut self.buf)))
+                    }
+                },
+                Source::Xlsx(x) => match x.rx.recv().ok() {
+                    None => None,
+                    Some(Err(e)) => Some(Err(e)),
+                    Some(Ok(raw)) => Some(Ok(fill_sparse(
+                        raw,
+                        &self.file,
+                        &self.headers,
+                        &mut self.buf,
+                    ))),
+                },
+            };
+            match filled {
                 None => self.done = true,
+                // The source failed: the reader is finished.
                 Some(Err(e)) => {
                     self.done = true;
                     return Some(Err(e));
                 }
-                Some(Ok(raw)) => match self.normalise(raw) {
-                    Ok(None) => continue,
-                    Ok(Some(row)) => return Some(Ok(row)),
-                    Err(e) => return Some(Err(e)),
-                },
+                // A row-level problem: reported in place of the row.
+                Some(Ok(Err(e))) => return Some(Err(e)),
+                Some(Ok(Ok(false))) => continue,
+                Some(Ok(Ok(true))) => return Some(Ok(())),
             }
         }
         None
     }
 
-    fn normalise(&self, raw: SparseRow) -> Result<Option<TableRow>, FileError> {
-        let width = self.headers.len();
-        let mut cells = vec![String::new(); width];
-        let mut numeric = vec![false; width];
-        let mut beyond = 0usize;
-        let mut any = false;
-        for (col, cell) in raw.cells {
-            let col = col as usize;
-            if let Some(detail) = cell.error {
-                return Err(FileError::CellError {
-                    file: self.file.clone(),
-                    row: raw.row,
-                    column: self.column_name(col),
-                    detail,
-                });
-            }
-            let text = clean(&cell.text);
-            if text.is_empty() {
-                continue;
-            }
-            if text.len() > MAX_CELL_CHARS {
-                let chars = text.chars().count();
-                if chars > MAX_CELL_CHARS {
-                    return Err(FileError::CellTooLarge {
-                        file: self.file.clone(),
-                        row: raw.row,
-                        column: self.column_name(col),
-                        chars,
-                        max: MAX_CELL_CHARS,
-                    });
-                }
-            }
-            any = true;
-            if col >= width {
-                beyond = beyond.max(col + 1);
-            } else {
-                cells[col] = if text.len() == cell.text.len() {
-                    cell.text
-                } else {
-                    text.to_owned()
-                };
-                numeric[col] = cell.numeric;
-            }
-        }
-        if beyond > 0 {
-            return Err(FileError::RaggedRow {
-                file: self.file.clone(),
-                row: raw.row,
-                cells: beyond,
-                headers: width,
-            });
-        }
-        Ok(any.then_some(TableRow {
-            row: raw.row,
-            cells,
-            numeric,
-        }))
+    /// The row [`TableReader::advance`] read last.
+    pub(crate) fn current(&self) -> &RowBuf {
+        &self.buf
     }
 
     /// Bytes held by the CSV decoder's buffers (for tests: must not grow with the file).
@@ -370,6 +408,86 @@ impl Iterator for TableReader {
 }
 
 impl std::iter::FusedIterator for TableReader {}
+
+/// The name of column `col` (0-based) in messages: its header, or `第N列`.
+fn column_name(headers: &[String], col: usize) -> String {
+    match headers.get(col) {
+        Some(h) if !h.is_empty() => h.clone(),
+        _ => format!("第{}列", col + 1),
+    }
+}
+
+/// Checks shared by every source for one non-error cell: its trimmed text, or the row-level
+/// error of an oversized cell.
+fn checked_cell<'t>(
+    text: &'t str,
+    row: u32,
+    col: usize,
+    file: &str,
+    headers: &[String],
+) -> Result<&'t str, FileError> {
+    let text = clean(text);
+    if text.len() > MAX_CELL_CHARS {
+        let chars = text.chars().count();
+        if chars > MAX_CELL_CHARS {
+            return Err(FileError::CellTooLarge {
+                file: file.to_owned(),
+                row,
+                column: column_name(headers, col),
+                chars,
+                max: MAX_CELL_CHARS,
+            });
+        }
+    }
+    Ok(text)
+}
+
+fn ragged(file: &str, row: u32, beyond: usize, headers: &[String]) -> FileError {
+    FileError::RaggedRow {
+        file: file.to_owned(),
+        row,
+        cells: beyond,
+        headers: headers.len(),
+    }
+}
+
+/// Put an xlsx row into `buf`: `Ok(false)` for a row with no content. Errors are row-level.
+fn fill_sparse(
+    raw: SparseRow,
+    file: &str,
+    headers: &[String],
+    buf: &mut RowBuf,
+) -> Result<bool, FileError> {
+    let width = headers.len();
+    buf.reset(raw.row, width);
+    let mut beyond = 0usize;
+    let mut any = false;
+    for (col, cell) in raw.cells {
+        let col = col as usize;
+        if let Some(detail) = cell.error {
+            return Err(FileError::CellError {
+                file: file.to_owned(),
+                row: raw.row,
+                column: column_name(headers, col),
+                detail,
+            });
+        }
+        let text = checked_cell(&cell.text, raw.row, col, file, headers)?;
+        if text.is_empty() {
+            continue;
+        }
+        any = true;
+        if col >= width {
+            beyond = beyond.max(col + 1);
+        } else {
+            buf.set(col, text, cell.numeric);
+        }
+    }
+    if beyond > 0 {
+        return Err(ragged(file, raw.row, beyond, headers));
+    }
+    Ok(any)
+}
 
 const OLE_MAGIC: [u8; 8] = [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
 const ZIP_MAGIC: [u8; 4] = [0x50, 0x4B, 0x03, 0x04];
@@ -431,6 +549,8 @@ fn open_source(path: &Path, file: &str) -> Result<(SourceFormat, Source), FileEr
     let budget = Arc::new(AtomicU64::new(0));
     let decoder = DecodingReader::new(f, encoding, budget.clone(), MAX_RECORD_BYTES);
     let rdr = csv::ReaderBuilder::new()
+        // 64 KiB, the decoder's output buffer: one read per decoded block.
+        .buffer_capacity(64 * 1024)
         .has_headers(false)
         .flexible(true)
         .delimiter(delimiter)
@@ -470,7 +590,10 @@ struct CsvSource {
 }
 
 impl CsvSource {
-    fn next_raw(&mut self, file: &str) -> Option<Result<SparseRow, FileError>> {
+    /// Read the next record into `self.record`: its spreadsheet row number. The record is
+    /// checked to be UTF-8 as a whole (the decoder produces UTF-8 and fields are split at
+    /// ASCII bytes, so every field is UTF-8 then).
+    fn next_record(&mut self, file: &str) -> Option<Result<u32, FileError>> {
         let before = self.rdr.position().line();
         match self.rdr.read_byte_record(&mut self.record) {
             Ok(false) => None,
@@ -482,42 +605,98 @@ impl CsvSource {
                 // lines before it, the line breaks inside its cells, and its own terminator
                 // (absent only on an unterminated last line, hence the `max(1)`).
                 let after = self.rdr.position().line();
-                let inner: u64 = self
-                    .record
-                    .iter()
-                    .map(|f| f.iter().filter(|&&b| b == b'\n').count() as u64)
-                    .sum();
+                let inner = count_byte(self.record.as_slice(), b'\n');
                 let gap = after.saturating_sub(before).saturating_sub(inner).max(1);
                 let row = self
                     .prev_row
                     .saturating_add(u32::try_from(gap).unwrap_or(u32::MAX));
                 self.prev_row = row;
-                let mut cells = Vec::new();
-                for (i, field) in self.record.iter().enumerate() {
-                    if field.is_empty() {
-                        continue;
-                    }
-                    let Ok(text) = std::str::from_utf8(field) else {
-                        return Some(Err(FileError::Encoding {
-                            file: file.to_owned(),
-                            row: Some(row),
-                            encoding: self.encoding,
-                        }));
-                    };
-                    let col = u32::try_from(i).unwrap_or(u32::MAX);
-                    cells.push((
-                        col,
-                        RawCell {
-                            text: text.to_owned(),
-                            numeric: false,
-                            error: None,
-                        },
-                    ));
+                if std::str::from_utf8(self.record.as_slice()).is_err() {
+                    return Some(Err(self.encoding_error(file, row)));
                 }
-                Some(Ok(SparseRow { row, cells }))
+                Some(Ok(row))
             }
             Err(e) => Some(Err(self.map_error(e, file))),
         }
+    }
+
+    fn encoding_error(&self, file: &str, row: u32) -> FileError {
+        FileError::Encoding {
+            file: file.to_owned(),
+            row: Some(row),
+            encoding: self.encoding,
+        }
+    }
+
+    /// Field `i` of the current record as text.
+    fn field(&self, i: usize) -> Option<&str> {
+        let bytes = self.record.get(i)?;
+        // Checked as a whole in `next_record`; a field split inside a character cannot
+        // happen (fields are split at ASCII bytes) and would read as blank.
+        std::str::from_utf8(bytes).ok()
+    }
+
+    /// The current record as a sparse row (for the header search).
+    fn next_raw(&mut self, file: &str) -> Option<Result<SparseRow, FileError>> {
+        let row = match self.next_record(file)? {
+            Ok(row) => row,
+            Err(e) => return Some(Err(e)),
+        };
+        let mut cells = Vec::new();
+        for i in 0..self.record.len() {
+            let Some(text) = self.field(i) else {
+                return Some(Err(self.encoding_error(file, row)));
+            };
+            if text.is_empty() {
+                continue;
+            }
+            cells.push((
+                u32::try_from(i).unwrap_or(u32::MAX),
+                RawCell {
+                    text: text.to_owned(),
+                    numeric: false,
+                    error: None,
+                },
+            ));
+        }
+        Some(Ok(SparseRow { row, cells }))
+    }
+
+    /// Put the current record into `buf`: `Ok(false)` for a record with no content. Errors
+    /// are row-level.
+    fn fill(
+        &self,
+        row: u32,
+        file: &str,
+        headers: &[String],
+        buf: &mut RowBuf,
+    ) -> Result<bool, FileError> {
+        let width = headers.len();
+        buf.reset(row, width);
+        let mut beyond = 0usize;
+        let mut any = false;
+        for i in 0..self.record.len() {
+            let Some(field) = self.field(i) else {
+                return Err(self.encoding_error(file, row));
+            };
+            if field.is_empty() {
+                continue;
+            }
+            let text = checked_cell(field, row, i, file, headers)?;
+            if text.is_empty() {
+                continue;
+            }
+            any = true;
+            if i >= width {
+                beyond = beyond.max(i + 1);
+            } else {
+                buf.set(i, text, false);
+            }
+        }
+        if beyond > 0 {
+            return Err(ragged(file, row, beyond, headers));
+        }
+        Ok(any)
     }
 
     fn map_error(&self, e: csv::Error, file: &str) -> FileError {

@@ -8,3 +8,9 @@
 //! the simulators that mirror them; the kernel and province crates never see bytes on a wire.
 
 pub mod client;
+#[cfg(feature = "heilongjiang")]
+pub mod heilongjiang;
+#[cfg(feature = "henan")]
+pub mod henan;
+pub mod server;
+pub mod sichuan;

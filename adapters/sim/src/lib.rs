@@ -9,4 +9,8 @@
 //! Simulators start on `127.0.0.1:0` (an ephemeral port) and report their address; dropping the
 //! returned handle stops them.
 
+#[cfg(feature = "heilongjiang")]
+pub mod heilongjiang;
+pub mod henan;
 pub mod server;
+pub mod sichuan;

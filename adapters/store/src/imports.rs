@@ -99,11 +99,23 @@ pub(crate) fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-/// One value of a staged row.
+/// One value of a staged (or bulk-inserted) row.
 pub(crate) enum Val {
     Blob(Vec<u8>),
     Text(String),
     Int(i64),
+    Null,
+}
+
+impl Val {
+    /// `Text`, or `Null` for `None`.
+    pub(crate) fn opt_text(s: Option<String>) -> Val {
+        s.map_or(Val::Null, Val::Text)
+    }
+    /// `Blob`, or `Null` for `None`.
+    pub(crate) fn opt_blob(b: Option<Vec<u8>>) -> Val {
+        b.map_or(Val::Null, Val::Blob)
+    }
 }
 
 /// How one register is bulk-loaded.
@@ -128,7 +140,7 @@ fn sqlite_rows_per_insert(columns: usize) -> usize {
 }
 
 /// Rows per COPY message on PostgreSQL.
-const PG_ROWS_PER_SEND: usize = 2_000;
+pub(crate) const PG_ROWS_PER_SEND: usize = 2_000;
 
 /// Pulls records from the source, numbering them, and converts them to rows.
 struct Feeder<I, F> {
@@ -321,6 +333,7 @@ where
                     Val::Blob(b) => q.bind(b),
                     Val::Text(s) => q.bind(s),
                     Val::Int(i) => q.bind(i),
+                    Val::Null => q.bind(None::<i64>),
                 };
             }
         }
@@ -402,9 +415,59 @@ where
     Ok(total)
 }
 
+/// Bind the values of `rows`, in order, to a multi-row INSERT whose only parameters are
+/// theirs (see [`crate::registers::values_placeholders`]).
+pub(crate) fn bind_sqlite_rows<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    rows: &'q [Vec<Val>],
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    for row in rows {
+        for v in row {
+            q = match v {
+                Val::Blob(b) => q.bind(b.as_slice()),
+                Val::Text(s) => q.bind(s.as_str()),
+                Val::Int(i) => q.bind(*i),
+                Val::Null => q.bind(None::<i64>),
+            };
+        }
+    }
+    q
+}
+
+/// `COPY table (columns) FROM STDIN` of `rows` (text format) on a connection inside a
+/// transaction: the PostgreSQL bulk path of payment lines and roster issues, in the format
+/// the registers are staged with.
+pub(crate) async fn copy_rows(
+    conn: &mut PgConnection,
+    table: &str,
+    columns: &[&str],
+    rows: &[Vec<Val>],
+) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let statement = format!("COPY {table} ({}) FROM STDIN", columns.join(", "));
+    let mut copy = conn.copy_in_raw(&statement).await?;
+    let mut buf = Vec::with_capacity(256 * 1024);
+    for chunk in rows.chunks(PG_ROWS_PER_SEND) {
+        buf.clear();
+        for row in chunk {
+            copy_text_row(&mut buf, row);
+        }
+        if let Err(e) = copy.send(buf.as_slice()).await {
+            if let Err(abort_err) = copy.abort("bulk insert failed").await {
+                tracing::debug!(error = %abort_err, "COPY abort reported an error");
+            }
+            return Err(e.into());
+        }
+    }
+    copy.finish().await?;
+    Ok(())
+}
+
 /// Append one row in COPY text format: tab-separated, newline-terminated, backslash escapes;
-/// bytea as `\\x<hex>` (the backslash itself escaped).
-fn copy_text_row(buf: &mut Vec<u8>, row: &[Val]) {
+/// bytea as `\\x<hex>` (the backslash itself escaped), NULL as `\N`.
+pub(crate) fn copy_text_row(buf: &mut Vec<u8>, row: &[Val]) {
     for (i, v) in row.iter().enumerate() {
         if i > 0 {
             buf.push(b'\t');
@@ -414,7 +477,11 @@ fn copy_text_row(buf: &mut Vec<u8>, row: &[Val]) {
                 buf.extend_from_slice(b"\\\\x");
                 buf.extend_from_slice(hex::encode(b).as_bytes());
             }
-            Val::Int(n) => buf.extend_from_slice(n.to_string().as_bytes()),
+            Val::Int(n) => {
+                use std::io::Write as _;
+                let _ = write!(buf, "{n}");
+            }
+            Val::Null => buf.extend_from_slice(b"\\N"),
             Val::Text(s) => {
                 for &byte in s.as_bytes() {
                     match byte {
@@ -444,9 +511,10 @@ mod tests {
                 Val::Blob(vec![0x01, 0xab]),
                 Val::Text("a\tb\\c\nd".into()),
                 Val::Int(-7),
+                Val::Null,
             ],
         );
-        assert_eq!(buf, b"\\\\x01ab\ta\\tb\\\\c\\nd\t-7\n");
+        assert_eq!(buf, b"\\\\x01ab\ta\\tb\\\\c\\nd\t-7\t\\N\n");
     }
 
     #[test]

@@ -16,6 +16,9 @@
 //!   double-entry ledger; the cross-check lookups (`ReferenceData`) intake runs against.
 //! - [`audit`]: the hash-chained, append-only audit log.
 //! - [`users`]: operator accounts.
+//! - [`heilongjiang`]: Heilongjiang's budget-system message archive, the agent bank's returns,
+//!   the read models of its supervision indicators and clearing statement.
+//! - [`henan`]: Henan's project library, agent banks, orders, pulls, results, hand-overs.
 //! - [`testing`]: run a test on both backends.
 //!
 //! **Invariants**: money is integer 分 (`BIGINT`) in storage, never a float; no full personal
@@ -26,9 +29,12 @@ pub mod cycle;
 pub mod db;
 pub mod disclosure;
 pub mod error;
+pub mod heilongjiang;
+pub mod henan;
 pub mod imports;
 pub mod payments;
 pub mod registers;
+pub mod sichuan;
 pub mod testing;
 pub mod users;
 pub mod vault;

@@ -10,9 +10,13 @@
 //! Batch steps use optimistic locking (`version`): two reviewers approving at once produce
 //! one transition and one `Conflict`.
 
-use crate::db::{Store, Tx, with_pool, with_tx};
+use crate::db::{Backend, Store, Tx, TxInner, with_pool, with_tx};
 use crate::error::{Result, StoreError};
-use crate::registers::{MAX_IN_LIST, aad, open_str, placeholders};
+use crate::imports::{Val, bind_sqlite_rows, copy_rows};
+use crate::registers::{
+    MAX_IN_LIST, aad, in_list_bucket, list_placeholders, open_str, placeholders,
+    values_placeholders,
+};
 use crate::vault::{BlindIndex, IndexKind, Vault};
 use std::collections::{BTreeMap, HashMap};
 use ykt_kernel::audit::AuditRecord;
@@ -179,48 +183,65 @@ const ISSUE_COLS: &[&str] = &[
     "id_masked",
 ];
 
-/// One bound value.
-enum V {
-    I(i64),
-    T(String),
-    OT(Option<String>),
-    B(Vec<u8>),
-    OB(Option<Vec<u8>>),
-}
+/// Rows per multi-row INSERT on SQLite: a chunk is cut into statements of these sizes
+/// (largest first), so a handful of distinct statements is prepared and cached whatever the
+/// chunk sizes; 512 rows of 18 columns stay well under SQLite's 32 766 parameters.
+const SQLITE_INSERT_ROWS: [usize; 5] = [512, 128, 32, 8, 1];
 
-/// `INSERT INTO table (cols) VALUES (...), (...)` with every row's values bound, in chunks
-/// under both backends' parameter limits.
-async fn insert_rows(tx: &mut Tx, table: &str, cols: &[&str], rows: Vec<Vec<V>>) -> Result<()> {
-    let per = (30_000 / cols.len()).max(1);
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<Vec<V>> = rows.by_ref().take(per).collect();
-        let mut sql = format!("INSERT INTO {table} ({}) VALUES ", cols.join(", "));
-        for r in 0..chunk.len() {
-            if r > 0 {
-                sql.push_str(", ");
+/// Rows per multi-row INSERT on PostgreSQL (under its 65 535 parameters).
+const PG_INSERT_PARAMS: usize = 30_000;
+
+/// `INSERT INTO table (cols) VALUES (...), (...)` with every row's values bound, in
+/// statements under both backends' parameter limits. On SQLite the parameters are anonymous
+/// (`?`): binding thousands of `$N` is quadratic there (see `registers::placeholders`).
+async fn insert_rows(tx: &mut Tx, table: &str, cols: &[&str], rows: &[Vec<Val>]) -> Result<()> {
+    let head = format!("INSERT INTO {table} ({}) VALUES ", cols.join(", "));
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let n = match tx.backend() {
+            Backend::Sqlite => SQLITE_INSERT_ROWS
+                .into_iter()
+                .find(|&n| n <= rest.len())
+                .unwrap_or(1),
+            Backend::Postgres => (PG_INSERT_PARAMS / cols.len()).clamp(1, rest.len()),
+        };
+        let (chunk, tail) = rest.split_at(n);
+        let sql = format!(
+            "{head}{}",
+            values_placeholders(tx.backend(), chunk.len(), cols.len())
+        );
+        match &mut tx.inner {
+            TxInner::Sqlite(t) => {
+                bind_sqlite_rows(sqlx::query(&sql), chunk)
+                    .execute(&mut **t)
+                    .await?;
             }
-            sql.push('(');
-            sql.push_str(&placeholders(r * cols.len() + 1, cols.len()));
-            sql.push(')');
-        }
-        with_tx!(tx, |c| {
-            let mut q = sqlx::query(&sql);
-            for row in &chunk {
-                for v in row {
-                    q = match v {
-                        V::I(i) => q.bind(*i),
-                        V::T(s) => q.bind(s.as_str()),
-                        V::OT(s) => q.bind(s.as_deref()),
-                        V::B(b) => q.bind(b.as_slice()),
-                        V::OB(b) => q.bind(b.as_deref()),
-                    };
+            TxInner::Postgres(t) => {
+                let mut q = sqlx::query(&sql);
+                for row in chunk {
+                    for v in row {
+                        q = match v {
+                            Val::Int(i) => q.bind(*i),
+                            Val::Text(s) => q.bind(s.as_str()),
+                            Val::Blob(b) => q.bind(b.as_slice()),
+                            Val::Null => q.bind(None::<i64>),
+                        };
+                    }
                 }
+                q.execute(&mut **t).await?;
             }
-            q.execute(&mut *c).await?;
-        });
+        }
+        rest = tail;
     }
     Ok(())
+}
+
+/// Bulk rows of a roster import: multi-row INSERTs on SQLite, `COPY` on PostgreSQL.
+async fn bulk_rows(tx: &mut Tx, table: &str, cols: &[&str], rows: &[Vec<Val>]) -> Result<()> {
+    match &mut tx.inner {
+        TxInner::Sqlite(_) => insert_rows(tx, table, cols, rows).await,
+        TxInner::Postgres(t) => copy_rows(&mut **t, table, cols, rows).await,
+    }
 }
 
 fn now() -> String {
@@ -590,15 +611,15 @@ impl Store {
                 .fetch_one(&mut *c)
                 .await?
         });
-        let rows = e
+        let rows: Vec<Vec<Val>> = e
             .postings()
             .iter()
             .map(|p| {
                 vec![
-                    V::I(id),
-                    V::T(p.account.kind.as_str().into()),
-                    V::T(p.account.owner.clone()),
-                    V::I(p.amount.0),
+                    Val::Int(id),
+                    Val::Text(p.account.kind.as_str().into()),
+                    Val::Text(p.account.owner.clone()),
+                    Val::Int(p.amount.0),
                 ]
             })
             .collect();
@@ -606,7 +627,7 @@ impl Store {
             tx,
             "ledger_postings",
             &["entry_id", "account_kind", "owner", "amount_fen"],
-            rows,
+            &rows,
         )
         .await?;
         Ok(id)
@@ -687,15 +708,27 @@ impl Store {
     ) -> Result<HashMap<(BlindIndex, String), String>> {
         let mut out = HashMap::new();
         for chunk in persons.chunks(MAX_IN_LIST) {
-            for project in projects {
-                let sql = format!(
+            // Padded to a bucket size (repeating the last key) so few statements are prepared;
+            // the project and the keys are the only parameters, in order: anonymous `?` on
+            // SQLite, where binding hundreds of `$N` is quadratic.
+            let n = in_list_bucket(chunk.len());
+            let last = chunk.last().copied().unwrap_or_default();
+            let sql = match self.backend() {
+                Backend::Sqlite => format!(
+                    "SELECT person_idx, period, project FROM payment_lines WHERE project = ? AND state <> 'refunded' AND person_idx IN ({})",
+                    list_placeholders(Backend::Sqlite, n)
+                ),
+                Backend::Postgres => format!(
                     "SELECT person_idx, period, project FROM payment_lines WHERE project = $1 AND state <> 'refunded' AND person_idx IN ({})",
-                    placeholders(2, chunk.len())
-                );
+                    placeholders(2, n)
+                ),
+            };
+            for project in projects {
+                let keys = chunk.iter().copied().chain(std::iter::repeat(last)).take(n);
                 let rows: Vec<(Vec<u8>, String, String)> = with_pool!(self, |p| {
                     let mut q = sqlx::query_as(&sql).bind(*project);
-                    for i in chunk {
-                        q = q.bind(i.as_slice());
+                    for k in keys {
+                        q = q.bind(k.to_vec());
                     }
                     q.fetch_all(p).await?
                 });
@@ -787,33 +820,33 @@ impl RosterImport {
                     }
                     let idx = self.vault.blind_index(IndexKind::ResidentId, a.id.as_str());
                     lines.push(vec![
-                        V::I(batch_id),
-                        V::I(i64::from(a.row)),
-                        V::B(idx.to_vec()),
-                        V::B(
+                        Val::Int(batch_id),
+                        Val::Int(i64::from(a.row)),
+                        Val::Blob(idx.to_vec()),
+                        Val::Blob(
                             self.vault
                                 .seal(&aad("payment_lines.id", &idx), a.id.as_str().as_bytes()),
                         ),
-                        V::T(a.name.clone()),
-                        V::OB(a.phone.as_ref().map(|p| {
+                        Val::Text(a.name.clone()),
+                        Val::opt_blob(a.phone.as_ref().map(|p| {
                             self.vault
                                 .seal(&aad("payment_lines.phone", &idx), p.as_str().as_bytes())
                         })),
-                        V::B(self.vault.seal(
+                        Val::Blob(self.vault.seal(
                             &aad("payment_lines.account", &idx),
                             account.as_str().as_bytes(),
                         )),
-                        V::T(bank.clone()),
-                        V::T(a.region.full()),
-                        V::T(self.meta.project.code.clone()),
-                        V::T(a.period.to_string()),
-                        V::I(if several { batch_id } else { 0 }),
-                        V::I(a.amount.to_fen().0),
-                        V::T(LineState::Pending.as_str().into()),
-                        V::I(0),
-                        V::OT(a.proxy.as_ref().map(|p| p.kind.label_zh().to_owned())),
-                        V::OT(a.proxy.as_ref().map(|p| p.name.clone())),
-                        V::T(
+                        Val::Text(bank.clone()),
+                        Val::Text(a.region.full()),
+                        Val::Text(self.meta.project.code.clone()),
+                        Val::Text(a.period.to_string()),
+                        Val::Int(if several { batch_id } else { 0 }),
+                        Val::Int(a.amount.to_fen().0),
+                        Val::Text(LineState::Pending.as_str().into()),
+                        Val::Int(0),
+                        Val::opt_text(a.proxy.as_ref().map(|p| p.kind.label_zh().to_owned())),
+                        Val::opt_text(a.proxy.as_ref().map(|p| p.name.clone())),
+                        Val::Text(
                             a.warnings
                                 .iter()
                                 .map(|w| w.code.as_str())
@@ -843,30 +876,30 @@ impl RosterImport {
             }
         }
         self.issues += issues.len() as u64;
-        insert_rows(&mut self.tx, "payment_lines", LINE_COLS, lines).await.map_err(|e| match e {
+        bulk_rows(&mut self.tx, "payment_lines", LINE_COLS, &lines).await.map_err(|e| match e {
             StoreError::Conflict { .. } => StoreError::Conflict {
                 what: "同一人同一项目同一属期已在其他批次中发放或在途 (a person, project and period is already paid or in flight)".into(),
             },
             e => e,
         })?;
-        insert_rows(&mut self.tx, "roster_issues", ISSUE_COLS, issues).await
+        bulk_rows(&mut self.tx, "roster_issues", ISSUE_COLS, &issues).await
     }
 
-    fn issue_row(&self, i: &ykt_kernel::Issue, name: Option<&str>, id: Option<&str>) -> Vec<V> {
+    fn issue_row(&self, i: &ykt_kernel::Issue, name: Option<&str>, id: Option<&str>) -> Vec<Val> {
         let id_masked = match id {
             Some(t) if t.chars().count() >= 15 => self.mask.id(t),
             Some(t) => ykt_kernel::mask::mask_middle(t, 2, 2),
             None => String::new(),
         };
         vec![
-            V::I(self.roster_id),
-            V::I(i64::from(i.row)),
-            V::OT(i.column.map(|c| c.label().to_owned())),
-            V::T(i.code.as_str().into()),
-            V::T(i.severity.as_str().into()),
-            V::T(i.message.clone()),
-            V::T(name.map(|n| self.mask.name(n)).unwrap_or_default()),
-            V::T(id_masked),
+            Val::Int(self.roster_id),
+            Val::Int(i64::from(i.row)),
+            Val::opt_text(i.column.map(|c| c.label().to_owned())),
+            Val::Text(i.code.as_str().into()),
+            Val::Text(i.severity.as_str().into()),
+            Val::Text(i.message.clone()),
+            Val::Text(name.map(|n| self.mask.name(n)).unwrap_or_default()),
+            Val::Text(id_masked),
         ]
     }
 
@@ -1027,14 +1060,17 @@ impl ReferenceData for Store {
             .collect();
         let mut have = std::collections::HashSet::new();
         for chunk in idx.chunks(MAX_IN_LIST) {
+            let n = in_list_bucket(chunk.len());
             let sql = format!(
                 "SELECT person_idx FROM proxy_agreements WHERE person_idx IN ({})",
-                placeholders(1, chunk.len())
+                list_placeholders(self.backend(), n)
             );
+            let last = chunk.last().copied().unwrap_or_default();
+            let keys = chunk.iter().copied().chain(std::iter::repeat(last)).take(n);
             let rows: Vec<(Vec<u8>,)> = with_pool!(self, |p| {
                 let mut q = sqlx::query_as(&sql);
-                for i in chunk {
-                    q = q.bind(i.as_slice());
+                for k in keys {
+                    q = q.bind(k.to_vec());
                 }
                 q.fetch_all(p)
                     .await

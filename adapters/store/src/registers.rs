@@ -19,7 +19,7 @@ pub(crate) const MAX_IN_LIST: usize = 900;
 
 /// The size a lookup of `n` keys is padded to (repeating the last key), so only a handful of
 /// distinct statements reach the prepared-statement cache.
-fn in_list_bucket(n: usize) -> usize {
+pub(crate) fn in_list_bucket(n: usize) -> usize {
     [1, 4, 16, 64, 256, MAX_IN_LIST]
         .into_iter()
         .find(|&b| b >= n)
@@ -183,6 +183,29 @@ fn death_row(vault: &Vault, d: DeathRecord) -> Vec<Val> {
     ]
 }
 
+/// One answer per key of `idxs`, in order, moving the records out of `found`; a key asked
+/// again (a duplicate line) gets a copy of its first answer.
+fn take_in_order<T: Clone>(
+    idxs: &[BlindIndex],
+    mut found: HashMap<BlindIndex, T>,
+) -> Vec<Option<T>> {
+    let mut out: Vec<Option<T>> = Vec::with_capacity(idxs.len());
+    let mut first: HashMap<BlindIndex, usize> = HashMap::new();
+    for (pos, i) in idxs.iter().enumerate() {
+        match found.remove(i) {
+            Some(t) => {
+                first.insert(*i, pos);
+                out.push(Some(t));
+            }
+            None => {
+                let again = first.get(i).and_then(|&p| out[p].clone());
+                out.push(again);
+            }
+        }
+    }
+    out
+}
+
 fn to_index(bytes: &[u8], table: &str) -> Result<BlindIndex> {
     BlindIndex::try_from(bytes).map_err(|_| StoreError::corrupt(format!("{table}.person_idx")))
 }
@@ -307,7 +330,7 @@ impl Store {
                 found.insert(idx, card);
             }
         }
-        Ok(idxs.iter().map(|i| found.get(i).cloned()).collect())
+        Ok(take_in_order(&idxs, found))
     }
 
     fn decode_card(&self, row: CardTuple) -> Result<(BlindIndex, CardRecord)> {
@@ -410,6 +433,16 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answers_in_order_with_duplicates() {
+        let (a, b, c) = ([1u8; 16], [2u8; 16], [3u8; 16]);
+        let found: HashMap<BlindIndex, &str> = [(a, "a"), (b, "b")].into_iter().collect();
+        assert_eq!(
+            take_in_order(&[b, c, a, b, b], found),
+            vec![Some("b"), None, Some("a"), Some("b"), Some("b")]
+        );
+    }
 
     #[test]
     fn buckets() {

@@ -1,7 +1,8 @@
 //! # 河南省: the bank pulls the detail by order number (发放单号)
 //!
 //! Source: 濮阳市惠民惠农财政补贴资金“一卡通”发放管理操作规程（试行）under 豫财监〔2021〕38号
-//! (seed `004`). DOMAIN.md §8 summarises it.
+//! (seed `004`). DOMAIN.md §8 summarises it; `README.md` in this crate maps each article to the
+//! code and documents the bank interface and the budget-system messages.
 //!
 //! The model (第二十条至第二十四条): the department imports the reviewed roster and applies for
 //! funds; finance makes the procedural review, picks the agent bank and generates the
@@ -10,7 +11,17 @@
 //! credits the cards, sends an SMS with the project's 4-character short name, amount and
 //! time, and feeds the results back online.
 //!
-//! This crate is pure data and rules; it depends on the kernel only.
+//! This crate is pure data and rules; it depends on the kernel only:
+//! - [`library`]: the project library and its change requests (第十至十二条);
+//! - [`banks`]: candidate agent banks and the county's choice of one or two (第十五、十六条);
+//! - [`calendar`]: the working-day calendar, kept as data (`data/calendar.toml`);
+//! - [`reconcile`]: hand-over checks, deadlines, statements (第二十六条);
+//! - the workflow steps below, the SMS template and the money route.
+
+pub mod banks;
+pub mod calendar;
+pub mod library;
+pub mod reconcile;
 
 use ykt_kernel::catalog::{Catalog, CatalogFile, FundingChannel, Project};
 use ykt_kernel::ledger::AccountKind as A;
@@ -27,7 +38,6 @@ pub const LIBRARY: &str = include_str!("../data/library.toml");
 
 pub const CODE: &str = "henan";
 pub const NAME: &str = "河南省";
-
 pub const SOURCES: &[&str] = &[
     "豫财监〔2021〕38号 河南省惠民惠农财政补贴资金“一卡通”发放管理操作规范（试行）",
     "濮阳市惠民惠农财政补贴资金“一卡通”发放管理操作规程（试行）",
@@ -50,6 +60,45 @@ pub fn sms_text(project: &Project, amount: Fen, time: &str) -> String {
     )
 }
 
+/// What an SMS the bank sent lacks of 第八条(五) ("“补贴项目”四字简称、发放金额、到账时间"): empty
+/// when it complies.
+pub fn sms_problems(text: &str, short_name: &str, amount: Fen) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if short_name.chars().count() != 4 || !text.contains(short_name) {
+        out.push("缺少补贴项目四字简称");
+    }
+    if !text.contains(&format!("{amount}元")) {
+        out.push("缺少发放金额");
+    }
+    let b = text.as_bytes();
+    let has_time = b.windows(5).any(|w| {
+        w[0].is_ascii_digit()
+            && w[1].is_ascii_digit()
+            && w[2] == b':'
+            && w[3].is_ascii_digit()
+            && w[4].is_ascii_digit()
+    });
+    if !has_time {
+        out.push("缺少到账时间");
+    }
+    out
+}
+
+/// The budget unit (预算单位) pushed with an order (第二十一条): the county's department of the
+/// project's lead unit, e.g. `华龙区` + `省民政厅` → `华龙区民政局`.
+pub fn budget_unit(county_name: &str, lead_unit: &str) -> String {
+    let unit = lead_unit.trim_start_matches('省');
+    let unit = match unit.strip_suffix('厅') {
+        Some(u) => format!("{u}局"),
+        None => unit.to_owned(),
+    };
+    if unit.is_empty() {
+        format!("{county_name}补贴项目主管部门")
+    } else {
+        format!("{county_name}{unit}")
+    }
+}
+
 const STEPS: &[StepDef] = &[
     StepDef {
         code: "apply_funds",
@@ -66,7 +115,7 @@ const STEPS: &[StepDef] = &[
     },
     StepDef {
         code: "finance_review",
-        label: "财政程序性审核，选择代发银行，生成发放申请",
+        label: "财政程序性审核并选择代发银行",
         role: Role::FinanceReviewer,
         from: &[S::Submitted],
         to: S::Approved,
@@ -75,7 +124,7 @@ const STEPS: &[StepDef] = &[
         deadline: None,
         artifacts: &[],
         ledger: &[],
-        basis: "濮阳规程 第二十一条：财政部门……进行程序性审核后，选择协议约定代发补贴项目的金融机构，在一卡通系统中生成补贴资金发放申请",
+        basis: "濮阳规程 第二十一条：财政部门对补贴资金拨付申请等资料以及一卡通系统中的补贴数据进行程序性审核后，选择协议约定代发补贴项目的金融机构",
     },
     StepDef {
         code: "finance_return",
@@ -88,12 +137,12 @@ const STEPS: &[StepDef] = &[
         deadline: None,
         artifacts: &[],
         ledger: &[],
-        basis: "濮阳规程 第二十一条",
+        basis: "濮阳规程 第二十一条：财政部门对……补贴数据进行程序性审核",
     },
     StepDef {
         code: "push_order",
-        label: "推送发放单号、资金总额、预算单位至预算管理一体化系统",
-        role: Role::System,
+        label: "生成发放申请，推送发放单号、资金总额、预算单位至预算管理一体化系统",
+        role: Role::FinanceReviewer,
         from: &[S::Approved],
         to: S::PlanPushed,
         effect: Effect::PushPlan,
@@ -101,7 +150,7 @@ const STEPS: &[StepDef] = &[
         deadline: None,
         artifacts: &["order_push"],
         ledger: &[],
-        basis: "濮阳规程 第二十一条：将“发放单号”“资金总额”“预算单位”等信息推送到预算管理一体化系统",
+        basis: "濮阳规程 第二十一条：在一卡通系统中生成补贴资金发放申请，并将“发放单号”“资金总额”“预算单位”等信息推送到预算管理一体化系统",
     },
     StepDef {
         code: "treasury_pay",
@@ -120,7 +169,7 @@ const STEPS: &[StepDef] = &[
             subject: None,
             memo: "国库拨付至代发金融机构",
         }],
-        basis: "濮阳规程 第二十一条：由财政国库支付机构按规定将补贴资金拨付至代发金融机构",
+        basis: "濮阳规程 第二十一条：根据“发放单号”及补贴项目信息，挂接预算指标或用款计划，生成资金支付申请，由财政国库支付机构按规定将补贴资金拨付至代发金融机构",
     },
     StepDef {
         code: "release_for_pull",
@@ -133,7 +182,7 @@ const STEPS: &[StepDef] = &[
         deadline: None,
         artifacts: &["pulled_detail"],
         ledger: &[],
-        basis: "濮阳规程 第二十二条：根据“发放单号”通过一卡通系统获取补贴发放明细信息",
+        basis: "濮阳规程 第二十二条：补贴资金代发金融机构收到补贴资金后，根据“发放单号”通过一卡通系统获取补贴发放明细信息",
     },
     StepDef {
         code: "collect_results",
@@ -146,7 +195,7 @@ const STEPS: &[StepDef] = &[
         deadline: None,
         artifacts: &["bank_results", "sms"],
         ledger: &[],
-        basis: "濮阳规程 第二十三条：代发金融机构应及时将发放结果反馈至一卡通系统",
+        basis: "濮阳规程 第二十三条：代发金融机构应及时将发放结果反馈至一卡通系统……直至发放成功",
     },
     StepDef {
         code: "confirm_reconciliation",
@@ -164,7 +213,7 @@ const STEPS: &[StepDef] = &[
         }),
         artifacts: &["reconciliation"],
         ledger: &[],
-        basis: "濮阳规程 第二十六条",
+        basis: "濮阳规程 第二十六条：在收到乙方交易结果5个工作日内，完成核对工作……如确认无误，应在交易结果上加盖印章……同时报送财政部门备案",
     },
     StepDef {
         code: "publish_results",
@@ -229,6 +278,32 @@ mod tests {
             sms_text(p, Fen(32050), "2023-05-20 10:00"),
             "【农村低保】320.50元已于2023-05-20 10:00到账，请查收。"
         );
+    }
+
+    #[test]
+    fn sms_compliance() {
+        let c = catalog().unwrap();
+        let p = c.find("农村最低生活保障金").unwrap();
+        let text = sms_text(p, Fen(42000), "2023-05-20 10:00");
+        assert!(sms_problems(&text, &p.short_name, Fen(42000)).is_empty());
+        assert_eq!(
+            sms_problems("您的补贴已到账", &p.short_name, Fen(42000)),
+            ["缺少补贴项目四字简称", "缺少发放金额", "缺少到账时间"]
+        );
+        assert_eq!(
+            sms_problems(&text, &p.short_name, Fen(42001)),
+            ["缺少发放金额"]
+        );
+    }
+
+    #[test]
+    fn budget_units() {
+        assert_eq!(budget_unit("华龙区", "省民政厅"), "华龙区民政局");
+        assert_eq!(
+            budget_unit("清丰县", "省卫生健康委员会"),
+            "清丰县卫生健康委员会"
+        );
+        assert_eq!(budget_unit("清丰县", ""), "清丰县补贴项目主管部门");
     }
 
     #[test]

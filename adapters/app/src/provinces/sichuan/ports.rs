@@ -1,0 +1,888 @@
+//! Sichuan's ports: the kernel's `TreasuryPayment`, `BankAgent` and `DisclosureChannel` over
+//! the province's protocol adapters (`ykt_http::sichuan`) and the store, applying the
+//! province's rules at the point where the generic cycle runner calls them.
+
+use super::Sichuan;
+use super::ops::{self, SichuanError, day};
+use super::render;
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashSet};
+use ykt_http::sichuan::bank::{FileDropBank, InstructionHeader, InstructionRecord, ResultFile};
+use ykt_http::sichuan::treasury::{HttpTreasury, funding_status};
+use ykt_http::sichuan::voucher::{ReceiptStatus, Voucher};
+use ykt_kernel::batch::{BatchState, LineState};
+use ykt_kernel::ports::{
+    BankAgent, BankOutcome, BankResult, DisclosureChannel, FailureReason, FundingRequest,
+    FundingStatus, LookupRecord, Notice, PaymentInstruction, PortError, TreasuryPayment,
+};
+use ykt_kernel::{Fen, RegionCode};
+use ykt_province_sichuan::rules::{
+    self, BankCredit, Publicised, PublicityWindow, post_publicity_deadline,
+};
+use ykt_store::payments::BatchRow;
+use ykt_store::sichuan::{BankFile, BankLine, Publicity, PublicityLine, Verification};
+
+const TREASURY: &str = "国库集中支付";
+const BANK: &str = "合作银行";
+const BOARD: &str = "公示公开";
+
+fn port(system: &str, e: SichuanError) -> PortError {
+    match e {
+        SichuanError::Port(p) => p,
+        other => PortError::new(system, other.to_string(), !other.is_refusal()),
+    }
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+// ---- treasury ----------------------------------------------------------------------------
+
+/// The treasury as Sichuan uses it: finance's procedural review gates the authorised-payment
+/// voucher; the voucher funds the department's zero-balance account; red-letter vouchers
+/// return money to the treasury.
+pub struct SichuanTreasury {
+    sc: Sichuan,
+    http: HttpTreasury,
+}
+
+impl SichuanTreasury {
+    pub fn new(sc: Sichuan, http: HttpTreasury) -> SichuanTreasury {
+        SichuanTreasury { sc, http }
+    }
+
+    /// Send a red-letter voucher returning money from the zero-balance account to the
+    /// treasury and record it; the treasury's return reference.
+    pub async fn send_return(&self, b: &BatchRow, v: &Voucher) -> Result<String, SichuanError> {
+        let xml = v.to_xml();
+        let r = self.http.submit(v).await?;
+        self.sc
+            .store
+            .sichuan_record_voucher(&ykt_store::sichuan::Voucher {
+                voucher_no: v.voucher_no.clone(),
+                batch_id: b.id,
+                kind: "return".into(),
+                amount: v.pay_amt,
+                vou_date: day(v.vou_date),
+                sha256: sha256_hex(&xml),
+                xml,
+                status: status_text(r.status).into(),
+                status_note: r.desc.clone(),
+                paid_on: r.pay_date.map(day),
+            })
+            .await?;
+        match r.status {
+            ReceiptStatus::Paid => Ok(r.return_no.unwrap_or(r.voucher_no)),
+            _ => Err(ops::refused(format!(
+                "国库未受理退回凭证{}：{}",
+                v.voucher_no, r.desc
+            ))),
+        }
+    }
+
+    async fn fund(&self, req: &FundingRequest) -> Result<FundingStatus, SichuanError> {
+        let b = ops::batch_by_order(&self.sc, &req.reference)
+            .await?
+            .ok_or_else(|| ops::refused(format!("没有发放单号为{}的批次", req.reference)))?;
+        // 乐山办法 三(四)1: summary = detail = declared, or back to the department.
+        let (figures, plan) = ops::review_figures(&self.sc, &b).await?;
+        let findings = ops::findings(&figures, plan.as_ref());
+        if !findings.is_empty() {
+            return Ok(FundingStatus::Refused {
+                reason: format!("程序性复核未通过：{}", findings.join("；")),
+            });
+        }
+        // 川财办〔2018〕61号 三(三): the department pays through its cooperating bank under a
+        // signed agency agreement.
+        let Some(a) = ops::agreement_for(&self.sc, &b, self.sc.today()).await? else {
+            return Ok(FundingStatus::Refused {
+                reason: ops::no_agreement(&b),
+            });
+        };
+        self.sc.store.set_batch_bank(b.id, &a.bank).await?;
+        let v = ops::plan_voucher(&self.sc, &b, &a, figures.declared).await?;
+        let xml = v.to_xml();
+        let r = self.http.submit(&v).await?;
+        self.sc
+            .store
+            .sichuan_record_voucher(&ykt_store::sichuan::Voucher {
+                voucher_no: v.voucher_no.clone(),
+                batch_id: b.id,
+                kind: "plan".into(),
+                amount: v.pay_amt,
+                vou_date: day(v.vou_date),
+                sha256: sha256_hex(&xml),
+                xml,
+                status: status_text(r.status).into(),
+                status_note: r.desc.clone(),
+                paid_on: r.pay_date.map(day),
+            })
+            .await?;
+        Ok(funding_status(&r))
+    }
+}
+
+fn status_text(s: ReceiptStatus) -> &'static str {
+    match s {
+        ReceiptStatus::Accepted => "accepted",
+        ReceiptStatus::Paid => "paid",
+        ReceiptStatus::Rejected => "rejected",
+    }
+}
+
+#[async_trait]
+impl TreasuryPayment for SichuanTreasury {
+    async fn request_funding(&self, req: &FundingRequest) -> Result<FundingStatus, PortError> {
+        self.fund(req).await.map_err(|e| port(TREASURY, e))
+    }
+
+    async fn funding_status(&self, reference: &str) -> Result<FundingStatus, PortError> {
+        let r = self.http.status(reference).await?;
+        self.sc
+            .store
+            .sichuan_voucher_status(
+                reference,
+                status_text(r.status),
+                &r.desc,
+                r.pay_date.map(day).as_deref(),
+            )
+            .await
+            .map_err(|e| port(TREASURY, e.into()))?;
+        Ok(funding_status(&r))
+    }
+
+    /// A refund through the original channel (乐山办法 四(五)2: "将涉及资金从单位零余额账户退回
+    /// 财政金库"): a red-letter voucher against the batch's funding voucher.
+    async fn refund(
+        &self,
+        reference: &str,
+        amount: Fen,
+        reason: &str,
+    ) -> Result<String, PortError> {
+        let go = async {
+            let id = self
+                .sc
+                .store
+                .sichuan_voucher_batch(reference)
+                .await?
+                .ok_or_else(|| ops::refused(format!("没有凭证号为{reference}的拨付凭证")))?;
+            let b = ops::batch(&self.sc, id).await?;
+            // Numbered by the batch's refunds so far: a retried refund sends the same voucher.
+            let n = self
+                .sc
+                .store
+                .sichuan_unpaid(ykt_province_sichuan::CODE, &b.region)
+                .await?
+                .iter()
+                .filter(|u| u.batch_id == b.id)
+                .count()
+                + 1;
+            let v = ops::return_voucher(&self.sc, &b, reference, amount, "TH", n, reason).await?;
+            self.send_return(&b, &v).await
+        };
+        go.await.map_err(|e: SichuanError| port(TREASURY, e))
+    }
+}
+
+// ---- bank --------------------------------------------------------------------------------
+
+/// The cooperating bank as Sichuan uses it: the payment instruction file with everything the
+/// bank needs (payee's ID, phone, SMS text, the agency agreement), result files read back
+/// whole.
+pub struct SichuanBank {
+    sc: Sichuan,
+    drop: FileDropBank,
+}
+
+impl SichuanBank {
+    pub fn new(sc: Sichuan, drop: FileDropBank) -> SichuanBank {
+        SichuanBank { sc, drop }
+    }
+
+    async fn send(&self, ins: &PaymentInstruction) -> Result<String, SichuanError> {
+        let sc = &self.sc;
+        let b = ops::batch_by_order(sc, &ins.order_no)
+            .await?
+            .ok_or_else(|| ops::refused(format!("没有发放单号为{}的批次", ins.order_no)))?;
+        let a = ops::agreement_for(sc, &b, sc.today())
+            .await?
+            .ok_or_else(|| ops::refused(ops::no_agreement(&b)))?;
+        let payees = sc.store.sichuan_payees(b.id).await?;
+        let project = sc.province.catalog().find(&b.project).cloned();
+        let date = sc.today();
+        let date_zh = date.format("%Y年%-m月%-d日").to_string();
+        let mut records = Vec::with_capacity(ins.lines.len());
+        for l in &ins.lines {
+            let p = payees
+                .get(&l.line_id)
+                .ok_or_else(|| ops::refused(format!("明细{}不在批次中", l.line_id)))?;
+            let receipt = p.proxy_kind.as_deref() == Some("代领");
+            let sms = match &project {
+                Some(pr) => sc.province.sms_text(pr, l.amount, &date_zh),
+                None => format!(
+                    "您的{}{}元已于{date_zh}发放至社会保障卡账户。",
+                    b.project_name, l.amount
+                ),
+            };
+            records.push(InstructionRecord {
+                line_id: l.line_id,
+                attempt: l.attempt,
+                holder: if receipt {
+                    p.proxy_name.clone().unwrap_or_default()
+                } else {
+                    p.name.clone()
+                },
+                id_no: p.resident_id.clone(),
+                account: l.account.as_str().to_owned(),
+                card_bank: l.bank.clone(),
+                amount: l.amount,
+                phone: p.phone.clone().unwrap_or_default(),
+                beneficiary: if receipt {
+                    p.name.clone()
+                } else {
+                    String::new()
+                },
+                proxy_kind: p.proxy_kind.clone().unwrap_or_default(),
+                sms,
+            });
+        }
+        let h = InstructionHeader {
+            order_no: b.order_no.clone(),
+            pay_date: date,
+            department: a.department.clone(),
+            zb_account_no: a.zb_account_no.clone(),
+            zb_account_name: a.zb_account_name.clone(),
+            agreement_no: a.agreement_no.clone(),
+            bank: a.bank.clone(),
+            project_code: b.project.clone(),
+            project_name: b.project_name.clone(),
+        };
+        let w = self.drop.write_instruction(&h, &records)?;
+        if !w.already {
+            sc.store
+                .sichuan_record_bank_file(
+                    &BankFile {
+                        id: 0,
+                        batch_id: b.id,
+                        direction: "instruction".into(),
+                        file_name: w.file_name.clone(),
+                        sha256: w.sha256.clone(),
+                        line_count: i64::try_from(w.count).unwrap_or(i64::MAX),
+                        amount: w.total,
+                        status: "sent".into(),
+                        note: format!("代发协议{}，合作银行{}", a.agreement_no, a.bank),
+                        on_date: day(date),
+                    },
+                    &[],
+                    "system",
+                )
+                .await?;
+        }
+        Ok(w.file_name)
+    }
+
+    async fn collect(&self, order_no: &str) -> Result<Vec<BankResult>, SichuanError> {
+        let sc = &self.sc;
+        let b = ops::batch_by_order(sc, order_no)
+            .await?
+            .ok_or_else(|| ops::refused(format!("没有发放单号为{order_no}的批次")))?;
+        let recorded: HashSet<String> = sc
+            .store
+            .sichuan_bank_files(b.id)
+            .await?
+            .into_iter()
+            .filter(|f| f.direction == "result")
+            .map(|f| f.file_name)
+            .collect();
+        let today = day(sc.today());
+        let mut fresh = Vec::new();
+        let mut repeats = Vec::new();
+        for f in self.drop.scan_results(order_no)? {
+            let name = f.file_name().to_owned();
+            if recorded.contains(&name) {
+                // Read and recorded before, not yet moved (a crash in between): move it now.
+                self.drop.archive(&name)?;
+                continue;
+            }
+            match f {
+                ResultFile::Rejected {
+                    file_name,
+                    sha256,
+                    reason,
+                } => {
+                    sc.store
+                        .sichuan_record_bank_file(
+                            &BankFile {
+                                id: 0,
+                                batch_id: b.id,
+                                direction: "result".into(),
+                                file_name: file_name.clone(),
+                                sha256,
+                                line_count: 0,
+                                amount: Fen(0),
+                                status: "rejected".into(),
+                                note: reason.clone(),
+                                on_date: today.clone(),
+                            },
+                            &[],
+                            "system",
+                        )
+                        .await?;
+                    self.drop.reject(&file_name, &reason)?;
+                }
+                ResultFile::Accepted {
+                    file_name,
+                    sha256,
+                    records,
+                    total,
+                    ..
+                } => {
+                    let results: Vec<BankResult> = records
+                        .iter()
+                        .map(|r| BankResult {
+                            order_no: order_no.to_owned(),
+                            line_id: r.line_id,
+                            attempt: r.attempt,
+                            amount: r.amount,
+                            outcome: match r.failure {
+                                None => BankOutcome::Credited,
+                                Some(reason) => BankOutcome::Failed { reason },
+                            },
+                            date: day(r.value_date),
+                        })
+                        .collect();
+                    let repeat_of = sc.store.sichuan_accepted_result(&sha256).await?;
+                    let lines: Vec<BankLine> = if repeat_of.is_some() {
+                        Vec::new()
+                    } else {
+                        records
+                            .iter()
+                            .map(|r| BankLine {
+                                line_id: r.line_id,
+                                attempt: i64::from(r.attempt),
+                                amount: r.amount,
+                                credited: r.failure.is_none(),
+                                reason: r.failure.map(|f| f.as_str().to_owned()),
+                                value_date: day(r.value_date),
+                                sms_sent: r.sms_sent,
+                            })
+                            .collect()
+                    };
+                    sc.store
+                        .sichuan_record_bank_file(
+                            &BankFile {
+                                id: 0,
+                                batch_id: b.id,
+                                direction: "result".into(),
+                                file_name: file_name.clone(),
+                                sha256,
+                                line_count: i64::try_from(records.len()).unwrap_or(i64::MAX),
+                                amount: total,
+                                status: if repeat_of.is_some() {
+                                    "repeat"
+                                } else {
+                                    "accepted"
+                                }
+                                .into(),
+                                note: match &repeat_of {
+                                    Some(first) => format!("与已接收的{first}内容相同，不重复入账"),
+                                    None => String::new(),
+                                },
+                                on_date: today.clone(),
+                            },
+                            &lines,
+                            "system",
+                        )
+                        .await?;
+                    self.drop.archive(&file_name)?;
+                    if repeat_of.is_some() {
+                        repeats.extend(results);
+                    } else {
+                        fresh.extend(results);
+                    }
+                }
+            }
+        }
+        // Results recorded earlier for lines still in flight at that attempt (their file was
+        // read but the results not applied, e.g. after a crash): apply them now.
+        let seen: HashSet<(i64, u32)> = fresh.iter().map(|r| (r.line_id, r.attempt)).collect();
+        let mut replay = Vec::new();
+        let lines = sc.store.lines(b.id, 0, i64::MAX).await?;
+        let in_flight: HashSet<(i64, i64)> = lines
+            .iter()
+            .filter(|l| l.state == LineState::InFlight)
+            .map(|l| (l.id, l.attempt))
+            .collect();
+        for l in sc.store.sichuan_bank_lines(b.id).await? {
+            let key = (l.line_id, u32::try_from(l.attempt).unwrap_or(0));
+            if in_flight.contains(&(l.line_id, l.attempt)) && !seen.contains(&key) {
+                replay.push(BankResult {
+                    order_no: order_no.to_owned(),
+                    line_id: l.line_id,
+                    attempt: key.1,
+                    amount: l.amount,
+                    outcome: if l.credited {
+                        BankOutcome::Credited
+                    } else {
+                        BankOutcome::Failed {
+                            reason: l
+                                .reason
+                                .as_deref()
+                                .and_then(FailureReason::parse)
+                                .unwrap_or(FailureReason::Other),
+                        }
+                    },
+                    date: l.value_date,
+                });
+            }
+        }
+        // A repeated file's results go through too: applied once already, they change nothing
+        // (the store counts them as duplicates).
+        Ok(replay.into_iter().chain(fresh).chain(repeats).collect())
+    }
+}
+
+#[async_trait]
+impl BankAgent for SichuanBank {
+    async fn deliver(&self, instruction: &PaymentInstruction) -> Result<String, PortError> {
+        self.send(instruction).await.map_err(|e| port(BANK, e))
+    }
+
+    async fn collect_results(&self, order_no: &str) -> Result<Vec<BankResult>, PortError> {
+        self.collect(order_no).await.map_err(|e| port(BANK, e))
+    }
+}
+
+// ---- disclosure --------------------------------------------------------------------------
+
+/// The publicity boards: village lists and township totals before payment (for the configured
+/// period, objections resolved before the township submits), and again after payment, checked
+/// against the bank's credits.
+pub struct SichuanDisclosure {
+    sc: Sichuan,
+}
+
+impl SichuanDisclosure {
+    pub fn new(sc: Sichuan) -> SichuanDisclosure {
+        SichuanDisclosure { sc }
+    }
+
+    async fn publish_batch(&self, b: &BatchRow) -> Result<String, SichuanError> {
+        match b.state {
+            BatchState::Draft => pre_publicity(&self.sc, b).await,
+            BatchState::Publicity => close_publicity(&self.sc, b).await,
+            BatchState::Settled => post_publicity(&self.sc, b).await,
+            s => Err(ops::refused(format!(
+                "批次状态为「{}」，没有需要公示的内容",
+                s.label_zh()
+            ))),
+        }
+    }
+}
+
+#[async_trait]
+impl DisclosureChannel for SichuanDisclosure {
+    async fn publish(&self, notice: &Notice) -> Result<String, PortError> {
+        let batch = match notice.id.strip_suffix("-result") {
+            Some(order) => ops::batch_by_order(&self.sc, order)
+                .await
+                .map_err(|e| port(BOARD, e))?,
+            None => None,
+        };
+        match batch {
+            Some(b) => self.publish_batch(&b).await.map_err(|e| port(BOARD, e)),
+            None => self.sc.store.publish(notice).await,
+        }
+    }
+
+    async fn withdraw(&self, notice_id: &str) -> Result<(), PortError> {
+        self.sc.store.withdraw(notice_id).await
+    }
+
+    async fn publish_records(&self, records: &[LookupRecord]) -> Result<u64, PortError> {
+        self.sc.store.publish_records(records).await
+    }
+}
+
+/// A line as the publicity lists show it: masked name and ID, and the remark on household
+/// head, custody or receipt proxy (乐山办法 五: "在资金发放公示中，也要分别注明领取人和实际享受人
+/// 的姓名").
+pub fn publicity_line(
+    sc: &Sichuan,
+    l: &ykt_store::payments::LineRow,
+    household: bool,
+) -> PublicityLine {
+    let mask = sc.province.mask_policy();
+    let proxy = l
+        .proxy_name
+        .as_deref()
+        .map(|n| mask.name(n))
+        .unwrap_or_default();
+    let (id_masked, note) = match l.proxy_kind.as_deref() {
+        Some("代领") => (
+            "无身份证".to_owned(),
+            format!("领取人{proxy}代为领取（代领协议已备案）"),
+        ),
+        Some("代管") => (
+            mask.id(l.resident_id.as_str()),
+            format!(
+                "{}社保卡由{}代管（代管协议已备案）",
+                if household { "户主；" } else { "" },
+                proxy
+            ),
+        ),
+        _ => (
+            mask.id(l.resident_id.as_str()),
+            if household {
+                "户主".into()
+            } else {
+                String::new()
+            },
+        ),
+    };
+    PublicityLine {
+        line_id: l.id,
+        village: ops::village_of(&l.region),
+        name_masked: mask.name(&l.name),
+        id_masked,
+        note,
+        amount: l.amount,
+        excluded: false,
+    }
+}
+
+fn household(sc: &Sichuan, b: &BatchRow) -> bool {
+    sc.province
+        .catalog()
+        .find(&b.project)
+        .is_some_and(|p| p.basis == ykt_kernel::catalog::PaymentBasis::Household)
+}
+
+fn notice(
+    b: &BatchRow,
+    id: String,
+    kind: &str,
+    region: &str,
+    title: String,
+    body: String,
+    on: &str,
+    until: Option<String>,
+) -> Result<Notice, SichuanError> {
+    Ok(Notice {
+        id,
+        kind: kind.into(),
+        region: RegionCode::parse(region).map_err(|e| ops::refused(e.to_string()))?,
+        project_name: b.project_name.clone(),
+        title,
+        body,
+        published_on: on.to_owned(),
+        until,
+    })
+}
+
+fn township_of(village: &str) -> String {
+    RegionCode::parse(village)
+        .ok()
+        .and_then(|r| r.ancestor(ykt_kernel::RegionLevel::Township))
+        .map(|r| r.full())
+        .unwrap_or_else(|| village.to_owned())
+}
+
+/// The pre-payment publicity (乐山办法 四(二)1, 三(二)2): one masked, printable list per village
+/// (the detail) and one summary per township (totals per village), posted from today for the
+/// configured number of days.
+async fn pre_publicity(sc: &Sichuan, b: &BatchRow) -> Result<String, SichuanError> {
+    if sc.store.sichuan_publicity(b.id, "pre").await?.is_some() {
+        // Published already (a retried step): the boards keep the first lists.
+        return Ok(format!("{}-pre", b.order_no));
+    }
+    let today = sc.today();
+    let window = PublicityWindow::new(today, sc.settings.publicity_days);
+    let hh = household(sc, b);
+    let lines: Vec<PublicityLine> = sc
+        .store
+        .lines(b.id, 0, i64::MAX)
+        .await?
+        .iter()
+        .map(|l| publicity_line(sc, l, hh))
+        .collect();
+    let mut by_village: BTreeMap<String, Vec<&PublicityLine>> = BTreeMap::new();
+    for l in &lines {
+        by_village.entry(l.village.clone()).or_default().push(l);
+    }
+    let mut places = ops::Places::default();
+    let mut notices = Vec::new();
+    let mut townships: BTreeMap<String, Vec<(String, String, usize, Fen)>> = BTreeMap::new();
+    for (village, ls) in &by_village {
+        let place = places.village(sc, village).await;
+        let township = township_of(village);
+        let tname = places.name(sc, &township).await;
+        let amount: Fen = ls.iter().map(|l| l.amount).sum();
+        townships.entry(township.clone()).or_default().push((
+            village.clone(),
+            places.name(sc, village).await,
+            ls.len(),
+            amount,
+        ));
+        notices.push(notice(
+            b,
+            format!("{}-pre-{village}", b.order_no),
+            "pre_publicity",
+            village,
+            format!(
+                "{place} {} {} 发放前公示",
+                b.project_name,
+                render::period_zh(&b.period)
+            ),
+            render::pre_village(b, &place, &tname, &window, ls, hh),
+            &day(today),
+            Some(day(window.ends)),
+        )?);
+    }
+    for (township, villages) in &townships {
+        let tname = places.name(sc, township).await;
+        notices.push(notice(
+            b,
+            format!("{}-pre-summary-{township}", b.order_no),
+            "pre_publicity_summary",
+            township,
+            format!(
+                "{tname} {} {} 发放前公示（分村汇总）",
+                b.project_name,
+                render::period_zh(&b.period)
+            ),
+            render::township_summary(b, &tname, villages, Some(&window), None),
+            &day(today),
+            Some(day(window.ends)),
+        )?);
+    }
+    for n in &notices {
+        sc.store.publish(n).await?;
+    }
+    let total: Fen = lines.iter().map(|l| l.amount).sum();
+    sc.store
+        .sichuan_start_publicity(
+            &Publicity {
+                batch_id: b.id,
+                stage: "pre".into(),
+                starts_on: day(window.starts),
+                ends_on: day(window.ends),
+                closed_on: None,
+                notices: notices.len() as i64,
+                line_count: lines.len() as i64,
+                amount: total,
+            },
+            &lines,
+            "system",
+        )
+        .await?;
+    Ok(format!("{}-pre", b.order_no))
+}
+
+/// The end of the pre-payment publicity (乐山办法 四(二)1: "公示期满无异议的……连同公开公示佐证
+/// 材料报送"): refused while the period runs or an objection is open; otherwise the publicity
+/// statement (what was posted, the objections and how each was resolved) is issued with the
+/// township's submission.
+async fn close_publicity(sc: &Sichuan, b: &BatchRow) -> Result<String, SichuanError> {
+    let today = sc.today();
+    let p = sc
+        .store
+        .sichuan_publicity(b.id, "pre")
+        .await?
+        .ok_or_else(|| {
+            ops::refused("该批次尚未进行发放前公示 (no pre-payment publicity on record)")
+        })?;
+    let ends = chrono::NaiveDate::parse_from_str(&p.ends_on, "%Y-%m-%d")
+        .map_err(|_| ops::refused("公示期记录无效"))?;
+    let window = PublicityWindow {
+        starts: chrono::NaiveDate::parse_from_str(&p.starts_on, "%Y-%m-%d").unwrap_or(ends),
+        ends,
+    };
+    if !window.is_over(today) {
+        return Err(ops::refused(format!(
+            "公示期为{}至{}，{}尚未期满，乡镇不能报送 (the publicity period has not ended)",
+            p.starts_on,
+            p.ends_on,
+            day(today)
+        )));
+    }
+    let objections = sc.store.sichuan_objections(b.id).await?;
+    let open: Vec<String> = objections
+        .iter()
+        .filter(|o| o.status == "open")
+        .map(|o| format!("异议{}", o.id))
+        .collect();
+    if !open.is_empty() {
+        return Err(ops::refused(format!(
+            "尚有{}条异议未处理（{}），处理完毕后方可报送 (objections still open)",
+            open.len(),
+            open.join("、")
+        )));
+    }
+    let lines = sc.store.sichuan_publicity_lines(b.id).await?;
+    let mut places = ops::Places::default();
+    let county = places.name(sc, &b.region).await;
+    let body = render::publicity_statement(b, &county, &p, &lines, &objections, b.control, today);
+    let n = notice(
+        b,
+        format!("{}-publicity-closed", b.order_no),
+        "publicity_statement",
+        &b.region,
+        format!(
+            "{} {} {} 发放前公示情况说明",
+            county,
+            b.project_name,
+            render::period_zh(&b.period)
+        ),
+        body,
+        &day(today),
+        None,
+    )?;
+    sc.store.publish(&n).await?;
+    sc.store.sichuan_close_publicity(b.id, &day(today)).await?;
+    Ok(n.id)
+}
+
+/// The post-payment publicity (乐山办法 四(六)): within five days of payment, the village lists
+/// of what was actually paid and when, the township totals per village, and the dual
+/// verification of what was publicised against what the bank credited, each difference
+/// flagged and recorded.
+async fn post_publicity(sc: &Sichuan, b: &BatchRow) -> Result<String, SichuanError> {
+    let today = sc.today();
+    let lines = sc.store.lines(b.id, 0, i64::MAX).await?;
+    let bank_lines = sc.store.sichuan_bank_lines(b.id).await?;
+    let credits: Vec<BankCredit> = bank_lines
+        .iter()
+        .filter(|l| l.credited)
+        .filter_map(|l| {
+            Some(BankCredit {
+                line_id: l.line_id,
+                amount: l.amount,
+                date: chrono::NaiveDate::parse_from_str(&l.value_date, "%Y-%m-%d").ok()?,
+            })
+        })
+        .collect();
+    let pubs = sc.store.sichuan_publicity_lines(b.id).await?;
+    let publicised: Vec<Publicised> = pubs
+        .iter()
+        .filter(|l| !l.excluded)
+        .map(|l| Publicised {
+            line_id: l.line_id,
+            amount: l.amount,
+        })
+        .collect();
+    let diffs = rules::dual_verification(&publicised, &credits);
+    let paid_on = credits.iter().map(|c| c.date).max().unwrap_or(today);
+    let deadline = post_publicity_deadline(paid_on);
+    let hh = household(sc, b);
+    let mut places = ops::Places::default();
+    let mut by_village: BTreeMap<String, Vec<render::PaidLine>> = BTreeMap::new();
+    for l in &lines {
+        let pl = publicity_line(sc, l, hh);
+        let credit = credits.iter().find(|c| c.line_id == l.id);
+        by_village
+            .entry(pl.village.clone())
+            .or_default()
+            .push(render::PaidLine {
+                line: pl,
+                state: l.state,
+                paid_on: credit.map(|c| c.date),
+            });
+    }
+    let mut notices = Vec::new();
+    let mut townships: BTreeMap<String, Vec<(String, String, usize, Fen)>> = BTreeMap::new();
+    let mut unpaid_by_township: BTreeMap<String, usize> = BTreeMap::new();
+    for (village, ls) in &by_village {
+        let place = places.village(sc, village).await;
+        let township = township_of(village);
+        let paid: Vec<&render::PaidLine> = ls
+            .iter()
+            .filter(|l| l.state == LineState::Credited)
+            .collect();
+        townships.entry(township.clone()).or_default().push((
+            village.clone(),
+            places.name(sc, village).await,
+            paid.len(),
+            paid.iter().map(|l| l.line.amount).sum(),
+        ));
+        *unpaid_by_township.entry(township).or_default() += ls.len() - paid.len();
+        notices.push(notice(
+            b,
+            format!("{}-post-{village}", b.order_no),
+            "post_publicity",
+            village,
+            format!(
+                "{place} {} {} 发放结果公示",
+                b.project_name,
+                render::period_zh(&b.period)
+            ),
+            render::post_village(b, &place, ls, hh),
+            &day(today),
+            None,
+        )?);
+    }
+    for (township, villages) in &townships {
+        let tname = places.name(sc, township).await;
+        notices.push(notice(
+            b,
+            format!("{}-post-summary-{township}", b.order_no),
+            "post_publicity_summary",
+            township,
+            format!(
+                "{tname} {} {} 发放结果公示（分村汇总）",
+                b.project_name,
+                render::period_zh(&b.period)
+            ),
+            render::township_summary(
+                b,
+                &tname,
+                villages,
+                None,
+                Some(unpaid_by_township.get(township).copied().unwrap_or(0)),
+            ),
+            &day(today),
+            None,
+        )?);
+    }
+    for n in &notices {
+        sc.store.publish(n).await?;
+    }
+    let credited: Fen = credits.iter().map(|c| c.amount).sum();
+    let publicised_total: Fen = publicised.iter().map(|p| p.amount).sum();
+    sc.store
+        .sichuan_record_post_publicity(
+            &Publicity {
+                batch_id: b.id,
+                stage: "post".into(),
+                starts_on: day(today),
+                ends_on: day(deadline),
+                closed_on: None,
+                notices: notices.len() as i64,
+                line_count: credits.len() as i64,
+                amount: credited,
+            },
+            "system",
+        )
+        .await?;
+    sc.store
+        .sichuan_record_verification(
+            &Verification {
+                batch_id: b.id,
+                paid_on: day(paid_on),
+                deadline: day(deadline),
+                published_on: day(today),
+                on_time: today <= deadline,
+                publicised: (publicised.len() as i64, publicised_total),
+                credited: (credits.len() as i64, credited),
+                differences: serde_json::to_string(&diffs).unwrap_or_else(|_| "[]".into()),
+            },
+            "system",
+        )
+        .await?;
+    Ok(format!("{}-post", b.order_no))
+}

@@ -1,0 +1,635 @@
+//! The platform's interface to the budget system (预算管理一体化系统), implementing the kernel's
+//! `TreasuryPayment` and `BankAgent` ports for 黑龙江省's unified-treasury model.
+//!
+//! The platform never talks to the treasury agent bank directly: vouchers go to the budget
+//! system, which forwards them to the bank, and the bank's returns come back through it
+//! (黑财监〔2021〕30号 二(三)三 "由预算管理一体化系统向“一卡通”平台反馈发放情况").
+//!
+//! How the generic steps map onto the budget system (the batch's state says which call a
+//! funding request is, so a retry of a step repeats the same call and the budget system answers
+//! it idempotently):
+//!
+//! | step (effect) | batch state | call |
+//! | --- | --- | --- |
+//! | `push_plan` (PushPlan) | submitted | `POST /plans`: the plan with its detail, split by region |
+//! | `request_payment` (RequestFunding) | plan_pushed | `POST /requests`: the region's payment request, a 5201 voucher pending review |
+//! | `finance_approve` (RequestFunding) | funding_requested | `POST /vouchers/{no}/approve` |
+//! | `treasury_pay` / re-dispatch (Dispatch) | approved / dispatched | `POST /vouchers/{no}/send`, or `/repay` for corrected lines |
+//! | `collect_results` (CollectResults) | dispatched | `GET /plans/{order}/returns` |
+//! | refund | any | `POST /vouchers/{no}/refunds` |
+//!
+//! Every message, both ways, is archived in the store (`hlj_messages`, encrypted) with the
+//! platform's date.
+
+use super::messages::{self as m, Payee, PlanHeader};
+use super::xml::{self, Node};
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use ykt_kernel::batch::BatchState;
+use ykt_kernel::catalog::{Catalog, FundingChannel, Project};
+use ykt_kernel::ports::{
+    BankAgent, BankOutcome, BankResult, FundingRequest, FundingStatus, PaymentInstruction,
+    PortError, TreasuryPayment,
+};
+use ykt_kernel::{Fen, RegionCode};
+use ykt_store::Store;
+use ykt_store::heilongjiang::NewMessage;
+use ykt_store::payments::BatchRow;
+
+/// The name of the peer in port errors.
+pub const SYSTEM: &str = "预算管理一体化系统";
+
+/// The platform's date, shared and movable (a demo runs a timeline).
+#[derive(Debug, Clone)]
+pub struct PlatformDate(Arc<RwLock<NaiveDate>>);
+
+impl PlatformDate {
+    pub fn new(d: NaiveDate) -> PlatformDate {
+        PlatformDate(Arc::new(RwLock::new(d)))
+    }
+    pub fn get(&self) -> NaiveDate {
+        *self.0.read().unwrap_or_else(|p| p.into_inner())
+    }
+    pub fn set(&self, d: NaiveDate) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = d;
+    }
+}
+
+/// What the adapter needs to describe a batch: the catalogue and who administers a project
+/// in a county (e.g. `ykt_province_heilongjiang::county_department`).
+#[derive(Clone)]
+pub struct Directory {
+    pub catalog: Catalog,
+    pub department: fn(&Project, &str) -> String,
+    /// Expenditure subject of grain-risk-fund vouchers (2220115).
+    pub grain_expenditure_subject: &'static str,
+}
+
+/// The budget-system client.
+#[derive(Clone)]
+pub struct BudgetSystem {
+    base: String,
+    http: reqwest::Client,
+    store: Store,
+    dir: Arc<Directory>,
+    date: PlatformDate,
+    /// Who approves (recorded by the budget system).
+    approver: String,
+}
+
+fn fail(m: impl Into<String>) -> PortError {
+    PortError::new(SYSTEM, m, false)
+}
+
+fn store_err(e: ykt_store::StoreError) -> PortError {
+    PortError::new("数据库", e.to_string(), true)
+}
+
+impl BudgetSystem {
+    pub fn new(
+        base_url: &str,
+        store: Store,
+        dir: Directory,
+        date: PlatformDate,
+    ) -> Result<BudgetSystem, PortError> {
+        let base = base_url.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(fail(format!(
+                "预算管理一体化系统地址「{base}」应以 http:// 或 https:// 开头"
+            )));
+        }
+        Ok(BudgetSystem {
+            base,
+            http: crate::client::client()?,
+            store,
+            dir: Arc::new(dir),
+            date,
+            approver: "财政部门（经一卡通平台）".into(),
+        })
+    }
+
+    pub fn date(&self) -> &PlatformDate {
+        &self.date
+    }
+
+    /// Send a message and archive both directions. `body` is `None` for a GET.
+    async fn call(
+        &self,
+        b: Option<&BatchRow>,
+        order_no: &str,
+        voucher_no: &str,
+        (kind_out, kind_in): (&str, &str),
+        method_path: (&str, String),
+        body: Option<Node>,
+    ) -> Result<Node, PortError> {
+        let (method, path) = method_path;
+        let request = format!("{method} {path}");
+        let on_date = self.date.get().to_string();
+        let batch_id = b.map(|b| b.id);
+        let bytes = body.as_ref().map(xml::encode);
+        if let Some(bytes) = &bytes {
+            self.store
+                .hlj_archive(&NewMessage {
+                    batch_id,
+                    order_no,
+                    voucher_no,
+                    kind: kind_out,
+                    direction: "out",
+                    request: &request,
+                    status: None,
+                    body: bytes,
+                    on_date: &on_date,
+                })
+                .await
+                .map_err(store_err)?;
+        }
+        let url = format!("{}{path}", self.base);
+        let rb = match bytes {
+            Some(bytes) => self
+                .http
+                .post(&url)
+                .header("content-type", "application/xml; charset=GB18030")
+                .body(bytes),
+            None => self.http.get(&url),
+        };
+        let resp = rb
+            .send()
+            .await
+            .map_err(|e| crate::client::transport(SYSTEM, e))?;
+        let status = resp.status();
+        let got = resp
+            .bytes()
+            .await
+            .map_err(|e| crate::client::transport(SYSTEM, e))?;
+        let doc = xml::parse(&got);
+        let in_voucher = doc
+            .as_ref()
+            .ok()
+            .map(|d| d.text_of("VoucherNo").to_owned())
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| voucher_no.to_owned());
+        self.store
+            .hlj_archive(&NewMessage {
+                batch_id,
+                order_no,
+                voucher_no: &in_voucher,
+                kind: if status.is_success() {
+                    kind_in
+                } else {
+                    "error"
+                },
+                direction: "in",
+                request: &request,
+                status: Some(status.as_u16()),
+                body: &got,
+                on_date: &on_date,
+            })
+            .await
+            .map_err(store_err)?;
+        let doc = doc.map_err(|e| fail(format!("{request}：{e}")))?;
+        if !status.is_success() {
+            let msg = if doc.name == "Error" {
+                format!("{}（{}）", doc.text_of("Message"), doc.text_of("Code"))
+            } else {
+                format!("HTTP {status}")
+            };
+            return Err(PortError::new(
+                SYSTEM,
+                format!("{request} 被拒绝：{msg}"),
+                status.is_server_error(),
+            ));
+        }
+        Ok(doc)
+    }
+
+    async fn batch(&self, order_no: &str) -> Result<BatchRow, PortError> {
+        self.store
+            .hlj_batch_by_order(order_no)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| fail(format!("平台没有发放单号为{order_no}的批次")))
+    }
+
+    async fn batch_of_ref(&self, reference: &str) -> Result<BatchRow, PortError> {
+        self.store
+            .hlj_batch_by_ref(reference)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| fail(format!("平台没有支付凭证号或发放单号为{reference}的批次")))
+    }
+
+    fn project(&self, b: &BatchRow) -> Result<&Project, PortError> {
+        self.dir
+            .catalog
+            .find(&b.project)
+            .ok_or_else(|| fail(format!("补贴项目{}不在目录中", b.project)))
+    }
+
+    async fn county_name(&self, code: &str) -> Result<String, PortError> {
+        let r = RegionCode::parse(code).map_err(|e| fail(e.to_string()))?;
+        Ok(self
+            .store
+            .region_name(&r)
+            .await
+            .map_err(store_err)?
+            .unwrap_or_else(|| r.prefix().to_owned()))
+    }
+
+    /// The budget unit (预算单位) of a batch: the county department and a code made of the
+    /// county code and the department's number among the catalogue's lead units.
+    async fn agency(&self, b: &BatchRow) -> Result<(String, String), PortError> {
+        let p = self.project(b)?;
+        let county = self.county_name(&b.region).await?;
+        let mut units: Vec<&str> = self
+            .dir
+            .catalog
+            .projects()
+            .iter()
+            .map(|q| q.lead_unit.as_str())
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        units.retain(|u| seen.insert(*u));
+        let n = units.iter().position(|u| *u == p.lead_unit).unwrap_or(0) + 101;
+        Ok((
+            format!("{}{n:03}", &b.region[..6.min(b.region.len())]),
+            (self.dir.department)(p, &county),
+        ))
+    }
+
+    async fn push_plan(&self, b: &BatchRow) -> Result<FundingStatus, PortError> {
+        let p = self.project(b)?.clone();
+        let lines = self
+            .store
+            .lines(b.id, 0, i64::MAX)
+            .await
+            .map_err(store_err)?;
+        let county6 = b.region.get(..6).unwrap_or(&b.region).to_owned();
+        let regions = vec![(county6.clone(), self.county_name(&b.region).await?)];
+        let payees: Vec<Payee<'_>> = lines
+            .iter()
+            .map(|l| Payee {
+                line_id: l.id,
+                attempt: 0,
+                region: &l.region,
+                name: &l.name,
+                account: l.account.as_str(),
+                bank: &l.bank,
+                amount: l.amount,
+                period: &l.period,
+            })
+            .collect();
+        let total: Fen = payees.iter().map(|p| p.amount).sum();
+        if total != b.control.amount || payees.len() as u64 != b.control.count {
+            return Err(fail("批次明细与控制数不符，不能推送发放计划"));
+        }
+        let doc = m::plan(
+            &PlanHeader {
+                plan_no: &b.order_no,
+                province: "黑龙江省",
+                project_code: &p.code,
+                project_name: &p.name,
+                lead_unit: &p.lead_unit,
+                period: &b.period,
+                grain: p.funding == FundingChannel::GrainRiskFund,
+                create_date: self.date.get(),
+                regions,
+            },
+            &payees,
+        );
+        let receipt = self
+            .call(
+                Some(b),
+                &b.order_no,
+                "",
+                ("plan", "plan_receipt"),
+                ("POST", "/plans".into()),
+                Some(doc),
+            )
+            .await?;
+        let plans = m::read_plan_receipt(&receipt).map_err(fail)?;
+        let rp = plans
+            .iter()
+            .find(|r| r.county == county6)
+            .ok_or_else(|| fail(format!("预算管理一体化系统未分发区划{county6}的发放计划")))?;
+        if rp.amount != b.control.amount || rp.count != b.control.count {
+            return Err(fail(format!(
+                "区划发放计划{}为{}笔{}元，与批次控制数{}笔{}元不符",
+                rp.no, rp.count, rp.amount, b.control.count, b.control.amount
+            )));
+        }
+        let agent = receipt
+            .find("RegionPlanList")
+            .and_then(|l| {
+                l.each("RegionPlan")
+                    .find(|r| r.text_of("AdmDivCode") == county6)
+            })
+            .map(|r| r.text_of("AgentBankName").to_owned())
+            .unwrap_or_default();
+        if !agent.is_empty() {
+            self.store
+                .set_batch_bank(b.id, &agent)
+                .await
+                .map_err(store_err)?;
+        }
+        Ok(FundingStatus::Pending {
+            voucher_no: rp.no.clone(),
+        })
+    }
+
+    async fn raise_request(&self, b: &BatchRow) -> Result<FundingStatus, PortError> {
+        let (_, region_plan) = self.store.batch_refs(b.id).await.map_err(store_err)?;
+        let region_plan =
+            region_plan.ok_or_else(|| fail("批次尚无区划发放计划号，请先推送发放计划"))?;
+        let (code, name) = self.agency(b).await?;
+        let doc = m::payment_request(
+            &region_plan,
+            &code,
+            &name,
+            &format!("{} {}", b.project_name, b.period),
+        );
+        let n = self
+            .call(
+                Some(b),
+                &b.order_no,
+                "",
+                ("payment_request", "voucher_notice"),
+                ("POST", "/requests".into()),
+                Some(doc),
+            )
+            .await?;
+        let n = m::read_notice(&n).map_err(fail)?;
+        if n.pay_amt != b.control.amount {
+            return Err(fail(format!(
+                "支付凭证{}金额{}元与批次控制数{}元不符",
+                n.voucher_no, n.pay_amt, b.control.amount
+            )));
+        }
+        Ok(FundingStatus::Pending {
+            voucher_no: n.voucher_no,
+        })
+    }
+
+    async fn approve(&self, b: &BatchRow) -> Result<FundingStatus, PortError> {
+        let (_, voucher) = self.store.batch_refs(b.id).await.map_err(store_err)?;
+        let voucher = voucher.ok_or_else(|| fail("批次尚无支付凭证号"))?;
+        let n = self
+            .call(
+                Some(b),
+                &b.order_no,
+                &voucher,
+                ("approval", "voucher_notice"),
+                ("POST", format!("/vouchers/{voucher}/approve")),
+                Some(m::approval(&self.approver)),
+            )
+            .await?;
+        let n = m::read_notice(&n).map_err(fail)?;
+        status_of(&n, self.date.get())
+    }
+
+    /// The notice of a voucher.
+    pub async fn voucher(
+        &self,
+        b: Option<&BatchRow>,
+        order_no: &str,
+        voucher: &str,
+    ) -> Result<m::VoucherNotice, PortError> {
+        let n = self
+            .call(
+                b,
+                order_no,
+                voucher,
+                ("status_query", "voucher_notice"),
+                ("GET", format!("/vouchers/{voucher}")),
+                None,
+            )
+            .await?;
+        m::read_notice(&n).map_err(fail)
+    }
+
+    /// Every return detail of an order as the budget system relays it (repeats and all).
+    pub async fn returns(&self, order_no: &str) -> Result<Vec<m::ReturnDetail>, PortError> {
+        let b = self.batch(order_no).await?;
+        let doc = self
+            .call(
+                Some(&b),
+                order_no,
+                "",
+                ("returns_query", "return_5201"),
+                ("GET", format!("/plans/{order_no}/returns")),
+                None,
+            )
+            .await?;
+        let details = m::read_returns(&doc, order_no).map_err(fail)?;
+        let (bank, _) = self.store.batch_refs(b.id).await.map_err(store_err)?;
+        let bank = bank.unwrap_or_default();
+        // What was already reported, per line and attempt (the first report wins).
+        let before: HashMap<(i64, i64), bool> = self
+            .store
+            .hlj_returns(&b.province, Some(b.id))
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .map(|r| ((r.line_id, r.attempt), r.credited))
+            .collect();
+        // The line's current attempt on the platform.
+        let latest: HashMap<i64, u32> = self
+            .store
+            .lines(b.id, 0, i64::MAX)
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .map(|l| (l.id, u32::try_from(l.attempt).unwrap_or(0)))
+            .collect();
+        let mut out = Vec::with_capacity(details.len());
+        for d in details {
+            let credited = matches!(d.result.outcome, BankOutcome::Credited);
+            let key = (d.result.line_id, i64::from(d.result.attempt));
+            // The budget system relays every voucher's return each time: an earlier attempt's
+            // return, repeated exactly as first reported, is history, not news. Anything else
+            // (a new report, a repeat of the latest attempt, a contradicting one) goes to the
+            // kernel, which applies it once or records it as an anomaly.
+            let superseded = latest
+                .get(&d.result.line_id)
+                .is_some_and(|l| *l > d.result.attempt);
+            if superseded && before.get(&key) == Some(&credited) {
+                continue;
+            }
+            self.store
+                .hlj_record_return(
+                    b.id,
+                    d.result.line_id,
+                    key.1,
+                    &d.voucher_no,
+                    &bank,
+                    credited,
+                    d.cross_bank,
+                    d.fee,
+                    d.paid,
+                    &d.result.date,
+                )
+                .await
+                .map_err(store_err)?;
+            out.push(d);
+        }
+        Ok(out)
+    }
+}
+
+fn status_of(n: &m::VoucherNotice, today: NaiveDate) -> Result<FundingStatus, PortError> {
+    Ok(match n.status.as_str() {
+        "pending_review" => FundingStatus::Pending {
+            voucher_no: n.voucher_no.clone(),
+        },
+        "approved" | "sent" => FundingStatus::Funded {
+            voucher_no: n.voucher_no.clone(),
+            amount: n.pay_amt,
+            date: today.to_string(),
+        },
+        "void" => FundingStatus::Refused {
+            reason: format!("支付凭证{}已作废", n.voucher_no),
+        },
+        other => return Err(fail(format!("未知的凭证状态「{other}」"))),
+    })
+}
+
+#[async_trait]
+impl TreasuryPayment for BudgetSystem {
+    async fn request_funding(&self, req: &FundingRequest) -> Result<FundingStatus, PortError> {
+        let b = self.batch(&req.reference).await?;
+        if req.amount != b.control.amount {
+            return Err(fail("申请金额与批次控制数不符"));
+        }
+        match b.state {
+            BatchState::Submitted => self.push_plan(&b).await,
+            BatchState::PlanPushed => self.raise_request(&b).await,
+            BatchState::FundingRequested => self.approve(&b).await,
+            s => Err(fail(format!(
+                "批次{}状态为「{}」，预算管理一体化系统没有对应的操作",
+                b.id,
+                s.label_zh()
+            ))),
+        }
+    }
+
+    async fn funding_status(&self, reference: &str) -> Result<FundingStatus, PortError> {
+        // `reference` is a voucher number (the batch's treasury reference).
+        let b = self.batch_of_ref(reference).await?;
+        let n = self.voucher(Some(&b), &b.order_no, reference).await?;
+        status_of(&n, self.date.get())
+    }
+
+    async fn refund(
+        &self,
+        reference: &str,
+        amount: Fen,
+        reason: &str,
+    ) -> Result<String, PortError> {
+        let b = self.batch_of_ref(reference).await?;
+        let doc = self
+            .call(
+                Some(&b),
+                &b.order_no,
+                reference,
+                ("refund_request", "refund_receipt"),
+                ("POST", format!("/vouchers/{reference}/refunds")),
+                Some(m::refund_request(amount, reason)),
+            )
+            .await?;
+        let (no, refunded) = m::read_refund(&doc).map_err(fail)?;
+        if refunded != amount {
+            return Err(fail(format!(
+                "退款回执金额{refunded}元与申请{amount}元不符"
+            )));
+        }
+        Ok(no)
+    }
+}
+
+#[async_trait]
+impl BankAgent for BudgetSystem {
+    /// Send the 5201 voucher with the payee details of these attempts: the approved voucher
+    /// itself the first time, a re-payment voucher (`OriVoucherNo`) for corrected lines.
+    async fn deliver(&self, ins: &PaymentInstruction) -> Result<String, PortError> {
+        let b = self.batch(&ins.order_no).await?;
+        let (_, voucher) = self.store.batch_refs(b.id).await.map_err(store_err)?;
+        let voucher = voucher.ok_or_else(|| fail("批次尚无支付凭证号"))?;
+        let n = self.voucher(Some(&b), &b.order_no, &voucher).await?;
+        let p = self.project(&b)?;
+        let exp = if p.funding == FundingChannel::GrainRiskFund {
+            self.dir.grain_expenditure_subject
+        } else {
+            ""
+        };
+        let periods: HashMap<i64, String> = self
+            .store
+            .lines(b.id, 0, i64::MAX)
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .map(|l| (l.id, l.period))
+            .collect();
+        let payees: Vec<Payee<'_>> = ins
+            .lines
+            .iter()
+            .map(|l| Payee {
+                line_id: l.line_id,
+                attempt: l.attempt,
+                region: "",
+                name: &l.name,
+                account: l.account.as_str(),
+                bank: &l.bank,
+                amount: l.amount,
+                period: periods
+                    .get(&l.line_id)
+                    .map(String::as_str)
+                    .unwrap_or(&b.period),
+            })
+            .collect();
+        let summary = format!("{} {}", b.project_name, b.period);
+        let today = self.date.get();
+        match n.status.as_str() {
+            "approved" => {
+                let doc = m::voucher_5201(&n, &voucher, "", &summary, exp, today, &payees);
+                let r = self
+                    .call(
+                        Some(&b),
+                        &b.order_no,
+                        &voucher,
+                        ("voucher_5201", "voucher_notice"),
+                        ("POST", format!("/vouchers/{voucher}/send")),
+                        Some(doc),
+                    )
+                    .await?;
+                Ok(m::read_notice(&r).map_err(fail)?.voucher_no)
+            }
+            "sent" => {
+                let doc = m::voucher_5201(&n, "", &voucher, &summary, exp, today, &payees);
+                let r = self
+                    .call(
+                        Some(&b),
+                        &b.order_no,
+                        &voucher,
+                        ("repay_5201", "voucher_notice"),
+                        ("POST", format!("/vouchers/{voucher}/repay")),
+                        Some(doc),
+                    )
+                    .await?;
+                Ok(m::read_notice(&r).map_err(fail)?.voucher_no)
+            }
+            other => Err(fail(format!(
+                "支付凭证{voucher}状态为「{other}」，不能发送代理银行"
+            ))),
+        }
+    }
+
+    async fn collect_results(&self, order_no: &str) -> Result<Vec<BankResult>, PortError> {
+        Ok(self
+            .returns(order_no)
+            .await?
+            .into_iter()
+            .map(|d| d.result)
+            .collect())
+    }
+}

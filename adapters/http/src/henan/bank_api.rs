@@ -1,0 +1,1080 @@
+//! The bank interface (代发金融机构接口) of the bank-pull model, under `/henan/bank/v1`.
+//!
+//! - 第八条(二): "通过线上获取补贴发放明细、反馈发放结果"; 第二十二条: "根据“发放单号”通过一卡通系统获取补贴
+//!   发放明细信息"; 第二十三条: "代发金融机构应及时将发放结果反馈至一卡通系统"; 第二十六条: the stamped
+//!   results (交易结果) handed over per batch, and the bank's per-project ledger reconciled monthly
+//!   and, in January, for the previous year.
+//!
+//! Every request carries `Authorization: Bearer <token>`: one credential per bank, of which the
+//! store keeps only the SHA-256. A bank sees only the orders assigned to it: another bank's
+//! order answers exactly like an order that does not exist (404), so existence does not leak.
+//! An order becomes visible once pushed to the budget system, and its lines can be pulled once
+//! the treasury has paid the bank (第二十二条 "收到补贴资金后").
+//!
+//! Pulling serves the lines in flight (sent to the bank and not yet reported), in line-id
+//! order: after a correction only the corrected lines are in flight, so a re-pull returns only
+//! them. Both forms read the database one page at a time, so a 1,000,000-line order is served
+//! without being held in memory: `GET .../lines?after=ID&limit=N` (JSON, keyset paging) and
+//! `GET .../lines.csv` (a GB18030 CSV streamed as it is read, ending with a `结束` line so a
+//! truncated transfer is recognisable).
+//!
+//! Results (`POST .../results`) are judged as a whole: an unknown line, a wrong amount, a
+//! malformed field or an attempt not yet pulled refuses the post (422) and changes nothing; an
+//! outcome contradicting one already recorded refuses it (409). A result already recorded is a
+//! duplicate and changes nothing, so repeated, partial and reordered posts apply each line once.
+//! Accepted results are kept as received (with the SMS the bank sent) and applied at once.
+
+use crate::server::ApiError;
+use axum::Json;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{Datelike, NaiveDate};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+use ykt_kernel::batch::{BatchState, LineState, Totals};
+use ykt_kernel::ledger::Account;
+use ykt_kernel::ports::{BankOutcome, BankResult, FailureReason};
+use ykt_kernel::province::Province;
+use ykt_province_henan::calendar::WorkCalendar;
+use ykt_province_henan::reconcile::{
+    self, HandoverTotals, NOTIFY_WITHIN, compare_handover, compare_statement,
+};
+use ykt_store::Store;
+use ykt_store::henan::{HandoverRow, OrderRow, PullLine, ResultRow, StatementRow, token_hash};
+use ykt_store::payments::BatchRow;
+
+use super::parse_amount;
+
+/// Largest page of lines served at once.
+pub const MAX_PAGE: i64 = 5000;
+/// Lines per page when the bank does not say.
+pub const DEFAULT_PAGE: i64 = 1000;
+/// Largest number of results in one post.
+pub const MAX_RESULTS: usize = 5000;
+/// Lines read from the database per chunk of the CSV stream.
+const STREAM_CHUNK: i64 = 2000;
+
+/// The two accounts a credited line moves money between (agent bank → cards), as the cycle
+/// names them for the batch and its bank.
+pub type PaymentAccounts = fn(&BatchRow, &str) -> (Account, Account);
+
+/// Everything the bank interface needs.
+#[derive(Clone)]
+pub struct BankApi {
+    pub store: Store,
+    pub province: Arc<dyn Province>,
+    pub calendar: Arc<WorkCalendar>,
+    /// The platform's business date (configured `today` or the local date).
+    pub today: Arc<dyn Fn() -> NaiveDate + Send + Sync>,
+    pub payment_accounts: PaymentAccounts,
+}
+
+/// The router of the bank interface.
+pub fn router(api: BankApi) -> Router {
+    Router::new()
+        .route("/henan/bank/v1/orders", get(list_orders))
+        .route("/henan/bank/v1/orders/{order_no}", get(order_header))
+        .route("/henan/bank/v1/orders/{order_no}/lines", get(lines_page))
+        .route("/henan/bank/v1/orders/{order_no}/lines.csv", get(lines_csv))
+        .route(
+            "/henan/bank/v1/orders/{order_no}/results",
+            post(post_results),
+        )
+        .route(
+            "/henan/bank/v1/orders/{order_no}/handover",
+            post(post_handover),
+        )
+        .route("/henan/bank/v1/statements", post(post_statement))
+        .layer(axum::extract::DefaultBodyLimit::max(4 * 1024 * 1024))
+        .with_state(api)
+}
+
+/// Count and amount on the wire: the amount as yuan with two decimals.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WireTotals {
+    pub count: u64,
+    pub amount: String,
+}
+
+impl From<Totals> for WireTotals {
+    fn from(t: Totals) -> WireTotals {
+        WireTotals {
+            count: t.count,
+            amount: t.amount.to_string(),
+        }
+    }
+}
+
+fn not_found(order_no: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "发放单号{order_no}不存在或不属于本行 (order {order_no} not found for this bank)"
+    ))
+}
+
+fn funded(state: BatchState) -> bool {
+    matches!(
+        state,
+        BatchState::Funded
+            | BatchState::Dispatched
+            | BatchState::Settled
+            | BatchState::Reconciled
+            | BatchState::Closed
+    )
+}
+
+impl BankApi {
+    /// The bank the request's credential belongs to.
+    async fn authenticate(&self, headers: &HeaderMap) -> Result<String, ApiError> {
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "缺少银行接口凭据：请在 Authorization 头中提供 Bearer 令牌 (missing bearer token)",
+                )
+            })?;
+        match self.store.henan_bank_for_token(&token_hash(token)).await? {
+            Some(bank) => Ok(bank),
+            None => Err(ApiError::unauthorized(
+                "银行接口凭据无效或已更换 (invalid or replaced credential)",
+            )),
+        }
+    }
+
+    /// The order and its batch, if `order_no` is the calling bank's and already pushed.
+    async fn own_order(
+        &self,
+        bank: &str,
+        order_no: &str,
+    ) -> Result<(OrderRow, BatchRow), ApiError> {
+        let order = self
+            .store
+            .henan_order(order_no)
+            .await?
+            .filter(|o| o.bank == bank && o.pushed_on.is_some())
+            .ok_or_else(|| not_found(order_no))?;
+        let batch = self
+            .store
+            .batch(order.batch_id)
+            .await?
+            .ok_or_else(|| not_found(order_no))?;
+        Ok((order, batch))
+    }
+
+    /// Like [`BankApi::own_order`], and the treasury has paid the bank.
+    async fn funded_order(
+        &self,
+        bank: &str,
+        order_no: &str,
+    ) -> Result<(OrderRow, BatchRow), ApiError> {
+        let (o, b) = self.own_order(bank, order_no).await?;
+        if !funded(b.state) {
+            return Err(ApiError::conflict(format!(
+                "发放单{order_no}的补贴资金尚未拨付至本行，暂不能获取明细或反馈结果（第二十二条） (funds have not reached the bank yet)"
+            )));
+        }
+        Ok((o, b))
+    }
+
+    /// The project's four-character short name: from the catalogue, or from the project
+    /// library for projects added by a change request.
+    async fn short_name(&self, project: &str) -> Result<String, ApiError> {
+        if let Some(p) = self.province.catalog().find(project) {
+            return Ok(p.short_name.clone());
+        }
+        let entry = self.store.henan_library_entry(project).await?;
+        Ok(entry
+            .and_then(|e| serde_json::from_str::<serde_json::Value>(&e.entry).ok())
+            .and_then(|v| v["short_name"].as_str().map(str::to_owned))
+            .unwrap_or_default())
+    }
+}
+
+#[derive(Serialize)]
+struct OrderSummary {
+    order_no: String,
+    project_code: String,
+    project_name: String,
+    region: String,
+    period: String,
+    state: String,
+    funded: bool,
+    open: WireTotals,
+}
+
+async fn list_orders(
+    State(api): State<BankApi>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let bank = api.authenticate(&headers).await?;
+    let mut orders = Vec::new();
+    for o in api.store.henan_orders(Some(&bank)).await? {
+        if o.pushed_on.is_none() {
+            continue;
+        }
+        let Some(b) = api.store.batch(o.batch_id).await? else {
+            continue;
+        };
+        let open = api.store.henan_open_totals(b.id).await?;
+        orders.push(OrderSummary {
+            order_no: o.order_no,
+            project_code: b.project,
+            project_name: b.project_name,
+            region: b.region,
+            period: b.period,
+            state: b.state.as_str().into(),
+            funded: funded(b.state),
+            open: open.into(),
+        });
+    }
+    Ok(Json(serde_json::json!({"bank": bank, "orders": orders})))
+}
+
+async fn order_header(
+    State(api): State<BankApi>,
+    Path(order_no): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let bank = api.authenticate(&headers).await?;
+    let (o, b) = api.own_order(&bank, &order_no).await?;
+    let tally = api.store.tally(b.id).await?;
+    let short = api.short_name(&b.project).await?;
+    Ok(Json(serde_json::json!({
+        "order_no": o.order_no,
+        "bank": o.bank,
+        "project": {"code": b.project, "name": b.project_name, "short_name": short},
+        "region": b.region,
+        "period": b.period,
+        "budget_unit": o.budget_unit,
+        "state": b.state.as_str(),
+        "funded": funded(b.state),
+        "funded_on": o.funded_on,
+        "control": WireTotals::from(b.control),
+        "open": WireTotals::from(tally.in_flight),
+        "credited": WireTotals::from(tally.credited),
+        "failed": WireTotals::from(tally.failed),
+        "refunded": WireTotals::from(tally.refunded),
+    })))
+}
+
+/// A line as the bank receives it (the full account: it is the bank's to credit).
+#[derive(Serialize)]
+struct WireLine {
+    line_id: i64,
+    attempt: i64,
+    name: String,
+    account: String,
+    bank: String,
+    amount: String,
+    period: String,
+    region: String,
+}
+
+impl From<PullLine> for WireLine {
+    fn from(l: PullLine) -> WireLine {
+        WireLine {
+            line_id: l.line_id,
+            attempt: l.attempt,
+            name: l.name,
+            account: l.account.as_str().to_owned(),
+            bank: l.bank,
+            amount: l.amount.to_string(),
+            period: l.period,
+            region: l.region,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    #[serde(default)]
+    after: Option<i64>,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+async fn lines_page(
+    State(api): State<BankApi>,
+    Path(order_no): Path<String>,
+    Query(q): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let bank = api.authenticate(&headers).await?;
+    let (_, b) = api.funded_order(&bank, &order_no).await?;
+    let after = q.after.unwrap_or(0).max(0);
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit 应在1至{MAX_PAGE}之间 (limit must be 1..={MAX_PAGE})"
+        )));
+    }
+    let pull = api
+        .store
+        .henan_pull_start(&order_no, &bank, "page", after)
+        .await?;
+    let open = api.store.henan_open_totals(b.id).await?;
+    let page = api.store.henan_open_page(b.id, after, limit).await?;
+    let last = page.last().map(|l| l.line_id);
+    let n = page.len() as i64;
+    api.store.henan_pull_finish(pull, last, n, true).await?;
+    let next_after = if n == limit { last } else { None };
+    let lines: Vec<WireLine> = page.into_iter().map(WireLine::from).collect();
+    Ok(Json(serde_json::json!({
+        "order_no": order_no,
+        "open": WireTotals::from(open),
+        "lines": lines,
+        "next_after": next_after,
+    })))
+}
+
+/// RFC 4180 quoting for the bank file (machine to machine: no spreadsheet neutralisation,
+/// which would alter names).
+fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains([',', '"', '\r', '\n']) {
+        std::borrow::Cow::Owned(format!("\"{}\"", s.replace('"', "\"\"")))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
+fn gb18030(text: &str) -> Bytes {
+    let (bytes, _, _) = encoding_rs::GB18030.encode(text);
+    Bytes::from(bytes.into_owned())
+}
+
+/// The CSV's column header.
+pub const CSV_HEADER: &str = "明细号,发放次数,姓名,银行账号,开户银行,金额,属期,行政区划";
+
+/// Records how a stream ended, also when the client goes away mid-transfer (the stream is
+/// dropped): the pull is then recorded as incomplete.
+struct PullGuard {
+    store: Store,
+    id: i64,
+    last: Option<i64>,
+    served: i64,
+    finished: bool,
+}
+
+impl Drop for PullGuard {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let (store, id, last, served) = (self.store.clone(), self.id, self.last, self.served);
+        if let Ok(h) = tokio::runtime::Handle::try_current() {
+            h.spawn(async move {
+                if let Err(e) = store.henan_pull_finish(id, last, served, false).await {
+                    tracing::warn!(error = %e, "could not record an interrupted pull");
+                }
+            });
+        }
+        tracing::info!(
+            pull = id,
+            served,
+            "the bank left a streamed pull before its end"
+        );
+    }
+}
+
+struct StreamState {
+    store: Store,
+    batch_id: i64,
+    header: Option<String>,
+    done: bool,
+    guard: PullGuard,
+}
+
+async fn lines_csv(
+    State(api): State<BankApi>,
+    Path(order_no): Path<String>,
+    Query(q): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let bank = api.authenticate(&headers).await?;
+    let (_, b) = api.funded_order(&bank, &order_no).await?;
+    if q.limit.is_some() {
+        return Err(ApiError::bad_request(
+            "CSV 流式获取不分页，请去掉 limit；分页请用 /lines (the stream is not paged)",
+        ));
+    }
+    let after = q.after.unwrap_or(0).max(0);
+    let open = api.store.henan_open_totals(b.id).await?;
+    let short = api.short_name(&b.project).await?;
+    let pull = api
+        .store
+        .henan_pull_start(&order_no, &bank, "stream", after)
+        .await?;
+    let header = format!(
+        "发放单号,{},项目简称,{},笔数,{},金额,{}\r\n{CSV_HEADER}\r\n",
+        csv_field(&order_no),
+        csv_field(&short),
+        open.count,
+        open.amount
+    );
+    let state = StreamState {
+        store: api.store.clone(),
+        batch_id: b.id,
+        header: Some(header),
+        done: false,
+        guard: PullGuard {
+            store: api.store.clone(),
+            id: pull,
+            last: None,
+            served: 0,
+            finished: false,
+        },
+    };
+    let stream = futures_util::stream::unfold(state, move |mut st| async move {
+        if st.done {
+            return None;
+        }
+        if let Some(h) = st.header.take() {
+            return Some((Ok::<Bytes, std::io::Error>(gb18030(&h)), st));
+        }
+        let after = st.guard.last.unwrap_or(after);
+        match st
+            .store
+            .henan_open_page(st.batch_id, after, STREAM_CHUNK)
+            .await
+        {
+            Ok(page) if page.is_empty() => {
+                st.done = true;
+                st.guard.finished = true;
+                if let Err(e) = st
+                    .store
+                    .henan_pull_finish(st.guard.id, st.guard.last, st.guard.served, true)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not record a finished pull");
+                }
+                Some((Ok(gb18030(&format!("结束,{}\r\n", st.guard.served))), st))
+            }
+            Ok(page) => {
+                let mut text = String::with_capacity(page.len() * 96);
+                for l in &page {
+                    text.push_str(&format!(
+                        "{},{},{},{},{},{},{},{}\r\n",
+                        l.line_id,
+                        l.attempt,
+                        csv_field(&l.name),
+                        l.account.as_str(),
+                        csv_field(&l.bank),
+                        l.amount,
+                        l.period,
+                        l.region
+                    ));
+                }
+                st.guard.served += page.len() as i64;
+                st.guard.last = page.last().map(|l| l.line_id);
+                Some((Ok(gb18030(&text)), st))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reading an order's lines failed mid-stream");
+                st.done = true;
+                Some((
+                    Err(std::io::Error::other("读取明细失败 (reading lines failed)")),
+                    st,
+                ))
+            }
+        }
+    });
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=GB18030"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// One result as the bank posts it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireResult {
+    line_id: i64,
+    attempt: i64,
+    amount: String,
+    /// `credited` or `failed`.
+    outcome: String,
+    /// For `failed`: `wrong_account`, `dormant_account`, `name_mismatch`, `account_closed`,
+    /// `other` (or the Chinese label).
+    #[serde(default)]
+    reason: Option<String>,
+    /// The bank's value date, `YYYY-MM-DD`.
+    date: String,
+    /// The SMS sent to the card holder (第八条(五)), for credited lines.
+    #[serde(default)]
+    sms: Option<WireSms>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireSms {
+    text: String,
+    sent_at: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResultPost {
+    results: Vec<WireResult>,
+}
+
+#[derive(Serialize)]
+struct Problem {
+    line_id: i64,
+    attempt: i64,
+    problem: String,
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes, what: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!("{what}报文无法解析：{e} (malformed {what} body)"))
+    })
+}
+
+async fn post_results(
+    State(api): State<BankApi>,
+    Path(order_no): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let bank = api.authenticate(&headers).await?;
+    let (_, b) = api.funded_order(&bank, &order_no).await?;
+    let post: ResultPost = parse_body(&body, "发放结果")?;
+    let n = post.results.len();
+    if n == 0 {
+        return Err(ApiError::bad_request("结果为空 (no results)"));
+    }
+    if n > MAX_RESULTS {
+        return Err(ApiError::bad_request(format!(
+            "一次最多反馈{MAX_RESULTS}条结果，本次{n}条，请分批反馈 (at most {MAX_RESULTS} results per post)"
+        )));
+    }
+    let ids: Vec<i64> = post.results.iter().map(|r| r.line_id).collect();
+    let facts = api.store.henan_line_facts(b.id, &ids).await?;
+    let recorded = api.store.henan_recorded_outcomes(&ids).await?;
+    let short = api.short_name(&b.project).await?;
+
+    let mut problems = Vec::new();
+    let mut conflicts = Vec::new();
+    let mut seen: HashMap<(i64, i64), String> = HashMap::new();
+    let mut rows = Vec::new();
+    let mut to_apply = Vec::new();
+    let mut duplicates = 0u64;
+    let mut sms_warnings = Vec::new();
+    for r in &post.results {
+        let mut bad = |p: String| {
+            problems.push(Problem {
+                line_id: r.line_id,
+                attempt: r.attempt,
+                problem: p,
+            })
+        };
+        let Some(f) = facts.get(&r.line_id) else {
+            bad(format!(
+                "明细{}不属于发放单{order_no} (unknown line {} for this order)",
+                r.line_id, r.line_id
+            ));
+            continue;
+        };
+        let Some(amount) = parse_amount(&r.amount) else {
+            bad(format!(
+                "金额「{}」格式错误，应为两位小数的元，如 420.00 (amount must be yuan with two decimals)",
+                r.amount
+            ));
+            continue;
+        };
+        if amount != f.amount {
+            bad(format!(
+                "金额{}元与明细金额{}元不符 (amount {} differs from the line's {})",
+                amount, f.amount, amount, f.amount
+            ));
+            continue;
+        }
+        let outcome = match (r.outcome.as_str(), r.reason.as_deref()) {
+            ("credited", None) => BankOutcome::Credited,
+            ("credited", Some(_)) => {
+                bad("入账成功的结果不应有失败原因 (a credited result has no reason)".into());
+                continue;
+            }
+            ("failed", Some(reason)) => match FailureReason::parse(reason) {
+                Some(reason) => BankOutcome::Failed { reason },
+                None => {
+                    bad(format!(
+                        "失败原因「{reason}」无法识别，应为 wrong_account、dormant_account、name_mismatch、account_closed 或 other (unknown reason)"
+                    ));
+                    continue;
+                }
+            },
+            ("failed", None) => {
+                bad("发放失败须注明原因（第八条第二项） (a failed result needs a reason)".into());
+                continue;
+            }
+            (other, _) => {
+                bad(format!(
+                    "结果「{other}」无法识别，应为 credited 或 failed (outcome must be credited or failed)"
+                ));
+                continue;
+            }
+        };
+        let Ok(date) = NaiveDate::parse_from_str(&r.date, "%Y-%m-%d") else {
+            bad(format!(
+                "日期「{}」应为 YYYY-MM-DD (date must be YYYY-MM-DD)",
+                r.date
+            ));
+            continue;
+        };
+        if r.attempt < 1 || r.attempt > f.attempt {
+            bad(format!(
+                "明细{}第{}次发放尚未被本行获取 (attempt {} of line {} was never pulled)",
+                r.line_id, r.attempt, r.attempt, r.line_id
+            ));
+            continue;
+        }
+        let label = match outcome {
+            BankOutcome::Credited => "credited",
+            BankOutcome::Failed { .. } => "failed",
+        };
+        let key = (r.line_id, r.attempt);
+        match seen.get(&key).or_else(|| recorded.get(&key)) {
+            Some(o) if o == label => {
+                duplicates += 1;
+                continue;
+            }
+            Some(o) => {
+                conflicts.push(Problem {
+                    line_id: r.line_id,
+                    attempt: r.attempt,
+                    problem: format!(
+                        "明细{}第{}次发放已反馈为「{}」，不能改为「{}」 (contradicts the recorded outcome)",
+                        r.line_id,
+                        r.attempt,
+                        if o == "credited" { "已入账" } else { "失败" },
+                        if label == "credited" { "已入账" } else { "失败" }
+                    ),
+                });
+                continue;
+            }
+            None => {}
+        }
+        if r.attempt < f.attempt || f.state != LineState::InFlight {
+            conflicts.push(Problem {
+                line_id: r.line_id,
+                attempt: r.attempt,
+                problem: format!(
+                    "明细{}第{}次发放已不在途（当前第{}次，{}） (line is no longer in flight at that attempt)",
+                    r.line_id,
+                    r.attempt,
+                    f.attempt,
+                    f.state.label_zh()
+                ),
+            });
+            continue;
+        }
+        seen.insert(key, label.to_owned());
+        let sms_ok = match (&outcome, &r.sms) {
+            (BankOutcome::Credited, Some(s)) => {
+                let p = ykt_province_henan::sms_problems(&s.text, &short, amount);
+                if !p.is_empty() {
+                    sms_warnings.push(serde_json::json!({"line_id": r.line_id, "problems": p}));
+                }
+                Some(p.is_empty())
+            }
+            (BankOutcome::Credited, None) => {
+                sms_warnings.push(
+                    serde_json::json!({"line_id": r.line_id, "problems": ["未发送到账短信"]}),
+                );
+                Some(false)
+            }
+            (BankOutcome::Failed { .. }, _) => None,
+        };
+        rows.push(ResultRow {
+            line_id: r.line_id,
+            attempt: r.attempt,
+            order_no: order_no.clone(),
+            bank: bank.clone(),
+            amount,
+            outcome: label.into(),
+            reason: match outcome {
+                BankOutcome::Failed { reason } => Some(reason.as_str().into()),
+                BankOutcome::Credited => None,
+            },
+            bank_date: date.to_string(),
+            sms_text: r.sms.as_ref().map(|s| s.text.clone()),
+            sms_at: r.sms.as_ref().map(|s| s.sent_at.clone()),
+            sms_ok,
+        });
+        to_apply.push(BankResult {
+            order_no: order_no.clone(),
+            line_id: r.line_id,
+            attempt: u32::try_from(r.attempt).unwrap_or(u32::MAX),
+            amount,
+            outcome,
+            date: date.to_string(),
+        });
+    }
+    if !problems.is_empty() {
+        let msg = format!(
+            "本次反馈的{n}条结果中有{}条无法受理，整批未处理，请更正后重新反馈 ({} of {n} results refused; nothing applied)",
+            problems.len(),
+            problems.len()
+        );
+        api.store
+            .henan_log_refused_post(&order_no, &bank, n as u64, problems.len() as u64, &msg)
+            .await?;
+        return Err(ApiError::unprocessable(msg).with_details(serde_json::json!(problems)));
+    }
+    if !conflicts.is_empty() {
+        let msg = format!(
+            "本次反馈的{n}条结果中有{}条与已记录的结果矛盾，整批未处理 ({} of {n} results contradict recorded outcomes; nothing applied)",
+            conflicts.len(),
+            conflicts.len()
+        );
+        api.store
+            .henan_log_refused_post(&order_no, &bank, n as u64, conflicts.len() as u64, &msg)
+            .await?;
+        return Err(ApiError::conflict(msg).with_details(serde_json::json!(conflicts)));
+    }
+    let post_id = api
+        .store
+        .henan_record_results(&order_no, &bank, &rows)
+        .await?;
+    let mut applied = 0;
+    let mut anomalies = 0;
+    if !to_apply.is_empty() {
+        let (from, to) = (api.payment_accounts)(&b, &bank);
+        let report = match api
+            .store
+            .apply_results(
+                b.id,
+                &order_no,
+                &to_apply,
+                &format!("bank:{bank}"),
+                &from,
+                &to,
+            )
+            .await
+        {
+            Ok(r) => r,
+            Err(e) if e.is_conflict() => {
+                return Err(ApiError::conflict(
+                    "同一明细的结果正在被另一请求处理，请稍后重新反馈 (the same lines are being applied concurrently; repost)",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        applied = report.credited.count + report.failed.count;
+        duplicates += report.duplicates;
+        anomalies = report.anomalies.len();
+    }
+    api.store
+        .henan_finish_post(post_id, applied, duplicates)
+        .await?;
+    Ok(Json(serde_json::json!({
+        "order_no": order_no,
+        "received": n,
+        "applied": applied,
+        "duplicates": duplicates,
+        "anomalies": anomalies,
+        "sms_warnings": sms_warnings,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HandoverPost {
+    /// The bank's handler (经办人) who stamped the results.
+    handler: String,
+    credited: WireTotals,
+    failed: WireTotals,
+    /// The disputed hand-over this one replaces (the bank's remedy), if any.
+    #[serde(default)]
+    replaces: Option<i64>,
+}
+
+fn wire_totals(t: &WireTotals, what: &str) -> Result<Totals, ApiError> {
+    let amount = parse_amount(&t.amount).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "{what}金额「{}」格式错误 (malformed amount)",
+            t.amount
+        ))
+    })?;
+    Ok(Totals {
+        count: t.count,
+        amount,
+    })
+}
+
+async fn post_handover(
+    State(api): State<BankApi>,
+    Path(order_no): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let bank = api.authenticate(&headers).await?;
+    let (_, b) = api.funded_order(&bank, &order_no).await?;
+    let h: HandoverPost = parse_body(&body, "交易结果交接")?;
+    if h.handler.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "须填写银行经办人（第二十六条：加盖银行及经办人印章） (the handler is required)",
+        ));
+    }
+    let bank_totals = HandoverTotals {
+        credited: wire_totals(&h.credited, "已入账")?,
+        failed: wire_totals(&h.failed, "发放失败")?,
+    };
+    let tally = api.store.tally(b.id).await?;
+    if tally.in_flight.count > 0 {
+        return Err(ApiError::conflict(format!(
+            "发放单{order_no}尚有{}笔明细未反馈结果，完成本批次代发后再交接（第二十六条） ({} lines still in flight)",
+            tally.in_flight.count, tally.in_flight.count
+        )));
+    }
+    // The round: what the bank posted since its last accepted hand-over of this order; or,
+    // for a hand-over that replaces a disputed one (the bank's remedy), the same posts as it.
+    let earlier = api.store.henan_handovers(Some(&order_no)).await?;
+    let last_accepted = |before: i64| {
+        earlier
+            .iter()
+            .filter(|h| h.state != "disputed" && h.seq < before)
+            .map(|h| h.upto_post)
+            .max()
+            .unwrap_or(0)
+    };
+    let (previous, upto) = match h.replaces {
+        Some(seq) => {
+            let Some(d) = earlier.iter().find(|x| x.seq == seq) else {
+                return Err(ApiError::unprocessable(format!(
+                    "发放单{order_no}没有第{seq}次交接 (no hand-over {seq})"
+                )));
+            };
+            if d.state != "disputed" {
+                return Err(ApiError::conflict(format!(
+                    "第{seq}次交接未被主管部门指出错误，无需重新交接 (hand-over {seq} is not disputed)"
+                )));
+            }
+            let before = earlier
+                .iter()
+                .filter(|x| x.state != "disputed" && x.upto_post < d.upto_post)
+                .map(|x| x.upto_post)
+                .max()
+                .unwrap_or(0);
+            (before, Some(d.upto_post))
+        }
+        None => (last_accepted(i64::MAX), None),
+    };
+    let (credited, failed, upto_post) = api
+        .store
+        .henan_round_totals(&order_no, previous, upto)
+        .await?;
+    if upto_post == previous {
+        return Err(ApiError::conflict(format!(
+            "发放单{order_no}自上次交接后没有新的发放结果，无需交接 (nothing posted since the last hand-over)"
+        )));
+    }
+    let sys = HandoverTotals { credited, failed };
+    let found = compare_handover(bank_totals, sys);
+    let discrepancy = found
+        .iter()
+        .map(|d| d.describe())
+        .collect::<Vec<_>>()
+        .join("；");
+    let today = (api.today)();
+    let seq = api
+        .store
+        .henan_record_handover(&HandoverRow {
+            order_no: order_no.clone(),
+            seq: 0,
+            bank: bank.clone(),
+            handler: h.handler.trim().to_owned(),
+            received_on: today.to_string(),
+            bank_credited: bank_totals.credited,
+            bank_failed: bank_totals.failed,
+            sys_credited: sys.credited,
+            sys_failed: sys.failed,
+            upto_post,
+            discrepancy: discrepancy.clone(),
+            state: "open".into(),
+            done_on: None,
+            done_by: None,
+            note: None,
+        })
+        .await?;
+    let check_by = api
+        .calendar
+        .add_working_days(today, reconcile::CHECK_WITHIN)
+        .map(|d| d.to_string());
+    let notify_by = (!found.is_empty())
+        .then(|| api.calendar.add_working_days(today, NOTIFY_WITHIN))
+        .transpose()
+        .map(|d| d.map(|d| d.to_string()));
+    let warning = match (&check_by, &notify_by) {
+        (Err(e), _) | (_, Err(e)) => Some(e.to_string()),
+        _ => None,
+    };
+    Ok(Json(serde_json::json!({
+        "order_no": order_no,
+        "seq": seq,
+        "received_on": today.to_string(),
+        "check_by": check_by.ok(),
+        "notify_by": notify_by.ok().flatten(),
+        "discrepancies": found.iter().map(|d| d.describe()).collect::<Vec<_>>(),
+        "warning": warning,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatementPost {
+    /// `YYYY-MM` (monthly) or `YYYY` (annual).
+    period: String,
+    projects: Vec<StatementProject>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatementProject {
+    code: String,
+    count: u64,
+    amount: String,
+}
+
+/// The first and last day of a statement period.
+fn period_range(period: &str) -> Option<(NaiveDate, NaiveDate, &'static str)> {
+    if let Ok(y) = period.parse::<i32>() {
+        let from = NaiveDate::from_ymd_opt(y, 1, 1)?;
+        let to = NaiveDate::from_ymd_opt(y, 12, 31)?;
+        return (period.len() == 4).then_some((from, to, "annual"));
+    }
+    let (y, m) = period.split_once('-')?;
+    if y.len() != 4 || m.len() != 2 {
+        return None;
+    }
+    let from = NaiveDate::from_ymd_opt(y.parse().ok()?, m.parse().ok()?, 1)?;
+    let next = if from.month() == 12 {
+        NaiveDate::from_ymd_opt(from.year() + 1, 1, 1)?
+    } else {
+        NaiveDate::from_ymd_opt(from.year(), from.month() + 1, 1)?
+    };
+    Some((from, next.pred_opt()?, "monthly"))
+}
+
+async fn post_statement(
+    State(api): State<BankApi>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let bank = api.authenticate(&headers).await?;
+    let s: StatementPost = parse_body(&body, "台账对账")?;
+    let (from, to, kind) = period_range(&s.period).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "对账期间「{}」应为 YYYY-MM（月度）或 YYYY（年度） (period must be YYYY-MM or YYYY)",
+            s.period
+        ))
+    })?;
+    let today = (api.today)();
+    if from > today {
+        return Err(ApiError::conflict(format!(
+            "对账期间{}尚未开始 (the period has not started)",
+            s.period
+        )));
+    }
+    if kind == "annual" && !reconcile::annual_open(from.year(), today) {
+        return Err(ApiError::conflict(format!(
+            "{}年度汇总核对应在次年1月进行（第二十六条） (the annual reconciliation happens in January of the next year)",
+            from.year()
+        )));
+    }
+    let mut bank_side = Vec::new();
+    for p in &s.projects {
+        let amount = parse_amount(&p.amount).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "项目{}金额「{}」格式错误 (malformed amount)",
+                p.code, p.amount
+            ))
+        })?;
+        bank_side.push((
+            p.code.clone(),
+            Totals {
+                count: p.count,
+                amount,
+            },
+        ));
+    }
+    let platform = api
+        .store
+        .henan_credited_by_project(&bank, &from.to_string(), &to.to_string())
+        .await?;
+    let lines = compare_statement(&bank_side, &platform);
+    let matches = lines.iter().all(|l| l.matches());
+    api.store
+        .henan_record_statement(&StatementRow {
+            bank: bank.clone(),
+            period: s.period.clone(),
+            kind: kind.into(),
+            received_on: today.to_string(),
+            lines: serde_json::to_string(&lines).map_err(|e| ApiError::internal(&e))?,
+            matches,
+        })
+        .await?;
+    let view: Vec<_> = lines
+        .iter()
+        .map(|l| {
+            serde_json::json!({
+                "project": l.project,
+                "bank": WireTotals::from(l.bank),
+                "platform": WireTotals::from(l.platform),
+                "matches": l.matches(),
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({
+        "bank": bank,
+        "period": s.period,
+        "kind": kind,
+        "matches": matches,
+        "lines": view,
+        "due": (kind == "annual").then(|| reconcile::annual_due(from.year()).to_string()),
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statement_periods() {
+        let (f, t, k) = period_range("2026-02").unwrap();
+        assert_eq!(
+            (f.to_string(), t.to_string(), k),
+            ("2026-02-01".into(), "2026-02-28".into(), "monthly")
+        );
+        let (f, t, k) = period_range("2025").unwrap();
+        assert_eq!(
+            (f.to_string(), t.to_string(), k),
+            ("2025-01-01".into(), "2025-12-31".into(), "annual")
+        );
+        assert!(period_range("2025-13").is_none());
+        assert!(period_range("25").is_none());
+        assert!(period_range("2025-1").is_none());
+    }
+
+    #[test]
+    fn csv_fields_are_quoted() {
+        assert_eq!(csv_field("王秀英"), "王秀英");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("a\"b"), "\"a\"\"b\"");
+    }
+}

@@ -1,0 +1,598 @@
+//! The cooperating bank's file drop, platform side.
+//!
+//! Directory layout under the drop root (shared with the bank):
+//!
+//! - `to_bank/`: the platform writes payment instructions `ZF_<order>_<seq>.txt` (and, for a
+//!   result file it refused, a receipt `<result file>.rej` saying why); the bank moves what it
+//!   has read into `to_bank/done/`.
+//! - `from_bank/`: the bank writes result files `HP_<order>_<seq>[_<suffix>].txt`; the platform
+//!   moves each one, once read, into `from_bank/done/` (accepted) or `from_bank/rejected/`.
+//!
+//! Every file is written to a `.tmp` name first and renamed, so a reader never sees half a
+//! file. Both layouts are GB18030 text, `|`-separated, CRLF line ends:
+//!
+//! ```text
+//! H|SCZF1.0|order|seq|pay date YYYYMMDD|department|zero-balance account|account name|agreement no|bank|project code|project name|count|total
+//! D|n|line id|attempt|account holder|ID number|card account|card bank|amount|phone|actual beneficiary|proxy kind|SMS text
+//! T|count|total
+//!
+//! H|SCHP1.0|order|seq|value date|count|total|credited count|credited total|failed count|failed total
+//! D|n|line id|attempt|card account|amount|0 credited / 1 failed|reason code|reason text|value date|SMS sent 1/0
+//! T|count|total
+//! ```
+//!
+//! A result file is accepted or rejected whole: anything inconsistent (not GB18030, a wrong
+//! field count, a missing trailer, totals that do not add up) rejects it and nothing of it is
+//! applied.
+
+use super::{from_gb18030, parse_fen, to_gb18030};
+use chrono::NaiveDate;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use ykt_kernel::Fen;
+use ykt_kernel::ports::{FailureReason, PortError};
+
+const SYSTEM: &str = "合作银行文件交换";
+pub const INSTRUCTION_VERSION: &str = "SCZF1.0";
+pub const RESULT_VERSION: &str = "SCHP1.0";
+
+fn io_err(what: &str, path: &Path, e: std::io::Error) -> PortError {
+    PortError::new(SYSTEM, format!("{what} {} 失败: {e}", path.display()), true)
+}
+
+/// The header of a payment instruction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstructionHeader {
+    pub order_no: String,
+    pub pay_date: NaiveDate,
+    pub department: String,
+    pub zb_account_no: String,
+    pub zb_account_name: String,
+    pub agreement_no: String,
+    pub bank: String,
+    pub project_code: String,
+    pub project_name: String,
+}
+
+/// One payment of an instruction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstructionRecord {
+    pub line_id: i64,
+    pub attempt: u32,
+    /// The card account holder (the proxy's name for a receipt proxy).
+    pub holder: String,
+    pub id_no: String,
+    pub account: String,
+    pub card_bank: String,
+    pub amount: Fen,
+    pub phone: String,
+    /// The actual beneficiary when it is not the holder (receipt proxy).
+    pub beneficiary: String,
+    /// `代管`, `代领` or empty.
+    pub proxy_kind: String,
+    pub sms: String,
+}
+
+/// An instruction file as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub file_name: String,
+    pub sha256: String,
+    pub count: u64,
+    pub total: Fen,
+    /// The same payments (lines and attempts) had already been written: nothing new.
+    pub already: bool,
+}
+
+/// One line of a result file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultRecord {
+    pub line_id: i64,
+    pub attempt: u32,
+    pub account: String,
+    pub amount: Fen,
+    /// `None` when credited.
+    pub failure: Option<FailureReason>,
+    pub reason_text: String,
+    pub value_date: NaiveDate,
+    pub sms_sent: bool,
+}
+
+/// A result file found in the drop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResultFile {
+    Accepted {
+        file_name: String,
+        sha256: String,
+        seq: String,
+        records: Vec<ResultRecord>,
+        total: Fen,
+    },
+    Rejected {
+        file_name: String,
+        sha256: String,
+        reason: String,
+    },
+}
+
+impl ResultFile {
+    pub fn file_name(&self) -> &str {
+        match self {
+            ResultFile::Accepted { file_name, .. } | ResultFile::Rejected { file_name, .. } => {
+                file_name
+            }
+        }
+    }
+    pub fn sha256(&self) -> &str {
+        match self {
+            ResultFile::Accepted { sha256, .. } | ResultFile::Rejected { sha256, .. } => sha256,
+        }
+    }
+}
+
+/// The code a result file gives a failure reason.
+pub fn reason_code(r: FailureReason) -> &'static str {
+    match r {
+        FailureReason::WrongAccount => "01",
+        FailureReason::DormantAccount => "02",
+        FailureReason::NameMismatch => "03",
+        FailureReason::AccountClosed => "04",
+        FailureReason::Other => "99",
+    }
+}
+
+fn reason_of(code: &str) -> Option<FailureReason> {
+    Some(match code {
+        "01" => FailureReason::WrongAccount,
+        "02" => FailureReason::DormantAccount,
+        "03" => FailureReason::NameMismatch,
+        "04" => FailureReason::AccountClosed,
+        "99" => FailureReason::Other,
+        _ => return None,
+    })
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    hex(&Sha256::digest(b))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn field(s: &str, what: &str) -> Result<String, PortError> {
+    if s.contains(['|', '\r', '\n']) {
+        return Err(PortError::new(
+            SYSTEM,
+            format!("{what}含有分隔符或换行，不能写入指令文件 ({what} contains a separator)"),
+            false,
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// The bank's file drop.
+#[derive(Debug, Clone)]
+pub struct FileDropBank {
+    root: PathBuf,
+}
+
+impl FileDropBank {
+    /// The drop at `root` (its directories are created).
+    pub fn new(root: impl Into<PathBuf>) -> Result<FileDropBank, PortError> {
+        let root = root.into();
+        for d in ["to_bank/done", "from_bank/done", "from_bank/rejected"] {
+            let p = root.join(d);
+            std::fs::create_dir_all(&p).map_err(|e| io_err("创建目录", &p, e))?;
+        }
+        Ok(FileDropBank { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn to_bank(&self) -> PathBuf {
+        self.root.join("to_bank")
+    }
+    fn from_bank(&self) -> PathBuf {
+        self.root.join("from_bank")
+    }
+
+    /// Instruction files already written for `order_no` (waiting or read by the bank).
+    fn instructions_of(&self, order_no: &str) -> Result<Vec<PathBuf>, PortError> {
+        let prefix = format!("ZF_{order_no}_");
+        let mut out = Vec::new();
+        for dir in [self.to_bank(), self.to_bank().join("done")] {
+            let rd = std::fs::read_dir(&dir).map_err(|e| io_err("读取目录", &dir, e))?;
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with(&prefix) && name.ends_with(".txt") {
+                    out.push(e.path());
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Write a payment instruction. Idempotent: when a file of this order already carries
+    /// exactly these lines and attempts, nothing is written and `already` is set.
+    pub fn write_instruction(
+        &self,
+        h: &InstructionHeader,
+        records: &[InstructionRecord],
+    ) -> Result<Written, PortError> {
+        if records.is_empty() {
+            return Err(PortError::new(
+                SYSTEM,
+                "发放指令没有明细 (empty instruction)",
+                false,
+            ));
+        }
+        let count = records.len() as u64;
+        let total: Fen = records.iter().map(|r| r.amount).sum();
+        let mut keys: Vec<(i64, u32)> = records.iter().map(|r| (r.line_id, r.attempt)).collect();
+        keys.sort_unstable();
+        let head_fields = [
+            field(&h.order_no, "发放单号")?,
+            h.pay_date.format("%Y%m%d").to_string(),
+            field(&h.department, "委托单位")?,
+            field(&h.zb_account_no, "零余额账号")?,
+            field(&h.zb_account_name, "零余额账户名称")?,
+            field(&h.agreement_no, "代发协议编号")?,
+            field(&h.bank, "合作银行")?,
+            field(&h.project_code, "项目代码")?,
+            field(&h.project_name, "项目名称")?,
+        ];
+        let mut body = String::new();
+        for (n, r) in records.iter().enumerate() {
+            body.push_str(&format!(
+                "D|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}\r\n",
+                n + 1,
+                r.line_id,
+                r.attempt,
+                field(&r.holder, "户名")?,
+                field(&r.id_no, "证件号码")?,
+                field(&r.account, "账号")?,
+                field(&r.card_bank, "发卡银行")?,
+                r.amount,
+                field(&r.phone, "手机号码")?,
+                field(&r.beneficiary, "实际享受人")?,
+                field(&r.proxy_kind, "代领类型")?,
+                field(&r.sms, "短信内容")?,
+            ));
+        }
+        body.push_str(&format!("T|{count}|{total}\r\n"));
+        let existing = self.instructions_of(&h.order_no)?;
+        for p in &existing {
+            let bytes = std::fs::read(p).map_err(|e| io_err("读取", p, e))?;
+            if let Some(mut k) = instruction_keys(&bytes) {
+                k.sort_unstable();
+                if k == keys {
+                    return Ok(Written {
+                        file_name: p
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                        sha256: sha256_hex(&bytes),
+                        count,
+                        total,
+                        already: true,
+                    });
+                }
+            }
+        }
+        let seq = format!("{:02}", existing.len() + 1);
+        let [order, date, rest @ ..] = head_fields;
+        let text = format!(
+            "H|{INSTRUCTION_VERSION}|{order}|{seq}|{date}|{}|{count}|{total}\r\n{body}",
+            rest.join("|")
+        );
+        let bytes = to_gb18030(&text);
+        let name = format!("ZF_{}_{seq}.txt", h.order_no);
+        let dir = self.to_bank();
+        let tmp = dir.join(format!("{name}.tmp"));
+        let dest = dir.join(&name);
+        std::fs::write(&tmp, &bytes).map_err(|e| io_err("写入", &tmp, e))?;
+        std::fs::rename(&tmp, &dest).map_err(|e| io_err("重命名", &dest, e))?;
+        Ok(Written {
+            file_name: name,
+            sha256: sha256_hex(&bytes),
+            count,
+            total,
+            already: false,
+        })
+    }
+
+    /// Read (without moving) every result file of `order_no` waiting in the drop, in name
+    /// order, each accepted or rejected whole.
+    pub fn scan_results(&self, order_no: &str) -> Result<Vec<ResultFile>, PortError> {
+        let dir = self.from_bank();
+        let prefix = format!("HP_{order_no}_");
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .map_err(|e| io_err("读取目录", &dir, e))?
+            .flatten()
+            .filter(|e| e.path().is_file())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&prefix) && n.ends_with(".txt"))
+            .collect();
+        names.sort();
+        let mut out = Vec::new();
+        for name in names {
+            let path = dir.join(&name);
+            let bytes = std::fs::read(&path).map_err(|e| io_err("读取", &path, e))?;
+            let sha256 = sha256_hex(&bytes);
+            out.push(match parse_result(&bytes, order_no) {
+                Ok((seq, records, total)) => ResultFile::Accepted {
+                    file_name: name,
+                    sha256,
+                    seq,
+                    records,
+                    total,
+                },
+                Err(reason) => ResultFile::Rejected {
+                    file_name: name,
+                    sha256,
+                    reason,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// Move a read result file out of the drop (accepted ones to `done/`).
+    pub fn archive(&self, file_name: &str) -> Result<(), PortError> {
+        self.move_to(file_name, "done")
+    }
+
+    /// Move a refused result file to `rejected/` and tell the bank why with a receipt
+    /// `to_bank/<file>.rej` (GB18030), so it sends the file again.
+    pub fn reject(&self, file_name: &str, reason: &str) -> Result<(), PortError> {
+        let rej = self.to_bank().join(format!("{file_name}.rej"));
+        let tmp = self.to_bank().join(format!("{file_name}.rej.tmp"));
+        let body = to_gb18030(&format!("R|{file_name}|{reason}\r\n"));
+        std::fs::write(&tmp, body).map_err(|e| io_err("写入", &tmp, e))?;
+        std::fs::rename(&tmp, &rej).map_err(|e| io_err("重命名", &rej, e))?;
+        self.move_to(file_name, "rejected")
+    }
+
+    fn move_to(&self, file_name: &str, sub: &str) -> Result<(), PortError> {
+        if file_name.contains(['/', '\\']) {
+            return Err(PortError::new(SYSTEM, "文件名无效", false));
+        }
+        let from = self.from_bank().join(file_name);
+        let mut to = self.from_bank().join(sub).join(file_name);
+        let mut n = 1;
+        while to.exists() {
+            to = self.from_bank().join(sub).join(format!("{file_name}.{n}"));
+            n += 1;
+        }
+        std::fs::rename(&from, &to).map_err(|e| io_err("移动", &from, e))
+    }
+}
+
+/// The (line, attempt) pairs of an instruction file this side wrote.
+fn instruction_keys(bytes: &[u8]) -> Option<Vec<(i64, u32)>> {
+    let text = from_gb18030(bytes)?;
+    text.lines()
+        .filter(|l| l.starts_with("D|"))
+        .map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?))
+        })
+        .collect()
+}
+
+type Parsed = (String, Vec<ResultRecord>, Fen);
+
+/// Parse a result file; any inconsistency refuses the whole file.
+pub fn parse_result(bytes: &[u8], order_no: &str) -> Result<Parsed, String> {
+    let text = from_gb18030(bytes)
+        .ok_or("文件不是有效的GB18030编码（可能被截断） (not valid GB18030: truncated?)")?;
+    if !text.ends_with("\r\n") && !text.ends_with('\n') {
+        return Err("文件未以换行结束，疑似被截断 (no final line end: truncated)".into());
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let head: Vec<&str> = lines
+        .first()
+        .ok_or("空文件 (empty file)")?
+        .split('|')
+        .collect();
+    if head.len() != 11 || head[0] != "H" {
+        return Err("文件头格式错误 (bad header)".into());
+    }
+    if head[1] != RESULT_VERSION {
+        return Err(format!("不支持的回盘格式版本「{}」", head[1]));
+    }
+    if head[2] != order_no {
+        return Err(format!("文件头发放单号{}与文件名不符", head[2]));
+    }
+    let num = |s: &str, what: &str| -> Result<u64, String> {
+        s.parse::<u64>()
+            .map_err(|_| format!("{what}「{s}」不是数字"))
+    };
+    let amt = |s: &str, what: &str| -> Result<Fen, String> {
+        parse_fen(s).ok_or_else(|| format!("{what}「{s}」不是金额"))
+    };
+    let date = |s: &str| -> Result<NaiveDate, String> {
+        NaiveDate::parse_from_str(s, "%Y%m%d").map_err(|_| format!("日期「{s}」无效"))
+    };
+    let h_count = num(head[5], "总笔数")?;
+    let h_total = amt(head[6], "总金额")?;
+    let (h_ok_n, h_ok_t) = (num(head[7], "成功笔数")?, amt(head[8], "成功金额")?);
+    let (h_bad_n, h_bad_t) = (num(head[9], "失败笔数")?, amt(head[10], "失败金额")?);
+    let head_date = date(head[4])?;
+    let mut records = Vec::new();
+    let mut trailer = None;
+    for (i, l) in lines.iter().enumerate().skip(1) {
+        if trailer.is_some() {
+            return Err(format!(
+                "第{}行在文件尾之后 (data after the trailer)",
+                i + 1
+            ));
+        }
+        let f: Vec<&str> = l.split('|').collect();
+        match f[0] {
+            "D" => {
+                if f.len() != 11 {
+                    return Err(format!(
+                        "第{}行字段数为{}，应为11 (truncated line?)",
+                        i + 1,
+                        f.len()
+                    ));
+                }
+                if num(f[1], "序号")? != records.len() as u64 + 1 {
+                    return Err(format!("第{}行序号不连续", i + 1));
+                }
+                let failure = match f[6] {
+                    "0" if f[7] == "00" => None,
+                    "1" => Some(
+                        reason_of(f[7])
+                            .ok_or_else(|| format!("第{}行失败原因代码「{}」未知", i + 1, f[7]))?,
+                    ),
+                    _ => return Err(format!("第{}行状态「{}/{}」无效", i + 1, f[6], f[7])),
+                };
+                records.push(ResultRecord {
+                    line_id: f[2]
+                        .parse()
+                        .map_err(|_| format!("第{}行明细号无效", i + 1))?,
+                    attempt: f[3]
+                        .parse()
+                        .map_err(|_| format!("第{}行发放次数无效", i + 1))?,
+                    account: f[4].to_owned(),
+                    amount: amt(f[5], "金额")?,
+                    failure,
+                    reason_text: f[8].to_owned(),
+                    value_date: date(f[9])?,
+                    sms_sent: match f[10] {
+                        "1" => true,
+                        "0" => false,
+                        s => return Err(format!("第{}行短信标志「{s}」无效", i + 1)),
+                    },
+                });
+            }
+            "T" if f.len() == 3 => {
+                trailer = Some((num(f[1], "文件尾笔数")?, amt(f[2], "文件尾金额")?))
+            }
+            _ => return Err(format!("第{}行记录类型无效 (bad record)", i + 1)),
+        }
+    }
+    let (t_count, t_total) =
+        trailer.ok_or("缺少文件尾（T记录），文件不完整 (no trailer: truncated)")?;
+    let count = records.len() as u64;
+    let total: Fen = records.iter().map(|r| r.amount).sum();
+    let ok: Vec<&ResultRecord> = records.iter().filter(|r| r.failure.is_none()).collect();
+    let ok_t: Fen = ok.iter().map(|r| r.amount).sum();
+    if count != h_count || count != t_count || total != h_total || total != t_total {
+        return Err(format!(
+            "明细{count}笔{total}元与文件头{h_count}笔{h_total}元或文件尾{t_count}笔{t_total}元不符"
+        ));
+    }
+    if ok.len() as u64 != h_ok_n
+        || ok_t != h_ok_t
+        || count - h_ok_n != h_bad_n
+        || total - ok_t != h_bad_t
+    {
+        return Err("成功/失败笔数或金额与明细不符".into());
+    }
+    let _ = head_date;
+    Ok((head[3].to_owned(), records, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result_text(order: &str) -> String {
+        format!(
+            "H|SCHP1.0|{order}|01|20230516|2|840.00|1|420.00|1|420.00\r\n\
+             D|1|7|1|6228480000010000032|420.00|0|00|成功|20230516|1\r\n\
+             D|2|8|1|6228480000020000063|420.00|1|02|账户休眠|20230516|0\r\n\
+             T|2|840.00\r\n"
+        )
+    }
+
+    #[test]
+    fn a_good_result_file_parses() {
+        let (seq, recs, total) = parse_result(&to_gb18030(&result_text("O1")), "O1").unwrap();
+        assert_eq!(seq, "01");
+        assert_eq!(total, Fen(84_000));
+        assert_eq!(recs[0].failure, None);
+        assert_eq!(recs[1].failure, Some(FailureReason::DormantAccount));
+        assert!(recs[0].sms_sent && !recs[1].sms_sent);
+    }
+
+    #[test]
+    fn any_inconsistency_rejects_the_whole_file() {
+        let good = to_gb18030(&result_text("O1"));
+        // Truncated anywhere: never accepted.
+        for cut in 1..good.len() {
+            assert!(parse_result(&good[..cut], "O1").is_err(), "cut at {cut}");
+        }
+        assert!(parse_result(&good, "O2").is_err(), "another order");
+        let bad_total = result_text("O1").replace("T|2|840.00", "T|2|840.01");
+        assert!(parse_result(&to_gb18030(&bad_total), "O1").is_err());
+        let bad_head = result_text("O1").replace("|1|420.00|1|420.00", "|2|840.00|0|0.00");
+        assert!(parse_result(&to_gb18030(&bad_head), "O1").is_err());
+        let extra = format!("{}D|3|9|1|1|1.00|0|00||20230516|0\r\n", result_text("O1"));
+        assert!(parse_result(&to_gb18030(&extra), "O1").is_err());
+    }
+
+    #[test]
+    fn instructions_are_written_once_per_set_of_attempts() {
+        let dir = tempfile::tempdir().unwrap();
+        let bank = FileDropBank::new(dir.path()).unwrap();
+        let h = InstructionHeader {
+            order_no: "O1".into(),
+            pay_date: NaiveDate::from_ymd_opt(2023, 5, 16).unwrap(),
+            department: "民政局".into(),
+            zb_account_no: "1".into(),
+            zb_account_name: "零余额".into(),
+            agreement_no: "A1".into(),
+            bank: "农行".into(),
+            project_code: "SC09-1-1".into(),
+            project_name: "农村最低生活保障金".into(),
+        };
+        let r = InstructionRecord {
+            line_id: 7,
+            attempt: 1,
+            holder: "王秀英".into(),
+            id_no: "230102194702041018".into(),
+            account: "6228480000010000032".into(),
+            card_bank: "中国农业银行".into(),
+            amount: Fen(42_000),
+            phone: "13945007919".into(),
+            beneficiary: String::new(),
+            proxy_kind: String::new(),
+            sms: "短信".into(),
+        };
+        let w = bank
+            .write_instruction(&h, std::slice::from_ref(&r))
+            .unwrap();
+        assert_eq!(w.file_name, "ZF_O1_01.txt");
+        assert!(!w.already);
+        let again = bank
+            .write_instruction(&h, std::slice::from_ref(&r))
+            .unwrap();
+        assert!(again.already);
+        assert_eq!(again.sha256, w.sha256);
+        let second = InstructionRecord {
+            attempt: 2,
+            ..r.clone()
+        };
+        assert_eq!(
+            bank.write_instruction(&h, &[second]).unwrap().file_name,
+            "ZF_O1_02.txt"
+        );
+        let bytes = std::fs::read(dir.path().join("to_bank/ZF_O1_01.txt")).unwrap();
+        let text = from_gb18030(&bytes).unwrap();
+        assert!(text.starts_with("H|SCZF1.0|O1|01|20230516|"));
+        assert!(text.ends_with("T|1|420.00\r\n"));
+        let bad = InstructionRecord {
+            holder: "王|秀英".into(),
+            ..r
+        };
+        assert!(bank.write_instruction(&h, &[bad]).is_err());
+    }
+}

@@ -1,0 +1,447 @@
+//! The treasury agent bank (国库集中支付代理银行): receives 5201 direct-payment vouchers from the
+//! budget system, pays each detail straight to the beneficiary's card account (黑财监〔2021〕30号
+//! 二(三)三 "由国库集中支付业务代理银行将资金支付到受益人社会保障卡账户"), and returns the voucher with
+//! the bank's return fields (pay date, paid amount, per-line failure reason).
+//!
+//! Fault model (seeded, per card account): a `fail_share` of accounts fail, 40% of them as
+//! 账号错误 (fails for that account number until it is corrected), 35% as 账户休眠 (fails once;
+//! the beneficiary then reactivates the account, so paying the same account again succeeds) and
+//! 25% as 户名不符 (fails while the payee name stays the one first refused). Cross-bank payments
+//! carry the fee the bank bears itself; the beneficiary always receives the full amount.
+//!
+//! Invariants: a voucher number is paid at most once (the same voucher again gets the same
+//! receipt), a line's attempt is paid at most once, and a line already credited is never paid
+//! again.
+
+use super::xml::{self, El};
+use super::{BankConfig, SimClock, error, fmt_amt, fnv, parse_amt, xml_response, ymd};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+/// Why a detail failed, as the bank reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    WrongAccount,
+    Dormant,
+    NameMismatch,
+}
+
+impl Failure {
+    /// `XFailCode` on the wire (the kernel's `FailureReason` codes).
+    pub fn code(self) -> &'static str {
+        match self {
+            Failure::WrongAccount => "wrong_account",
+            Failure::Dormant => "dormant_account",
+            Failure::NameMismatch => "name_mismatch",
+        }
+    }
+    /// `XAddWord`: the bank's wording.
+    pub fn words(self) -> &'static str {
+        match self {
+            Failure::WrongAccount => "账号错误，无此账户",
+            Failure::Dormant => "账户休眠（久悬户），请持卡到网点激活",
+            Failure::NameMismatch => "户名与账号不符",
+        }
+    }
+}
+
+/// One detail of a received voucher and what happened to it.
+#[derive(Debug, Clone)]
+struct Paid {
+    detail: El,
+    line_id: i64,
+    attempt: u32,
+    amount: i64,
+    failure: Option<Failure>,
+    cross_bank: bool,
+    fee: i64,
+}
+
+#[derive(Debug, Clone)]
+struct Received {
+    voucher: El,
+    ori: String,
+    paid: Vec<Paid>,
+    date: String,
+    fetches: u32,
+}
+
+#[derive(Default)]
+struct BankState {
+    vouchers: BTreeMap<String, Received>,
+    /// (line, attempt) → voucher that paid it.
+    attempts: HashMap<(i64, u32), String>,
+    /// Lines credited (never paid again).
+    credited: HashSet<i64>,
+    /// Dormant accounts reactivated after their failure.
+    reactivated: HashSet<String>,
+    /// Account → the payee name the bank refused as not matching.
+    refused_names: HashMap<String, String>,
+    /// Refunded amount per original voucher.
+    refunded: HashMap<String, i64>,
+    refund_seq: u32,
+}
+
+struct Bank {
+    cfg: BankConfig,
+    clock: SimClock,
+    state: Mutex<BankState>,
+}
+
+impl Bank {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BankState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The fate of a payment to `account` for `name` (see the module docs).
+    fn fate(&self, st: &mut BankState, account: &str, name: &str) -> Option<Failure> {
+        let h = fnv(self.cfg.seed, &["acct", account]);
+        let share = (self.cfg.fail_share.clamp(0.0, 1.0) * 1_000_000.0) as u64;
+        if h % 1_000_000 >= share {
+            return None;
+        }
+        match (h >> 32) % 100 {
+            0..40 => Some(Failure::WrongAccount),
+            40..75 => {
+                if st.reactivated.insert(account.to_owned()) {
+                    Some(Failure::Dormant)
+                } else {
+                    None
+                }
+            }
+            _ => match st.refused_names.get(account) {
+                None => {
+                    st.refused_names.insert(account.to_owned(), name.to_owned());
+                    Some(Failure::NameMismatch)
+                }
+                Some(n) if n == name => Some(Failure::NameMismatch),
+                Some(_) => None,
+            },
+        }
+    }
+}
+
+/// The bank's router: `POST /vouchers`, `GET /returns/{voucher}`, `POST /refunds`.
+pub fn router(cfg: BankConfig, clock: SimClock) -> Router {
+    let bank = Arc::new(Bank {
+        cfg,
+        clock,
+        state: Mutex::new(BankState::default()),
+    });
+    Router::new()
+        .route("/vouchers", post(receive))
+        .route("/returns/{no}", get(returns))
+        .route("/refunds", post(refund))
+        .with_state(bank)
+}
+
+fn bad(m: impl Into<String>) -> Response {
+    error(StatusCode::BAD_REQUEST, "invalid", m)
+}
+
+/// A parsed detail of a voucher.
+fn detail_of(d: &El) -> Result<(i64, u32, i64), String> {
+    let line: i64 = d
+        .get("LineId")
+        .parse()
+        .map_err(|_| format!("明细LineId「{}」无效", d.get("LineId")))?;
+    let attempt: u32 = d
+        .get("Attempt")
+        .parse()
+        .map_err(|_| format!("明细Attempt「{}」无效", d.get("Attempt")))?;
+    if attempt == 0 {
+        return Err("明细Attempt须从1开始".into());
+    }
+    let acct = d.get("PayeeAcctNo");
+    if !(12..=30).contains(&acct.len()) || !acct.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("明细{line}收款账号不是12至30位数字"));
+    }
+    if d.get("PayeeAcctName").is_empty() {
+        return Err(format!("明细{line}收款人户名为空"));
+    }
+    let amt = parse_amt(d.get("PayAmt"))?;
+    if amt <= 0 {
+        return Err(format!("明细{line}金额须大于零"));
+    }
+    Ok((line, attempt, amt))
+}
+
+async fn receive(State(bank): State<Arc<Bank>>, body: Bytes) -> Response {
+    let root = match xml::parse(&body) {
+        Ok(r) => r,
+        Err(e) => return bad(e),
+    };
+    let bodies: Vec<&El> = root.all("VoucherBody").collect();
+    if root.name != "MOF" || bodies.is_empty() {
+        return bad("不是MOF凭证报文 (not a MOF voucher message)");
+    }
+    let date = ymd(bank.clock.today());
+    let mut receipt = El::new("BankReceipt");
+    for vb in bodies {
+        let Some(v) = vb.child("Voucher") else {
+            return bad("VoucherBody缺少Voucher");
+        };
+        let no = v.get("VoucherNo").to_owned();
+        if no.is_empty() || v.get("VtCode") != "5201" {
+            return bad("凭证号为空或凭证类型不是5201");
+        }
+        let pay_amt = match parse_amt(v.get("PayAmt")) {
+            Ok(a) => a,
+            Err(e) => return bad(e),
+        };
+        let Some(list) = v.child("DetailList") else {
+            return bad("缺少DetailList");
+        };
+        let mut parsed = Vec::new();
+        let mut sum: i64 = 0;
+        for d in list.all("Detail") {
+            match detail_of(d) {
+                Ok(x) => {
+                    sum = match sum.checked_add(x.2) {
+                        Some(s) => s,
+                        None => return bad("金额溢出"),
+                    };
+                    parsed.push((d.clone(), x));
+                }
+                Err(e) => return bad(e),
+            }
+        }
+        if parsed.is_empty() || sum != pay_amt {
+            return bad(format!(
+                "明细合计{}与凭证金额{}不符 (details do not add up to PayAmt)",
+                fmt_amt(sum),
+                fmt_amt(pay_amt)
+            ));
+        }
+        let mut st = bank.lock();
+        if let Some(prev) = st.vouchers.get(&no) {
+            let same = prev.paid.len() == parsed.len()
+                && prev.paid.iter().zip(&parsed).all(|(p, (_, (l, a, m)))| {
+                    p.line_id == *l && p.attempt == *a && p.amount == *m
+                });
+            if !same {
+                return error(
+                    StatusCode::CONFLICT,
+                    "voucher_conflict",
+                    format!(
+                        "凭证{no}已收到且内容不同 (voucher received before with other details)"
+                    ),
+                );
+            }
+            receipt.push(
+                El::new("Voucher")
+                    .with(El::leaf("VoucherNo", no.clone()))
+                    .with(El::leaf("DetailCount", prev.paid.len().to_string()))
+                    .with(El::leaf("AcceptDate", prev.date.clone()))
+                    .with(El::leaf("Repeated", "1")),
+            );
+            continue;
+        }
+        let mut seen = HashSet::new();
+        for (_, (line, attempt, _)) in &parsed {
+            if !seen.insert(*line) {
+                return bad(format!("明细{line}在凭证中重复"));
+            }
+            if let Some(other) = st.attempts.get(&(*line, *attempt)) {
+                return error(
+                    StatusCode::CONFLICT,
+                    "duplicate_payment",
+                    format!("明细{line}第{attempt}次支付已在凭证{other}中办理，拒绝重复支付"),
+                );
+            }
+            if st.credited.contains(line) {
+                return error(
+                    StatusCode::CONFLICT,
+                    "already_credited",
+                    format!("明细{line}已支付成功，拒绝重复支付"),
+                );
+            }
+        }
+        let mut paid = Vec::new();
+        for (d, (line, attempt, amount)) in parsed {
+            let account = d.get("PayeeAcctNo").to_owned();
+            let failure = bank.fate(&mut st, &account, d.get("PayeeAcctName"));
+            let cross_bank = d.get("PayeeAcctBankName") != bank.cfg.name;
+            st.attempts.insert((line, attempt), no.clone());
+            if failure.is_none() {
+                st.credited.insert(line);
+            }
+            paid.push(Paid {
+                detail: d,
+                line_id: line,
+                attempt,
+                amount,
+                failure,
+                cross_bank,
+                fee: if cross_bank && failure.is_none() {
+                    bank.cfg.cross_bank_fee_fen
+                } else {
+                    0
+                },
+            });
+        }
+        receipt.push(
+            El::new("Voucher")
+                .with(El::leaf("VoucherNo", no.clone()))
+                .with(El::leaf("DetailCount", paid.len().to_string()))
+                .with(El::leaf("AcceptDate", date.clone())),
+        );
+        st.vouchers.insert(
+            no,
+            Received {
+                voucher: v.clone(),
+                ori: v.get("OriVoucherNo").to_owned(),
+                paid,
+                date: date.clone(),
+                fetches: 0,
+            },
+        );
+    }
+    xml_response(StatusCode::OK, &receipt)
+}
+
+/// The return voucher (回单) of one voucher: the voucher with the bank's return fields.
+async fn returns(State(bank): State<Arc<Bank>>, Path(no): Path<String>) -> Response {
+    let mut st = bank.lock();
+    let Some(r) = st.vouchers.get_mut(&no) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "unknown_voucher",
+            format!("本行未收到凭证{no}"),
+        );
+    };
+    r.fetches += 1;
+    let mut items: Vec<&Paid> = r.paid.iter().collect();
+    if bank.cfg.partial && r.fetches == 1 && items.len() > 1 {
+        items.truncate(items.len().div_ceil(2));
+    }
+    let paid_amt: i64 = items
+        .iter()
+        .filter(|p| p.failure.is_none())
+        .map(|p| p.amount)
+        .sum();
+    if bank.cfg.reorder {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(fnv(
+            bank.cfg.seed,
+            &["reorder", &no, &r.fetches.to_string()],
+        ));
+        items.shuffle(&mut rng);
+    }
+    if bank.cfg.duplicate {
+        let copy = items.clone();
+        items.extend(copy);
+    }
+    let mut list = El::new("DetailList");
+    for p in &items {
+        let mut d = p.detail.clone();
+        d.set("XPayDate", r.date.clone());
+        d.set(
+            "XPayAmt",
+            fmt_amt(if p.failure.is_none() { p.amount } else { 0 }),
+        );
+        d.set("XPayFlag", if p.failure.is_none() { "1" } else { "2" });
+        d.set("XFailCode", p.failure.map(Failure::code).unwrap_or(""));
+        d.set(
+            "XAddWord",
+            p.failure.map(Failure::words).unwrap_or("支付成功"),
+        );
+        d.set("XCrossBank", if p.cross_bank { "1" } else { "0" });
+        d.set("XFee", fmt_amt(p.fee));
+        d.set("XFeeBearer", "代理银行");
+        list.push(d);
+    }
+    let mut v = r.voucher.clone();
+    v.children.retain(|c| c.name != "DetailList");
+    v.set("XPayDate", r.date.clone());
+    v.set("XPayAmt", fmt_amt(paid_amt));
+    v.set("XDetailCount", items.len().to_string());
+    v.push(list);
+    let body = El::new("VoucherBody")
+        .attr("AdmDivCode", v.get("AdmDivCode"))
+        .attr("StYear", v.get("StYear"))
+        .attr("VtCode", "5201")
+        .attr("VoucherNo", no.clone())
+        .with(v);
+    xml_response(
+        StatusCode::OK,
+        &El::new("MOF")
+            .with(El::leaf("VoucherCount", "1"))
+            .with(body),
+    )
+}
+
+/// Money that could not be paid goes back to the paying account (原渠道退回): at most what
+/// failed in the voucher family (the voucher and its re-payments) and was not refunded yet.
+async fn refund(State(bank): State<Arc<Bank>>, body: Bytes) -> Response {
+    let req = match xml::parse(&body) {
+        Ok(r) if r.name == "RefundRequest" => r,
+        Ok(_) => return bad("不是RefundRequest报文"),
+        Err(e) => return bad(e),
+    };
+    let no = req.get("VoucherNo").to_owned();
+    let amount = match parse_amt(req.get("Amount")) {
+        Ok(a) if a > 0 => a,
+        Ok(_) => return bad("退款金额须大于零"),
+        Err(e) => return bad(e),
+    };
+    let mut st = bank.lock();
+    let Some(orig) = st.vouchers.get(&no) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "unknown_voucher",
+            format!("本行未收到凭证{no}"),
+        );
+    };
+    let pay_acct = orig.voucher.get("PayAcctName").to_owned();
+    // Latest attempt of every line of the family.
+    let mut latest: HashMap<i64, (u32, i64, bool)> = HashMap::new();
+    for r in st.vouchers.values().filter(|r| r_family(r, &no)) {
+        for p in &r.paid {
+            let e = latest
+                .entry(p.line_id)
+                .or_insert((p.attempt, p.amount, p.failure.is_some()));
+            if p.attempt >= e.0 {
+                *e = (p.attempt, p.amount, p.failure.is_some());
+            }
+        }
+    }
+    let failed: i64 = latest.values().filter(|v| v.2).map(|v| v.1).sum();
+    let done = st.refunded.get(&no).copied().unwrap_or(0);
+    if amount > failed - done {
+        return error(
+            StatusCode::CONFLICT,
+            "refund_exceeds",
+            format!(
+                "退款{}元超过凭证{no}未支付成功且未退回的金额{}元",
+                fmt_amt(amount),
+                fmt_amt(failed - done)
+            ),
+        );
+    }
+    *st.refunded.entry(no.clone()).or_default() += amount;
+    st.refund_seq += 1;
+    let date = ymd(bank.clock.today());
+    let receipt = El::new("RefundReceipt")
+        .with(El::leaf(
+            "RefundNo",
+            format!("TK{date}{:04}", st.refund_seq),
+        ))
+        .with(El::leaf("VoucherNo", no))
+        .with(El::leaf("Amount", fmt_amt(amount)))
+        .with(El::leaf("RefundDate", date))
+        .with(El::leaf("ReturnAcctName", pay_acct))
+        .with(El::leaf("Reason", req.get("Reason")));
+    xml_response(StatusCode::OK, &receipt)
+}
+
+fn r_family(r: &Received, no: &str) -> bool {
+    r.voucher.get("VoucherNo") == no || r.ori == no
+}

@@ -1,0 +1,817 @@
+//! The budget system (预算管理一体化系统) as the 一卡通 platform sees it:
+//!
+//! - `POST /plans`: a disbursement plan (发放计划) pushed by the platform (黑财监〔2021〕30号
+//!   二(三)二 "生成补贴资金发放计划，推送至预算管理一体化系统"), split by fiscal region, one region
+//!   plan per county (二(三)三 "预算管理一体化系统按财政区划自动分发各地");
+//! - `POST /requests`: the region department's treasury centralised payment request for its
+//!   region plan (二(三)三 "由各地补贴资金业务主管部门在预算管理一体化系统中生成国库集中支付申请"),
+//!   answered with the 5201 voucher it creates, pending finance review;
+//! - `POST /vouchers/{no}/approve`: finance's approval (二(三)三 "经财政部门审核通过后");
+//! - `POST /vouchers/{no}/send`: the complete 5201 voucher with its payee detail list, checked
+//!   against the approved request and the region plan, then forwarded to the treasury agent
+//!   bank;
+//! - `POST /vouchers/{no}/repay`: a re-payment voucher (`OriVoucherNo`) for corrected lines,
+//!   within the approved voucher's amount, numbered here and forwarded;
+//! - `GET /vouchers/{no}`: a voucher's state; `GET /plans/{plan}/returns`: the bank's return
+//!   vouchers for every voucher of a plan, relayed to the platform (二(三)三 "由预算管理一体化
+//!   系统向“一卡通”平台反馈发放情况");
+//! - `POST /vouchers/{no}/refunds`: return unpaid money through the original channel.
+
+use super::xml::{self, El};
+use super::{SimClock, error, fmt_amt, parse_amt, xml_response, ymd};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+/// Where the budget system forwards vouchers.
+#[derive(Debug, Clone)]
+pub struct BudgetConfig {
+    /// Base URL of the treasury agent bank.
+    pub bank_url: String,
+    /// The treasury agent bank of every region (the sim has one).
+    pub agent_bank: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PlanDetail {
+    region: String,
+    name: String,
+    account: String,
+    bank: String,
+    amount: i64,
+}
+
+#[derive(Debug, Clone)]
+struct Plan {
+    version: u32,
+    period: String,
+    fund_type: String,
+    details: BTreeMap<i64, PlanDetail>,
+}
+
+#[derive(Debug, Clone)]
+struct RegionPlan {
+    no: String,
+    plan_no: String,
+    county: String,
+    county_name: String,
+    lines: BTreeSet<i64>,
+    count: usize,
+    amount: i64,
+    pay_acct_no: String,
+    pay_acct_name: String,
+    pay_acct_bank: String,
+    void: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    PendingReview,
+    Approved,
+    Sent,
+    Void,
+}
+
+impl Status {
+    fn code(self) -> &'static str {
+        match self {
+            Status::PendingReview => "pending_review",
+            Status::Approved => "approved",
+            Status::Sent => "sent",
+            Status::Void => "void",
+        }
+    }
+    fn label(self) -> &'static str {
+        match self {
+            Status::PendingReview => "待财政审核",
+            Status::Approved => "财政已审核",
+            Status::Sent => "已发送代理银行",
+            Status::Void => "已作废",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Voucher {
+    no: String,
+    region_plan: String,
+    plan_no: String,
+    ori: String,
+    status: Status,
+    pay_amt: i64,
+    agency_code: String,
+    agency_name: String,
+    vou_date: String,
+    approver: String,
+    /// Detail ids (`line-attempt`) of what was sent.
+    sent: Vec<String>,
+}
+
+#[derive(Default)]
+struct BudgetState {
+    plans: BTreeMap<String, Plan>,
+    region_plans: BTreeMap<String, RegionPlan>,
+    vouchers: BTreeMap<String, Voucher>,
+    plan_seq: u32,
+    voucher_seq: u32,
+}
+
+struct Budget {
+    cfg: BudgetConfig,
+    clock: SimClock,
+    http: reqwest::Client,
+    state: Mutex<BudgetState>,
+}
+
+impl Budget {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BudgetState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The budget system's router.
+pub fn router(cfg: BudgetConfig, clock: SimClock) -> Router {
+    let b = Arc::new(Budget {
+        cfg,
+        clock,
+        http: reqwest::Client::new(),
+        state: Mutex::new(BudgetState::default()),
+    });
+    Router::new()
+        .route("/plans", post(push_plan))
+        .route("/plans/{plan}/returns", get(returns))
+        .route("/requests", post(request))
+        .route("/vouchers/{no}", get(status))
+        .route("/vouchers/{no}/approve", post(approve))
+        .route("/vouchers/{no}/send", post(send))
+        .route("/vouchers/{no}/repay", post(repay))
+        .route("/vouchers/{no}/refunds", post(refund))
+        .with_state(b)
+}
+
+fn bad(m: impl Into<String>) -> Response {
+    error(StatusCode::BAD_REQUEST, "invalid", m)
+}
+fn conflict(m: impl Into<String>) -> Response {
+    error(StatusCode::CONFLICT, "conflict", m)
+}
+fn not_found(m: impl Into<String>) -> Response {
+    error(StatusCode::NOT_FOUND, "not_found", m)
+}
+
+fn receipt(plan_no: &str, p: &Plan, st: &BudgetState, agent: &str) -> El {
+    let mut list = El::new("RegionPlanList");
+    for rp in st
+        .region_plans
+        .values()
+        .filter(|r| r.plan_no == plan_no && !r.void)
+    {
+        list.push(
+            El::new("RegionPlan")
+                .with(El::leaf("RegionPlanNo", rp.no.clone()))
+                .with(El::leaf("AdmDivCode", rp.county.clone()))
+                .with(El::leaf("AdmDivName", rp.county_name.clone()))
+                .with(El::leaf("Count", rp.count.to_string()))
+                .with(El::leaf("Amt", fmt_amt(rp.amount)))
+                .with(El::leaf("PayAcctNo", rp.pay_acct_no.clone()))
+                .with(El::leaf("PayAcctName", rp.pay_acct_name.clone()))
+                .with(El::leaf("PayAcctBankName", rp.pay_acct_bank.clone()))
+                .with(El::leaf("AgentBankName", agent)),
+        );
+    }
+    El::new("PlanReceipt")
+        .with(El::leaf("PlanNo", plan_no))
+        .with(El::leaf("Version", p.version.to_string()))
+        .with(El::leaf("Status", "accepted"))
+        .with(El::leaf("StatusName", "已接收并按财政区划分发"))
+        .with(list)
+}
+
+async fn push_plan(State(b): State<Arc<Budget>>, body: Bytes) -> Response {
+    let root = match xml::parse(&body) {
+        Ok(r) if r.name == "DisbursementPlan" => r,
+        Ok(_) => return bad("不是DisbursementPlan报文"),
+        Err(e) => return bad(e),
+    };
+    let plan_no = root.get("PlanNo").to_owned();
+    if plan_no.is_empty() {
+        return bad("PlanNo为空");
+    }
+    let mut names = BTreeMap::new();
+    if let Some(rl) = root.child("RegionList") {
+        for r in rl.all("Region") {
+            names.insert(
+                r.get("AdmDivCode").to_owned(),
+                r.get("AdmDivName").to_owned(),
+            );
+        }
+    }
+    let mut details = BTreeMap::new();
+    let mut sum: i64 = 0;
+    for d in root
+        .child("DetailList")
+        .map(|l| l.all("Detail").collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
+        let Ok(line) = d.get("LineId").parse::<i64>() else {
+            return bad(format!("LineId「{}」无效", d.get("LineId")));
+        };
+        let region = d.get("AdmDivCode");
+        if region.len() != 12 || !region.bytes().all(|c| c.is_ascii_digit()) {
+            return bad(format!("明细{line}的AdmDivCode应为12位区划代码"));
+        }
+        if !names.contains_key(&region[..6]) {
+            return bad(format!("明细{line}的区划{}不在RegionList中", &region[..6]));
+        }
+        let account = d.get("PayeeAcctNo");
+        if !(12..=30).contains(&account.len()) || !account.bytes().all(|c| c.is_ascii_digit()) {
+            return bad(format!("明细{line}收款账号不是12至30位数字"));
+        }
+        let amount = match parse_amt(d.get("PayAmt")) {
+            Ok(a) if a > 0 => a,
+            Ok(_) => return bad(format!("明细{line}金额须大于零")),
+            Err(e) => return bad(e),
+        };
+        sum = match sum.checked_add(amount) {
+            Some(s) => s,
+            None => return bad("金额溢出"),
+        };
+        let pd = PlanDetail {
+            region: region.to_owned(),
+            name: d.get("PayeeAcctName").to_owned(),
+            account: account.to_owned(),
+            bank: d.get("PayeeAcctBankName").to_owned(),
+            amount,
+        };
+        if details.insert(line, pd).is_some() {
+            return bad(format!("明细{line}重复"));
+        }
+    }
+    if details.is_empty() {
+        return bad("发放计划没有明细");
+    }
+    if root.get("TotalCount") != details.len().to_string()
+        || parse_amt(root.get("TotalAmt")) != Ok(sum)
+    {
+        return bad(format!(
+            "控制数不符：报文{}笔{}元，明细{}笔{}元",
+            root.get("TotalCount"),
+            root.get("TotalAmt"),
+            details.len(),
+            fmt_amt(sum)
+        ));
+    }
+    let grain = root.get("FundTypeCode") == "2";
+    let mut guard = b.lock();
+    let st = &mut *guard;
+    let version = match st.plans.get(&plan_no) {
+        Some(p) if p.details == details => {
+            return xml_response(StatusCode::OK, &receipt(&plan_no, p, st, &b.cfg.agent_bank));
+        }
+        Some(p) => {
+            // A changed plan (the batch was returned and submitted again): allowed only while
+            // nothing was approved; earlier region plans and vouchers are voided.
+            if st.vouchers.values().any(|v| {
+                v.plan_no == plan_no && matches!(v.status, Status::Approved | Status::Sent)
+            }) {
+                return conflict(format!("发放计划{plan_no}已有审核通过的支付凭证，不能更改"));
+            }
+            for v in st.vouchers.values_mut().filter(|v| v.plan_no == plan_no) {
+                v.status = Status::Void;
+            }
+            for r in st
+                .region_plans
+                .values_mut()
+                .filter(|r| r.plan_no == plan_no)
+            {
+                r.void = true;
+            }
+            p.version + 1
+        }
+        None => 1,
+    };
+    let year = root.get("Period").get(..4).unwrap_or("0000").to_owned();
+    let mut by_county: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for (line, d) in &details {
+        by_county
+            .entry(d.region[..6].to_owned())
+            .or_default()
+            .push(*line);
+    }
+    for (county, lines) in &by_county {
+        st.plan_seq += 1;
+        let county_name = names.get(county).cloned().unwrap_or_default();
+        let no = format!("JH{county}{year}{:05}", st.plan_seq);
+        let (pay_acct_no, pay_acct_name, pay_acct_bank) = if grain {
+            (
+                format!("272{county}0001"),
+                format!("{county_name}粮食风险基金专户"),
+                "中国人民银行国库".to_owned(),
+            )
+        } else {
+            (
+                format!("0801{county}000001"),
+                format!("{county_name}财政局财政零余额账户"),
+                b.cfg.agent_bank.clone(),
+            )
+        };
+        st.region_plans.insert(
+            no.clone(),
+            RegionPlan {
+                no,
+                plan_no: plan_no.clone(),
+                county: county.clone(),
+                county_name,
+                lines: lines.iter().copied().collect(),
+                count: lines.len(),
+                amount: lines.iter().map(|l| details[l].amount).sum(),
+                pay_acct_no,
+                pay_acct_name,
+                pay_acct_bank,
+                void: false,
+            },
+        );
+    }
+    let plan = Plan {
+        version,
+        period: root.get("Period").to_owned(),
+        fund_type: root.get("FundTypeCode").to_owned(),
+        details,
+    };
+    let r = receipt(&plan_no, &plan, st, &b.cfg.agent_bank);
+    st.plans.insert(plan_no, plan);
+    xml_response(StatusCode::OK, &r)
+}
+
+fn notice(v: &Voucher, st: &BudgetState, agent_bank: &str) -> El {
+    let rp = st.region_plans.get(&v.region_plan);
+    let plan = st.plans.get(&v.plan_no);
+    El::new("VoucherNotice")
+        .with(El::leaf("VoucherNo", v.no.clone()))
+        .with(El::leaf("VtCode", "5201"))
+        .with(El::leaf(
+            "AdmDivCode",
+            rp.map(|r| r.county.clone()).unwrap_or_default(),
+        ))
+        .with(El::leaf(
+            "StYear",
+            plan.and_then(|p| p.period.get(..4)).unwrap_or_default(),
+        ))
+        .with(El::leaf("VouDate", v.vou_date.clone()))
+        .with(El::leaf("PlanNo", v.plan_no.clone()))
+        .with(El::leaf("RegionPlanNo", v.region_plan.clone()))
+        .with(El::leaf("OriVoucherNo", v.ori.clone()))
+        .with(El::leaf(
+            "FundTypeCode",
+            plan.map(|p| p.fund_type.clone()).unwrap_or_default(),
+        ))
+        .with(El::leaf("AgencyCode", v.agency_code.clone()))
+        .with(El::leaf("AgencyName", v.agency_name.clone()))
+        .with(El::leaf(
+            "PayAcctNo",
+            rp.map(|r| r.pay_acct_no.clone()).unwrap_or_default(),
+        ))
+        .with(El::leaf(
+            "PayAcctName",
+            rp.map(|r| r.pay_acct_name.clone()).unwrap_or_default(),
+        ))
+        .with(El::leaf(
+            "PayAcctBankName",
+            rp.map(|r| r.pay_acct_bank.clone()).unwrap_or_default(),
+        ))
+        .with(El::leaf("PayBankName", agent_bank))
+        .with(El::leaf("PayAmt", fmt_amt(v.pay_amt)))
+        .with(El::leaf(
+            "DetailCount",
+            if v.sent.is_empty() {
+                rp.map(|r| r.count).unwrap_or(0).to_string()
+            } else {
+                v.sent.len().to_string()
+            },
+        ))
+        .with(El::leaf("Approver", v.approver.clone()))
+        .with(El::leaf("Status", v.status.code()))
+        .with(El::leaf("StatusName", v.status.label()))
+}
+
+async fn request(State(b): State<Arc<Budget>>, body: Bytes) -> Response {
+    let req = match xml::parse(&body) {
+        Ok(r) if r.name == "PaymentRequest" => r,
+        Ok(_) => return bad("不是PaymentRequest报文"),
+        Err(e) => return bad(e),
+    };
+    let rp_no = req.get("RegionPlanNo").to_owned();
+    if req.get("AgencyName").is_empty() {
+        return bad("预算单位AgencyName为空");
+    }
+    let today = ymd(b.clock.today());
+    let mut guard = b.lock();
+    let st = &mut *guard;
+    let Some(rp) = st.region_plans.get(&rp_no).cloned() else {
+        return not_found(format!("区划发放计划{rp_no}不存在"));
+    };
+    if rp.void {
+        return conflict(format!("区划发放计划{rp_no}已作废"));
+    }
+    if let Some(v) = st
+        .vouchers
+        .values()
+        .find(|v| v.region_plan == rp_no && v.ori.is_empty() && v.status != Status::Void)
+    {
+        return xml_response(StatusCode::OK, &notice(v, st, &b.cfg.agent_bank));
+    }
+    st.voucher_seq += 1;
+    let year = st
+        .plans
+        .get(&rp.plan_no)
+        .and_then(|p| p.period.get(..4))
+        .unwrap_or("0000")
+        .to_owned();
+    let v = Voucher {
+        no: format!("5201{}{year}{:05}", rp.county, st.voucher_seq),
+        region_plan: rp_no,
+        plan_no: rp.plan_no.clone(),
+        ori: String::new(),
+        status: Status::PendingReview,
+        pay_amt: rp.amount,
+        agency_code: req.get("AgencyCode").to_owned(),
+        agency_name: req.get("AgencyName").to_owned(),
+        vou_date: today,
+        approver: String::new(),
+        sent: Vec::new(),
+    };
+    let n = notice(&v, st, &b.cfg.agent_bank);
+    st.vouchers.insert(v.no.clone(), v);
+    xml_response(StatusCode::OK, &n)
+}
+
+async fn status(State(b): State<Arc<Budget>>, Path(no): Path<String>) -> Response {
+    let st = b.lock();
+    match st.vouchers.get(&no) {
+        Some(v) => xml_response(StatusCode::OK, &notice(v, &st, &b.cfg.agent_bank)),
+        None => not_found(format!("支付凭证{no}不存在")),
+    }
+}
+
+async fn approve(State(b): State<Arc<Budget>>, Path(no): Path<String>, body: Bytes) -> Response {
+    let req = match xml::parse(&body) {
+        Ok(r) if r.name == "Approval" => r,
+        Ok(_) => return bad("不是Approval报文"),
+        Err(e) => return bad(e),
+    };
+    let mut guard = b.lock();
+    let st = &mut *guard;
+    let Some(v) = st.vouchers.get_mut(&no) else {
+        return not_found(format!("支付凭证{no}不存在"));
+    };
+    match v.status {
+        Status::PendingReview => {
+            v.status = Status::Approved;
+            v.approver = req.get("Approver").to_owned();
+        }
+        Status::Approved | Status::Sent => {}
+        Status::Void => return conflict(format!("支付凭证{no}已作废，不能审核")),
+    }
+    let v = v.clone();
+    xml_response(StatusCode::OK, &notice(&v, st, &b.cfg.agent_bank))
+}
+
+/// Check a 5201 voucher's details against the plan: (detail ids, sum). `only` limits the
+/// lines to a set (the original voucher's region plan).
+fn check_details(
+    v: &El,
+    plan: &Plan,
+    only: &BTreeSet<i64>,
+) -> Result<(Vec<String>, Vec<i64>, i64), String> {
+    let list = v.child("DetailList").ok_or("缺少DetailList")?;
+    let mut ids = Vec::new();
+    let mut lines = Vec::new();
+    let mut sum: i64 = 0;
+    for d in list.all("Detail") {
+        let line: i64 = d
+            .get("LineId")
+            .parse()
+            .map_err(|_| format!("LineId「{}」无效", d.get("LineId")))?;
+        let pd = plan
+            .details
+            .get(&line)
+            .filter(|_| only.contains(&line))
+            .ok_or_else(|| format!("明细{line}不在该区划发放计划中"))?;
+        let amount = parse_amt(d.get("PayAmt"))?;
+        if amount != pd.amount {
+            return Err(format!(
+                "明细{line}金额{}与发放计划{}不符",
+                fmt_amt(amount),
+                fmt_amt(pd.amount)
+            ));
+        }
+        if lines.contains(&line) {
+            return Err(format!("明细{line}重复"));
+        }
+        sum = sum.checked_add(amount).ok_or("金额溢出")?;
+        ids.push(format!("{line}-{}", d.get("Attempt")));
+        lines.push(line);
+    }
+    if ids.is_empty() {
+        return Err("凭证没有明细".into());
+    }
+    let pay_amt = parse_amt(v.get("PayAmt"))?;
+    if pay_amt != sum {
+        return Err(format!(
+            "明细合计{}与凭证金额{}不符",
+            fmt_amt(sum),
+            fmt_amt(pay_amt)
+        ));
+    }
+    Ok((ids, lines, sum))
+}
+
+fn voucher_of(root: &El) -> Result<&El, String> {
+    if root.name != "MOF" {
+        return Err("不是MOF凭证报文".into());
+    }
+    let mut bodies = root.all("VoucherBody");
+    let vb = bodies.next().ok_or("缺少VoucherBody")?;
+    if bodies.next().is_some() {
+        return Err("一次只能提交一张凭证".into());
+    }
+    let v = vb.child("Voucher").ok_or("缺少Voucher")?;
+    if v.get("VtCode") != "5201" {
+        return Err("凭证类型不是5201".into());
+    }
+    Ok(v)
+}
+
+async fn forward(b: &Budget, bytes: Vec<u8>) -> Result<(), Response> {
+    let r = b
+        .http
+        .post(format!("{}/vouchers", b.cfg.bank_url))
+        .header("content-type", "application/xml; charset=GB18030")
+        .body(bytes)
+        .send()
+        .await
+        .map_err(|e| {
+            error(
+                StatusCode::BAD_GATEWAY,
+                "bank_unreachable",
+                format!("代理银行无法连接：{e}"),
+            )
+        })?;
+    if r.status().is_success() {
+        return Ok(());
+    }
+    let status = r.status();
+    let body = r.bytes().await.unwrap_or_default();
+    let msg = xml::parse(&body)
+        .map(|e| e.get("Message").to_owned())
+        .unwrap_or_default();
+    Err(error(
+        if status == reqwest::StatusCode::CONFLICT {
+            StatusCode::CONFLICT
+        } else {
+            StatusCode::BAD_GATEWAY
+        },
+        "bank_refused",
+        format!("代理银行拒绝：{msg}"),
+    ))
+}
+
+async fn send(State(b): State<Arc<Budget>>, Path(no): Path<String>, body: Bytes) -> Response {
+    let root = match xml::parse(&body) {
+        Ok(r) => r,
+        Err(e) => return bad(e),
+    };
+    let v = match voucher_of(&root) {
+        Ok(v) => v,
+        Err(e) => return bad(e),
+    };
+    let ids = {
+        let st = b.lock();
+        let Some(voucher) = st.vouchers.get(&no) else {
+            return not_found(format!("支付凭证{no}不存在"));
+        };
+        if v.get("VoucherNo") != no || !v.get("OriVoucherNo").is_empty() {
+            return bad("凭证号与地址不符");
+        }
+        let Some(rp) = st.region_plans.get(&voucher.region_plan) else {
+            return not_found("区划发放计划不存在");
+        };
+        let Some(plan) = st.plans.get(&voucher.plan_no) else {
+            return not_found("发放计划不存在");
+        };
+        if v.get("AdmDivCode") != rp.county || parse_amt(v.get("PayAmt")) != Ok(voucher.pay_amt) {
+            return bad("凭证区划或金额与财政审核的支付申请不符");
+        }
+        let (ids, lines, _) = match check_details(v, plan, &rp.lines) {
+            Ok(x) => x,
+            Err(e) => return bad(e),
+        };
+        if lines.len() != rp.lines.len() {
+            return bad("凭证明细与区划发放计划不一致");
+        }
+        match voucher.status {
+            Status::Approved => {}
+            Status::Sent if voucher.sent == ids => {
+                return xml_response(StatusCode::OK, &notice(voucher, &st, &b.cfg.agent_bank));
+            }
+            Status::Sent => return conflict(format!("支付凭证{no}已发送，明细不同")),
+            Status::PendingReview => return conflict(format!("支付凭证{no}尚未经财政审核")),
+            Status::Void => return conflict(format!("支付凭证{no}已作废")),
+        }
+        ids
+    };
+    if let Err(r) = forward(&b, body.to_vec()).await {
+        return r;
+    }
+    let mut guard = b.lock();
+    let st = &mut *guard;
+    let Some(voucher) = st.vouchers.get_mut(&no) else {
+        return not_found(format!("支付凭证{no}不存在"));
+    };
+    voucher.status = Status::Sent;
+    voucher.sent = ids;
+    let v = voucher.clone();
+    xml_response(StatusCode::OK, &notice(&v, st, &b.cfg.agent_bank))
+}
+
+async fn repay(State(b): State<Arc<Budget>>, Path(no): Path<String>, body: Bytes) -> Response {
+    let mut root = match xml::parse(&body) {
+        Ok(r) => r,
+        Err(e) => return bad(e),
+    };
+    let (new_no, ids, sum, forward_bytes) = {
+        let mut guard = b.lock();
+        let st = &mut *guard;
+        let v = match voucher_of(&root) {
+            Ok(v) => v,
+            Err(e) => return bad(e),
+        };
+        if v.get("OriVoucherNo") != no {
+            return bad("OriVoucherNo与原凭证号不符");
+        }
+        let Some(orig) = st.vouchers.get(&no).cloned() else {
+            return not_found(format!("原支付凭证{no}不存在"));
+        };
+        if orig.status != Status::Sent {
+            return conflict(format!("原支付凭证{no}尚未发送代理银行，不能重新支付"));
+        }
+        let (Some(rp), Some(plan)) = (
+            st.region_plans.get(&orig.region_plan),
+            st.plans.get(&orig.plan_no),
+        ) else {
+            return not_found("发放计划不存在");
+        };
+        let (ids, _, sum) = match check_details(v, plan, &rp.lines) {
+            Ok(x) => x,
+            Err(e) => return bad(e),
+        };
+        if sum > orig.pay_amt {
+            return bad("重新支付金额超过原凭证金额");
+        }
+        if let Some(prev) = st.vouchers.values().find(|x| x.ori == no && x.sent == ids) {
+            return xml_response(StatusCode::OK, &notice(prev, st, &b.cfg.agent_bank));
+        }
+        st.voucher_seq += 1;
+        let year = v.get("StYear").to_owned();
+        let new_no = format!("5201{}{year}{:05}", rp.county, st.voucher_seq);
+        let today = ymd(b.clock.today());
+        if let Some(vb) = root.child_mut("VoucherBody") {
+            vb.set_attr("VoucherNo", new_no.clone());
+            if let Some(vv) = vb.child_mut("Voucher") {
+                vv.set("VoucherNo", new_no.clone());
+                vv.set("Id", new_no.clone());
+                vv.set("VouDate", today);
+            }
+        }
+        (new_no, ids, sum, xml::to_bytes(&root))
+    };
+    if let Err(r) = forward(&b, forward_bytes).await {
+        return r;
+    }
+    let mut guard = b.lock();
+    let st = &mut *guard;
+    let Some(orig) = st.vouchers.get(&no).cloned() else {
+        return not_found(format!("原支付凭证{no}不存在"));
+    };
+    let v = Voucher {
+        no: new_no.clone(),
+        region_plan: orig.region_plan,
+        plan_no: orig.plan_no,
+        ori: no,
+        status: Status::Sent,
+        pay_amt: sum,
+        agency_code: orig.agency_code,
+        agency_name: orig.agency_name,
+        vou_date: ymd(b.clock.today()),
+        approver: orig.approver,
+        sent: ids,
+    };
+    let n = notice(&v, st, &b.cfg.agent_bank);
+    st.vouchers.insert(new_no, v);
+    xml_response(StatusCode::OK, &n)
+}
+
+async fn returns(State(b): State<Arc<Budget>>, Path(plan): Path<String>) -> Response {
+    let nos: Vec<String> = {
+        let st = b.lock();
+        if !st.plans.contains_key(&plan) {
+            return not_found(format!("发放计划{plan}不存在"));
+        }
+        st.vouchers
+            .values()
+            .filter(|v| v.plan_no == plan && v.status == Status::Sent)
+            .map(|v| v.no.clone())
+            .collect()
+    };
+    let mut out = El::new("MOF");
+    let mut count = 0;
+    for no in nos {
+        let r = match b
+            .http
+            .get(format!("{}/returns/{no}", b.cfg.bank_url))
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_GATEWAY,
+                    "bank_unreachable",
+                    format!("代理银行无法连接：{e}"),
+                );
+            }
+        };
+        if !r.status().is_success() {
+            return error(
+                StatusCode::BAD_GATEWAY,
+                "bank_refused",
+                format!("代理银行未返回凭证{no}的回单"),
+            );
+        }
+        let body = r.bytes().await.unwrap_or_default();
+        match xml::parse(&body) {
+            Ok(doc) => {
+                for vb in doc.all("VoucherBody") {
+                    out.push(vb.clone());
+                    count += 1;
+                }
+            }
+            Err(e) => {
+                return error(StatusCode::BAD_GATEWAY, "bank_malformed", e);
+            }
+        }
+    }
+    out.children
+        .insert(0, El::leaf("VoucherCount", count.to_string()));
+    xml_response(StatusCode::OK, &out)
+}
+
+async fn refund(State(b): State<Arc<Budget>>, Path(no): Path<String>, body: Bytes) -> Response {
+    let mut req = match xml::parse(&body) {
+        Ok(r) if r.name == "RefundRequest" => r,
+        Ok(_) => return bad("不是RefundRequest报文"),
+        Err(e) => return bad(e),
+    };
+    {
+        let st = b.lock();
+        match st.vouchers.get(&no) {
+            Some(v) if v.status == Status::Sent && v.ori.is_empty() => {}
+            Some(_) => return conflict(format!("支付凭证{no}未发送代理银行或不是原凭证")),
+            None => return not_found(format!("支付凭证{no}不存在")),
+        }
+    }
+    req.set("VoucherNo", no);
+    let r = match b
+        .http
+        .post(format!("{}/refunds", b.cfg.bank_url))
+        .header("content-type", "application/xml; charset=GB18030")
+        .body(xml::to_bytes(&req))
+        .send()
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_GATEWAY,
+                "bank_unreachable",
+                format!("代理银行无法连接：{e}"),
+            );
+        }
+    };
+    let status = r.status();
+    let body = r.bytes().await.unwrap_or_default();
+    match xml::parse(&body) {
+        Ok(doc) if status.is_success() => xml_response(StatusCode::OK, &doc),
+        Ok(doc) => error(
+            StatusCode::CONFLICT,
+            "bank_refused",
+            format!("代理银行拒绝退款：{}", doc.get("Message")),
+        ),
+        Err(e) => error(StatusCode::BAD_GATEWAY, "bank_malformed", e),
+    }
+}

@@ -1,0 +1,261 @@
+//! The simulators' own reading and writing of the GB18030 XML messages of
+//! `provinces/heilongjiang/docs/messages.md`: a small element tree. The platform's adapter has
+//! its own implementation (`ykt_http::heilongjiang`), as a real peer would, so a mismatch
+//! between the two sides shows up in the tests instead of being shared silently.
+
+use encoding_rs::{GB18030, UTF_8};
+use quick_xml::events::Event;
+use quick_xml::reader::Reader;
+use std::fmt::Write;
+
+/// An element: name, attributes, child elements and (for leaves) text.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct El {
+    pub name: String,
+    pub attrs: Vec<(String, String)>,
+    pub children: Vec<El>,
+    pub text: String,
+}
+
+impl El {
+    pub fn new(name: &str) -> El {
+        El {
+            name: name.to_owned(),
+            ..El::default()
+        }
+    }
+    /// A leaf `<name>text</name>`.
+    pub fn leaf(name: &str, text: impl Into<String>) -> El {
+        El {
+            name: name.to_owned(),
+            text: text.into(),
+            ..El::default()
+        }
+    }
+    pub fn attr(mut self, k: &str, v: impl Into<String>) -> El {
+        self.attrs.push((k.to_owned(), v.into()));
+        self
+    }
+    pub fn with(mut self, c: El) -> El {
+        self.children.push(c);
+        self
+    }
+    pub fn push(&mut self, c: El) {
+        self.children.push(c);
+    }
+    pub fn child(&self, name: &str) -> Option<&El> {
+        self.children.iter().find(|c| c.name == name)
+    }
+    pub fn child_mut(&mut self, name: &str) -> Option<&mut El> {
+        self.children.iter_mut().find(|c| c.name == name)
+    }
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a El> + 'a {
+        self.children.iter().filter(move |c| c.name == name)
+    }
+    /// Text of a child leaf, `""` when absent.
+    pub fn get(&self, name: &str) -> &str {
+        self.child(name).map(|c| c.text.as_str()).unwrap_or("")
+    }
+    /// Set (or add) a child leaf's text.
+    pub fn set(&mut self, name: &str, text: impl Into<String>) {
+        let text = text.into();
+        match self.child_mut(name) {
+            Some(c) => c.text = text,
+            None => self.children.push(El::leaf(name, text)),
+        }
+    }
+    pub fn attr_value(&self, k: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(a, _)| a == k)
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn set_attr(&mut self, k: &str, v: impl Into<String>) {
+        let v = v.into();
+        match self.attrs.iter_mut().find(|(a, _)| a == k) {
+            Some(slot) => slot.1 = v,
+            None => self.attrs.push((k.to_owned(), v)),
+        }
+    }
+}
+
+fn escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&apos;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+fn write_el(o: &mut String, el: &El, depth: usize) {
+    let pad = "  ".repeat(depth);
+    let _ = write!(o, "{pad}<{}", el.name);
+    for (k, v) in &el.attrs {
+        let _ = write!(o, " {k}=\"{}\"", escape(v));
+    }
+    if el.children.is_empty() {
+        if el.text.is_empty() {
+            o.push_str("/>\n");
+        } else {
+            let _ = writeln!(o, ">{}</{}>", escape(&el.text), el.name);
+        }
+        return;
+    }
+    o.push_str(">\n");
+    for c in &el.children {
+        write_el(o, c, depth + 1);
+    }
+    let _ = writeln!(o, "{pad}</{}>", el.name);
+}
+
+/// The document as GB18030 bytes with its declaration.
+pub fn to_bytes(root: &El) -> Vec<u8> {
+    let mut s = String::from("<?xml version=\"1.0\" encoding=\"GB18030\"?>\n");
+    write_el(&mut s, root, 0);
+    // GB18030 maps every Unicode scalar value, so encoding never substitutes.
+    GB18030.encode(&s).0.into_owned()
+}
+
+/// Decode a message: the encoding its declaration names (GB18030, GBK, GB2312 or UTF-8;
+/// UTF-8 when there is none). Malformed bytes are an error, never replaced.
+pub fn decode(bytes: &[u8]) -> Result<String, String> {
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).to_ascii_lowercase();
+    let declared = head
+        .split("encoding=")
+        .nth(1)
+        .and_then(|r| r.trim_start_matches(['"', '\'']).split(['"', '\'']).next())
+        .map(str::to_owned);
+    let enc = match declared.as_deref() {
+        None | Some("utf-8" | "utf8") => UTF_8,
+        Some("gb18030" | "gbk" | "gb2312") => GB18030,
+        Some(other) => return Err(format!("不支持的字符集 {other} (unsupported encoding)")),
+    };
+    enc.decode_without_bom_handling_and_without_replacement(bytes)
+        .map(|c| c.into_owned())
+        .ok_or_else(|| "报文字符编码错误 (malformed bytes for the declared encoding)".to_owned())
+}
+
+/// Parse a message into its root element.
+pub fn parse(bytes: &[u8]) -> Result<El, String> {
+    let text = decode(bytes)?;
+    let mut r = Reader::from_str(&text);
+    let decoder = r.decoder();
+    let mut stack: Vec<El> = Vec::new();
+    let mut root: Option<El> = None;
+    let bad = |e: &dyn std::fmt::Display| format!("XML格式错误 (malformed XML): {e}");
+    loop {
+        match r.read_event().map_err(|e| bad(&e))? {
+            Event::Start(e) => {
+                let mut el = El::new(&String::from_utf8_lossy(e.name().as_ref()));
+                for a in e.attributes() {
+                    let a = a.map_err(|e| bad(&e))?;
+                    el.attrs.push((
+                        String::from_utf8_lossy(a.key.as_ref()).into_owned(),
+                        a.decode_and_unescape_value(decoder)
+                            .map_err(|e| bad(&e))?
+                            .into_owned(),
+                    ));
+                }
+                stack.push(el);
+            }
+            Event::Empty(e) => {
+                let mut el = El::new(&String::from_utf8_lossy(e.name().as_ref()));
+                for a in e.attributes() {
+                    let a = a.map_err(|e| bad(&e))?;
+                    el.attrs.push((
+                        String::from_utf8_lossy(a.key.as_ref()).into_owned(),
+                        a.decode_and_unescape_value(decoder)
+                            .map_err(|e| bad(&e))?
+                            .into_owned(),
+                    ));
+                }
+                match stack.last_mut() {
+                    Some(p) => p.children.push(el),
+                    None if root.is_none() => root = Some(el),
+                    None => return Err(bad(&"多个根元素 (several root elements)")),
+                }
+            }
+            Event::End(_) => {
+                let mut el = stack.pop().ok_or_else(|| bad(&"多余的结束标记"))?;
+                el.text = el.text.trim().to_owned();
+                match stack.last_mut() {
+                    Some(p) => p.children.push(el),
+                    None if root.is_none() => root = Some(el),
+                    None => return Err(bad(&"多个根元素 (several root elements)")),
+                }
+            }
+            Event::Text(t) => {
+                if let Some(top) = stack.last_mut() {
+                    top.text.push_str(&t.decode().map_err(|e| bad(&e))?);
+                }
+            }
+            Event::CData(t) => {
+                if let Some(top) = stack.last_mut() {
+                    top.text.push_str(&t.decode().map_err(|e| bad(&e))?);
+                }
+            }
+            Event::GeneralRef(g) => {
+                let resolved = match g.resolve_char_ref().map_err(|e| bad(&e))? {
+                    Some(c) => c.to_string(),
+                    None => {
+                        let name = g.decode().map_err(|e| bad(&e))?;
+                        quick_xml::escape::resolve_predefined_entity(&name)
+                            .ok_or_else(|| bad(&format!("未知实体 &{name};")))?
+                            .to_owned()
+                    }
+                };
+                if let Some(top) = stack.last_mut() {
+                    top.text.push_str(&resolved);
+                }
+            }
+            Event::DocType(_) => return Err(bad(&"不接受DOCTYPE (DOCTYPE refused)")),
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if !stack.is_empty() {
+        return Err(bad(&"元素未闭合 (unclosed element)"));
+    }
+    root.ok_or_else(|| bad(&"空报文 (empty document)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_in_gb18030_with_rare_characters() {
+        let doc = El::new("MOF").with(
+            El::new("VoucherBody")
+                .attr("VoucherNo", "5201")
+                .with(El::leaf("PayeeAcctName", "王𬌗 & <李> \"䶮\""))
+                .with(El::leaf("Empty", "")),
+        );
+        let bytes = to_bytes(&doc);
+        assert!(bytes.starts_with(b"<?xml version=\"1.0\" encoding=\"GB18030\"?>"));
+        // Not UTF-8: the CJK text is GB18030-encoded.
+        assert!(std::str::from_utf8(&bytes).is_err());
+        let back = parse(&bytes).unwrap();
+        assert_eq!(back, doc);
+        assert_eq!(
+            back.child("VoucherBody").unwrap().get("PayeeAcctName"),
+            "王𬌗 & <李> \"䶮\""
+        );
+    }
+
+    #[test]
+    fn malformed_input_is_an_error() {
+        assert!(parse(b"<a><b></a>").is_err());
+        assert!(parse(b"").is_err());
+        assert!(parse(b"<?xml version=\"1.0\" encoding=\"EBCDIC\"?><a/>").is_err());
+        assert!(parse(b"<?xml version=\"1.0\" encoding=\"GB18030\"?><a>\x81</a>").is_err());
+        assert!(parse(b"<!DOCTYPE x [<!ENTITY e \"x\">]><a>&e;</a>").is_err());
+    }
+}

@@ -1,0 +1,942 @@
+//! An agent bank (代发金融机构) of the bank-pull model: a real HTTP client of the platform's
+//! bank interface (`/henan/bank/v1`, see `provinces/henan/README.md`).
+//!
+//! For each order it pulls the detail by order number (第二十二条) — a streamed GB18030 CSV,
+//! resumed after the last line received when the connection drops, or JSON pages —, credits
+//! the cards, sends each card holder an SMS with the project's four-character short name, the
+//! amount and the time (第八条(五)), posts the results back line by line (第二十三条), hands over
+//! its results for the round and keeps a ledger per project for the monthly and annual
+//! statements (第二十六条).
+//!
+//! Which lines fail is the bank's own business, decided from the seed when it first sees an
+//! order's lines: explicitly (`fail`: so many lines per reason) and at random (`fail_rate`). A
+//! failure follows the real causes: a wrong account or a closed account fails until the account
+//! is corrected, a name mismatch until the name is, a dormant account only on the first attempt
+//! (the holder reactivates it). The bank never credits a line and attempt twice: pulling the
+//! same line again gives the result it already decided.
+//!
+//! Faults (seeded): repeated posts, posts in shuffled order and in chunks, a connection dropped
+//! mid-pull, a hand-over one line short.
+
+use crate::server::SimServer;
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use chrono::{Datelike, NaiveDate};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use ykt_kernel::Fen;
+use ykt_kernel::batch::Totals;
+use ykt_kernel::ports::FailureReason;
+
+/// What the simulator got wrong, or what the platform refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("模拟银行{bank}：{message}")]
+pub struct SimError {
+    pub bank: String,
+    pub message: String,
+}
+
+/// The faults the bank injects.
+#[derive(Debug, Clone, Default)]
+pub struct BankFaults {
+    /// Lines failed on their first attempt: how many per reason.
+    pub fail: Vec<(FailureReason, usize)>,
+    /// Share of the other lines failed on their first attempt, reason drawn at random among
+    /// wrong account, dormant account and closed account.
+    pub fail_rate: f64,
+    /// Share of result posts sent twice.
+    pub repeat_rate: f64,
+    /// Post the results in shuffled order.
+    pub shuffle: bool,
+    /// Results per post (0: all in one post).
+    pub chunk: usize,
+    /// On the first pull of each order, drop the connection after this many lines.
+    pub drop_after: Option<usize>,
+    /// Hand over a credited total one line short (the first hand-over of each order).
+    pub handover_short: bool,
+}
+
+/// How the bank is set up.
+#[derive(Debug, Clone)]
+pub struct BankSimConfig {
+    /// The platform's base URL (`http://127.0.0.1:8080`).
+    pub platform: String,
+    /// The bank's code on the platform.
+    pub bank: String,
+    /// The bank's interface token.
+    pub token: String,
+    /// The handler (经办人) who stamps hand-overs.
+    pub handler: String,
+    /// The bank's business date (value date of credits).
+    pub today: NaiveDate,
+    pub seed: u64,
+    pub faults: BankFaults,
+    /// `None`: pull the streamed CSV; `Some(n)`: pull JSON pages of `n` lines.
+    pub page: Option<usize>,
+}
+
+/// An SMS the bank sent (the account masked: this is a log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sms {
+    pub order_no: String,
+    pub line_id: i64,
+    pub account_masked: String,
+    pub text: String,
+    pub sent_at: String,
+}
+
+/// One pull as the bank saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullLog {
+    pub order_no: String,
+    /// `stream` or `page`.
+    pub mode: &'static str,
+    pub after: i64,
+    pub lines: usize,
+    /// Whether the transfer reached its end (`结束` line, or the last page).
+    pub complete: bool,
+}
+
+/// A line as pulled (the bank's own data: the full account).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PulledLine {
+    pub order_no: String,
+    pub line_id: i64,
+    pub attempt: i64,
+    pub name: String,
+    pub account: String,
+    pub bank: String,
+    pub amount: Fen,
+    pub period: String,
+    pub region: String,
+}
+
+/// What processing an order did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderReport {
+    pub order_no: String,
+    pub pulled: usize,
+    pub credited: Totals,
+    pub failed: Totals,
+    pub posts: usize,
+    pub repeated: usize,
+    pub dropped: bool,
+    /// The platform's answer to the hand-over.
+    pub handover: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Credited,
+    Failed(FailureReason),
+}
+
+#[derive(Debug)]
+struct BankState {
+    rng: StdRng,
+    /// Lines that fail their first attempt: reason, and fingerprints of the account and name
+    /// that failed.
+    fate: HashMap<i64, (FailureReason, String, String)>,
+    decided: HashSet<String>,
+    outcomes: HashMap<(i64, i64), Outcome>,
+    /// 台账: credited per (project code, month).
+    ledger: BTreeMap<(String, String), Totals>,
+    sms: Vec<Sms>,
+    pulls: Vec<PullLog>,
+    pulled: Vec<PulledLine>,
+    /// The CSV files as received (order, bytes).
+    files: Vec<(String, Vec<u8>)>,
+    dropped: HashSet<String>,
+    /// Orders handed over at least once.
+    handed: HashSet<String>,
+    /// True totals of each hand-over: (order, seq) → (credited, failed).
+    handovers: HashMap<(String, i64), (Totals, Totals)>,
+    reports: Vec<OrderReport>,
+    clock: u32,
+}
+
+/// A simulated agent bank.
+#[derive(Clone)]
+pub struct BankSim {
+    cfg: Arc<BankSimConfig>,
+    http: reqwest::Client,
+    state: Arc<Mutex<BankState>>,
+    work: Arc<tokio::sync::Mutex<()>>,
+    pending: Arc<AtomicUsize>,
+    errors: Arc<Mutex<Vec<SimError>>>,
+}
+
+/// Parse one CSV record (RFC 4180 quoting).
+fn csv_record(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            (true, '"') => quoted = false,
+            (false, '"') if field.is_empty() => quoted = true,
+            (false, ',') => out.push(std::mem::take(&mut field)),
+            (_, c) => field.push(c),
+        }
+    }
+    out.push(field);
+    out
+}
+
+fn mask(account: &str) -> String {
+    ykt_kernel::mask::mask_middle(account, 4, 4)
+}
+
+/// A fingerprint of an account or name (FNV-1a): enough to tell whether the platform changed
+/// it, without keeping the value in the bank's books.
+fn fingerprint(s: &str) -> String {
+    let h = s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{h:016x}")
+}
+
+impl BankSim {
+    pub fn new(cfg: BankSimConfig) -> Result<BankSim, SimError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(600))
+            .build()
+            .map_err(|e| SimError {
+                bank: cfg.bank.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(BankSim {
+            state: Arc::new(Mutex::new(BankState {
+                rng: StdRng::seed_from_u64(cfg.seed),
+                fate: HashMap::new(),
+                decided: HashSet::new(),
+                outcomes: HashMap::new(),
+                ledger: BTreeMap::new(),
+                sms: Vec::new(),
+                pulls: Vec::new(),
+                pulled: Vec::new(),
+                files: Vec::new(),
+                dropped: HashSet::new(),
+                handed: HashSet::new(),
+                handovers: HashMap::new(),
+                reports: Vec::new(),
+                clock: 0,
+            })),
+            cfg: Arc::new(cfg),
+            http,
+            work: Arc::new(tokio::sync::Mutex::new(())),
+            pending: Arc::new(AtomicUsize::new(0)),
+            errors: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    pub fn code(&self) -> &str {
+        &self.cfg.bank
+    }
+
+    fn err(&self, message: impl Into<String>) -> SimError {
+        SimError {
+            bank: self.cfg.bank.clone(),
+            message: message.into(),
+        }
+    }
+
+    fn st(&self) -> std::sync::MutexGuard<'_, BankState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!(
+            "{}/henan/bank/v1{path}",
+            self.cfg.platform.trim_end_matches('/')
+        )
+    }
+
+    async fn get_json(&self, path: &str) -> Result<serde_json::Value, SimError> {
+        let r = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(&self.cfg.token)
+            .send()
+            .await
+            .map_err(|e| self.err(format!("请求失败: {e}")))?;
+        let status = r.status();
+        let v: serde_json::Value = r
+            .json()
+            .await
+            .map_err(|e| self.err(format!("应答无法解析: {e}")))?;
+        if !status.is_success() {
+            return Err(self.err(format!("HTTP {status}: {}", v["message"])));
+        }
+        Ok(v)
+    }
+
+    async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<(StatusCode, serde_json::Value), SimError> {
+        let r = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(&self.cfg.token)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| self.err(format!("请求失败: {e}")))?;
+        let status = StatusCode::from_u16(r.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        let v: serde_json::Value = r.json().await.unwrap_or(serde_json::Value::Null);
+        Ok((status, v))
+    }
+
+    /// One streamed pull from `after`, stopping after `stop` lines (a dropped connection).
+    async fn pull_stream(
+        &self,
+        order_no: &str,
+        after: i64,
+        stop: Option<usize>,
+    ) -> Result<(Vec<PulledLine>, bool), SimError> {
+        let mut resp = self
+            .http
+            .get(self.url(&format!("/orders/{order_no}/lines.csv?after={after}")))
+            .bearer_auth(&self.cfg.token)
+            .send()
+            .await
+            .map_err(|e| self.err(format!("获取明细失败: {e}")))?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let body = resp.text().await.unwrap_or_default();
+            return Err(self.err(format!("获取明细失败 HTTP {status}: {body}")));
+        }
+        let mut decoder = encoding_rs::GB18030.new_decoder();
+        let mut raw = Vec::new();
+        let mut text = String::new();
+        let mut lines = Vec::new();
+        let mut seen = 0usize;
+        let mut complete = false;
+        let mut dropped = false;
+        'read: loop {
+            let chunk = match resp.chunk().await {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(_) => break,
+            };
+            raw.extend_from_slice(&chunk);
+            let need = decoder
+                .max_utf8_buffer_length(chunk.len())
+                .unwrap_or(chunk.len() * 4);
+            text.reserve(need);
+            let _ = decoder.decode_to_string(&chunk, &mut text, false);
+            while let Some(pos) = text.find("\r\n") {
+                let line: String = text.drain(..pos + 2).collect();
+                let line = line.trim_end_matches("\r\n");
+                seen += 1;
+                if seen <= 2 {
+                    continue; // the summary line and the column header
+                }
+                let f = csv_record(line);
+                if f.first().map(String::as_str) == Some("结束") {
+                    let n: usize = f.get(1).and_then(|n| n.parse().ok()).unwrap_or(usize::MAX);
+                    complete = n == lines.len();
+                    break 'read;
+                }
+                if f.len() != 8 {
+                    return Err(self.err(format!("明细行格式错误: {} 列", f.len())));
+                }
+                let num = |i: usize| f[i].parse::<i64>().map_err(|_| self.err("明细号格式错误"));
+                lines.push(PulledLine {
+                    order_no: order_no.to_owned(),
+                    line_id: num(0)?,
+                    attempt: num(1)?,
+                    name: f[2].clone(),
+                    account: f[3].clone(),
+                    bank: f[4].clone(),
+                    amount: super::amount(&f[5]).ok_or_else(|| self.err("金额格式错误"))?,
+                    period: f[6].clone(),
+                    region: f[7].clone(),
+                });
+                if stop.is_some_and(|s| lines.len() >= s) {
+                    dropped = true;
+                    break 'read;
+                }
+            }
+        }
+        drop(resp); // a dropped connection, when stopping early
+        self.st().files.push((order_no.to_owned(), raw));
+        self.st().pulls.push(PullLog {
+            order_no: order_no.to_owned(),
+            mode: "stream",
+            after,
+            lines: lines.len(),
+            complete: complete && !dropped,
+        });
+        Ok((lines, complete && !dropped))
+    }
+
+    /// Pull every open line of an order, resuming after a dropped connection.
+    async fn pull(&self, order_no: &str) -> Result<(Vec<PulledLine>, bool), SimError> {
+        let first_time = !self.st().dropped.contains(order_no);
+        let mut all: Vec<PulledLine> = Vec::new();
+        let mut dropped = false;
+        match self.cfg.page {
+            None => {
+                let mut stop = if first_time {
+                    self.cfg.faults.drop_after
+                } else {
+                    None
+                };
+                for _ in 0..5 {
+                    let after = all.last().map(|l| l.line_id).unwrap_or(0);
+                    let (lines, complete) = self.pull_stream(order_no, after, stop).await?;
+                    all.extend(lines);
+                    if complete {
+                        break;
+                    }
+                    if stop.take().is_some() {
+                        dropped = true;
+                    }
+                }
+            }
+            Some(n) => {
+                let mut after = 0i64;
+                let mut drop_next = first_time && self.cfg.faults.drop_after.is_some();
+                loop {
+                    let path = format!("/orders/{order_no}/lines?after={after}&limit={n}");
+                    if drop_next {
+                        // Send the request and go away without reading the answer.
+                        drop_next = false;
+                        dropped = true;
+                        let r = self
+                            .http
+                            .get(self.url(&path))
+                            .bearer_auth(&self.cfg.token)
+                            .send()
+                            .await;
+                        drop(r);
+                        self.st().pulls.push(PullLog {
+                            order_no: order_no.to_owned(),
+                            mode: "page",
+                            after,
+                            lines: 0,
+                            complete: false,
+                        });
+                        continue;
+                    }
+                    let v = self.get_json(&path).await?;
+                    let page: Vec<PulledLine> = v["lines"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|l| PulledLine {
+                            order_no: order_no.to_owned(),
+                            line_id: l["line_id"].as_i64().unwrap_or(0),
+                            attempt: l["attempt"].as_i64().unwrap_or(0),
+                            name: l["name"].as_str().unwrap_or("").to_owned(),
+                            account: l["account"].as_str().unwrap_or("").to_owned(),
+                            bank: l["bank"].as_str().unwrap_or("").to_owned(),
+                            amount: l["amount"]
+                                .as_str()
+                                .and_then(super::amount)
+                                .unwrap_or(Fen(0)),
+                            period: l["period"].as_str().unwrap_or("").to_owned(),
+                            region: l["region"].as_str().unwrap_or("").to_owned(),
+                        })
+                        .collect();
+                    self.st().pulls.push(PullLog {
+                        order_no: order_no.to_owned(),
+                        mode: "page",
+                        after,
+                        lines: page.len(),
+                        complete: true,
+                    });
+                    all.extend(page);
+                    match v["next_after"].as_i64() {
+                        Some(next) => after = next,
+                        None => break,
+                    }
+                }
+            }
+        }
+        if dropped {
+            self.st().dropped.insert(order_no.to_owned());
+        }
+        Ok((all, dropped))
+    }
+
+    /// Decide which of an order's first-attempt lines fail (once per order).
+    fn assign_fates(&self, order_no: &str, lines: &[PulledLine]) {
+        let mut st = self.st();
+        if !st.decided.insert(order_no.to_owned()) {
+            return;
+        }
+        let mut firsts: Vec<&PulledLine> = lines.iter().filter(|l| l.attempt == 1).collect();
+        firsts.sort_by_key(|l| l.line_id);
+        let st = &mut *st;
+        firsts.shuffle(&mut st.rng);
+        let mut i = 0;
+        for (reason, n) in &self.cfg.faults.fail {
+            for _ in 0..*n {
+                if let Some(l) = firsts.get(i) {
+                    st.fate.insert(
+                        l.line_id,
+                        (*reason, fingerprint(&l.account), fingerprint(&l.name)),
+                    );
+                }
+                i += 1;
+            }
+        }
+        if self.cfg.faults.fail_rate > 0.0 {
+            for l in firsts.iter().skip(i) {
+                if st.rng.gen_bool(self.cfg.faults.fail_rate.min(1.0)) {
+                    let reason = [
+                        FailureReason::WrongAccount,
+                        FailureReason::DormantAccount,
+                        FailureReason::AccountClosed,
+                    ][st.rng.gen_range(0..3)];
+                    st.fate.insert(
+                        l.line_id,
+                        (reason, fingerprint(&l.account), fingerprint(&l.name)),
+                    );
+                }
+            }
+        }
+    }
+
+    fn decide(st: &mut BankState, l: &PulledLine) -> (Outcome, bool) {
+        if let Some(o) = st.outcomes.get(&(l.line_id, l.attempt)) {
+            return (*o, false);
+        }
+        let o = match st.fate.get(&l.line_id) {
+            None => Outcome::Credited,
+            Some((reason, account, name)) => match reason {
+                FailureReason::WrongAccount | FailureReason::AccountClosed
+                    if fingerprint(&l.account) == *account =>
+                {
+                    Outcome::Failed(*reason)
+                }
+                FailureReason::NameMismatch if fingerprint(&l.name) == *name => {
+                    Outcome::Failed(*reason)
+                }
+                FailureReason::DormantAccount | FailureReason::Other if l.attempt == 1 => {
+                    Outcome::Failed(*reason)
+                }
+                _ => Outcome::Credited,
+            },
+        };
+        st.outcomes.insert((l.line_id, l.attempt), o);
+        (o, true)
+    }
+
+    /// Pull an order's open lines, credit the cards, post the results and hand over.
+    pub async fn process(&self, order_no: &str) -> Result<OrderReport, SimError> {
+        let _one_at_a_time = self.work.lock().await;
+        let header = self.get_json(&format!("/orders/{order_no}")).await?;
+        let project = header["project"]["code"].as_str().unwrap_or("").to_owned();
+        let short = header["project"]["short_name"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        let (lines, dropped) = self.pull(order_no).await?;
+        let mut report = OrderReport {
+            order_no: order_no.to_owned(),
+            pulled: lines.len(),
+            credited: Totals::default(),
+            failed: Totals::default(),
+            posts: 0,
+            repeated: 0,
+            dropped,
+            handover: None,
+        };
+        if lines.is_empty() {
+            return Ok(report);
+        }
+        self.assign_fates(order_no, &lines);
+        let today = self.cfg.today;
+        let month = format!("{:04}-{:02}", today.year(), today.month());
+        let mut results = Vec::with_capacity(lines.len());
+        {
+            let mut st = self.st();
+            st.pulled.extend(lines.iter().cloned());
+            for l in &lines {
+                let (o, new) = Self::decide(&mut st, l);
+                let mut r = serde_json::json!({
+                    "line_id": l.line_id,
+                    "attempt": l.attempt,
+                    "amount": l.amount.to_string(),
+                    "date": today.to_string(),
+                });
+                match o {
+                    Outcome::Credited => {
+                        report.credited.add(l.amount);
+                        r["outcome"] = "credited".into();
+                        // The bank remembers the SMS of a credit it already made.
+                        let minutes = 9 * 60 + st.clock;
+                        let sent_at =
+                            format!("{today} {:02}:{:02}", minutes / 60 % 24, minutes % 60);
+                        let text = format!("【{short}】{}元已于{sent_at}到账，请查收。", l.amount);
+                        if new {
+                            st.clock += 1;
+                            let e = st
+                                .ledger
+                                .entry((project.clone(), month.clone()))
+                                .or_default();
+                            *e = *e
+                                + Totals {
+                                    count: 1,
+                                    amount: l.amount,
+                                };
+                            st.sms.push(Sms {
+                                order_no: order_no.to_owned(),
+                                line_id: l.line_id,
+                                account_masked: mask(&l.account),
+                                text: text.clone(),
+                                sent_at: sent_at.clone(),
+                            });
+                        }
+                        r["sms"] = serde_json::json!({"text": text, "sent_at": sent_at});
+                    }
+                    Outcome::Failed(reason) => {
+                        report.failed.add(l.amount);
+                        r["outcome"] = "failed".into();
+                        r["reason"] = reason.as_str().into();
+                    }
+                }
+                results.push(r);
+            }
+            if self.cfg.faults.shuffle {
+                results.shuffle(&mut st.rng);
+            }
+        }
+        let chunk = match self.cfg.faults.chunk {
+            0 => results.len().max(1),
+            n => n,
+        };
+        for part in results.chunks(chunk) {
+            let body = serde_json::json!({ "results": part });
+            let repeat = {
+                let rate = self.cfg.faults.repeat_rate.min(1.0);
+                rate > 0.0 && self.st().rng.gen_bool(rate)
+            };
+            for time in 0..(1 + usize::from(repeat)) {
+                let mut tries = 0;
+                loop {
+                    let (status, v) = self
+                        .post_json(&format!("/orders/{order_no}/results"), &body)
+                        .await?;
+                    if status.is_success() {
+                        break;
+                    }
+                    tries += 1;
+                    if status == StatusCode::CONFLICT && tries < 3 {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                    return Err(self.err(format!("结果被拒绝 HTTP {status}: {}", v["message"])));
+                }
+                report.posts += 1;
+                if time > 0 {
+                    report.repeated += 1;
+                }
+            }
+        }
+        let mut credited = report.credited;
+        let first = self.st().handed.insert(order_no.to_owned());
+        if self.cfg.faults.handover_short && first && credited.count > 0 {
+            let one = lines
+                .iter()
+                .find(|l| {
+                    self.st().outcomes.get(&(l.line_id, l.attempt)) == Some(&Outcome::Credited)
+                })
+                .map(|l| l.amount)
+                .unwrap_or_default();
+            credited = Totals {
+                count: credited.count - 1,
+                amount: credited.amount - one,
+            };
+        }
+        let (status, v) = self
+            .post_json(
+                &format!("/orders/{order_no}/handover"),
+                &serde_json::json!({
+                    "handler": self.cfg.handler,
+                    "credited": {"count": credited.count, "amount": credited.amount.to_string()},
+                    "failed": {"count": report.failed.count, "amount": report.failed.amount.to_string()},
+                }),
+            )
+            .await?;
+        if !status.is_success() {
+            return Err(self.err(format!("交接被拒绝 HTTP {status}: {}", v["message"])));
+        }
+        if let Some(seq) = v["seq"].as_i64() {
+            self.st()
+                .handovers
+                .insert((order_no.to_owned(), seq), (report.credited, report.failed));
+        }
+        report.handover = Some(v);
+        self.st().reports.push(report.clone());
+        Ok(report)
+    }
+
+    /// Hand over the round of a disputed hand-over again, with the true totals (the remedy
+    /// after the department reported an error, 第二十六条 "通知乙方采取补救措施").
+    pub async fn resubmit_handover(
+        &self,
+        order_no: &str,
+        seq: i64,
+    ) -> Result<serde_json::Value, SimError> {
+        let (credited, failed) = self
+            .st()
+            .handovers
+            .get(&(order_no.to_owned(), seq))
+            .copied()
+            .ok_or_else(|| self.err(format!("本行没有发放单{order_no}的第{seq}次交接")))?;
+        let (status, v) = self
+            .post_json(
+                &format!("/orders/{order_no}/handover"),
+                &serde_json::json!({
+                    "handler": self.cfg.handler,
+                    "credited": {"count": credited.count, "amount": credited.amount.to_string()},
+                    "failed": {"count": failed.count, "amount": failed.amount.to_string()},
+                    "replaces": seq,
+                }),
+            )
+            .await?;
+        if !status.is_success() {
+            return Err(self.err(format!("交接被拒绝 HTTP {status}: {}", v["message"])));
+        }
+        Ok(v)
+    }
+
+    /// Process every order of this bank that has lines waiting (polling instead of being
+    /// notified).
+    pub async fn run_once(&self) -> Result<Vec<OrderReport>, SimError> {
+        let v = self.get_json("/orders").await?;
+        let mut out = Vec::new();
+        for o in v["orders"].as_array().cloned().unwrap_or_default() {
+            if o["funded"].as_bool() == Some(true) && o["open"]["count"].as_u64().unwrap_or(0) > 0 {
+                if let Some(no) = o["order_no"].as_str() {
+                    out.push(self.process(no).await?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Post the bank's ledger for `period` (`YYYY-MM`: a month; `YYYY`: the year) and return
+    /// the platform's comparison.
+    pub async fn post_statement(&self, period: &str) -> Result<serde_json::Value, SimError> {
+        let projects: Vec<serde_json::Value> = {
+            let st = self.st();
+            let mut per: BTreeMap<String, Totals> = BTreeMap::new();
+            for ((project, month), t) in &st.ledger {
+                if month == period || month.starts_with(&format!("{period}-")) {
+                    let e = per.entry(project.clone()).or_default();
+                    *e = *e + *t;
+                }
+            }
+            per.into_iter()
+                .map(|(code, t)| {
+                    serde_json::json!({"code": code, "count": t.count, "amount": t.amount.to_string()})
+                })
+                .collect()
+        };
+        let (status, v) = self
+            .post_json(
+                "/statements",
+                &serde_json::json!({"period": period, "projects": projects}),
+            )
+            .await?;
+        if !status.is_success() {
+            return Err(self.err(format!("对账被拒绝 HTTP {status}: {}", v["message"])));
+        }
+        Ok(v)
+    }
+
+    /// The SMS sent so far.
+    pub fn sms(&self) -> Vec<Sms> {
+        self.st().sms.clone()
+    }
+    /// The pulls made so far.
+    pub fn pulls(&self) -> Vec<PullLog> {
+        self.st().pulls.clone()
+    }
+    /// The lines pulled so far (full accounts: the bank's data; mask before showing).
+    pub fn pulled(&self) -> Vec<PulledLine> {
+        self.st().pulled.clone()
+    }
+    /// The CSV files received, as bytes (GB18030), per order.
+    pub fn files(&self) -> Vec<(String, Vec<u8>)> {
+        self.st().files.clone()
+    }
+    /// The reports of the orders processed.
+    pub fn reports(&self) -> Vec<OrderReport> {
+        self.st().reports.clone()
+    }
+    /// Errors of background processing (after a notice).
+    pub fn errors(&self) -> Vec<SimError> {
+        self.errors.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+    /// The bank's ledger: (project, month) → credited.
+    pub fn ledger(&self) -> Vec<((String, String), Totals)> {
+        self.st()
+            .ledger
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }
+
+    /// The bank's books as JSON (its ledger, what it decided per line and attempt, which
+    /// lines fail), to keep between runs of a one-shot process.
+    pub fn export_state(&self) -> serde_json::Value {
+        let st = self.st();
+        let outcome = |o: &Outcome| match o {
+            Outcome::Credited => "credited".to_owned(),
+            Outcome::Failed(r) => r.as_str().to_owned(),
+        };
+        serde_json::json!({
+            "bank": self.cfg.bank,
+            "ledger": st.ledger.iter().map(|((p, m), t)| serde_json::json!({"project": p, "month": m, "count": t.count, "amount_fen": t.amount.0})).collect::<Vec<_>>(),
+            "outcomes": st.outcomes.iter().map(|((l, a), o)| serde_json::json!([l, a, outcome(o)])).collect::<Vec<_>>(),
+            "fate": st.fate.iter().map(|(l, (r, acct, name))| serde_json::json!([l, r.as_str(), acct, name])).collect::<Vec<_>>(),
+            "decided": st.decided.iter().collect::<Vec<_>>(),
+            "clock": st.clock,
+        })
+    }
+
+    /// Load books saved by [`BankSim::export_state`] (unknown or malformed parts are skipped).
+    pub fn import_state(&self, v: &serde_json::Value) {
+        let mut st = self.st();
+        let arr = |k: &str| v[k].as_array().cloned().unwrap_or_default();
+        for e in arr("ledger") {
+            if let (Some(p), Some(m), Some(c), Some(f)) = (
+                e["project"].as_str(),
+                e["month"].as_str(),
+                e["count"].as_u64(),
+                e["amount_fen"].as_i64(),
+            ) {
+                st.ledger.insert(
+                    (p.to_owned(), m.to_owned()),
+                    Totals {
+                        count: c,
+                        amount: Fen(f),
+                    },
+                );
+            }
+        }
+        for e in arr("outcomes") {
+            if let (Some(l), Some(a), Some(o)) = (e[0].as_i64(), e[1].as_i64(), e[2].as_str()) {
+                let o = if o == "credited" {
+                    Outcome::Credited
+                } else {
+                    Outcome::Failed(FailureReason::parse(o).unwrap_or(FailureReason::Other))
+                };
+                st.outcomes.insert((l, a), o);
+            }
+        }
+        for e in arr("fate") {
+            if let (Some(l), Some(r), Some(acct), Some(name)) =
+                (e[0].as_i64(), e[1].as_str(), e[2].as_str(), e[3].as_str())
+            {
+                let r = FailureReason::parse(r).unwrap_or(FailureReason::Other);
+                st.fate.insert(l, (r, acct.to_owned(), name.to_owned()));
+            }
+        }
+        for d in arr("decided") {
+            if let Some(d) = d.as_str() {
+                st.decided.insert(d.to_owned());
+            }
+        }
+        st.clock = v["clock"]
+            .as_u64()
+            .and_then(|c| u32::try_from(c).ok())
+            .unwrap_or(st.clock);
+    }
+
+    /// Wait until every notified order has been processed (or `timeout` passes). Returns
+    /// whether the bank is idle.
+    pub async fn wait_idle(&self, timeout: Duration) -> bool {
+        let start = std::time::Instant::now();
+        while self.pending.load(Ordering::SeqCst) > 0 {
+            if start.elapsed() > timeout {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
+    /// Take a notice: process the order in the background.
+    pub fn notice(&self, order_no: String) {
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        let sim = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = sim.process(&order_no).await {
+                tracing::warn!(error = %e, "the simulated bank could not process an order");
+                if let Ok(mut errs) = sim.errors.lock() {
+                    errs.push(e);
+                }
+            }
+            sim.pending.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+
+    /// Serve the notification address (`POST /notify`, `GET /status`) on an ephemeral port.
+    pub async fn serve_notices(&self) -> std::io::Result<SimServer> {
+        async fn notify(
+            State(sim): State<BankSim>,
+            Json(v): Json<serde_json::Value>,
+        ) -> (StatusCode, Json<serde_json::Value>) {
+            match v["order_no"].as_str() {
+                Some(no) => {
+                    sim.notice(no.to_owned());
+                    (
+                        StatusCode::ACCEPTED,
+                        Json(serde_json::json!({"accepted": no})),
+                    )
+                }
+                None => (
+                    StatusCode::BAD_REQUEST,
+                    Json(serde_json::json!({"message": "缺少 order_no"})),
+                ),
+            }
+        }
+        async fn status(State(sim): State<BankSim>) -> Json<serde_json::Value> {
+            Json(serde_json::json!({
+                "busy": sim.pending.load(Ordering::SeqCst),
+                "processed": sim.reports().len(),
+            }))
+        }
+        let router = Router::new()
+            .route("/notify", post(notify))
+            .route("/status", get(status))
+            .with_state(self.clone());
+        SimServer::start(router).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_records() {
+        assert_eq!(csv_record("1,2,王秀英"), ["1", "2", "王秀英"]);
+        assert_eq!(csv_record("\"a,b\",\"c\"\"d\",e"), ["a,b", "c\"d", "e"]);
+        assert_eq!(csv_record(""), [""]);
+    }
+}

@@ -1,0 +1,492 @@
+//! 黑龙江省's own tables and queries (migrations `0100_heilongjiang.sql`):
+//!
+//! - the archive of every message exchanged with the budget system (`hlj_messages`), bodies
+//!   encrypted because vouchers carry payee accounts; the platform dates of the exchanges are
+//!   what the notice deadlines of 塔河县方案(七) count from;
+//! - the treasury agent bank's per-line returns (`hlj_returns`): cross-bank payments and the fees
+//!   the agent bank bore (黑财监〔2021〕30号 二(三)三);
+//! - the read models of the province's reports: the six supervision indicators of
+//!   黑财监〔2023〕1号 三, the ledger entries of a batch (for the grain-risk-fund clearing
+//!   statement), the card-activation census.
+
+use crate::db::{Store, with_pool};
+use crate::error::{Result, StoreError};
+use crate::payments::BatchRow;
+use crate::registers::{open_str, placeholders};
+use crate::vault::{BlindIndex, IndexKind};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use ykt_kernel::Fen;
+use ykt_kernel::batch::LineState;
+use ykt_kernel::ledger::AccountKind;
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// A message to archive.
+#[derive(Debug, Clone)]
+pub struct NewMessage<'a> {
+    pub batch_id: Option<i64>,
+    pub order_no: &'a str,
+    pub voucher_no: &'a str,
+    /// e.g. `plan`, `plan_receipt`, `voucher_5201`, `return_5201`.
+    pub kind: &'a str,
+    /// `out` (platform → budget system) or `in`.
+    pub direction: &'a str,
+    /// e.g. `POST /plans`.
+    pub request: &'a str,
+    /// HTTP status of a response.
+    pub status: Option<u16>,
+    /// The bytes exactly as exchanged (GB18030 XML).
+    pub body: &'a [u8],
+    /// The platform's date.
+    pub on_date: &'a str,
+}
+
+/// An archived message, decrypted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRow {
+    pub id: i64,
+    pub batch_id: Option<i64>,
+    pub order_no: String,
+    pub voucher_no: String,
+    pub kind: String,
+    pub direction: String,
+    pub request: String,
+    pub status: Option<i64>,
+    pub body: Vec<u8>,
+    pub body_sha256: String,
+    pub on_date: String,
+}
+
+/// When a kind of message was exchanged for a batch (no body).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageDate {
+    pub kind: String,
+    pub status: Option<i64>,
+    pub on_date: String,
+}
+
+/// The bank's return for one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnRow {
+    pub line_id: i64,
+    pub attempt: i64,
+    pub batch_id: i64,
+    pub voucher_no: String,
+    pub agent_bank: String,
+    pub card_bank: String,
+    pub credited: bool,
+    pub cross_bank: bool,
+    pub fee: Fen,
+    pub paid: Fen,
+    pub bank_date: String,
+}
+
+/// A payment line as the supervision indicators see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KpiLine {
+    pub batch_id: i64,
+    pub project: String,
+    /// The batch's county (12-digit code).
+    pub region: String,
+    pub state: LineState,
+    pub attempt: i64,
+    pub amount: Fen,
+    /// For a credited line: whether the account it was credited to is the beneficiary's
+    /// social security card account in the card registry.
+    pub on_card: Option<bool>,
+}
+
+/// A roster line the card registry found with an inactive financial account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InactiveCard {
+    pub roster_id: i64,
+    pub row_no: i64,
+    pub project: String,
+    /// The importing unit's region (12 digits).
+    pub scope: String,
+    pub id_masked: String,
+}
+
+/// A ledger entry with its postings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRow {
+    pub id: i64,
+    pub batch_id: Option<i64>,
+    pub kind: String,
+    pub memo: String,
+    pub subject: Option<String>,
+    pub postings: Vec<(AccountKind, String, Fen)>,
+}
+
+impl Store {
+    /// The batch with this order number (发放单号).
+    pub async fn hlj_batch_by_order(&self, order_no: &str) -> Result<Option<BatchRow>> {
+        let id: Option<i64> = with_pool!(self, |p| {
+            sqlx::query_scalar("SELECT id FROM batches WHERE order_no = $1")
+                .bind(order_no)
+                .fetch_optional(p)
+                .await?
+        });
+        match id {
+            Some(id) => self.batch(id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The batch whose treasury reference (voucher number) or order number is `reference`.
+    pub async fn hlj_batch_by_ref(&self, reference: &str) -> Result<Option<BatchRow>> {
+        let id: Option<i64> = with_pool!(self, |p| {
+            sqlx::query_scalar("SELECT id FROM batches WHERE treasury_ref = $1 OR order_no = $1 ORDER BY id LIMIT 1")
+                .bind(reference)
+                .fetch_optional(p)
+                .await?
+        });
+        match id {
+            Some(id) => self.batch(id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Archive a message (body encrypted). Returns its id.
+    pub async fn hlj_archive(&self, m: &NewMessage<'_>) -> Result<i64> {
+        let sha = hex::encode(Sha256::digest(m.body));
+        let enc = self.vault.encrypt(m.body);
+        let at = now();
+        Ok(with_pool!(self, |p| {
+            sqlx::query_scalar(
+                "INSERT INTO hlj_messages (batch_id, order_no, voucher_no, kind, direction, request, status, body_enc, body_sha256, on_date, at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+            )
+            .bind(m.batch_id)
+            .bind(m.order_no)
+            .bind(m.voucher_no)
+            .bind(m.kind)
+            .bind(m.direction)
+            .bind(m.request)
+            .bind(m.status.map(i64::from))
+            .bind(enc.as_slice())
+            .bind(&sha)
+            .bind(m.on_date)
+            .bind(&at)
+            .fetch_one(p)
+            .await?
+        }))
+    }
+
+    /// The archived messages of a batch's order number, oldest first, decrypted.
+    pub async fn hlj_messages(&self, order_no: &str) -> Result<Vec<MessageRow>> {
+        type T = (
+            i64,
+            Option<i64>,
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<i64>,
+            Vec<u8>,
+            String,
+            String,
+        );
+        let rows: Vec<T> = with_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT id, batch_id, order_no, voucher_no, kind, direction, request, status, body_enc, body_sha256, on_date \
+                 FROM hlj_messages WHERE order_no = $1 ORDER BY id",
+            )
+            .bind(order_no)
+            .fetch_all(p)
+            .await?
+        });
+        rows.into_iter()
+            .map(|t| {
+                let body = self.vault.decrypt(&t.8)?;
+                if hex::encode(Sha256::digest(&body)) != t.9 {
+                    return Err(StoreError::corrupt("hlj_messages.body"));
+                }
+                Ok(MessageRow {
+                    id: t.0,
+                    batch_id: t.1,
+                    order_no: t.2,
+                    voucher_no: t.3,
+                    kind: t.4,
+                    direction: t.5,
+                    request: t.6,
+                    status: t.7,
+                    body,
+                    body_sha256: t.9,
+                    on_date: t.10,
+                })
+            })
+            .collect()
+    }
+
+    /// Kind, status and platform date of every message of an order, oldest first.
+    pub async fn hlj_message_dates(&self, order_no: &str) -> Result<Vec<MessageDate>> {
+        let rows: Vec<(String, Option<i64>, String)> = with_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT kind, status, on_date FROM hlj_messages WHERE order_no = $1 ORDER BY id",
+            )
+            .bind(order_no)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(kind, status, on_date)| MessageDate {
+                kind,
+                status,
+                on_date,
+            })
+            .collect())
+    }
+
+    /// Record the bank's return for a line's attempt, if the line belongs to the batch. The
+    /// first report of an attempt wins; a repeat changes nothing. Returns whether it was new.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn hlj_record_return(
+        &self,
+        batch_id: i64,
+        line_id: i64,
+        attempt: i64,
+        voucher_no: &str,
+        agent_bank: &str,
+        credited: bool,
+        cross_bank: bool,
+        fee: Fen,
+        paid: Fen,
+        bank_date: &str,
+    ) -> Result<bool> {
+        if fee.is_negative() || paid.is_negative() || attempt < 1 {
+            return Err(StoreError::Invalid {
+                reason: "回单金额或次数无效 (negative amount or attempt below 1)".into(),
+            });
+        }
+        let n = with_pool!(self, |p| {
+            sqlx::query(
+                "INSERT INTO hlj_returns (line_id, attempt, batch_id, voucher_no, agent_bank, card_bank, credited, cross_bank, fee_fen, paid_fen, bank_date) \
+                 SELECT id, $2, batch_id, $3, $4, bank, $5, $6, $7, $8, $9 FROM payment_lines WHERE id = $1 AND batch_id = $10 \
+                 ON CONFLICT (line_id, attempt) DO NOTHING",
+            )
+            .bind(line_id)
+            .bind(attempt)
+            .bind(voucher_no)
+            .bind(agent_bank)
+            .bind(i64::from(credited))
+            .bind(i64::from(cross_bank))
+            .bind(fee.0)
+            .bind(paid.0)
+            .bind(bank_date)
+            .bind(batch_id)
+            .execute(p)
+            .await?
+            .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
+    /// The recorded returns of a province's batches (all when `batch_id` is `None`).
+    pub async fn hlj_returns(
+        &self,
+        province: &str,
+        batch_id: Option<i64>,
+    ) -> Result<Vec<ReturnRow>> {
+        type T = (
+            i64,
+            i64,
+            i64,
+            String,
+            String,
+            String,
+            i64,
+            i64,
+            i64,
+            i64,
+            String,
+        );
+        let rows: Vec<T> = with_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT r.line_id, r.attempt, r.batch_id, r.voucher_no, r.agent_bank, r.card_bank, r.credited, r.cross_bank, r.fee_fen, r.paid_fen, r.bank_date \
+                 FROM hlj_returns r JOIN batches b ON b.id = r.batch_id \
+                 WHERE b.province = $1 AND ($2 IS NULL OR r.batch_id = $2) ORDER BY r.batch_id, r.line_id, r.attempt",
+            )
+            .bind(province)
+            .bind(batch_id)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|t| ReturnRow {
+                line_id: t.0,
+                attempt: t.1,
+                batch_id: t.2,
+                voucher_no: t.3,
+                agent_bank: t.4,
+                card_bank: t.5,
+                credited: t.6 == 1,
+                cross_bank: t.7 == 1,
+                fee: Fen(t.8),
+                paid: Fen(t.9),
+                bank_date: t.10,
+            })
+            .collect())
+    }
+
+    /// Every payment line of a province's batches, with whether a credited line reached the
+    /// beneficiary's social security card account (the account of its credited attempt,
+    /// compared by blind index with the card registry's account).
+    pub async fn hlj_kpi_lines(&self, province: &str) -> Result<Vec<KpiLine>> {
+        type T = (i64, i64, String, String, String, i64, i64, Vec<u8>);
+        let rows: Vec<T> = with_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT l.id, l.batch_id, b.project, b.region, l.state, l.attempt, l.amount_fen, l.person_idx \
+                 FROM payment_lines l JOIN batches b ON b.id = l.batch_id WHERE b.province = $1 ORDER BY l.id",
+            )
+            .bind(province)
+            .fetch_all(p)
+            .await?
+        });
+        // Credited attempts' accounts and the registry's card accounts, for credited lines.
+        let credited: Vec<&T> = rows.iter().filter(|t| t.4 == "credited").collect();
+        let mut on_card: HashMap<i64, bool> = HashMap::new();
+        for chunk in credited.chunks(400) {
+            let ids: Vec<i64> = chunk.iter().map(|t| t.0).collect();
+            let sql = format!(
+                "SELECT a.line_id, a.account_enc, c.account_idx FROM line_attempts a \
+                 JOIN payment_lines l ON l.id = a.line_id AND l.attempt = a.attempt \
+                 LEFT JOIN cards c ON c.person_idx = l.person_idx \
+                 WHERE a.line_id IN ({})",
+                placeholders(1, ids.len())
+            );
+            let found: Vec<(i64, Vec<u8>, Option<Vec<u8>>)> = with_pool!(self, |p| {
+                let mut q = sqlx::query_as(&sql);
+                for id in &ids {
+                    q = q.bind(*id);
+                }
+                q.fetch_all(p).await?
+            });
+            let idx_of: HashMap<i64, &Vec<u8>> = chunk.iter().map(|t| (t.0, &t.7)).collect();
+            for (line, enc, card_idx) in found {
+                let Some(person) = idx_of.get(&line) else {
+                    continue;
+                };
+                let person: BlindIndex = person
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| StoreError::corrupt("payment_lines.person_idx"))?;
+                let account = open_str(&self.vault, "line_attempts.account", &person, &enc)?;
+                let idx = self.vault.blind_index(IndexKind::Account, &account);
+                on_card.insert(
+                    line,
+                    card_idx.is_some_and(|c| c.as_slice() == idx.as_slice()),
+                );
+            }
+        }
+        rows.into_iter()
+            .map(|t| {
+                let state = LineState::parse(&t.4)
+                    .ok_or_else(|| StoreError::corrupt("payment_lines.state"))?;
+                Ok(KpiLine {
+                    batch_id: t.1,
+                    project: t.2,
+                    region: t.3,
+                    state,
+                    attempt: t.5,
+                    amount: Fen(t.6),
+                    on_card: if state == LineState::Credited {
+                        Some(on_card.get(&t.0).copied().unwrap_or(false))
+                    } else {
+                        None
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Roster lines of a province rejected because the card's financial account is not
+    /// activated (one per roster line, however many problems it had).
+    pub async fn hlj_inactive_cards(&self, province: &str) -> Result<Vec<InactiveCard>> {
+        let rows: Vec<(i64, i64, String, String, String)> = with_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT i.roster_id, i.row_no, r.project, r.scope, MIN(i.id_masked) FROM roster_issues i JOIN rosters r ON r.id = i.roster_id \
+                 WHERE r.province = $1 AND i.code = 'card.inactive' GROUP BY i.roster_id, i.row_no, r.project, r.scope ORDER BY i.roster_id, i.row_no",
+            )
+            .bind(province)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|t| InactiveCard {
+                roster_id: t.0,
+                row_no: t.1,
+                project: t.2,
+                scope: t.3,
+                id_masked: t.4,
+            })
+            .collect())
+    }
+
+    /// The ledger entries of some batches with their postings, oldest first.
+    pub async fn hlj_ledger(&self, batch_ids: &[i64]) -> Result<Vec<LedgerRow>> {
+        let mut out: Vec<LedgerRow> = Vec::new();
+        for chunk in batch_ids.chunks(400) {
+            let sql = format!(
+                "SELECT e.id, e.batch_id, e.kind, e.memo, e.subject, p.account_kind, p.owner, p.amount_fen \
+                 FROM ledger_entries e JOIN ledger_postings p ON p.entry_id = e.id \
+                 WHERE e.batch_id IN ({}) ORDER BY e.id, p.amount_fen",
+                placeholders(1, chunk.len())
+            );
+            type T = (
+                i64,
+                Option<i64>,
+                String,
+                String,
+                Option<String>,
+                String,
+                String,
+                i64,
+            );
+            let rows: Vec<T> = with_pool!(self, |p| {
+                let mut q = sqlx::query_as(&sql);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                q.fetch_all(p).await?
+            });
+            for t in rows {
+                let kind = AccountKind::parse(&t.5)
+                    .ok_or_else(|| StoreError::corrupt("ledger_postings.account_kind"))?;
+                match out.last_mut() {
+                    Some(e) if e.id == t.0 => e.postings.push((kind, t.6, Fen(t.7))),
+                    _ => out.push(LedgerRow {
+                        id: t.0,
+                        batch_id: t.1,
+                        kind: t.2,
+                        memo: t.3,
+                        subject: t.4,
+                        postings: vec![(kind, t.6, Fen(t.7))],
+                    }),
+                }
+            }
+        }
+        out.sort_by_key(|e| e.id);
+        Ok(out)
+    }
+
+    /// Whether a line was ever reported credited in more than one attempt (must never be).
+    pub async fn hlj_lines_credited_twice(&self, batch_id: i64) -> Result<i64> {
+        Ok(with_pool!(self, |p| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM (SELECT a.line_id FROM line_attempts a JOIN payment_lines l ON l.id = a.line_id \
+                 WHERE l.batch_id = $1 AND a.outcome = 'credited' GROUP BY a.line_id HAVING COUNT(*) > 1) x",
+            )
+            .bind(batch_id)
+            .fetch_one(p)
+            .await?
+        }))
+    }
+}
