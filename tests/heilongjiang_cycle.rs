@@ -27,7 +27,7 @@ use ykt_store::{ImportMeta, kinds, ok_rows};
 const REISSUED: &str = "6228480000031000102";
 
 async fn step(h: &Hlj<'_>, o: &mut String, b: i64, code: &str, who: &ykt_kernel::User) {
-    for r in h.step(b, code, who, None).await.unwrap() {
+    for r in h.step(b, code, who, None).await.unwrap().all().unwrap() {
         writeln!(
             o,
             "  批次{b} {} [{}] {}",

@@ -143,7 +143,7 @@ pub async fn poll_until_funded(p: &Platform, id: i64) {
 
 async fn poll(p: &Platform) {
     let scope = RegionCode::parse("230102").unwrap();
-    ops::poll(p, None, &scope).await.unwrap();
+    ops::poll(p, None, Some(&scope)).await.unwrap();
     check_money(&p.sc.store, "poll").await;
 }
 
@@ -534,7 +534,7 @@ pub async fn run(store: &Store) -> Run {
     for b in [main, receipt] {
         step(&p, b, "close", &head, None).await;
     }
-    let statements = ops::statements(&p, month, &scope).await.unwrap();
+    let statements = ops::statements(&p, month, Some(&scope)).await.unwrap();
 
     // Renderings.
     let mask = p.sc.province.mask_policy();

@@ -164,7 +164,7 @@ struct BuildInfo {
 
 impl BuildInfo {
     fn gather(ws: &Workspace) -> anyhow::Result<BuildInfo> {
-        let epoch = source_date_epoch(&ws.root)?;
+        let epoch = workspace::source_date_epoch(&ws.root)?;
         let commit = git_commit(&ws.root);
         let rustc_program = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
         let vv = capture(Command::new(rustc_program).arg("-vV").current_dir(&ws.root))?;
@@ -185,32 +185,6 @@ impl BuildInfo {
             target,
         })
     }
-}
-
-/// `SOURCE_DATE_EPOCH` as the caller set it, else the commit time.
-fn source_date_epoch(root: &Path) -> anyhow::Result<u64> {
-    if let Some(v) = std::env::var_os("SOURCE_DATE_EPOCH") {
-        let v = v.to_string_lossy();
-        return v.trim().parse().map_err(|_| {
-            anyhow!(
-                "SOURCE_DATE_EPOCH「{v}」不是秒数 (SOURCE_DATE_EPOCH must be seconds since 1970)"
-            )
-        });
-    }
-    let out = capture(
-        Command::new("git")
-            .args(["log", "-1", "--format=%ct"])
-            .current_dir(root),
-    )
-    .context(
-        "无法从 git 取得提交时间；请设置 SOURCE_DATE_EPOCH (no commit time from git: set SOURCE_DATE_EPOCH)",
-    )?;
-    out.trim().parse().map_err(|_| {
-        anyhow!(
-            "git log 的提交时间「{}」无法解析 (cannot parse the commit time)",
-            out.trim()
-        )
-    })
 }
 
 /// `git rev-parse HEAD`, with `-dirty` when tracked or untracked (not ignored) files differ

@@ -25,11 +25,12 @@ pub fn run(args: &[OsString]) -> anyhow::Result<u8> {
         Some(other) => bail!("未知参数「{other}」(unknown argument)\n\n{USAGE}"),
     }
     let ws = Workspace::load()?;
+    let epoch = workspace::source_date_epoch(&ws.root)?;
     let scratch = ws.target_dir.join("xtask-check-features");
     let mut report = Vec::new();
     let mut failed = 0;
     for code in &ws.provinces {
-        let binary = workspace::build_province(code, None)?;
+        let binary = workspace::build_province(code, Some(epoch))?;
         let listed = workspace::listed_provinces(&binary, &scratch)?;
         let codes: Vec<&str> = listed.iter().map(|p| p.code.as_str()).collect();
         let verdict = match workspace::expect_only(&listed, code) {

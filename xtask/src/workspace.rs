@@ -255,3 +255,30 @@ pub fn capture(cmd: &mut Command) -> anyhow::Result<String> {
     }
     String::from_utf8(out.stdout).with_context(|| format!("{shown}: output is not UTF-8"))
 }
+
+/// `SOURCE_DATE_EPOCH` as the caller set it, else the commit time. Every build of ours passes
+/// it to cargo (C build scripts track it), so bundles and checks share their artifacts.
+pub fn source_date_epoch(root: &Path) -> anyhow::Result<u64> {
+    if let Some(v) = std::env::var_os("SOURCE_DATE_EPOCH") {
+        let v = v.to_string_lossy();
+        return v.trim().parse().map_err(|_| {
+            anyhow!(
+                "SOURCE_DATE_EPOCH「{v}」不是秒数 (SOURCE_DATE_EPOCH must be seconds since 1970)"
+            )
+        });
+    }
+    let out = capture(
+        Command::new("git")
+            .args(["log", "-1", "--format=%ct"])
+            .current_dir(root),
+    )
+    .context(
+        "无法从 git 取得提交时间；请设置 SOURCE_DATE_EPOCH (no commit time from git: set SOURCE_DATE_EPOCH)",
+    )?;
+    out.trim().parse().map_err(|_| {
+        anyhow!(
+            "git log 的提交时间「{}」无法解析 (cannot parse the commit time)",
+            out.trim()
+        )
+    })
+}

@@ -657,6 +657,7 @@ impl Store {
 
     /// Record an objection against a batch in publicity (optionally against one of its
     /// lines). `raised_by` must already be masked.
+    #[allow(clippy::too_many_arguments)]
     pub async fn sichuan_raise_objection(
         &self,
         batch_id: i64,
@@ -781,8 +782,8 @@ impl Store {
             )));
         }
         let mut excluded = None;
-        if upheld {
-            if let Some(line) = o.line_id {
+        if let Some(line) = o.line_id.filter(|_| upheld) {
+            {
                 let row: Option<(i64, String, i64)> = with_tx!(tx, |c| {
                     sqlx::query_as("SELECT amount_fen, state, attempt FROM payment_lines WHERE id = $1 AND batch_id = $2")
                         .bind(line)

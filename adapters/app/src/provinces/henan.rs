@@ -19,6 +19,7 @@
 //! ABC-HN = "http://bank.example/notify"
 //! ```
 
+pub mod bench;
 pub mod cli;
 pub mod demo;
 pub mod ops;

@@ -195,7 +195,7 @@ impl FileDropBank {
     fn to_bank(&self) -> PathBuf {
         self.root.join("to_bank")
     }
-    fn from_bank(&self) -> PathBuf {
+    fn incoming(&self) -> PathBuf {
         self.root.join("from_bank")
     }
 
@@ -308,7 +308,7 @@ impl FileDropBank {
     /// Read (without moving) every result file of `order_no` waiting in the drop, in name
     /// order, each accepted or rejected whole.
     pub fn scan_results(&self, order_no: &str) -> Result<Vec<ResultFile>, PortError> {
-        let dir = self.from_bank();
+        let dir = self.incoming();
         let prefix = format!("HP_{order_no}_");
         let mut names: Vec<String> = std::fs::read_dir(&dir)
             .map_err(|e| io_err("读取目录", &dir, e))?
@@ -361,11 +361,11 @@ impl FileDropBank {
         if file_name.contains(['/', '\\']) {
             return Err(PortError::new(SYSTEM, "文件名无效", false));
         }
-        let from = self.from_bank().join(file_name);
-        let mut to = self.from_bank().join(sub).join(file_name);
+        let from = self.incoming().join(file_name);
+        let mut to = self.incoming().join(sub).join(file_name);
         let mut n = 1;
         while to.exists() {
-            to = self.from_bank().join(sub).join(format!("{file_name}.{n}"));
+            to = self.incoming().join(sub).join(format!("{file_name}.{n}"));
             n += 1;
         }
         std::fs::rename(&from, &to).map_err(|e| io_err("移动", &from, e))

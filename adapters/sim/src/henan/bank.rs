@@ -728,10 +728,10 @@ impl BankSim {
         let v = self.get_json("/orders").await?;
         let mut out = Vec::new();
         for o in v["orders"].as_array().cloned().unwrap_or_default() {
-            if o["funded"].as_bool() == Some(true) && o["open"]["count"].as_u64().unwrap_or(0) > 0 {
-                if let Some(no) = o["order_no"].as_str() {
-                    out.push(self.process(no).await?);
-                }
+            let waiting =
+                o["funded"].as_bool() == Some(true) && o["open"]["count"].as_u64().unwrap_or(0) > 0;
+            if let (true, Some(no)) = (waiting, o["order_no"].as_str()) {
+                out.push(self.process(no).await?);
             }
         }
         Ok(out)

@@ -255,10 +255,9 @@ impl BankSim {
             .fail_accounts
             .iter()
             .find(|r| r.account == l.account)
+            .filter(|r| r.attempts == 0 || l.attempt <= r.attempts)
         {
-            if rule.attempts == 0 || l.attempt <= rule.attempts {
-                return Some(rule.reason);
-            }
+            return Some(rule.reason);
         }
         if l.attempt == 1 && self.cfg.fail_permille > 0 {
             let h = fnv(&[

@@ -259,8 +259,8 @@ pub async fn run(cfg: &Config, cmd: HljCmd) -> anyhow::Result<u8> {
             }
             let user = load_user(&store, &user, Some(&b)).await?;
             match h.step(id, &step, &user, reason.as_deref()).await {
-                Ok(rs) => {
-                    for r in &rs {
+                Ok(stepped) => {
+                    for r in &stepped.reports {
                         match r.moved {
                             Some((from, to)) => outln!(
                                 "批次 {id}：{} → {}（{}，{}）{}",
@@ -295,7 +295,15 @@ pub async fn run(cfg: &Config, cmd: HljCmd) -> anyhow::Result<u8> {
                             }
                         }
                     }
-                    Ok(0)
+                    match stepped.follow_up_failed {
+                        None => Ok(0),
+                        Some((next, e)) => {
+                            eprintln!(
+                                "「{step}」已完成，但随后的系统步骤「{next}」未能执行；排除原因后用 ykt heilongjiang step {id} {next} --user system 重试"
+                            );
+                            refused(e, cfg)
+                        }
+                    }
                 }
                 Err(e) => refused(e, cfg),
             }
@@ -364,9 +372,17 @@ pub async fn run(cfg: &Config, cmd: HljCmd) -> anyhow::Result<u8> {
             let county = r
                 .county()
                 .ok_or_else(|| anyhow!("--region 应为区县级或以下的区划代码"))?;
-            let name = store.region_name(&county).await?.ok_or_else(|| {
-                anyhow!("区划{}不在区划表中（先 ykt import regions）", county.full())
-            })?;
+            // The imported region table, or the one shipped with ykt.
+            let name = match store.region_name(&county).await? {
+                Some(n) => n,
+                None => crate::registers::demo_regions()
+                    .into_iter()
+                    .find(|e| e.code == county)
+                    .map(|e| e.name)
+                    .ok_or_else(|| {
+                        anyhow!("区划{}不在区划表中（先 ykt import regions）", county.full())
+                    })?,
+            };
             let n = reports::write_policy_list(&out, province.as_ref(), &name, year)?;
             outln!("{name}补贴政策清单 {n} 项 → {}", out.display());
             Ok(0)

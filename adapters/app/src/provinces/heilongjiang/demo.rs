@@ -345,14 +345,18 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
 
     outln!("审核并推送发放计划 review and push the plans:");
     for b in &batches {
-        say_steps(&h.step(b.id, "submit_plan", &clerk, None).await?);
+        say_steps(&h.step(b.id, "submit_plan", &clerk, None).await?.all()?);
     }
 
     day(1);
     outln!("各区县主管部门生成国库集中支付申请，财政审核，代理银行打卡发放:");
     for b in &batches {
-        say_steps(&h.step(b.id, "request_payment", &clerk, None).await?);
-        say_steps(&h.step(b.id, "finance_approve", &finance, None).await?);
+        say_steps(&h.step(b.id, "request_payment", &clerk, None).await?.all()?);
+        say_steps(
+            &h.step(b.id, "finance_approve", &finance, None)
+                .await?
+                .all()?,
+        );
     }
 
     day(2);
@@ -472,7 +476,7 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
     outln!("财政对账，粮食风险基金专户清算 reconcile and clear:");
     let clearing_dir = ctx.out.join("清算单");
     for b in &batches {
-        say_steps(&h.step(b.id, "reconcile", &finance, None).await?);
+        say_steps(&h.step(b.id, "reconcile", &finance, None).await?.all()?);
         let now = h.batch(b.id).await?;
         let c = reports::clearing(store, &now).await?;
         let p = reports::write_clearing(&clearing_dir, &c)?;
@@ -485,7 +489,7 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
     day(6);
     outln!("发放结果公开（政府网站专栏、“补贴查询”专栏）publish:");
     for b in &batches {
-        say_steps(&h.step(b.id, "publish", &clerk, None).await?);
+        say_steps(&h.step(b.id, "publish", &clerk, None).await?.all()?);
     }
 
     let today = day(9);

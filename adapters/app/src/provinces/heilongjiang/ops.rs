@@ -52,6 +52,24 @@ pub struct Hlj<'a> {
     pub date: PlatformDate,
 }
 
+/// What [`Hlj::step`] did: the reports of the step and its automatic follow-up, or why the
+/// follow-up could not run.
+#[derive(Debug)]
+pub struct Stepped {
+    pub reports: Vec<StepReport>,
+    pub follow_up_failed: Option<(&'static str, CycleError)>,
+}
+
+impl Stepped {
+    /// The reports, failing if the follow-up failed (for callers that need the whole thing).
+    pub fn all(self) -> Result<Vec<StepReport>, CycleError> {
+        match self.follow_up_failed {
+            None => Ok(self.reports),
+            Some((_, e)) => Err(e),
+        }
+    }
+}
+
 /// A user: a stored login, or `system` (the platform itself, scoped to the batch's region).
 pub fn system_user(b: &BatchRow) -> anyhow::Result<User> {
     Ok(User::system(
@@ -82,22 +100,30 @@ impl<'a> Hlj<'a> {
 
     /// Take a step; when it moved the batch and the workflow has an automatic System step
     /// after it (the plan is pushed as soon as it is submitted, the approved voucher is paid at
-    /// once), take that too. Returns every report, in order.
+    /// once), take that too. The step itself either happens or is refused (`Err`); a failed
+    /// follow-up leaves the step done and is reported in [`Stepped::follow_up_failed`] (take it
+    /// again later as user `system`).
     pub async fn step(
         &self,
         id: i64,
         code: &str,
         user: &User,
         reason: Option<&str>,
-    ) -> Result<Vec<StepReport>, CycleError> {
+    ) -> Result<Stepped, CycleError> {
         let cycle = self.cycle();
         let first = cycle.step(id, code, user, reason).await?;
-        let mut out = vec![first];
-        if out[0].moved.is_some() {
+        let mut out = Stepped {
+            reports: vec![first],
+            follow_up_failed: None,
+        };
+        if out.reports[0].moved.is_some() {
             if let Some(next) = hlj::follow_up(code) {
-                let b = out[0].batch.clone();
+                let b = out.reports[0].batch.clone();
                 let sys = system_user(&b).map_err(|e| CycleError::Invalid(e.to_string()))?;
-                out.push(cycle.step(id, next, &sys, None).await?);
+                match cycle.step(id, next, &sys, None).await {
+                    Ok(r) => out.reports.push(r),
+                    Err(e) => out.follow_up_failed = Some((next, e)),
+                }
             }
         }
         Ok(out)

@@ -147,6 +147,8 @@ pub enum HenanCmd {
     },
     /// 运行一次代发银行模拟器：获取本行发放单明细、打卡、反馈结果、交接（或报送台账）
     BankSim(BankSimArgs),
+    /// 基准：银行接口服务大发放单（默认100万行）的速度与内存
+    BenchPull(super::bench::BenchPullArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -388,6 +390,7 @@ pub async fn run(cfg: &Config, cmd: HenanCmd) -> anyhow::Result<u8> {
             pending_polls,
         } => return budget_sim(cfg, &listen, pending_polls).await,
         HenanCmd::BankSim(a) => return bank_sim(cfg, a).await,
+        HenanCmd::BenchPull(a) => return super::bench::run(cfg, a).await,
         HenanCmd::Calendar { from, days } => {
             let settings = Settings::from_config(cfg)?;
             let cal = settings.calendar()?;
@@ -625,7 +628,10 @@ pub async fn run(cfg: &Config, cmd: HenanCmd) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
-        HenanCmd::BudgetSim { .. } | HenanCmd::BankSim(_) | HenanCmd::Calendar { .. } => Ok(0),
+        HenanCmd::BudgetSim { .. }
+        | HenanCmd::BankSim(_)
+        | HenanCmd::BenchPull(_)
+        | HenanCmd::Calendar { .. } => Ok(0),
     }
 }
 

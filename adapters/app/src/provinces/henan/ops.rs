@@ -16,7 +16,7 @@ use ykt_kernel::batch::{BatchState, LineState};
 use ykt_kernel::catalog::Project;
 use ykt_kernel::ports::PortError;
 use ykt_kernel::province::{Province, ProvinceConfig};
-use ykt_kernel::{BankAccount, RegionCode, RegionLevel, ResidentId, Role, User};
+use ykt_kernel::{BankAccount, RegionCode, RegionLevel, Role, User};
 use ykt_province_henan::banks::{self, Candidate};
 use ykt_province_henan::calendar::WorkCalendar;
 use ykt_province_henan::library::{
@@ -48,12 +48,12 @@ pub enum OpError {
 impl OpError {
     /// Whether the user can fix it (wrong role, state, data...).
     pub fn is_refusal(&self) -> bool {
-        match self {
-            OpError::Refused(_) => true,
-            OpError::Cycle(CycleError::Refused(_) | CycleError::Invalid(_)) => true,
-            OpError::Store(StoreError::Invalid { .. } | StoreError::Conflict { .. }) => true,
-            _ => false,
-        }
+        matches!(
+            self,
+            OpError::Refused(_)
+                | OpError::Cycle(CycleError::Refused(_) | CycleError::Invalid(_))
+                | OpError::Store(StoreError::Invalid { .. } | StoreError::Conflict { .. })
+        )
     }
 }
 
@@ -336,10 +336,11 @@ impl Henan<'_> {
             name: &entry.name,
             entry: &entry_json,
         });
-        if apply.is_some() && kind == ChangeKind::Add {
-            if self.store.henan_library_entry(&entry.code).await?.is_some() {
-                return Err(library::LibraryError::Exists(entry.code.clone()).into());
-            }
+        if apply.is_some()
+            && kind == ChangeKind::Add
+            && self.store.henan_library_entry(&entry.code).await?.is_some()
+        {
+            return Err(library::LibraryError::Exists(entry.code.clone()).into());
         }
         self.store
             .henan_change_move(&ChangeMove {
@@ -356,11 +357,10 @@ impl Henan<'_> {
                 apply,
             })
             .await?;
-        Ok(self
-            .store
+        self.store
             .henan_change(id)
             .await?
-            .ok_or_else(|| OpError::Refused(format!("没有变更申请{id}")))?)
+            .ok_or_else(|| OpError::Refused(format!("没有变更申请{id}")))
     }
 
     // ----- agent banks (第十五、十六条) ----------------------------------------------------
@@ -527,7 +527,22 @@ impl Henan<'_> {
         budget_unit: Option<&str>,
     ) -> OpResult<StepReport> {
         let b = self.batch(id).await?;
-        self.cycle().authorize(id, "finance_review", user).await?;
+        // Reviewed through the generic `ykt batch step` (no bank chosen): finance picks the
+        // bank now, before the push.
+        let approved_without_bank =
+            b.state == BatchState::Approved && self.store.henan_order_of_batch(id).await?.is_none();
+        if approved_without_bank {
+            let region =
+                RegionCode::parse(&b.region).map_err(|e| OpError::Refused(e.to_string()))?;
+            if !user.has(Role::FinanceReviewer) || !user.covers(&region) || user.login == b.maker {
+                return refused(format!(
+                    "代发银行由本批次所在地区的财政部门选择；用户{}不能办理 (only the batch's finance office picks the bank)",
+                    user.login
+                ));
+            }
+        } else {
+            self.cycle().authorize(id, "finance_review", user).await?;
+        }
         self.check_payable(&b.project).await?;
         let county = Self::county_of(&b)?;
         let selected = self.county_banks(&county.full()).await?;
@@ -539,6 +554,21 @@ impl Henan<'_> {
         self.store
             .henan_assign_order(id, &b.order_no, &bank, &unit, &user.login, &self.on())
             .await?;
+        if approved_without_bank {
+            let step = self
+                .province
+                .workflow()
+                .step("finance_review")
+                .ok_or_else(|| OpError::Refused("本省流程没有 finance_review".into()))?;
+            return Ok(StepReport {
+                batch: self.batch(id).await?,
+                step,
+                moved: None,
+                results: None,
+                dispatched: Vec::new(),
+                note: format!("已选择代发银行{bank}，预算单位{unit}"),
+            });
+        }
         Ok(self.cycle().step(id, "finance_review", user, None).await?)
     }
 
@@ -841,10 +871,9 @@ impl Henan<'_> {
             )
             .await?;
         let all = self.store.henan_handovers(Some(order_no)).await?;
-        Ok(all
-            .into_iter()
+        all.into_iter()
             .find(|x| x.seq == h.seq)
-            .ok_or_else(|| OpError::Refused("交易结果不存在".into()))?)
+            .ok_or_else(|| OpError::Refused("交易结果不存在".into()))
     }
 
     /// The department confirms the batch's reconciliation (`confirm_reconciliation`): every
@@ -899,11 +928,6 @@ pub fn handover_facts(h: &HandoverRow) -> Result<HandoverFacts, String> {
         discrepancy: !h.discrepancy.is_empty(),
         state,
     })
-}
-
-/// The person a line pays (for tests and rendering; never printed in full).
-pub fn resident(line: &ykt_store::payments::LineRow) -> &ResidentId {
-    &line.resident_id
 }
 
 /// A project of the catalogue or of the library, by code.

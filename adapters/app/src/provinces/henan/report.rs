@@ -371,7 +371,7 @@ pub async fn write_annual(
     let fixed = ExcelDateTime::from_ymd(2000, 1, 1)?;
     wb.set_properties(
         &DocProperties::new()
-            .set_title(&format!(
+            .set_title(format!(
                 "惠民惠农财政补贴资金“一卡通”发放报表年度汇编 {year}"
             ))
             .set_creation_datetime(&fixed),

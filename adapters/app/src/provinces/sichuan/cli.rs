@@ -17,6 +17,7 @@ use ykt_store::Store;
 use ykt_store::sichuan::AgencyAgreement;
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum SichuanCmd {
     /// 代发协议 — the departments' agency agreements with their cooperating banks.
     #[command(subcommand)]
@@ -52,8 +53,8 @@ pub enum SichuanCmd {
         #[arg(long)]
         batch: Option<i64>,
         /// Region to poll (default: every Sichuan batch).
-        #[arg(long, default_value = "51")]
-        region: String,
+        #[arg(long)]
+        region: Option<String>,
     },
     /// 追回 — recover a credited duplicate or deceased person's payment into the
     /// zero-balance account (returned to the treasury at month end).
@@ -90,16 +91,18 @@ pub enum SichuanCmd {
     },
     /// 未发放台账 — lines that could not be paid and went back to the treasury.
     Unpaid {
-        #[arg(long, default_value = "51")]
-        region: String,
+        /// Region (default: all).
+        #[arg(long)]
+        region: Option<String>,
     },
     /// 对账单 — statements to beneficiaries for a period (monthly, quarterly or yearly as
     /// configured).
     Statements {
         #[arg(long)]
         period: String,
-        #[arg(long, default_value = "51")]
-        region: String,
+        /// Region (default: all).
+        #[arg(long)]
+        region: Option<String>,
         /// Also write them (text and GB18030 CSV) into this directory.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -112,13 +115,15 @@ pub enum SichuanCmd {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum AgreementCmd {
     /// Record an agreement.
     Add(AgreementArgs),
     /// List agreements.
     List {
-        #[arg(long, default_value = "51")]
-        region: String,
+        /// Region (default: all).
+        #[arg(long)]
+        region: Option<String>,
     },
 }
 
@@ -319,8 +324,10 @@ pub async fn run(cfg: &Config, cmd: SichuanCmd) -> anyhow::Result<u8> {
             })
         }
         SichuanCmd::Agreement(AgreementCmd::List { region: r }) => {
-            let r = region(&r)?;
-            let list = store.sichuan_agreements(Some(r.prefix())).await?;
+            let r = r.as_deref().map(region).transpose()?;
+            let list = store
+                .sichuan_agreements(r.as_ref().map(|r| r.prefix()))
+                .await?;
             out!("{}", render::agreements(&list, &mask));
             Ok(())
         }
@@ -431,8 +438,8 @@ pub async fn run(cfg: &Config, cmd: SichuanCmd) -> anyhow::Result<u8> {
             })
         }
         SichuanCmd::Poll { batch, region: r } => {
-            let r = region(&r)?;
-            ops::poll(&p, batch, &r).await.map(|list| {
+            let r = r.as_deref().map(region).transpose()?;
+            ops::poll(&p, batch, r.as_ref()).await.map(|list| {
                 if list.is_empty() {
                     outln!("没有待平台处理的批次 (nothing due)");
                 }
@@ -501,9 +508,12 @@ pub async fn run(cfg: &Config, cmd: SichuanCmd) -> anyhow::Result<u8> {
             .map(|rep| out!("{}", render::month_end(&rep)))
         }
         SichuanCmd::Unpaid { region: r } => {
-            let r = region(&r)?;
+            let r = r.as_deref().map(region).transpose()?;
             let items = store
-                .sichuan_unpaid(ykt_province_sichuan::CODE, r.prefix())
+                .sichuan_unpaid(
+                    ykt_province_sichuan::CODE,
+                    r.as_ref().map(|r| r.prefix()).unwrap_or(""),
+                )
                 .await?;
             out!("{}", render::unpaid(&items, &mask));
             Ok(())
@@ -515,8 +525,8 @@ pub async fn run(cfg: &Config, cmd: SichuanCmd) -> anyhow::Result<u8> {
         } => {
             let period =
                 Period::parse(&period).map_err(|e| anyhow!("--period「{period}」：{e}"))?;
-            let r = region(&r)?;
-            match ops::statements(&p, period, &r).await {
+            let r = r.as_deref().map(region).transpose()?;
+            match ops::statements(&p, period, r.as_ref()).await {
                 Ok(list) => {
                     let text = render::statements(
                         &period,

@@ -211,7 +211,7 @@ async fn poll(
     scope: &RegionCode,
     seen: &mut std::collections::HashSet<i64>,
 ) -> anyhow::Result<()> {
-    for r in ops::poll(p, None, scope).await? {
+    for r in ops::poll(p, None, Some(scope)).await? {
         if r.step == "collect_results" {
             for f in p.sc.store.sichuan_bank_files(r.batch).await? {
                 let new = f.direction == "result" && seen.insert(f.id);
@@ -814,8 +814,7 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
         .lines(b_recover.id, 0, i64::MAX)
         .await?
         .into_iter()
-        .filter(|l| l.state == ykt_kernel::LineState::Credited && l.proxy_kind.is_none())
-        .next_back()
+        .rfind(|l| l.state == ykt_kernel::LineState::Credited && l.proxy_kind.is_none())
         .ok_or_else(|| anyhow!("批次{}没有已到账明细", b_recover.id))?;
     let amount = ops::recover(
         &p,
@@ -855,7 +854,7 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
     }
 
     // Statements and artifacts.
-    let st = ops::statements(&p, month, &scope).await?;
+    let st = ops::statements(&p, month, Some(&scope)).await?;
     outln!(
         "[{}] 出具对账单{}份（{}）",
         day(clock.today()),

@@ -632,12 +632,12 @@ pub struct Polled {
 /// Take the system's steps that are due: confirm funding that arrived in the zero-balance
 /// account (`fund_zero_balance`) and collect the bank's results (`collect_results`), for one
 /// batch or every Sichuan batch within `scope`.
-pub async fn poll(p: &Platform, only: Option<i64>, scope: &RegionCode) -> R<Vec<Polled>> {
+pub async fn poll(p: &Platform, only: Option<i64>, scope: Option<&RegionCode>) -> R<Vec<Polled>> {
     let batches = match only {
         Some(id) => vec![batch(&p.sc, id).await?],
         None => {
             p.sc.store
-                .batches(Some(ykt_province_sichuan::CODE), Some(scope))
+                .batches(Some(ykt_province_sichuan::CODE), scope)
                 .await?
                 .into_iter()
                 .rev()
@@ -936,7 +936,12 @@ pub struct Statement {
 /// The statements of a period (乐山办法 四(六): "按月、按季或按年将补贴资金发放明细告知享受对
 /// 象"): one per beneficiary paid in the period (by the bank's value date), each payment with
 /// project, 属期, amount and date; recoveries are shown against the payment.
-pub async fn statements(p: &Platform, period: Period, scope: &RegionCode) -> R<Vec<Statement>> {
+pub async fn statements(
+    p: &Platform,
+    period: Period,
+    scope: Option<&RegionCode>,
+) -> R<Vec<Statement>> {
+    let prefix = scope.map(|r| r.prefix()).unwrap_or("");
     let freq = p.sc.settings.statement_frequency;
     if !freq.accepts(&period) {
         return Err(refused(format!(
@@ -955,14 +960,14 @@ pub async fn statements(p: &Platform, period: Period, scope: &RegionCode) -> R<V
         p.sc.store
             .sichuan_statement_lines(
                 ykt_province_sichuan::CODE,
-                scope.prefix(),
+                prefix,
                 &day(period.start_date()),
                 &day(period.end_date()),
             )
             .await?;
     let recoveries: HashMap<i64, ykt_store::sichuan::Recovery> =
         p.sc.store
-            .sichuan_recoveries(scope.prefix())
+            .sichuan_recoveries(prefix)
             .await?
             .into_iter()
             .map(|r| (r.line_id, r))

@@ -526,7 +526,10 @@ pub fn publicity_line(
     let (id_masked, note) = match l.proxy_kind.as_deref() {
         Some("代领") => (
             "无身份证".to_owned(),
-            format!("领取人{proxy}代为领取（代领协议已备案）"),
+            format!(
+                "实际享受人{}，领取人{proxy}（代为领取协议已备案）",
+                mask.name(&l.name)
+            ),
         ),
         Some("代管") => (
             mask.id(l.resident_id.as_str()),
@@ -563,6 +566,7 @@ fn household(sc: &Sichuan, b: &BatchRow) -> bool {
         .is_some_and(|p| p.basis == ykt_kernel::catalog::PaymentBasis::Household)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn notice(
     b: &BatchRow,
     id: String,

@@ -122,13 +122,7 @@ pub fn township_summary(
         }
     }
     rule(&mut o);
-    let _ = writeln!(
-        o,
-        "{} {} {}",
-        pad("村（社区）", 16),
-        pad("笔数", 8),
-        "金额（元）"
-    );
+    let _ = writeln!(o, "{} {} 金额（元）", pad("村（社区）", 16), pad("笔数", 8));
     let (mut n, mut t) = (0usize, Fen(0));
     for (_, name, count, amount) in villages {
         n += count;
