@@ -554,8 +554,10 @@ async fn grain_risk_fund_projects_are_configuration() {
     each_backend("hlj_grain_cfg", |db| async move {
         let store = &db.store;
         load_registers(store).await;
-        let mut cfg = yikatong::config::Config::default();
-        cfg.province_settings = serde_json::json!({"grain_risk_fund_projects": ["HLJ03"]});
+        let cfg = yikatong::config::Config {
+            province_settings: serde_json::json!({"grain_risk_fund_projects": ["HLJ03"]}),
+            ..Default::default()
+        };
         let p = yikatong::build_province(
             yikatong::select_province(Some("heilongjiang"), &cfg).unwrap(),
             &cfg,
@@ -821,8 +823,10 @@ async fn without_a_budget_system_the_step_is_refused_and_the_review_stays_record
         );
         assert_invariants(store, b.id).await;
         // The bad setting is named.
-        let mut bad = yikatong::config::Config::default();
-        bad.province_settings = serde_json::json!({"budget_url": 5});
+        let bad = yikatong::config::Config {
+            province_settings: serde_json::json!({"budget_url": 5}),
+            ..Default::default()
+        };
         let e = yikatong::provinces::heilongjiang::budget_url(&bad).unwrap_err();
         assert!(e.to_string().contains("budget_url"));
     })

@@ -261,3 +261,54 @@ async fn lines_end_in_their_final_states() {
     })
     .await;
 }
+
+/// The province's simulator hook gives working ports: the treasury answers over HTTP (an
+/// unknown voucher is refused), the bank's drop refuses an unknown order, the disclosure
+/// channel publishes to the platform's own tables.
+#[tokio::test]
+async fn simulated_ports_talk_to_running_simulators() {
+    each_backend("sichuan_sim_ports", |db| async move {
+        let cfg = yikatong::config::Config::default();
+        let province = yikatong::build_province(
+            yikatong::select_province(Some("sichuan"), &cfg).unwrap(),
+            &cfg,
+        )
+        .unwrap();
+        let (ports, _sims) = yikatong::provinces::simulated_ports(province.as_ref(), &db.store, 7)
+            .await
+            .unwrap();
+        let treasury = ports.treasury.expect("treasury port");
+        assert!(matches!(
+            treasury.funding_status("NO-SUCH-VOUCHER").await.unwrap(),
+            ykt_kernel::ports::FundingStatus::Refused { .. }
+        ));
+        let bank = ports.bank.expect("bank port");
+        let e = bank.collect_results("NO-SUCH-ORDER").await.unwrap_err();
+        assert!(e.message.contains("NO-SUCH-ORDER"), "{e}");
+        let notice = ykt_kernel::ports::Notice {
+            id: "sichuan-test-notice".into(),
+            kind: "policy".into(),
+            region: RegionCode::parse("510000").unwrap(),
+            project_name: "农村最低生活保障金".into(),
+            title: "政策公开".into(),
+            body: "正文".into(),
+            published_on: "2023-05-08".into(),
+            until: None,
+        };
+        ports
+            .disclosure
+            .expect("disclosure")
+            .publish(&notice)
+            .await
+            .unwrap();
+        assert!(
+            db.store
+                .notices(None)
+                .await
+                .unwrap()
+                .iter()
+                .any(|n| n.id == notice.id)
+        );
+    })
+    .await;
+}

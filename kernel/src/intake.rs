@@ -527,15 +527,15 @@ fn check_line_cached(ctx: &IntakeContext<'_>, raw: &RawLine, cache: &mut LineCac
         },
     };
     if let Some(p) = period {
-        if let Some(w) = &ctx.project.active {
-            if !w.contains(&p) {
-                push(
-                    &mut d,
-                    Column::Period,
-                    ReasonCode::ProjectInactive,
-                    format!("属期{}不在项目发放属期{}内", p.label_zh(), w.label_zh()),
-                );
-            }
+        if let Some(w) = &ctx.project.active
+            && !w.contains(&p)
+        {
+            push(
+                &mut d,
+                Column::Period,
+                ReasonCode::ProjectInactive,
+                format!("属期{}不在项目发放属期{}内", p.label_zh(), w.label_zh()),
+            );
         }
         if !ctx.project.cross_period.allows(&ctx.current, &p) {
             push(
@@ -780,8 +780,10 @@ fn finish(
                     }) => Some(name.as_str()),
                     _ => d.name.as_deref(),
                 };
-                if let Some(n) = expected_name.filter(|n| !normalised_eq(&card.name, n)) {
-                    if !n.is_empty() {
+                if let Some(n) =
+                    expected_name.filter(|n| !n.is_empty() && !normalised_eq(&card.name, n))
+                {
+                    {
                         let n = n.to_owned();
                         let col = if col == Column::ProxyId {
                             Column::ProxyName
@@ -816,19 +818,19 @@ fn finish(
     }
 
     // Death register: deceased before the period began.
-    if let (Some(death), Some(period)) = (l.death, d.period) {
-        if death.date_of_death < period.start_date() {
-            push(
-                &mut d,
-                Column::ResidentId,
-                ReasonCode::PersonDeceased,
-                format!(
-                    "死亡登记日期{}早于属期{}",
-                    death.date_of_death,
-                    period.label_zh()
-                ),
-            );
-        }
+    if let (Some(death), Some(period)) = (l.death, d.period)
+        && death.date_of_death < period.start_date()
+    {
+        push(
+            &mut d,
+            Column::ResidentId,
+            ReasonCode::PersonDeceased,
+            format!(
+                "死亡登记日期{}早于属期{}",
+                death.date_of_death,
+                period.label_zh()
+            ),
+        );
     }
 
     // Mutually exclusive projects

@@ -281,8 +281,10 @@ fn bundle(ws: &Workspace, info: &BuildInfo, code: &str, out: &Path) -> anyhow::R
         "source_date_epoch": info.epoch,
         "build_date": build_date,
     });
-    fs::write(dir.join("manifest.json"), pretty(manifest)?)?;
-    fs::write(dir.join("sbom.cdx.json"), pretty(sbom)?)?;
+    for (file, value) in [("manifest.json", manifest), ("sbom.cdx.json", sbom)] {
+        fs::write(dir.join(file), pretty(value)?)
+            .with_context(|| format!("无法写入 {file} (cannot write)"))?;
+    }
 
     for file in FILES.iter().filter(|f| **f != "SHA256SUMS") {
         let mode = if *file == workspace::BINARY {
@@ -299,9 +301,11 @@ fn bundle(ws: &Workspace, info: &BuildInfo, code: &str, out: &Path) -> anyhow::R
             .args(FILES.iter().filter(|f| **f != "SHA256SUMS"))
             .current_dir(&dir),
     )?;
-    fs::write(dir.join("SHA256SUMS"), sums)?;
-    fs::set_permissions(dir.join("SHA256SUMS"), fs::Permissions::from_mode(0o644))?;
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
+    fs::write(dir.join("SHA256SUMS"), sums).context("无法写入 SHA256SUMS (cannot write)")?;
+    fs::set_permissions(dir.join("SHA256SUMS"), fs::Permissions::from_mode(0o644))
+        .context("chmod SHA256SUMS")?;
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("chmod {}", dir.display()))?;
     check_contents(&dir)?;
 
     let archive = out.join(format!("{name}.tar.gz"));
@@ -313,7 +317,8 @@ fn bundle(ws: &Workspace, info: &BuildInfo, code: &str, out: &Path) -> anyhow::R
     fs::write(
         out.join(format!("{name}.tar.gz.sha256")),
         format!("{sum}  {name}.tar.gz\n"),
-    )?;
+    )
+    .with_context(|| format!("无法写入 {name}.tar.gz.sha256 (cannot write)"))?;
     fs::remove_dir_all(&staging)
         .with_context(|| format!("无法清理 {} (cannot remove)", staging.display()))?;
     eprintln!("== {} ({province_name}): {}", code, archive.display());

@@ -95,6 +95,9 @@ pub struct BenchArgs {
     /// Internal: the database URL of a stage.
     #[arg(long, hide = true)]
     pub db: Option<String>,
+    /// Not an option: the program the stages run (set by the parent).
+    #[arg(skip)]
+    pub stage_exe: Option<PathBuf>,
 }
 
 /// One measured part of a stage.
@@ -218,6 +221,7 @@ async fn run_parent(args: &BenchArgs, province: &dyn Province) -> anyhow::Result
         args.seed,
         dir.display()
     );
+    let load_before = loadavg();
     let manifest = ensure_data(args, province, &files)?;
     eprintln!(
         "data: roster {:.1} MB, registry {} records {:.1} MB, deaths {}",
@@ -227,6 +231,15 @@ async fn run_parent(args: &BenchArgs, province: &dyn Province) -> anyhow::Result
         manifest.deaths
     );
 
+    // The stages run from a copy of this binary: a build into the shared target directory
+    // while the benchmark runs must not swap the program under it.
+    let exe = dir.join("ykt-bench-stage");
+    std::fs::copy(std::env::current_exe().context("current_exe")?, &exe)
+        .with_context(|| format!("{}", exe.display()))?;
+    let args = &BenchArgs {
+        stage_exe: Some(exe),
+        ..args.clone()
+    };
     let wanted = |s: &str| args.only.is_empty() || args.only.iter().any(|o| o == s);
     let mut outs: BTreeMap<String, StageOut> = BTreeMap::new();
     let mut notes: Vec<String> = Vec::new();
@@ -313,6 +326,7 @@ async fn run_parent(args: &BenchArgs, province: &dyn Province) -> anyhow::Result
     if store_db.exists() {
         remove_sqlite(&store_db)?;
     }
+    let _ = std::fs::remove_file(dir.join("ykt-bench-stage"));
 
     // Do the three intakes agree?
     let totals: Vec<(&str, &Totals)> = ["check", "sqlite-import", "pg-import"]
@@ -338,6 +352,15 @@ async fn run_parent(args: &BenchArgs, province: &dyn Province) -> anyhow::Result
         ));
     }
 
+    // Other work on the machine inflates wall times: say how busy it was.
+    notes.push(format!(
+        "Load average (1 min) at the start and the end: {} and {}, on {} CPUs.",
+        load_before,
+        loadavg(),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    ));
     let rows = table_rows(&outs);
     let text = render_table(&rows);
     crate::out!("{text}");
@@ -361,6 +384,14 @@ async fn run_parent(args: &BenchArgs, province: &dyn Province) -> anyhow::Result
         .with_context(|| format!("{}", path.display()))?;
     crate::outln!("results: {}", path.display());
     Ok(0)
+}
+
+/// The 1-minute load average, as `/proc/loadavg` gives it.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
 }
 
 fn mb(bytes: u64) -> f64 {
@@ -389,7 +420,10 @@ fn spawn_stage(
     db: Option<&str>,
 ) -> anyhow::Result<StageOut> {
     eprintln!("stage {stage} ...");
-    let exe = std::env::current_exe().context("current_exe")?;
+    let exe = match &args.stage_exe {
+        Some(e) => e.clone(),
+        None => std::env::current_exe().context("current_exe")?,
+    };
     let mut cmd = Command::new(exe);
     cmd.arg("bench")
         .arg("--stage")
@@ -694,7 +728,11 @@ fn generate(args: &BenchArgs, province: &dyn Province, files: &Files) -> anyhow:
 // ----- PostgreSQL administration ------------------------------------------------------------
 
 async fn pg_admin(url: &str) -> anyhow::Result<sqlx::PgConnection> {
-    let connect = sqlx::PgConnection::connect(url);
+    use sqlx::ConnectOptions;
+    use std::str::FromStr;
+    // Quiet: CREATE/DROP DATABASE may pass sqlx's one-second slow-statement warning.
+    let opts = sqlx::postgres::PgConnectOptions::from_str(url)?.disable_statement_logging();
+    let connect = sqlx::PgConnection::connect_with(&opts);
     match tokio::time::timeout(std::time::Duration::from_secs(5), connect).await {
         Ok(Ok(c)) => Ok(c),
         Ok(Err(e)) => Err(anyhow!("{e}")),
@@ -1328,6 +1366,7 @@ mod tests {
             regenerate: false,
             stage: None,
             db: None,
+            stage_exe: None,
         };
         let files = Files::in_dir(dir.path());
         let m = ensure_data(&args, province.as_ref(), &files).unwrap();

@@ -240,7 +240,7 @@ async fn insert_rows(tx: &mut Tx, table: &str, cols: &[&str], rows: &[Vec<Val>])
 async fn bulk_rows(tx: &mut Tx, table: &str, cols: &[&str], rows: &[Vec<Val>]) -> Result<()> {
     match &mut tx.inner {
         TxInner::Sqlite(_) => insert_rows(tx, table, cols, rows).await,
-        TxInner::Postgres(t) => copy_rows(&mut **t, table, cols, rows).await,
+        TxInner::Postgres(t) => copy_rows(t, table, cols, rows).await,
     }
 }
 

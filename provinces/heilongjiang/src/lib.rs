@@ -77,8 +77,18 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The province's own table: `[province_settings.heilongjiang]` when present (a
+    /// configuration shared by several provinces), else `[province_settings]` itself.
+    pub fn table(v: &serde_json::Value) -> &serde_json::Value {
+        match v.get(CODE) {
+            Some(t) if t.is_object() => t,
+            _ => v,
+        }
+    }
+
     /// Read the settings; a present key of the wrong type is an error naming the key.
     pub fn from_json(v: &serde_json::Value) -> Result<Settings, ProvinceError> {
+        let v = Settings::table(v);
         let mut s = Settings::default();
         if let Some(list) = v.get("grain_risk_fund_projects") {
             let items = list.as_array().ok_or_else(|| {
@@ -301,7 +311,7 @@ const STEPS: &[StepDef] = &[
     },
     StepDef {
         code: "reconcile",
-        label: "对账（粮食风险基金专户清算）",
+        label: "对账与资金清算",
         role: Role::FinanceReviewer,
         from: &[S::Settled],
         to: S::Reconciled,
@@ -448,6 +458,16 @@ mod tests {
             FundingChannel::GrainRiskFund
         );
         assert_eq!(c.find("HLJ40").unwrap().funding, FundingChannel::Treasury);
+        let nested = ProvinceConfig {
+            settings: serde_json::json!({"heilongjiang": {"grain_risk_fund_projects": ["HLJ40"]}}),
+            extra_projects: vec![],
+        };
+        let c = build_catalog(&nested).unwrap();
+        assert_eq!(
+            c.find("HLJ40").unwrap().funding,
+            FundingChannel::GrainRiskFund
+        );
+        assert_eq!(c.find("HLJ38").unwrap().funding, FundingChannel::Treasury);
         let bad = ProvinceConfig {
             settings: serde_json::json!({"grain_risk_fund_projects": ["HLJ99"]}),
             extra_projects: vec![],

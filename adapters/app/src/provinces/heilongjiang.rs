@@ -33,9 +33,10 @@ pub fn province(cfg: &Config) -> anyhow::Result<Box<dyn Province>> {
     Ok(crate::build_province(d, cfg)?)
 }
 
-/// `[province_settings] budget_url`: the budget system's base URL, if configured.
+/// `budget_url` in `[province_settings.heilongjiang]` (or `[province_settings]`): the budget
+/// system's base URL, if configured.
 pub fn budget_url(cfg: &Config) -> anyhow::Result<Option<String>> {
-    match cfg.province_settings.get("budget_url") {
+    match ykt_province_heilongjiang::Settings::table(&cfg.province_settings).get("budget_url") {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_owned())),
         Some(other) => bail!(

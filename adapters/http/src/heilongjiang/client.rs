@@ -65,6 +65,8 @@ pub struct Directory {
     pub department: fn(&Project, &str) -> String,
     /// Expenditure subject of grain-risk-fund vouchers (2220115).
     pub grain_expenditure_subject: &'static str,
+    /// Name of a region the store's region table lacks (e.g. the table shipped with ykt).
+    pub region_name: fn(&RegionCode) -> Option<String>,
 }
 
 /// The budget-system client.
@@ -229,12 +231,15 @@ impl BudgetSystem {
 
     async fn county_name(&self, code: &str) -> Result<String, PortError> {
         let r = RegionCode::parse(code).map_err(|e| fail(e.to_string()))?;
-        Ok(self
-            .store
-            .region_name(&r)
-            .await
-            .map_err(store_err)?
-            .unwrap_or_else(|| r.prefix().to_owned()))
+        let county = r.county().unwrap_or(r);
+        Ok(
+            match self.store.region_name(&county).await.map_err(store_err)? {
+                Some(n) => n,
+                None => {
+                    (self.dir.region_name)(&county).unwrap_or_else(|| county.prefix().to_owned())
+                }
+            },
+        )
     }
 
     /// The budget unit (预算单位) of a batch: the county department and a code made of the

@@ -42,21 +42,26 @@ impl HttpTreasury {
     /// Send a voucher; the treasury's receipt says whether it was accepted, paid or rejected.
     /// Sending the same voucher again gets the same receipt.
     pub async fn submit(&self, v: &Voucher) -> Result<Receipt, PortError> {
+        self.submit_xml(&v.voucher_no, v.to_xml()).await
+    }
+
+    /// Send a voucher's XML as it was sent before (a retry after a failure on this side).
+    pub async fn submit_xml(&self, voucher_no: &str, xml: Vec<u8>) -> Result<Receipt, PortError> {
         let resp = self
             .http
             .post(format!("{}/vouchers", self.base))
             .header("content-type", "application/xml; charset=GB18030")
-            .body(v.to_xml())
+            .body(xml)
             .send()
             .await
             .map_err(|e| transport(SYSTEM, e))?;
         let r = self.receipt(resp).await?;
-        if r.voucher_no != v.voucher_no {
+        if r.voucher_no != voucher_no && r.status != ReceiptStatus::Rejected {
             return Err(PortError::new(
                 SYSTEM,
                 format!(
-                    "回执凭证号{}与所发凭证{}不符 (receipt for another voucher)",
-                    r.voucher_no, v.voucher_no
+                    "回执凭证号{}与所发凭证{voucher_no}不符 (receipt for another voucher)",
+                    r.voucher_no
                 ),
                 false,
             ));

@@ -176,12 +176,12 @@ fn refused(e: CycleError, cfg: &Config) -> anyhow::Result<u8> {
         }
         CycleError::Invalid(m) => {
             eprintln!("拒绝 refused: {m}");
-            if m.contains("no treasury port") || m.contains("no bank port") {
-                if let Ok(None) = super::budget_url(cfg) {
-                    eprintln!(
-                        "提示：未配置预算管理一体化系统地址。运行 ykt heilongjiang sim，并设置 [province_settings] budget_url（或 YKT_PROVINCE_SETTINGS='{{budget_url=\"http://127.0.0.1:18231\"}}'）"
-                    );
-                }
+            if (m.contains("no treasury port") || m.contains("no bank port"))
+                && let Ok(None) = super::budget_url(cfg)
+            {
+                eprintln!(
+                    "提示：未配置预算管理一体化系统地址。运行 ykt heilongjiang sim，并设置 [province_settings] budget_url（或 YKT_PROVINCE_SETTINGS='{{budget_url=\"http://127.0.0.1:18231\"}}'）"
+                );
             }
             Ok(1)
         }
@@ -375,13 +375,9 @@ pub async fn run(cfg: &Config, cmd: HljCmd) -> anyhow::Result<u8> {
             // The imported region table, or the one shipped with ykt.
             let name = match store.region_name(&county).await? {
                 Some(n) => n,
-                None => crate::registers::demo_regions()
-                    .into_iter()
-                    .find(|e| e.code == county)
-                    .map(|e| e.name)
-                    .ok_or_else(|| {
-                        anyhow!("区划{}不在区划表中（先 ykt import regions）", county.full())
-                    })?,
+                None => super::ops::shipped_region_name(&county).ok_or_else(|| {
+                    anyhow!("区划{}不在区划表中（先 ykt import regions）", county.full())
+                })?,
             };
             let n = reports::write_policy_list(&out, province.as_ref(), &name, year)?;
             outln!("{name}补贴政策清单 {n} 项 → {}", out.display());

@@ -107,10 +107,12 @@ fn date(s: &str) -> Option<NaiveDate> {
 pub async fn county_name(store: &Store, region: &str) -> anyhow::Result<String> {
     let r = RegionCode::parse(region).map_err(|e| anyhow!("{e}"))?;
     let county = r.county().unwrap_or(r);
-    Ok(store
-        .region_name(&county)
-        .await?
-        .unwrap_or_else(|| county.prefix().to_owned()))
+    Ok(match store.region_name(&county).await? {
+        Some(n) => n,
+        None => {
+            super::ops::shipped_region_name(&county).unwrap_or_else(|| county.prefix().to_owned())
+        }
+    })
 }
 
 /// The disclosure duties of every batch of the province, oldest batch first.
@@ -252,11 +254,15 @@ pub async fn bulletin(
             Some(p) => p.clone(),
             None => {
                 let r = RegionCode::parse(&l.region).map_err(|e| anyhow!("{e}"))?;
-                let village = store.region_name(&r).await?.unwrap_or_default();
+                let name = |c: RegionCode| async move {
+                    Ok::<_, anyhow::Error>(match store.region_name(&c).await? {
+                        Some(n) => n,
+                        None => super::ops::shipped_region_name(&c).unwrap_or_default(),
+                    })
+                };
+                let village = name(r.clone()).await?;
                 let town = match r.parent() {
-                    Some(t) if t.level() == ykt_kernel::RegionLevel::Township => {
-                        store.region_name(&t).await?.unwrap_or_default()
-                    }
+                    Some(t) if t.level() == ykt_kernel::RegionLevel::Township => name(t).await?,
                     _ => String::new(),
                 };
                 let p = format!("{town}{village}");

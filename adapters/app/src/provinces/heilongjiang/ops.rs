@@ -24,7 +24,16 @@ pub fn directory(province: &dyn Province) -> Directory {
         catalog: province.catalog().clone(),
         department: hlj::county_department,
         grain_expenditure_subject: hlj::SUBJECT_GRAIN_EXPENDITURE,
+        region_name: shipped_region_name,
     }
+}
+
+/// The name of a region in the table shipped with ykt (when none was imported).
+pub fn shipped_region_name(code: &RegionCode) -> Option<String> {
+    crate::registers::demo_regions()
+        .into_iter()
+        .find(|e| &e.code == code)
+        .map(|e| e.name)
 }
 
 /// Ports talking to the budget system at `url` (treasury and bank through it), and the
@@ -116,14 +125,14 @@ impl<'a> Hlj<'a> {
             reports: vec![first],
             follow_up_failed: None,
         };
-        if out.reports[0].moved.is_some() {
-            if let Some(next) = hlj::follow_up(code) {
-                let b = out.reports[0].batch.clone();
-                let sys = system_user(&b).map_err(|e| CycleError::Invalid(e.to_string()))?;
-                match cycle.step(id, next, &sys, None).await {
-                    Ok(r) => out.reports.push(r),
-                    Err(e) => out.follow_up_failed = Some((next, e)),
-                }
+        if out.reports[0].moved.is_some()
+            && let Some(next) = hlj::follow_up(code)
+        {
+            let b = out.reports[0].batch.clone();
+            let sys = system_user(&b).map_err(|e| CycleError::Invalid(e.to_string()))?;
+            match cycle.step(id, next, &sys, None).await {
+                Ok(r) => out.reports.push(r),
+                Err(e) => out.follow_up_failed = Some((next, e)),
             }
         }
         Ok(out)

@@ -99,6 +99,10 @@ pub struct CrossBank {
     pub amount: String,
     /// Fees borne by the agent bank (元).
     pub fees_borne_by_agent_bank: String,
+    #[serde(skip)]
+    amount_fen: Fen,
+    #[serde(skip)]
+    fees_fen: Fen,
 }
 
 /// The supervision report.
@@ -259,6 +263,8 @@ pub async fn kpis(
                 cross_bank: v.1,
                 amount: v.2.to_string(),
                 fees_borne_by_agent_bank: v.3.to_string(),
+                amount_fen: v.2,
+                fees_fen: v.3,
             })
             .collect(),
     })
@@ -397,8 +403,8 @@ pub fn write_kpis(
                 Cell::Text(c.card_bank.clone()),
                 Cell::Int(c.credited as i64),
                 Cell::Int(c.cross_bank as i64),
-                Cell::Text(c.amount.clone()),
-                Cell::Text(c.fees_borne_by_agent_bank.clone()),
+                Cell::Money(c.amount_fen),
+                Cell::Money(c.fees_fen),
             ]
         })
         .collect();
@@ -578,6 +584,8 @@ pub struct Clearing {
     pub vouchers: Vec<String>,
     pub entries: Vec<ClearingEntry>,
     pub balances: Vec<(String, String)>,
+    #[serde(skip)]
+    balances_fen: Vec<(String, Fen)>,
     pub funded: String,
     pub paid_to_cards: String,
     pub refunded: String,
@@ -594,6 +602,8 @@ pub struct ClearingEntry {
     pub from: String,
     pub to: String,
     pub amount: String,
+    #[serde(skip)]
+    amount_fen: Fen,
 }
 
 fn account_label(k: AccountKind, owner: &str, county: &str) -> String {
@@ -641,6 +651,7 @@ pub async fn clearing(store: &Store, b: &BatchRow) -> anyhow::Result<Clearing> {
             from: account_label(from.0, &from.1, &county),
             to: account_label(to.0, &to.1, &county),
             amount: to.2.to_string(),
+            amount_fen: to.2,
         });
     }
     let held = balances
@@ -685,6 +696,10 @@ pub async fn clearing(store: &Store, b: &BatchRow) -> anyhow::Result<Clearing> {
         balances: balances
             .iter()
             .map(|(k, v)| (k.label_zh().to_owned(), v.to_string()))
+            .collect(),
+        balances_fen: balances
+            .iter()
+            .map(|(k, v)| (k.label_zh().to_owned(), *v))
             .collect(),
         funded: funded.to_string(),
         paid_to_cards: paid.to_string(),
@@ -767,11 +782,11 @@ pub fn write_clearing(dir: &Path, c: &Clearing) -> anyhow::Result<std::path::Pat
                 Cell::Text(e.subject.clone()),
                 Cell::Text(e.from.clone()),
                 Cell::Text(e.to.clone()),
-                Cell::Text(e.amount.clone()),
+                Cell::Money(e.amount_fen),
             ]
         })
         .collect();
-    for (k, v) in &c.balances {
+    for (k, v) in &c.balances_fen {
         rows.push(vec![
             Cell::Text(String::new()),
             Cell::Text("余额".into()),
@@ -779,7 +794,7 @@ pub fn write_clearing(dir: &Path, c: &Clearing) -> anyhow::Result<std::path::Pat
             Cell::Text(String::new()),
             Cell::Text(String::new()),
             Cell::Text(String::new()),
-            Cell::Text(v.clone()),
+            Cell::Money(*v),
         ]);
     }
     rows.push(vec![

@@ -231,9 +231,9 @@ pub fn findings(f: &ReviewFigures, plan: Option<&PlanDeclaration>) -> Vec<String
     rules::procedural_review(f)
 }
 
-/// The authorised-payment voucher of a batch: the one already sent (unless the treasury
-/// rejected it), or a new one funding the department's zero-balance account, one detail per
-/// village.
+/// A new authorised-payment voucher for a batch, funding the department's zero-balance
+/// account with the declared amount, one detail per village (numbered after the batch's
+/// earlier plan vouchers).
 pub async fn plan_voucher(
     sc: &Sichuan,
     b: &BatchRow,
@@ -258,7 +258,7 @@ pub async fn plan_voucher(
             amount: v.totals.amount,
         })
         .collect();
-    let mut v = Voucher {
+    let v = Voucher {
         voucher_no: format!("8202{county}{}{:05}{n:02}", today.format("%Y%m%d"), b.id),
         ori_voucher_no: None,
         adm_div_code: county.to_owned(),
@@ -275,12 +275,6 @@ pub async fn plan_voucher(
         pay_amt: declared.amount,
         details,
     };
-    if let Some(last) = plans.last().filter(|p| p.status != "rejected") {
-        // Send the same voucher again (same number and bytes): never fund twice.
-        v.voucher_no = last.voucher_no.clone();
-        v.vou_date = NaiveDate::parse_from_str(&last.vou_date, "%Y-%m-%d").unwrap_or(today);
-        v.st_year = chrono::Datelike::year(&v.vou_date);
-    }
     Ok(v)
 }
 

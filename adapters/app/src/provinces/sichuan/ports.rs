@@ -59,8 +59,17 @@ impl SichuanTreasury {
     /// Send a red-letter voucher returning money from the zero-balance account to the
     /// treasury and record it; the treasury's return reference.
     pub async fn send_return(&self, b: &BatchRow, v: &Voucher) -> Result<String, SichuanError> {
-        let xml = v.to_xml();
-        let r = self.http.submit(v).await?;
+        // A voucher of this number sent before (a retry): the same bytes again, so the
+        // treasury answers with its receipt instead of taking the money back twice.
+        let earlier = self
+            .sc
+            .store
+            .sichuan_vouchers(b.id)
+            .await?
+            .into_iter()
+            .find(|x| x.voucher_no == v.voucher_no);
+        let xml = earlier.map(|x| x.xml).unwrap_or_else(|| v.to_xml());
+        let r = self.http.submit_xml(&v.voucher_no, xml.clone()).await?;
         self.sc
             .store
             .sichuan_record_voucher(&ykt_store::sichuan::Voucher {
@@ -105,17 +114,31 @@ impl SichuanTreasury {
             });
         };
         self.sc.store.set_batch_bank(b.id, &a.bank).await?;
-        let v = ops::plan_voucher(&self.sc, &b, &a, figures.declared).await?;
-        let xml = v.to_xml();
-        let r = self.http.submit(&v).await?;
+        // A voucher already sent for this batch and not rejected (a retried step): the same
+        // bytes again, so the treasury answers with its receipt and never funds twice.
+        let sent = self
+            .sc
+            .store
+            .sichuan_vouchers(b.id)
+            .await?
+            .into_iter()
+            .rfind(|v| v.kind == "plan" && v.status != "rejected");
+        let (voucher_no, xml, amount, vou_date) = match sent {
+            Some(v) => (v.voucher_no, v.xml, v.amount, v.vou_date),
+            None => {
+                let v = ops::plan_voucher(&self.sc, &b, &a, figures.declared).await?;
+                (v.voucher_no.clone(), v.to_xml(), v.pay_amt, day(v.vou_date))
+            }
+        };
+        let r = self.http.submit_xml(&voucher_no, xml.clone()).await?;
         self.sc
             .store
             .sichuan_record_voucher(&ykt_store::sichuan::Voucher {
-                voucher_no: v.voucher_no.clone(),
+                voucher_no,
                 batch_id: b.id,
                 kind: "plan".into(),
-                amount: v.pay_amt,
-                vou_date: day(v.vou_date),
+                amount,
+                vou_date,
                 sha256: sha256_hex(&xml),
                 xml,
                 status: status_text(r.status).into(),
