@@ -661,6 +661,8 @@ async fn the_budget_system_refuses_bad_messages_and_pays_nothing() {
                 grain: false,
                 create_date: start_date(),
                 regions: vec![("230102".into(), "道里区".into())],
+                resubmission: 0,
+                return_reason: "",
             },
             &[m::Payee {
                 line_id: 1,
@@ -829,6 +831,71 @@ async fn without_a_budget_system_the_step_is_refused_and_the_review_stays_record
         };
         let e = yikatong::provinces::heilongjiang::budget_url(&bad).unwrap_err();
         assert!(e.to_string().contains("budget_url"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_returned_batch_is_pushed_again_and_its_old_voucher_voided() {
+    each_backend("hlj_return", |db| async move {
+        let store = &db.store;
+        let w = World::start(bank(false, false, false)).await;
+        let h = w.hlj(store);
+        let b = standard_batch(store, &w).await;
+        h.step(b.id, "submit_plan", &clerk(), None)
+            .await
+            .unwrap()
+            .all()
+            .unwrap();
+        h.step(b.id, "request_payment", &clerk(), None)
+            .await
+            .unwrap()
+            .all()
+            .unwrap();
+        let (_, first) = store.batch_refs(b.id).await.unwrap();
+        let first = first.unwrap();
+        // A return needs a reason; then the clerk submits again and the plan is pushed again.
+        assert!(
+            h.step(b.id, "finance_return", &finance(), None)
+                .await
+                .is_err()
+        );
+        h.step(b.id, "finance_return", &finance(), Some("预算单位填写有误"))
+            .await
+            .unwrap()
+            .all()
+            .unwrap();
+        h.step(b.id, "submit_plan", &clerk(), None)
+            .await
+            .unwrap()
+            .all()
+            .unwrap();
+        h.step(b.id, "request_payment", &clerk(), None)
+            .await
+            .unwrap()
+            .all()
+            .unwrap();
+        let (_, second) = store.batch_refs(b.id).await.unwrap();
+        assert_ne!(second.as_deref(), Some(first.as_str()), "a new voucher");
+        // The first voucher is void at the budget system and can no longer be approved.
+        let http = reqwest::Client::new();
+        let r = http
+            .post(format!("{}/vouchers/{first}/approve", w.sims.budget.url()))
+            .body(xml::encode(&m::approval("财政")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::CONFLICT);
+        h.step(b.id, "finance_approve", &finance(), None)
+            .await
+            .unwrap()
+            .all()
+            .unwrap();
+        collect_until_done(&h, b.id).await;
+        assert_invariants(store, b.id).await;
+        let t = store.tally(b.id).await.unwrap();
+        assert_eq!(t.in_flight.count, 0);
+        assert_eq!(t.credited.count + t.failed.count, b.control.count);
     })
     .await;
 }

@@ -783,24 +783,17 @@ fn finish(
                 if let Some(n) =
                     expected_name.filter(|n| !n.is_empty() && !normalised_eq(&card.name, n))
                 {
-                    {
-                        let n = n.to_owned();
-                        let col = if col == Column::ProxyId {
-                            Column::ProxyName
-                        } else {
-                            Column::Name
-                        };
-                        push(
-                            &mut d,
-                            col,
-                            ReasonCode::CardNameMismatch,
-                            format!(
-                                "清册姓名「{}」与社保卡登记姓名「{}」不一致",
-                                ctx.mask.name(&n),
-                                ctx.mask.name(&card.name)
-                            ),
-                        );
-                    }
+                    let message = format!(
+                        "清册姓名「{}」与社保卡登记姓名「{}」不一致",
+                        ctx.mask.name(n),
+                        ctx.mask.name(&card.name)
+                    );
+                    let col = if col == Column::ProxyId {
+                        Column::ProxyName
+                    } else {
+                        Column::Name
+                    };
+                    push(&mut d, col, ReasonCode::CardNameMismatch, message);
                 }
                 if !card.account.luhn_ok() {
                     push(

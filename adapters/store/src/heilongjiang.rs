@@ -9,7 +9,7 @@
 //!   黑财监〔2023〕1号 三, the ledger entries of a batch (for the grain-risk-fund clearing
 //!   statement), the card-activation census.
 
-use crate::db::{Store, with_pool};
+use crate::db::{Store, with_pool, with_tx};
 use crate::error::{Result, StoreError};
 use crate::payments::BatchRow;
 use crate::registers::{open_str, placeholders};
@@ -66,6 +66,20 @@ pub struct MessageDate {
     pub kind: String,
     pub status: Option<i64>,
     pub on_date: String,
+}
+
+/// A return to record (see [`Store::hlj_record_returns`]).
+#[derive(Debug, Clone)]
+pub struct NewReturn<'a> {
+    pub line_id: i64,
+    pub attempt: i64,
+    pub voucher_no: &'a str,
+    pub agent_bank: &'a str,
+    pub credited: bool,
+    pub cross_bank: bool,
+    pub fee: Fen,
+    pub paid: Fen,
+    pub bank_date: &'a str,
 }
 
 /// The bank's return for one attempt.
@@ -243,48 +257,58 @@ impl Store {
             .collect())
     }
 
-    /// Record the bank's return for a line's attempt, if the line belongs to the batch. The
-    /// first report of an attempt wins; a repeat changes nothing. Returns whether it was new.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn hlj_record_return(
-        &self,
-        batch_id: i64,
-        line_id: i64,
-        attempt: i64,
-        voucher_no: &str,
-        agent_bank: &str,
-        credited: bool,
-        cross_bank: bool,
-        fee: Fen,
-        paid: Fen,
-        bank_date: &str,
-    ) -> Result<bool> {
-        if fee.is_negative() || paid.is_negative() || attempt < 1 {
+    /// Record the bank's returns of a delivery, in one transaction. A return is kept only for
+    /// a line of the batch; the first report of a line's attempt wins and a repeat changes
+    /// nothing. Returns how many were new.
+    pub async fn hlj_record_returns(&self, batch_id: i64, rows: &[NewReturn<'_>]) -> Result<u64> {
+        if rows
+            .iter()
+            .any(|r| r.fee.is_negative() || r.paid.is_negative() || r.attempt < 1)
+        {
             return Err(StoreError::Invalid {
                 reason: "回单金额或次数无效 (negative amount or attempt below 1)".into(),
             });
         }
-        let n = with_pool!(self, |p| {
-            sqlx::query(
-                "INSERT INTO hlj_returns (line_id, attempt, batch_id, voucher_no, agent_bank, card_bank, credited, cross_bank, fee_fen, paid_fen, bank_date) \
-                 SELECT id, $2, batch_id, $3, $4, bank, $5, $6, $7, $8, $9 FROM payment_lines WHERE id = $1 AND batch_id = $10 \
-                 ON CONFLICT (line_id, attempt) DO NOTHING",
+        let mut tx = self.begin().await?;
+        let mut n = 0;
+        for r in rows {
+            n += with_tx!(tx, |c| {
+                sqlx::query(
+                    "INSERT INTO hlj_returns (line_id, attempt, batch_id, voucher_no, agent_bank, card_bank, credited, cross_bank, fee_fen, paid_fen, bank_date) \
+                     SELECT id, $2, batch_id, $3, $4, bank, $5, $6, $7, $8, $9 FROM payment_lines WHERE id = $1 AND batch_id = $10 \
+                     ON CONFLICT (line_id, attempt) DO NOTHING",
+                )
+                .bind(r.line_id)
+                .bind(r.attempt)
+                .bind(r.voucher_no)
+                .bind(r.agent_bank)
+                .bind(i64::from(r.credited))
+                .bind(i64::from(r.cross_bank))
+                .bind(r.fee.0)
+                .bind(r.paid.0)
+                .bind(r.bank_date)
+                .bind(batch_id)
+                .execute(&mut *c)
+                .await?
+                .rows_affected()
+            });
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// The numbers of the vouchers sent to the agent bank for an order (the original and its
+    /// re-payments), without reading the message bodies.
+    pub async fn hlj_sent_vouchers(&self, order_no: &str) -> Result<Vec<String>> {
+        Ok(with_pool!(self, |p| {
+            sqlx::query_scalar(
+                "SELECT DISTINCT voucher_no FROM hlj_messages WHERE order_no = $1 AND direction = 'in' \
+                 AND kind = 'voucher_notice' AND (request LIKE '%/send' OR request LIKE '%/repay') ORDER BY voucher_no",
             )
-            .bind(line_id)
-            .bind(attempt)
-            .bind(voucher_no)
-            .bind(agent_bank)
-            .bind(i64::from(credited))
-            .bind(i64::from(cross_bank))
-            .bind(fee.0)
-            .bind(paid.0)
-            .bind(bank_date)
-            .bind(batch_id)
-            .execute(p)
+            .bind(order_no)
+            .fetch_all(p)
             .await?
-            .rows_affected()
-        });
-        Ok(n == 1)
+        }))
     }
 
     /// The recorded returns of a province's batches (all when `batch_id` is `None`).

@@ -35,7 +35,7 @@ use ykt_kernel::ports::{
 };
 use ykt_kernel::{Fen, RegionCode};
 use ykt_store::Store;
-use ykt_store::heilongjiang::NewMessage;
+use ykt_store::heilongjiang::{NewMessage, NewReturn};
 use ykt_store::payments::BatchRow;
 
 /// The name of the peer in port errors.
@@ -289,6 +289,20 @@ impl BudgetSystem {
         if total != b.control.amount || payees.len() as u64 != b.control.count {
             return Err(fail("批次明细与控制数不符，不能推送发放计划"));
         }
+        // A batch finance returned is a new submission: the budget system voids the earlier
+        // request (the generic return step does not call it).
+        let returns: Vec<_> = self
+            .store
+            .batch_steps(b.id)
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .filter(|s| s.step == "finance_return")
+            .collect();
+        let reason = returns
+            .last()
+            .and_then(|s| s.reason.clone())
+            .unwrap_or_default();
         let doc = m::plan(
             &PlanHeader {
                 plan_no: &b.order_no,
@@ -300,6 +314,8 @@ impl BudgetSystem {
                 grain: p.funding == FundingChannel::GrainRiskFund,
                 create_date: self.date.get(),
                 regions,
+                resubmission: u32::try_from(returns.len()).unwrap_or(u32::MAX),
+                return_reason: &reason,
             },
             &payees,
         );
@@ -461,23 +477,26 @@ impl BudgetSystem {
             if superseded && before.get(&key) == Some(&credited) {
                 continue;
             }
-            self.store
-                .hlj_record_return(
-                    b.id,
-                    d.result.line_id,
-                    key.1,
-                    &d.voucher_no,
-                    &bank,
-                    credited,
-                    d.cross_bank,
-                    d.fee,
-                    d.paid,
-                    &d.result.date,
-                )
-                .await
-                .map_err(store_err)?;
             out.push(d);
         }
+        let rows: Vec<NewReturn<'_>> = out
+            .iter()
+            .map(|d| NewReturn {
+                line_id: d.result.line_id,
+                attempt: i64::from(d.result.attempt),
+                voucher_no: &d.voucher_no,
+                agent_bank: &bank,
+                credited: matches!(d.result.outcome, BankOutcome::Credited),
+                cross_bank: d.cross_bank,
+                fee: d.fee,
+                paid: d.paid,
+                bank_date: &d.result.date,
+            })
+            .collect();
+        self.store
+            .hlj_record_returns(b.id, &rows)
+            .await
+            .map_err(store_err)?;
         Ok(out)
     }
 }

@@ -64,6 +64,10 @@ pub struct PlanHeader<'a> {
     pub create_date: NaiveDate,
     /// (county code, county name) of every region the plan touches.
     pub regions: Vec<(String, String)>,
+    /// How many times finance returned the batch before this submission (0 the first time),
+    /// with the last reason.
+    pub resubmission: u32,
+    pub return_reason: &'a str,
 }
 
 pub fn fund_type(grain: bool) -> (&'static str, &'static str) {
@@ -111,6 +115,8 @@ pub fn plan(h: &PlanHeader<'_>, payees: &[Payee<'_>]) -> Node {
         .leaf("CreateDate", ymd(h.create_date))
         .leaf("TotalCount", payees.len())
         .leaf("TotalAmt", amt(total))
+        .leaf("Resubmission", h.resubmission)
+        .leaf("ReturnReason", h.return_reason)
         .child(regions)
         .child(list)
 }

@@ -49,6 +49,8 @@ struct PlanDetail {
 #[derive(Debug, Clone)]
 struct Plan {
     version: u32,
+    /// How many times finance returned the plan's request (`Resubmission`).
+    resubmission: u32,
     period: String,
     fund_type: String,
     details: BTreeMap<i64, PlanDetail>,
@@ -267,15 +269,26 @@ async fn push_plan(State(b): State<Arc<Budget>>, body: Bytes) -> Response {
         ));
     }
     let grain = root.get("FundTypeCode") == "2";
+    let resubmission: u32 = match root.get("Resubmission") {
+        "" => 0,
+        s => match s.parse() {
+            Ok(n) => n,
+            Err(_) => return bad(format!("Resubmission「{s}」无效")),
+        },
+    };
     let mut guard = b.lock();
     let st = &mut *guard;
     let version = match st.plans.get(&plan_no) {
-        Some(p) if p.details == details => {
+        Some(p) if p.details == details && p.resubmission == resubmission => {
             return xml_response(StatusCode::OK, &receipt(&plan_no, p, st, &b.cfg.agent_bank));
         }
         Some(p) => {
-            // A changed plan (the batch was returned and submitted again): allowed only while
-            // nothing was approved; earlier region plans and vouchers are voided.
+            // A changed or resubmitted plan (finance returned the request and the department
+            // submitted again): allowed only while nothing was approved; earlier region plans
+            // and vouchers are voided.
+            if resubmission < p.resubmission {
+                return conflict(format!("发放计划{plan_no}已有更新的提交"));
+            }
             if st.vouchers.values().any(|v| {
                 v.plan_no == plan_no && matches!(v.status, Status::Approved | Status::Sent)
             }) {
@@ -339,6 +352,7 @@ async fn push_plan(State(b): State<Arc<Budget>>, body: Bytes) -> Response {
     }
     let plan = Plan {
         version,
+        resubmission,
         period: root.get("Period").to_owned(),
         fund_type: root.get("FundTypeCode").to_owned(),
         details,

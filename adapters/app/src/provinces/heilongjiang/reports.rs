@@ -662,19 +662,7 @@ pub async fn clearing(store: &Store, b: &BatchRow) -> anyhow::Result<Clearing> {
         .get(&AccountKind::GrainRiskFund)
         .copied()
         .unwrap_or_default();
-    let vouchers = store
-        .hlj_messages(&b.order_no)
-        .await?
-        .into_iter()
-        .filter(|m| {
-            m.direction == "in"
-                && m.kind == "voucher_notice"
-                && (m.request.ends_with("/send") || m.request.ends_with("/repay"))
-        })
-        .map(|m| m.voucher_no)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let vouchers = store.hlj_sent_vouchers(&b.order_no).await?;
     Ok(Clearing {
         batch_id: b.id,
         order_no: b.order_no.clone(),

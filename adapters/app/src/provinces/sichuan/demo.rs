@@ -646,7 +646,7 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
     for b in &batches {
         step(&p, b.id, "township_submit", &township, None).await?;
     }
-    refused_step(&p, b_fail.id, "dept_review", &clerk, "清册编制人自行审核").await?;
+    refused_step(&p, b_fail.id, "dept_review", &clerk, "经办人越权审核").await?;
     for b in &batches {
         step(&p, b.id, "dept_review", &head, None).await?;
     }
@@ -723,7 +723,7 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
         b_fail.id,
         "confirm_disbursement",
         &clerk,
-        "经办人确认自己的发放申请",
+        "经办人越权确认发放",
     )
     .await?;
     for b in &batches {

@@ -117,16 +117,26 @@ pub fn village_of(region: &str) -> String {
 pub struct Places(HashMap<String, String>);
 
 impl Places {
-    /// The name of a region (its code when the table does not have it).
+    /// The name of a region: from the imported region table, else from the region codes
+    /// shipped with ykt (what intake checks against when none was imported), else the code.
     pub async fn name(&mut self, sc: &Sichuan, code: &str) -> String {
         if let Some(n) = self.0.get(code) {
             return n.clone();
         }
-        let n = match RegionCode::parse(code) {
-            Ok(r) => sc.store.region_name(&r).await.ok().flatten(),
-            Err(_) => None,
-        }
-        .unwrap_or_else(|| code.to_owned());
+        let parsed = RegionCode::parse(code).ok();
+        let stored = match &parsed {
+            Some(r) => sc.store.region_name(r).await.ok().flatten(),
+            None => None,
+        };
+        let n = stored
+            .or_else(|| {
+                let r = parsed.as_ref()?;
+                crate::registers::demo_regions()
+                    .into_iter()
+                    .find(|e| &e.code == r)
+                    .map(|e| e.name)
+            })
+            .unwrap_or_else(|| code.to_owned());
         self.0.insert(code.to_owned(), n.clone());
         n
     }
