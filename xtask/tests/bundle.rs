@@ -103,11 +103,22 @@ fn differing_files(tmp: &Path, a: &Path, b: &Path) -> String {
         .unwrap();
     out.push_str(&String::from_utf8_lossy(&o.stdout));
     // The manifests say whether the commit (and so the sources) changed in between.
+    let mut commits = Vec::new();
     for into in ["xa", "xb"] {
         for entry in std::fs::read_dir(tmp.join(into)).unwrap() {
             let manifest = entry.unwrap().path().join("manifest.json");
-            out.push_str(&std::fs::read_to_string(manifest).unwrap_or_default());
+            let text = std::fs::read_to_string(manifest).unwrap_or_default();
+            let v: Value = serde_json::from_str(&text).unwrap_or_default();
+            commits.push(v["git_commit"].as_str().unwrap_or_default().to_owned());
+            out.push_str(&text);
         }
+    }
+    if commits.len() == 2 && commits[0] != commits[1] {
+        out.push_str(&format!(
+            "\nthe sources changed between the two bundles ({} then {}): \
+             not a reproducibility failure; rerun on a tree nobody is editing\n",
+            commits[0], commits[1]
+        ));
     }
     out
 }

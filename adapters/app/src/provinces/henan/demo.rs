@@ -221,8 +221,13 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
     };
 
     // 1. The project library and a change request through every level (第十至十二条).
-    let seeded = setup.seed_library().await?;
-    outln!("1. 补贴项目库：初始入库 {seeded} 个项目（第十条）");
+    match setup.seed_library().await? {
+        0 => outln!(
+            "1. 补贴项目库：已有{}个项目（第十条）",
+            setup.library().await?.len()
+        ),
+        n => outln!("1. 补贴项目库：初始入库 {n} 个项目（第十条）"),
+    }
     let mut changes = String::new();
     if store.henan_library_entry("HN09").await?.is_none() {
         let form = LibraryEntry {
@@ -401,6 +406,21 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
         },
     )
     .await?;
+    // The simulated banks keep their books (ledger per project, what they credited) between
+    // demo runs, next to the database, as a real bank keeps its own.
+    let books = ctx
+        .cfg
+        .key_file
+        .parent()
+        .map(|d| d.join("henan-bank-sims"))
+        .unwrap_or_else(|| "henan-bank-sims".into());
+    for (code, bank) in &env.banks {
+        if let Ok(text) = std::fs::read_to_string(books.join(format!("{code}.json"))) {
+            if let Ok(v) = serde_json::from_str(&text) {
+                bank.import_state(&v);
+            }
+        }
+    }
     outln!(
         "3. 已启动：一卡通银行接口 {}/henan/bank/v1，预算管理一体化系统 {}，模拟代发银行 {}家",
         env.platform_url,
@@ -674,6 +694,14 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
         if !b.ledger().is_empty() {
             b.post_statement(&month).await?;
         }
+    }
+    std::fs::create_dir_all(&books)?;
+    for (code, bank) in &env.banks {
+        write(
+            &books,
+            &format!("{code}.json"),
+            &serde_json::to_string_pretty(&bank.export_state())?,
+        )?;
     }
     let rep_dir = ctx.out.join("报表");
     let monthly = report::monthly(store, province.as_ref(), &month).await?;
