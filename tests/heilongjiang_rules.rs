@@ -620,12 +620,30 @@ async fn periods_outside_the_window_or_the_cross_period_rule_are_rejected() {
     assert!(codes(2).is_empty());
     assert_eq!(
         codes(3),
-        ["project.inactive"],
+        ["period.out_of_window"],
         "before the project's window"
     );
     assert_eq!(codes(4), ["period.out_of_window"], "beyond +3 months");
     assert!(codes(5).is_empty(), "+3 months is allowed");
     assert_eq!(r.summary.accepted, 2);
+    let row3 = r.problems.iter().find(|x| x.row == 3).unwrap();
+    assert!(
+        row3.message
+            .contains("不在项目发放属期2023年6月至2023年12月内"),
+        "{}",
+        row3.message
+    );
+
+    // A batch for a current period from which no line could reach the window is refused as a
+    // whole (project.inactive), before anything is read: 2023-02 + 3 months is still May.
+    let err = yikatong::intake::resolve(p.as_ref(), "HLJ17", "2023-02").unwrap_err();
+    assert!(
+        err.to_string().contains("project.inactive") && err.to_string().contains("2023年2月"),
+        "{err}"
+    );
+    assert!(yikatong::intake::resolve(p.as_ref(), "HLJ17", "2023-03").is_ok());
+    assert!(yikatong::intake::resolve(p.as_ref(), "HLJ17", "2024-03").is_ok());
+    assert!(yikatong::intake::resolve(p.as_ref(), "HLJ17", "2024-04").is_err());
 }
 
 #[tokio::test]

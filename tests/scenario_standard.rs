@@ -117,6 +117,10 @@ async fn every_reason_code_appears_in_the_standard_roster() {
     each_backend("scenario_codes", |db| async move {
         let text = run_province(&db, yikatong::provinces()[0].code).await;
         for code in ykt_kernel::ReasonCode::ALL {
+            // A whole request, not a line: refused before reading (heilongjiang_rules).
+            if *code == ykt_kernel::ReasonCode::ProjectInactive {
+                continue;
+            }
             assert!(
                 text.contains(&format!(" {} ", code.as_str()))
                     || text.contains(&format!("| {} |", code.as_str())),

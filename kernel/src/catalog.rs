@@ -182,6 +182,33 @@ impl Project {
     pub fn period_kind(&self) -> PeriodKind {
         self.frequency.period_kind()
     }
+
+    /// Whether a batch whose current period is `current` can pay any line of this project:
+    /// some period the cross-period rule allows around `current` lies inside the project's
+    /// 发放属期 (黑财监〔2023〕1号 附表「发放周期」「跨属期发放规则」). When not, the project is not
+    /// in force for that batch (`project.inactive`, DOMAIN.md §3) and no line could pass.
+    pub fn in_force_for(&self, current: &Period) -> bool {
+        let Some(w) = &self.active else {
+            return true;
+        };
+        let (lo, hi) = match self.cross_period {
+            CrossPeriodRule::None => (current.start_date(), current.end_date()),
+            CrossPeriodRule::Months(n) => shifted(current, u32::from(n)),
+            CrossPeriodRule::Quarters(n) => shifted(current, 3 * u32::from(n)),
+        };
+        w.from.start_date() <= hi && w.to.end_date() >= lo
+    }
+}
+
+/// The dates `months` months before the start and after the end of `p`.
+fn shifted(p: &Period, months: u32) -> (chrono::NaiveDate, chrono::NaiveDate) {
+    let m = chrono::Months::new(months);
+    (
+        p.start_date()
+            .checked_sub_months(m)
+            .unwrap_or(p.start_date()),
+        p.end_date().checked_add_months(m).unwrap_or(p.end_date()),
+    )
 }
 
 /// Why a catalogue is not usable.
@@ -545,6 +572,41 @@ mod tests {
         );
         assert_eq!(parse_active_window("").unwrap(), None);
         assert!(parse_active_window("2023年13月").is_err());
+    }
+
+    #[test]
+    fn in_force_for_the_window_and_the_cross_period_rule() {
+        let w = parse_active_window("2023年6-12月").unwrap();
+        let project = |rule| Project {
+            code: "T".into(),
+            name: "T".into(),
+            short_name: "T".into(),
+            parent: None,
+            lead_unit: String::new(),
+            frequency: Frequency::Monthly,
+            active: w.clone(),
+            cross_period: rule,
+            standard: None,
+            unit: None,
+            basis: PaymentBasis::default(),
+            funding: FundingChannel::default(),
+            exclusive_group: None,
+            proxy_allowed: false,
+            policy_basis: String::new(),
+            target: String::new(),
+            conditions: String::new(),
+            standard_text: String::new(),
+            test_date: String::new(),
+            go_live: String::new(),
+        };
+        let per = |t: &str| Period::parse(t).unwrap();
+        assert!(project(CrossPeriodRule::None).in_force_for(&per("2023-06")));
+        assert!(!project(CrossPeriodRule::None).in_force_for(&per("2023-05")));
+        assert!(!project(CrossPeriodRule::None).in_force_for(&per("2024-01")));
+        // Two months' leeway reaches back into December and forward into June.
+        assert!(project(CrossPeriodRule::Months(2)).in_force_for(&per("2024-02")));
+        assert!(project(CrossPeriodRule::Months(2)).in_force_for(&per("2023-04")));
+        assert!(!project(CrossPeriodRule::Months(2)).in_force_for(&per("2024-03")));
     }
 
     #[test]

@@ -527,17 +527,19 @@ fn check_line_cached(ctx: &IntakeContext<'_>, raw: &RawLine, cache: &mut LineCac
         },
     };
     if let Some(p) = period {
+        // A line's period must lie inside the project's window (the plan's 发放周期, e.g.
+        // 黑财监〔2023〕1号 附表「2023年1-12月」) and inside its cross-period rule around the
+        // batch's current period; either failure is `period.out_of_window` (one per line).
         if let Some(w) = &ctx.project.active
             && !w.contains(&p)
         {
             push(
                 &mut d,
                 Column::Period,
-                ReasonCode::ProjectInactive,
+                ReasonCode::PeriodOutOfWindow,
                 format!("属期{}不在项目发放属期{}内", p.label_zh(), w.label_zh()),
             );
-        }
-        if !ctx.project.cross_period.allows(&ctx.current, &p) {
+        } else if !ctx.project.cross_period.allows(&ctx.current, &p) {
             push(
                 &mut d,
                 Column::Period,

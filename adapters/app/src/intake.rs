@@ -126,6 +126,15 @@ pub fn resolve<'p>(
             p.period_kind().label_zh()
         )));
     }
+    if !p.in_force_for(&per) {
+        return Err(IntakeFailure::Request(format!(
+            "「{}」的发放属期为{}（跨属期发放规则：{}），当前属期{}不在其内，本项目不能发放 (project.inactive: the project is not in force for period {period})",
+            p.name,
+            p.active.as_ref().map(|w| w.label_zh()).unwrap_or_default(),
+            p.cross_period.label_zh(),
+            per.label_zh()
+        )));
+    }
     Ok((p, per))
 }
 
