@@ -814,6 +814,12 @@ async fn batch(cfg: &Config, cmd: BatchCmd) -> anyhow::Result<u8> {
                     eprintln!("拒绝 refused: {m}");
                     return Ok(1);
                 }
+                // The outside system refused or could not be reached: the step did not happen
+                // (nothing changed); said once, exit 1 like any refusal.
+                Err(CycleError::Port(e)) => {
+                    eprintln!("外部系统未办理 not done by the outside system: {e}");
+                    return Ok(1);
+                }
                 Err(e) => return Err(e.into()),
             }
         }

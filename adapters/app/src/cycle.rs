@@ -273,7 +273,7 @@ impl Cycle<'_> {
             .filter(|m| m.applies(channel))
             .map(|m| {
                 let e = Entry::transfer(
-                    EntryKind::Funding,
+                    m.kind(),
                     Some(id),
                     m.memo,
                     account(m.from, &b, bank.as_deref()),
@@ -300,6 +300,9 @@ impl Cycle<'_> {
     /// deduplicates by line and attempt, so a retry after a failed delivery is safe.
     async fn deliver(&self, b: &BatchRow, user: &User) -> Result<Vec<InstructionLine>, CycleError> {
         let role = user.roles.first().map(|r| r.as_str()).unwrap_or("system");
+        // The bank port first: a platform without one must refuse before any line is marked
+        // in flight, or the lines would wait for a bank that never had them.
+        let bank = self.bank()?;
         let mut lines = self.store.dispatch_pending(b.id, &user.login, role).await?;
         if lines.is_empty() {
             return Err(invalid("没有待发放的明细 (no pending lines)"));
@@ -314,7 +317,7 @@ impl Cycle<'_> {
             total: lines.iter().map(|l| l.amount).sum(),
             lines: lines.clone(),
         };
-        self.bank()?.deliver(&instruction).await?;
+        bank.deliver(&instruction).await?;
         Ok(lines)
     }
 
