@@ -4,12 +4,14 @@
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
 use ykt_files::registry::{
-    Loaded, RowProblem, read_card_registry, read_death_register, read_region_table,
+    Loaded, RowProblem, for_each_card, read_death_register, read_region_table,
 };
-use ykt_kernel::card::{CardRecord, DeathRecord, RegionEntry};
+use ykt_kernel::card::{CardRecord, CardStatus, DeathRecord, RegionEntry};
 use ykt_kernel::catalog::Project;
+use ykt_kernel::ident::BankAccount;
 use ykt_kernel::intake::RegionTable;
 use ykt_kernel::ports::{CardRegistry, PortError, ReferenceData};
 use ykt_kernel::{Period, RegionCode, ResidentId};
@@ -32,10 +34,188 @@ pub fn demo_regions() -> Vec<RegionEntry> {
         .collect()
 }
 
+/// The key of a resident ID in [`CardTable`]: its first 17 digits as a number. The 18th
+/// character is their check character (GB 11643-1999), and every [`ResidentId`] was checked,
+/// so the 17 digits identify the ID.
+fn id_key(id: &ResidentId) -> u64 {
+    id.as_str().bytes().take(17).fold(0u64, |acc, b| {
+        acc * 10 + u64::from(b.wrapping_sub(b'0') % 10)
+    })
+}
+
+/// Hashes a [`CardTable`] key with the splitmix64 finaliser: one multiply-xor pass instead of
+/// SipHash's rounds. The registry is a file of the HR&SS department, not input an attacker
+/// chooses, so hash flooding is not a concern here.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        let mut x = self.0;
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^ (x >> 31)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).rotate_left(5);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+
+/// The card registry held compactly, for `ykt check` over a registry of millions of cards.
+///
+/// A `HashMap<String, CardRecord>` costs about 750 bytes a card (six heap strings and the
+/// map's slack): 1.5 GB for two million. Here each card is packed into one shared byte arena
+/// (`flags, bank number, name, card number, account`, each text prefixed by its length) and
+/// the map holds only `17-digit key → arena offset` (16 bytes a slot); bank names, a handful
+/// of distinct texts, are kept once. About 100 bytes a card all told.
+///
+/// A record that does not fit the packing (a text over 255 bytes, more than 65,535 distinct
+/// banks, an arena over 4 GiB) is kept whole in `overflow`; a later record of the same person
+/// replaces an earlier one, as the registry file's last row wins.
+#[derive(Debug, Default)]
+pub struct CardTable {
+    index: IdMap<u32>,
+    arena: Vec<u8>,
+    banks: Vec<String>,
+    bank_numbers: HashMap<String, u16>,
+    overflow: IdMap<CardRecord>,
+}
+
+/// A card as [`CardTable`] lends it: borrowed texts, nothing allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CardView<'a> {
+    pub name: &'a str,
+    pub card_no: &'a str,
+    pub bank: &'a str,
+    /// The account's digits (checked when the card was loaded).
+    pub account: &'a str,
+    pub status: CardStatus,
+    pub activated: bool,
+}
+
+const STATUSES: [CardStatus; 4] = [
+    CardStatus::Normal,
+    CardStatus::Lost,
+    CardStatus::Cancelled,
+    CardStatus::Frozen,
+];
+
+impl CardTable {
+    /// Number of people with a card.
+    pub fn len(&self) -> usize {
+        self.index.len() + self.overflow.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Add a card; a card already held for the same person is replaced.
+    pub fn insert(&mut self, c: CardRecord) {
+        let key = id_key(&c.resident_id);
+        match self.pack(&c) {
+            Some(offset) => {
+                self.index.insert(key, offset);
+                self.overflow.remove(&key);
+            }
+            None => {
+                self.index.remove(&key);
+                self.overflow.insert(key, c);
+            }
+        }
+    }
+
+    /// Append `c` to the arena; `None` when it does not fit the packing.
+    fn pack(&mut self, c: &CardRecord) -> Option<u32> {
+        let offset = u32::try_from(self.arena.len()).ok()?;
+        let texts = [c.name.as_str(), c.card_no.as_str(), c.account.as_str()];
+        if texts.iter().any(|t| t.len() > usize::from(u8::MAX)) {
+            return None;
+        }
+        let bank = match self.bank_numbers.get(&c.bank) {
+            Some(&n) => n,
+            None => {
+                let n = u16::try_from(self.banks.len()).ok()?;
+                self.banks.push(c.bank.clone());
+                self.bank_numbers.insert(c.bank.clone(), n);
+                n
+            }
+        };
+        let status = STATUSES.iter().position(|s| *s == c.status).unwrap_or(0) as u8;
+        self.arena.push(status | (u8::from(c.activated) << 2));
+        self.arena.extend_from_slice(&bank.to_le_bytes());
+        for t in texts {
+            self.arena.push(t.len() as u8);
+            self.arena.extend_from_slice(t.as_bytes());
+        }
+        Some(offset)
+    }
+
+    /// The card of `id`, borrowed.
+    pub fn get(&self, id: &ResidentId) -> Option<CardView<'_>> {
+        let key = id_key(id);
+        match self.index.get(&key) {
+            Some(&offset) => self.unpack(offset as usize),
+            None => self.overflow.get(&key).map(|c| CardView {
+                name: &c.name,
+                card_no: &c.card_no,
+                bank: &c.bank,
+                account: c.account.as_str(),
+                status: c.status,
+                activated: c.activated,
+            }),
+        }
+    }
+
+    fn unpack(&self, at: usize) -> Option<CardView<'_>> {
+        let a = self.arena.get(at..)?;
+        let flags = *a.first()?;
+        let bank = u16::from_le_bytes([*a.get(1)?, *a.get(2)?]);
+        let mut rest = a.get(3..)?;
+        let mut text = || -> Option<&str> {
+            let (&n, tail) = rest.split_first()?;
+            let (t, tail) = tail.split_at_checked(usize::from(n))?;
+            rest = tail;
+            std::str::from_utf8(t).ok()
+        };
+        let (name, card_no, account) = (text()?, text()?, text()?);
+        Some(CardView {
+            name,
+            card_no,
+            bank: self.banks.get(usize::from(bank))?,
+            account,
+            status: STATUSES[usize::from(flags & 3)],
+            activated: flags & 4 != 0,
+        })
+    }
+
+    /// The card of `id` as an owned record.
+    pub fn record(&self, id: &ResidentId) -> Option<CardRecord> {
+        let v = self.get(id)?;
+        Some(CardRecord {
+            resident_id: id.clone(),
+            name: v.name.to_owned(),
+            card_no: v.card_no.to_owned(),
+            bank: v.bank.to_owned(),
+            // Digits that parsed when the card was loaded parse again.
+            account: BankAccount::parse(v.account).ok()?,
+            status: v.status,
+            activated: v.activated,
+        })
+    }
+}
+
 /// Registers in memory. Lookups never fail.
 #[derive(Debug, Default)]
 pub struct MemRegisters {
-    pub cards: HashMap<String, CardRecord>,
+    pub cards: CardTable,
     pub deaths: HashMap<String, DeathRecord>,
     pub regions: HashSet<RegionCode>,
     /// Row problems met while loading the files, with the file they came from.
@@ -57,11 +237,13 @@ impl MemRegisters {
         file: &Path,
         today: NaiveDate,
     ) -> Result<(), ykt_files::FileError> {
-        let l = read_card_registry(file, today)?;
-        self.keep(file, l, |s, c| {
-            s.cards.insert(c.resident_id.as_str().to_owned(), c);
-        });
-        Ok(())
+        // Streamed straight into the compact table: no list of two million records first.
+        let name = file.display().to_string();
+        let (cards, problems) = (&mut self.cards, &mut self.problems);
+        for_each_card(file, today, |r| match r {
+            Ok(c) => cards.insert(c),
+            Err(p) => problems.push((name.clone(), p)),
+        })
     }
 
     pub fn load_deaths(
@@ -98,10 +280,7 @@ impl RegionTable for MemRegisters {
 #[async_trait]
 impl CardRegistry for MemRegisters {
     async fn lookup(&self, ids: &[ResidentId]) -> Result<Vec<Option<CardRecord>>, PortError> {
-        Ok(ids
-            .iter()
-            .map(|i| self.cards.get(i.as_str()).cloned())
-            .collect())
+        Ok(ids.iter().map(|i| self.cards.record(i)).collect())
     }
 }
 
@@ -134,6 +313,73 @@ impl ReferenceData for MemRegisters {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn card(id: &str, name: &str, bank: &str, account: &str) -> CardRecord {
+        CardRecord {
+            resident_id: ResidentId::from_trusted(id).expect("valid test ID"),
+            name: name.into(),
+            card_no: format!("C{}", &id[10..]),
+            bank: bank.into(),
+            account: BankAccount::parse(account).expect("valid test account"),
+            status: CardStatus::Normal,
+            activated: true,
+        }
+    }
+
+    #[test]
+    fn card_table_gives_back_what_was_put_and_the_last_card_wins() {
+        let a = card(
+            "11010519491231002X",
+            "王小明",
+            "中国农业银行",
+            "6228480012345678901",
+        );
+        let mut b = card(
+            "110105194912310038",
+            "阿依·买买提",
+            "中国建设银行",
+            "621700001234567",
+        );
+        b.status = CardStatus::Frozen;
+        b.activated = false;
+        let mut t = CardTable::default();
+        t.insert(a.clone());
+        t.insert(b.clone());
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.record(&a.resident_id), Some(a.clone()));
+        assert_eq!(t.record(&b.resident_id), Some(b.clone()));
+        let v = t.get(&b.resident_id).expect("held");
+        assert_eq!(
+            (v.name, v.bank, v.status, v.activated),
+            ("阿依·买买提", "中国建设银行", CardStatus::Frozen, false)
+        );
+        // A later row of the same person replaces the card.
+        let mut a2 = a.clone();
+        a2.bank = "中国建设银行".into();
+        a2.status = CardStatus::Lost;
+        t.insert(a2.clone());
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.record(&a.resident_id), Some(a2));
+        let other = ResidentId::from_trusted("110105194912310011").expect("valid");
+        assert_eq!(t.record(&other), None);
+    }
+
+    #[test]
+    fn card_table_keeps_records_too_long_to_pack() {
+        let mut long = card("11010519491231002X", "王", "银行", "6228480012345678901");
+        long.card_no = "9".repeat(300);
+        let mut t = CardTable::default();
+        t.insert(long.clone());
+        assert_eq!(t.record(&long.resident_id), Some(long.clone()));
+        // Replaced by a packable card, then by a long one again: one card per person.
+        let short = card("11010519491231002X", "李", "银行", "6228480012345678901");
+        t.insert(short.clone());
+        assert_eq!((t.len(), t.record(&short.resident_id)), (1, Some(short)));
+        t.insert(long.clone());
+        assert_eq!((t.len(), t.record(&long.resident_id)), (1, Some(long)));
+    }
+
     #[test]
     fn shipped_regions_parse_and_nest() {
         let r = super::demo_regions();
