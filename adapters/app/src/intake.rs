@@ -275,14 +275,20 @@ pub async fn import(
     // `DupTracker`'s). One chunk waits in the channel at most, so memory stays flat.
     let (to_writer, mut chunks) = tokio::sync::mpsc::channel::<Vec<LineOutcome>>(1);
     let writer = tokio::spawn(async move {
+        let mut busy = std::time::Duration::ZERO;
         while let Some(chunk) = chunks.recv().await {
+            let t = std::time::Instant::now();
             imp.add(&chunk).await?;
+            busy += t.elapsed();
         }
-        Ok::<_, StoreError>(imp)
+        Ok::<_, StoreError>((imp, busy))
     });
+    let mut checking = std::time::Duration::ZERO;
     let fed: Result<(), IntakeFailure> = async {
         loop {
+            let t = std::time::Instant::now();
             let chunk = run.next_chunk(&mut lines, store, store).await?;
+            checking += t.elapsed();
             if chunk.is_empty() {
                 return Ok(());
             }
@@ -302,7 +308,13 @@ pub async fn import(
         ))
     })?;
     fed?;
-    let imp = written?;
+    let (imp, storing) = written?;
+    // Where the time went (the two overlap): for tuning, `YKT_LOG=info`.
+    tracing::info!(
+        check_and_lookup_s = checking.as_secs_f64(),
+        store_s = storing.as_secs_f64(),
+        "roster intake timing"
+    );
     let summary = run.summary().clone();
     let result = imp.finish(&summary, store).await?;
     let report = CheckReport {
