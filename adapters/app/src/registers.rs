@@ -37,10 +37,22 @@ pub fn demo_regions() -> Vec<RegionEntry> {
 /// The key of a resident ID in [`CardTable`]: its first 17 digits as a number. The 18th
 /// character is their check character (GB 11643-1999), and every [`ResidentId`] was checked,
 /// so the 17 digits identify the ID.
-fn id_key(id: &ResidentId) -> u64 {
-    id.as_str().bytes().take(17).fold(0u64, |acc, b| {
+fn id_key(id: &ResidentId) -> IdKey {
+    let n = id.as_str().bytes().take(17).fold(0u64, |acc, b| {
         acc * 10 + u64::from(b.wrapping_sub(b'0') % 10)
-    })
+    });
+    IdKey([(n >> 32) as u32, n as u32])
+}
+
+/// A [`CardTable`] key: the 17-digit number as two 32-bit halves, so a slot of the index
+/// (key and 32-bit arena offset) is 12 bytes, not the 16 a `u64` key's alignment would make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IdKey([u32; 2]);
+
+impl std::hash::Hash for IdKey {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_u64(u64::from(self.0[0]) << 32 | u64::from(self.0[1]));
+    }
 }
 
 /// Hashes a [`CardTable`] key with the splitmix64 finaliser: one multiply-xor pass instead of
@@ -57,8 +69,9 @@ impl Hasher for IdHasher {
         x ^ (x >> 31)
     }
     fn write(&mut self, bytes: &[u8]) {
+        // Not used by `IdKey` (it writes one u64); kept lossless for any other key.
         for &b in bytes {
-            self.0 = (self.0 << 8 | u64::from(b)).rotate_left(5);
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         }
     }
     fn write_u64(&mut self, n: u64) {
@@ -66,14 +79,14 @@ impl Hasher for IdHasher {
     }
 }
 
-type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+type IdMap<V> = HashMap<IdKey, V, BuildHasherDefault<IdHasher>>;
 
 /// The card registry held compactly, for `ykt check` over a registry of millions of cards.
 ///
 /// A `HashMap<String, CardRecord>` costs about 750 bytes a card (six heap strings and the
 /// map's slack): 1.5 GB for two million. Here each card is packed into one shared byte arena
 /// (`flags, bank number, name, card number, account`, each text prefixed by its length) and
-/// the map holds only `17-digit key → arena offset` (16 bytes a slot); bank names, a handful
+/// the map holds only `17-digit key → arena offset` (12 bytes a slot); bank names, a handful
 /// of distinct texts, are kept once. About 100 bytes a card all told.
 ///
 /// A record that does not fit the packing (a text over 255 bytes, more than 65,535 distinct
