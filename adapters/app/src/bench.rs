@@ -19,7 +19,7 @@
 //! and writes it with the raw figures to `<dir>/results.json`. Speed and memory targets live
 //! here, in figures a person reads, not in timed tests.
 //!
-//! The intake runs on one thread: rows are read, validated and matched by one task; the
+//! `check` runs on one thread (the import overlaps storing with validation: a writer task); the
 //! database drivers add their own threads (sqlx runs each SQLite connection on a worker
 //! thread, PostgreSQL does the work in its server process). CPU seconds are reported next to
 //! wall seconds so the figures say how many cores were busy.

@@ -66,6 +66,19 @@ static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 /// How long SQLite waits for a lock held by another connection or process.
 pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// SQLite page cache of a connection while it reads (`PRAGMA cache_size`, negative = KiB):
+/// 8 MiB holds the interior pages of the largest indexes (a 2M-card table's B-tree interior
+/// is a few MiB); the leaves come from the operating system's file cache. The pool has up to
+/// eight connections, so this bounds the caches to 64 MiB.
+const SQLITE_READ_CACHE: &str = "PRAGMA cache_size = -8192";
+
+/// SQLite page cache of the connection holding a write transaction: 64 MiB, because bulk
+/// loads insert into B-trees keyed by random blind indexes, which thrash a small cache. Set
+/// by [`Store::begin`] and reset to [`SQLITE_READ_CACHE`] before the transaction ends, so at
+/// most one connection holds a large cache at a time (a pool of eight 64 MiB caches took an
+/// import of a million lines to 777 MB).
+const SQLITE_WRITE_CACHE: &str = "PRAGMA cache_size = -65536";
+
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Backend {
@@ -159,7 +172,12 @@ pub(crate) enum TxInner {
 impl Tx {
     pub async fn commit(self) -> Result<()> {
         match self.inner {
-            TxInner::Sqlite(t) => t.commit().await?,
+            TxInner::Sqlite(mut t) => {
+                // Shrinking first is safe: dirty pages stay until COMMIT writes them, and
+                // SQLite frees the pages over the limit as they become clean.
+                sqlx::query(SQLITE_READ_CACHE).execute(&mut *t).await?;
+                t.commit().await?
+            }
             TxInner::Postgres(t) => t.commit().await?,
         }
         Ok(())
@@ -167,7 +185,10 @@ impl Tx {
 
     pub async fn rollback(self) -> Result<()> {
         match self.inner {
-            TxInner::Sqlite(t) => t.rollback().await?,
+            TxInner::Sqlite(mut t) => {
+                sqlx::query(SQLITE_READ_CACHE).execute(&mut *t).await?;
+                t.rollback().await?
+            }
             TxInner::Postgres(t) => t.rollback().await?,
         }
         Ok(())
@@ -268,7 +289,10 @@ impl Store {
         match &self.pool {
             Pool::Sqlite(p) => {
                 let gate = self.write_gate.clone().lock_owned().await;
-                let t = p.begin_with("BEGIN IMMEDIATE").await?;
+                let mut t = p.begin_with("BEGIN IMMEDIATE").await?;
+                // A transaction dropped without commit or rollback (an error path) leaves its
+                // connection with the large cache until its next write transaction ends.
+                sqlx::query(SQLITE_WRITE_CACHE).execute(&mut *t).await?;
                 Ok(Tx {
                     inner: TxInner::Sqlite(t),
                     _gate: Some(gate),
@@ -314,9 +338,8 @@ async fn connect_sqlite(url: &str) -> Result<SqlitePool> {
         .foreign_keys(true)
         .busy_timeout(SQLITE_BUSY_TIMEOUT)
         .synchronous(SqliteSynchronous::Full)
-        // 64 MiB page cache per connection (default 2 MiB): bulk loads insert into B-trees
-        // keyed by random blind indexes, which thrash a small cache.
-        .pragma("cache_size", "-65536");
+        // See SQLITE_READ_CACHE (write transactions enlarge it while they last).
+        .pragma("cache_size", "-8192");
     if sqlite_in_memory(url) {
         // Every connection to `:memory:` would be a separate database (sqlx names it and
         // uses a shared cache, but shared-cache locking reports SQLITE_LOCKED without waiting):

@@ -29,18 +29,26 @@ impl PhoneError {
 ///
 /// `Debug` and `Display` are masked (`138****8000`); [`Phone::as_str`] gives the full
 /// number. Serde uses the plain 11 digits (deserialising validates like [`Phone::parse`]).
+///
+/// Held inline as its 11 ASCII digits (no heap allocation per roster line).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Phone(String);
+pub struct Phone([u8; 11]);
 
 impl Phone {
     /// Parse a phone cell: whitespace (ASCII and full-width) and `-` are removed anywhere,
     /// then a leading `+86`, `0086` or `86` country code (the last only when 13 digits remain)
     /// is dropped; the rest must match `^1[3-9]\d{9}$`.
     pub fn parse(s: &str) -> Result<Phone, PhoneError> {
-        let compact: String = s
-            .chars()
-            .filter(|c| !c.is_whitespace() && *c != '-')
-            .collect();
+        // Most cells are the bare 11 digits: copy only when there is something to remove.
+        let compact: std::borrow::Cow<'_, str> = if s.chars().any(|c| c.is_whitespace() || c == '-')
+        {
+            s.chars()
+                .filter(|c| !c.is_whitespace() && *c != '-')
+                .collect::<String>()
+                .into()
+        } else {
+            s.into()
+        };
         let digits = if let Some(rest) = compact.strip_prefix("+86") {
             rest
         } else if let Some(rest) = compact.strip_prefix("0086") {
@@ -50,27 +58,28 @@ impl Phone {
         } else {
             &compact
         };
-        let b = digits.as_bytes();
-        let ok = b.len() == 11
-            && b[0] == b'1'
-            && (b'3'..=b'9').contains(&b[1])
-            && b.iter().all(u8::is_ascii_digit);
-        if ok {
-            Ok(Phone(digits.to_owned()))
-        } else {
-            Err(PhoneError::Format)
+        match <[u8; 11]>::try_from(digits.as_bytes()) {
+            Ok(b)
+                if b[0] == b'1'
+                    && (b'3'..=b'9').contains(&b[1])
+                    && b.iter().all(u8::is_ascii_digit) =>
+            {
+                Ok(Phone(b))
+            }
+            _ => Err(PhoneError::Format),
         }
     }
 
     /// The full 11 digits. For storage and for contacting the beneficiary; never log it.
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only ASCII digits are ever stored, so this is always valid UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 
     /// The masked form of DOMAIN.md §3 with the default policy: first 3, `****`, last 4
     /// (`138****8000`).
     pub fn masked(&self) -> String {
-        crate::mask::MaskPolicy::default().phone(&self.0)
+        crate::mask::MaskPolicy::default().phone(self.as_str())
     }
 }
 
@@ -91,7 +100,7 @@ impl fmt::Display for Phone {
 impl Serialize for Phone {
     /// The plain 11 digits.
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
+        s.serialize_str(self.as_str())
     }
 }
 

@@ -121,11 +121,15 @@ impl RegionError {
 ///
 /// Ordering is that of the zero-padded twelve-digit code, so an ancestor sorts before its
 /// descendants.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RegionCode {
-    /// The significant digits: 2, 4, 6, 9 or 12 ASCII digits, the last group not all zero
-    /// (except that a province group is never zero at all).
-    prefix: String,
+    /// The twelve-digit code, zero padded (ASCII digits). Held inline: a roster line carries
+    /// one, and a million lines should not mean a million heap strings.
+    digits: [u8; 12],
+    /// How many of `digits` are significant: 2, 4, 6, 9 or 12, the last group not all zero
+    /// (except that a province group is never zero at all). After `digits` so the derived
+    /// ordering is that of the padded code.
+    len: u8,
 }
 
 impl RegionCode {
@@ -138,51 +142,62 @@ impl RegionCode {
         if RegionLevel::from_digits(s.len()).is_none() || !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(RegionError::Format);
         }
-        RegionCode::normalised(s).ok_or(RegionError::Format)
+        RegionCode::normalised(s.as_bytes()).ok_or(RegionError::Format)
     }
 
-    /// Normalise a digit string whose length is a level's digit count; `None` when the
+    /// Normalise ASCII digits whose length is a level's digit count; `None` when the
     /// province group is `00`.
-    fn normalised(digits: &str) -> Option<RegionCode> {
+    fn normalised(digits: &[u8]) -> Option<RegionCode> {
         let mut len = digits.len();
         while let Some(level) = RegionLevel::from_digits(len) {
             let Some(parent) = level.parent() else { break };
-            if digits[parent.digits()..len].bytes().all(|b| b == b'0') {
+            if digits[parent.digits()..len].iter().all(|&b| b == b'0') {
                 len = parent.digits();
             } else {
                 break;
             }
         }
-        let prefix = &digits[..len];
-        if digits.starts_with("00") {
+        if digits.starts_with(b"00") {
             return None;
         }
+        let mut padded = [b'0'; 12];
+        padded[..len].copy_from_slice(digits.get(..len)?);
         Some(RegionCode {
-            prefix: prefix.to_owned(),
+            digits: padded,
+            len: u8::try_from(len).ok()?,
         })
+    }
+
+    fn significant(&self) -> &[u8] {
+        &self.digits[..usize::from(self.len)]
     }
 
     /// The level of the division.
     pub fn level(&self) -> RegionLevel {
         // The prefix length is always one of the level lengths (invariant of the type).
-        RegionLevel::from_digits(self.prefix.len()).unwrap_or(RegionLevel::Village)
+        RegionLevel::from_digits(usize::from(self.len)).unwrap_or(RegionLevel::Village)
     }
 
     /// The significant digits, e.g. `230102` for the county `230102000000`.
     pub fn prefix(&self) -> &str {
-        &self.prefix
+        // Only ASCII digits are ever stored, so this is always valid UTF-8.
+        std::str::from_utf8(self.significant()).unwrap_or_default()
+    }
+
+    /// The full twelve-digit code as text, zero padded: `230102000000`, without allocating.
+    pub fn full_str(&self) -> &str {
+        std::str::from_utf8(&self.digits).unwrap_or_default()
     }
 
     /// The full twelve-digit code, zero padded: `230102000000`.
     pub fn full(&self) -> String {
-        format!("{:0<12}", self.prefix)
+        self.full_str().to_owned()
     }
 
     /// The two-digit province number, e.g. `23` for 黑龙江.
     pub fn province_number(&self) -> u8 {
-        self.prefix
-            .bytes()
-            .take(2)
+        self.digits[..2]
+            .iter()
             .fold(0u8, |acc, b| acc * 10 + (b - b'0'))
     }
 
@@ -193,31 +208,31 @@ impl RegionCode {
         let level = self.level().parent()?;
         // Normalising drops a zero group at `level`, giving the next non-empty ancestor; it
         // cannot fail because the province group is never zero.
-        RegionCode::normalised(&self.prefix[..level.digits()])
+        RegionCode::normalised(&self.digits[..level.digits()])
     }
 
     /// Whether `self` is `other` or one of its ancestors (the region `other` lies inside
     /// `self`).
     pub fn contains(&self, other: &RegionCode) -> bool {
-        other.prefix.starts_with(&self.prefix)
+        other.significant().starts_with(self.significant())
     }
 
     /// The ancestor-or-self at `level`: `Some(self)` when `self` is at that level, `None` when
     /// `self` is above it or has no division at that level (zero group, e.g. the county of
     /// `441900003`).
     pub fn ancestor(&self, level: RegionLevel) -> Option<RegionCode> {
-        if level.digits() > self.prefix.len() {
+        if level.digits() > usize::from(self.len) {
             return None;
         }
-        let code = RegionCode::normalised(&self.prefix[..level.digits()])?;
+        let code = RegionCode::normalised(&self.digits[..level.digits()])?;
         (code.level() == level).then_some(code)
     }
 
     /// The province the division belongs to.
     pub fn province(&self) -> RegionCode {
-        RegionCode {
-            prefix: self.prefix[..2].to_owned(),
-        }
+        let mut digits = [b'0'; 12];
+        digits[..2].copy_from_slice(&self.digits[..2]);
+        RegionCode { digits, len: 2 }
     }
 
     /// The county-level ancestor-or-self (the level that usually runs a 一卡通 payment);
@@ -227,10 +242,19 @@ impl RegionCode {
     }
 }
 
+impl fmt::Debug for RegionCode {
+    /// As the former derived form: `RegionCode { prefix: "230102" }`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegionCode")
+            .field("prefix", &self.prefix())
+            .finish()
+    }
+}
+
 impl fmt::Display for RegionCode {
     /// The full twelve-digit code.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:0<12}", self.prefix)
+        f.write_str(self.full_str())
     }
 }
 

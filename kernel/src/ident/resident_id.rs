@@ -98,8 +98,11 @@ pub struct ParsedId {
 /// and encryption only. Serde uses the plain 18-character string; deserialising validates
 /// like [`ResidentId::from_trusted`] (format, real birth date, checksum, but no comparison
 /// with today and no province check).
+///
+/// Held inline as its 18 ASCII bytes (no heap allocation: a roster of a million lines
+/// creates and copies millions of IDs); ordering is that of the string.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ResidentId(String);
+pub struct ResidentId([u8; 18]);
 
 /// The earliest birth date accepted (DOMAIN.md §3: "not before 1880").
 fn earliest_birth() -> NaiveDate {
@@ -172,9 +175,8 @@ impl ResidentId {
                 found: char::from(b[17]),
             });
         }
-        let id = String::from_utf8(b.to_vec()).map_err(|_| IdError::Format)?;
         Ok(ParsedId {
-            id: ResidentId(id),
+            id: ResidentId(b),
             upgraded_from_15: upgraded,
         })
     }
@@ -196,8 +198,7 @@ impl ResidentId {
                 found: char::from(b[17]),
             });
         }
-        let id = String::from_utf8(b.to_vec()).map_err(|_| IdError::Format)?;
-        Ok(ResidentId(id))
+        Ok(ResidentId(b))
     }
 
     /// The check character for seventeen ASCII digits; same as the free function
@@ -209,13 +210,14 @@ impl ResidentId {
     /// The full 18 characters. **For storage and encryption only**: never log or display it
     /// (use `Display` or [`ResidentId::masked`]).
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only ASCII digits and `X` are ever stored, so this is always valid UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 
     /// The birth date of digits 7-14.
     pub fn birth_date(&self) -> NaiveDate {
         // Every constructor checks that the date is real.
-        date_of(&self.0.as_bytes()[6..14]).unwrap_or(NaiveDate::MIN)
+        date_of(&self.0[6..14]).unwrap_or(NaiveDate::MIN)
     }
 
     /// Age in completed years on `date` (0 if `date` is before the birth date).
@@ -231,24 +233,24 @@ impl ResidentId {
     /// Whether the sequence number (digit 17) is odd, i.e. the holder is registered male
     /// (GB 11643-1999 §5.3).
     pub fn is_male(&self) -> bool {
-        (self.0.as_bytes()[16] - b'0') % 2 == 1
+        (self.0[16] - b'0') % 2 == 1
     }
 
     /// The two-digit province number, e.g. `23` for 黑龙江.
     pub fn province_code(&self) -> u8 {
-        digits_value(&self.0.as_bytes()[0..2]) as u8
+        digits_value(&self.0[0..2]) as u8
     }
 
     /// The six-digit address code (GB/T 2260 county of first registration), e.g. `230102`.
     /// Not necessarily a code that still exists.
     pub fn address_code(&self) -> &str {
-        &self.0[..6]
+        &self.as_str()[..6]
     }
 
     /// The masked form of DOMAIN.md §3 with the default policy: first 6, eight `*`, last 4
     /// (`230102********3745`).
     pub fn masked(&self) -> String {
-        crate::mask::MaskPolicy::default().id(&self.0)
+        crate::mask::MaskPolicy::default().id(self.as_str())
     }
 }
 
@@ -269,7 +271,7 @@ impl fmt::Display for ResidentId {
 impl Serialize for ResidentId {
     /// The plain 18-character string.
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
+        s.serialize_str(self.as_str())
     }
 }
 
