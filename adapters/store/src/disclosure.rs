@@ -63,6 +63,51 @@ impl Store {
             .collect())
     }
 
+    /// One notice by id.
+    pub async fn notice(&self, id: &str) -> Result<Option<NoticeRow>> {
+        type T = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+        );
+        let row: Option<T> = with_pool!(self, |p| {
+            sqlx::query_as("SELECT id, kind, region, project_name, title, body, published_on, until, withdrawn_at FROM notices WHERE id = $1")
+                .bind(id)
+                .fetch_optional(p)
+                .await?
+        });
+        Ok(row.map(|t| NoticeRow {
+            id: t.0,
+            kind: t.1,
+            region: t.2,
+            project_name: t.3,
+            title: t.4,
+            body: t.5,
+            published_on: t.6,
+            until: t.7,
+            withdrawn: t.8.is_some(),
+        }))
+    }
+
+    /// The public lookup key of a person (补贴查询): the vault's keyed blind index of the
+    /// resident ID (normalised 18 characters) and the name (normalised middle dots, no
+    /// spaces) together, in hex. A lookup with a wrong name finds nothing, exactly like a
+    /// lookup of someone never paid, so an answer cannot tell which part was wrong; the key
+    /// reveals neither.
+    pub fn lookup_key(&self, id: &str, name: &str) -> String {
+        let name = ykt_kernel::intake::normalise_name(name);
+        hex::encode(
+            self.vault
+                .blind_index(crate::IndexKind::ResidentId, &format!("{id}|{name}")),
+        )
+    }
+
     /// The lookup records of one person (by lookup key).
     pub async fn lookup_records(&self, person_key: &str) -> Result<Vec<LookupRecord>> {
         let rows: Vec<(String, String, String, String, i64, String, String)> = with_pool!(
