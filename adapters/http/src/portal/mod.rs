@@ -23,6 +23,7 @@
 //! sheet served from the binary (no CDN, no script). Responses carry `no-store` where they hold
 //! personal data and the usual hardening headers everywhere.
 
+pub mod batch;
 pub mod limit;
 mod pages;
 #[cfg(test)]
@@ -141,11 +142,23 @@ pub struct PortalState {
     policies: Arc<Vec<PolicyList>>,
     limiter: Arc<RateLimiter>,
     config: Arc<PortalConfig>,
+    batcher: batch::LookupBatcher,
 }
 
+/// Lookup queries running at once (see [`batch`]): about the cores a modest server has.
+const LOOKUPS_IN_FLIGHT: usize = 2;
+/// Lookups at most in one query.
+const LOOKUPS_PER_QUERY: usize = 64;
+
 impl PortalState {
+    /// The portal's state. Starts the lookup batcher, so call it inside the tokio runtime.
     pub fn new(store: Store, policies: Vec<PolicyList>, config: PortalConfig) -> PortalState {
         PortalState {
+            batcher: batch::LookupBatcher::spawn(
+                store.clone(),
+                LOOKUPS_IN_FLIGHT,
+                LOOKUPS_PER_QUERY,
+            ),
             store,
             policies: Arc::new(policies),
             limiter: Arc::new(RateLimiter::new(
@@ -268,7 +281,8 @@ pub enum LookupError {
     /// What was typed is not a valid resident ID or name (a reason code of DOMAIN.md §3 and
     /// a message in Chinese that says what to check, never which person exists).
     Input(&'static str, &'static str),
-    Store(ykt_store::StoreError),
+    /// The store failed (the cause is logged where it happened).
+    Store,
 }
 
 impl LookupError {
@@ -276,7 +290,7 @@ impl LookupError {
         match self {
             LookupError::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
             LookupError::Input(..) => StatusCode::UNPROCESSABLE_ENTITY,
-            LookupError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            LookupError::Store => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
     fn message(&self) -> String {
@@ -285,7 +299,7 @@ impl LookupError {
                 "查询过于频繁，请{s}秒后再试。(too many lookups from your address, retry in {s} s)"
             ),
             LookupError::Input(_, m) => (*m).to_owned(),
-            LookupError::Store(_) => {
+            LookupError::Store => {
                 "查询服务暂时不可用，请稍后重试。(the lookup is unavailable, please retry later)"
                     .to_owned()
             }
@@ -331,10 +345,10 @@ pub async fn lookup(
     }
     let key = state.store.lookup_key(id.id.as_str(), &name);
     let records = state
-        .store
-        .lookup_records(&key)
+        .batcher
+        .lookup(key)
         .await
-        .map_err(LookupError::Store)?;
+        .map_err(|()| LookupError::Store)?;
     Ok(LookupAnswer {
         records: records
             .into_iter()
@@ -372,9 +386,7 @@ async fn api_lookup(
             let code = match &e {
                 LookupError::Limited(_) => "rate_limited",
                 LookupError::Input(c, _) => c,
-                LookupError::Store(cause) => {
-                    return no_store(ApiError::internal(cause).into_response());
-                }
+                LookupError::Store => "internal",
             };
             no_store(e.retry_after(ApiError::new(e.status(), code, e.message()).into_response()))
         }

@@ -2,8 +2,8 @@
 //! sheet from the binary; a print style that drops the navigation.
 
 use super::{
-    ClientIp, LookupAnswer, LookupError, LookupQuery, NoticeFilter, PortalState, find_notice,
-    kind_label, list_notices, lookup, no_store,
+    ClientIp, LookupAnswer, LookupQuery, NoticeFilter, PortalState, find_notice, kind_label,
+    list_notices, lookup, no_store,
 };
 use crate::server::ApiError;
 use axum::Form;
@@ -217,12 +217,7 @@ pub(super) async fn lookup_page(
     let result = lookup(&s, ip, &q).await;
     let (status, content) = match &result {
         Ok(a) => (StatusCode::OK, answer_markup(a)),
-        Err(e) => {
-            if let LookupError::Store(cause) = e {
-                tracing::error!(error = %cause, "public lookup failed");
-            }
-            (e.status(), html! { p.error { (e.message()) } })
-        }
+        Err(e) => (e.status(), html! { p.error { (e.message()) } }),
     };
     let page = layout(
         "补贴查询",
