@@ -66,6 +66,9 @@ pub struct LookupArgs {
     /// Keep the SQLite database of a previous run with the same --paid (skips the fill).
     #[arg(long)]
     pub reuse: bool,
+    /// Lookup queries the portal runs at once (default: the `[portal]` setting).
+    #[arg(long)]
+    pub queries: Option<usize>,
 }
 
 /// Issue #8: the lookup keeps at least this share of the trivial handler's throughput.
@@ -450,6 +453,7 @@ async fn measure(
         Vec::new(),
         PortalConfig {
             lookup_per_minute: 0,
+            lookup_queries: args.queries.unwrap_or(cfg.portal.lookup_queries),
             ..cfg.portal.clone()
         },
     ));

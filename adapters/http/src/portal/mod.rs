@@ -58,6 +58,9 @@ pub struct PortalConfig {
     /// Take the client address from the last `X-Forwarded-For` entry (set this only behind a
     /// reverse proxy that appends it; otherwise anyone could pick their own address).
     pub trust_forwarded_for: bool,
+    /// Lookup queries the portal runs at once; lookups arriving meanwhile wait and go
+    /// together in the next query (see [`batch`]). About the number of cores.
+    pub lookup_queries: usize,
 }
 
 impl Default for PortalConfig {
@@ -66,6 +69,7 @@ impl Default for PortalConfig {
             lookup_burst: 10,
             lookup_per_minute: 10,
             trust_forwarded_for: false,
+            lookup_queries: 2,
         }
     }
 }
@@ -145,8 +149,6 @@ pub struct PortalState {
     batcher: batch::LookupBatcher,
 }
 
-/// Lookup queries running at once (see [`batch`]): about the cores a modest server has.
-const LOOKUPS_IN_FLIGHT: usize = 2;
 /// Lookups at most in one query.
 const LOOKUPS_PER_QUERY: usize = 64;
 
@@ -156,7 +158,7 @@ impl PortalState {
         PortalState {
             batcher: batch::LookupBatcher::spawn(
                 store.clone(),
-                LOOKUPS_IN_FLIGHT,
+                config.lookup_queries,
                 LOOKUPS_PER_QUERY,
             ),
             store,

@@ -149,6 +149,7 @@ fn generous() -> PortalConfig {
         lookup_burst: 1000,
         lookup_per_minute: 1000,
         trust_forwarded_for: false,
+        ..PortalConfig::default()
     }
 }
 
@@ -350,6 +351,7 @@ async fn lookups_beyond_the_limit_get_429_with_retry_after() {
                 lookup_burst: 3,
                 lookup_per_minute: 6,
                 trust_forwarded_for: false,
+                ..PortalConfig::default()
             },
         );
         let z = zhang();
@@ -393,6 +395,7 @@ async fn behind_a_proxy_the_forwarded_client_is_limited() {
                 lookup_burst: 1,
                 lookup_per_minute: 1,
                 trust_forwarded_for: true,
+                ..PortalConfig::default()
             },
         );
         let s = stranger();
