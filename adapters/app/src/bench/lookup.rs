@@ -12,7 +12,9 @@
 //!    a constant body, each on its own loopback port.
 //! 3. Drives each with the same load generator: `--connections` HTTP/1.1 keep-alive
 //!    connections (hyper's client, on a runtime of its own) sending `POST
-//!    /api/v1/public/lookup` bodies for `--duration` seconds after a one-second warm-up;
+//!    /api/v1/public/lookup` bodies for `--duration` seconds after a one-second warm-up,
+//!    `--rounds` times, alternating the two targets (so the machine's other load, which
+//!    changes during a run, weighs on both alike);
 //!    `--hit-share` of the queries name a paid person with the right name, the rest the
 //!    right ID with a wrong name (the costliest miss: same key work, same index probe).
 //!    Every answer is checked (hits must list the person's two records, misses none).
@@ -47,9 +49,12 @@ pub struct LookupArgs {
     /// Concurrent keep-alive connections of the load generator.
     #[arg(long, default_value_t = 32)]
     pub connections: usize,
-    /// Seconds of measurement per target (after a one-second warm-up).
-    #[arg(long, default_value_t = 10)]
+    /// Seconds of measurement per target and round (after a one-second warm-up).
+    #[arg(long, default_value_t = 5)]
     pub duration: u64,
+    /// Rounds, each measuring the trivial handler then the lookup.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
     /// Share of lookups that find a paid person (the rest: right ID, wrong name).
     #[arg(long, default_value_t = 0.5)]
     pub hit_share: f64,
@@ -238,9 +243,10 @@ pub async fn run(cfg: &Config, args: LookupArgs) -> anyhow::Result<u8> {
     }
 
     crate::outln!(
-        "\n补贴查询负载测试 public lookup under load: {} paid lines, {} connections, {} s each",
+        "\n补贴查询负载测试 public lookup under load: {} paid lines, {} connections, {} rounds of {} s each",
         persons * 2,
         args.connections,
+        args.rounds,
         args.duration
     );
     crate::outln!(
@@ -289,6 +295,7 @@ pub async fn run(cfg: &Config, args: LookupArgs) -> anyhow::Result<u8> {
             "paid_lines": persons * 2,
             "connections": args.connections,
             "duration_s": args.duration,
+            "rounds": args.rounds,
             "hit_share": args.hit_share,
             "results": results,
             "notes": notes,
@@ -463,24 +470,23 @@ async fn measure(
     let (portal_addr, stop_portal) = spawn_server(ykt_http::server::app([portal])).await?;
     let (trivial_addr, stop_trivial) = spawn_server(trivial_app).await?;
 
-    let trivial = load(
-        "trivial",
-        trivial_addr,
-        "/trivial",
-        args,
-        bodies.clone(),
-        false,
-    )
-    .await?;
-    let lookup = load(
-        "lookup",
-        portal_addr,
-        "/api/v1/public/lookup",
-        args,
-        bodies.clone(),
-        true,
-    )
-    .await?;
+    // Rounds alternate the two targets, so a change in the machine's other load during the
+    // run weighs on both alike.
+    let (mut trivial, mut lookup) = (Samples::default(), Samples::default());
+    for _ in 0..args.rounds.max(1) {
+        trivial.add(load(trivial_addr, "/trivial", args, bodies.clone(), false).await?);
+        lookup.add(
+            load(
+                portal_addr,
+                "/api/v1/public/lookup",
+                args,
+                bodies.clone(),
+                true,
+            )
+            .await?,
+        );
+    }
+    let (trivial, lookup) = (trivial.result("trivial"), lookup.result("lookup"));
     let _ = stop_portal.send(());
     let _ = stop_trivial.send(());
     let ratio = if trivial.rps > 0.0 {
@@ -500,20 +506,65 @@ async fn measure(
     })
 }
 
+/// What one or more measured periods gave.
+#[derive(Default)]
+struct Samples {
+    /// Latencies (µs) of the successful requests.
+    lat: Vec<u32>,
+    errors: u64,
+    wrong: u64,
+    seconds: f64,
+}
+
+impl Samples {
+    fn add(&mut self, other: Samples) {
+        self.lat.extend(other.lat);
+        self.errors += other.errors;
+        self.wrong += other.wrong;
+        self.seconds += other.seconds;
+    }
+
+    fn result(mut self, target: &str) -> LoadResult {
+        self.lat.sort_unstable();
+        let lat = &self.lat;
+        let pct = |p: f64| -> f64 {
+            if lat.is_empty() {
+                return 0.0;
+            }
+            let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
+            f64::from(lat[i]) / 1000.0
+        };
+        let requests = lat.len() as u64;
+        LoadResult {
+            target: target.to_owned(),
+            requests,
+            errors: self.errors,
+            wrong_answers: self.wrong,
+            seconds: self.seconds,
+            rps: if self.seconds > 0.0 {
+                requests as f64 / self.seconds
+            } else {
+                0.0
+            },
+            p50_ms: pct(0.50),
+            p99_ms: pct(0.99),
+            max_ms: lat.last().map(|v| f64::from(*v) / 1000.0).unwrap_or(0.0),
+        }
+    }
+}
+
 /// Drive `addr` with `--connections` keep-alive connections for a warm-up second and then
 /// `--duration` seconds, on a runtime of its own (two threads, like the server's).
 async fn load(
-    target: &str,
     addr: SocketAddr,
     path: &'static str,
     args: &LookupArgs,
     bodies: Arc<Vec<(Bytes, usize)>>,
     check: bool,
-) -> anyhow::Result<LoadResult> {
+) -> anyhow::Result<Samples> {
     let connections = args.connections;
     let duration = Duration::from_secs(args.duration);
-    let target = target.to_owned();
-    tokio::task::spawn_blocking(move || -> anyhow::Result<LoadResult> {
+    tokio::task::spawn_blocking(move || -> anyhow::Result<Samples> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -530,28 +581,13 @@ async fn load(
             )
             .await?;
             let t = Instant::now();
-            let (mut lat, errors, wrong) =
+            let (lat, errors, wrong) =
                 drive(addr, path, connections, duration, &bodies, check).await?;
-            let seconds = t.elapsed().as_secs_f64();
-            lat.sort_unstable();
-            let pct = |p: f64| -> f64 {
-                if lat.is_empty() {
-                    return 0.0;
-                }
-                let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
-                f64::from(lat[i]) / 1000.0
-            };
-            let requests = lat.len() as u64;
-            Ok(LoadResult {
-                target,
-                requests,
+            Ok(Samples {
+                lat,
                 errors,
-                wrong_answers: wrong,
-                seconds,
-                rps: requests as f64 / seconds,
-                p50_ms: pct(0.50),
-                p99_ms: pct(0.99),
-                max_ms: lat.last().map(|v| f64::from(*v) / 1000.0).unwrap_or(0.0),
+                wrong,
+                seconds: t.elapsed().as_secs_f64(),
             })
         })
     })
@@ -630,4 +666,55 @@ async fn connection(
         }
     }
     Ok((lat, errors, wrong))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_people_have_valid_unique_ids() {
+        let today = chrono::NaiveDate::from_ymd_opt(2023, 5, 20).unwrap_or_default();
+        let mut seen = std::collections::HashSet::new();
+        for i in (0..200_000).step_by(97) {
+            let (id, name) = person(i);
+            let parsed = ykt_kernel::ResidentId::parse(&id, today).expect("valid ID");
+            assert_eq!(parsed.id.as_str(), id);
+            assert_eq!(name.chars().count(), 3);
+            assert!(seen.insert(id), "unique");
+        }
+    }
+
+    /// A tiny run end to end on SQLite: both targets answered, every lookup answer right.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_small_run_answers_every_lookup_correctly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let args = LookupArgs {
+            paid: 400,
+            connections: 4,
+            duration: 1,
+            rounds: 1,
+            hit_share: 0.5,
+            dir: dir.path().to_path_buf(),
+            pg_url: String::new(),
+            no_pg: true,
+            reuse: false,
+            queries: None,
+        };
+        run(&Config::default(), args).await.expect("run");
+        let text =
+            std::fs::read_to_string(dir.path().join("lookup-results.json")).expect("results");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        let r = &v["results"][0];
+        assert_eq!(r["backend"], "sqlite");
+        assert_eq!(r["paid_lines"], 400);
+        for t in ["trivial", "lookup"] {
+            assert!(
+                r[t]["requests"].as_u64().is_some_and(|n| n > 10),
+                "{t}: {r}"
+            );
+            assert_eq!(r[t]["errors"], 0, "{t}");
+        }
+        assert_eq!(r["lookup"]["wrong_answers"], 0);
+    }
 }
