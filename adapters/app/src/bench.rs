@@ -98,7 +98,20 @@ pub struct BenchArgs {
     /// Not an option: the program the stages run (set by the parent).
     #[arg(skip)]
     pub stage_exe: Option<PathBuf>,
+    /// Another benchmark instead of intake (`ykt bench lookup`).
+    #[command(subcommand)]
+    pub mode: Option<BenchMode>,
 }
+
+/// The other benchmarks.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum BenchMode {
+    /// 补贴查询 under concurrent load against a trivial handler, on 1,000,000 paid lines
+    /// (issue #8); see [`lookup`].
+    Lookup(lookup::LookupArgs),
+}
+
+pub mod lookup;
 
 /// One measured part of a stage.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -186,6 +199,9 @@ struct Manifest {
 }
 
 pub async fn run(cfg: &Config, args: BenchArgs) -> anyhow::Result<u8> {
+    if let Some(BenchMode::Lookup(a)) = args.mode {
+        return lookup::run(cfg, a).await;
+    }
     let province = crate::build_province(
         crate::select_province(args.province.as_deref(), cfg).or_else(|e| {
             if args.province.is_none() {
@@ -1367,6 +1383,7 @@ mod tests {
             stage: None,
             db: None,
             stage_exe: None,
+            mode: None,
         };
         let files = Files::in_dir(dir.path());
         let m = ensure_data(&args, province.as_ref(), &files).unwrap();

@@ -393,13 +393,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Batch(cmd) => batch(&cfg, cmd).await,
         Command::Audit(AuditCmd::Verify) => {
             let store = open_store(&cfg, false).await?;
-            let r = store.verify_audit().await?;
-            outln!(
-                "审计日志完整 (audit chain verified): {} 条 entries, head {}",
-                r.entries,
-                r.head.map(|h| h.to_hex()).unwrap_or_else(|| "-".into())
-            );
-            Ok(0)
+            match store.verify_audit().await {
+                Ok(r) => {
+                    outln!(
+                        "审计日志完整 (audit chain verified): {} 条 entries, head {}",
+                        r.entries,
+                        r.head.map(|h| h.to_hex()).unwrap_or_else(|| "-".into())
+                    );
+                    Ok(0)
+                }
+                // Exit 1: the chain was read and does not verify (2 stays "could not check").
+                Err(ykt_store::StoreError::AuditChain(e)) => {
+                    outln!("审计日志校验失败 (audit chain verification FAILED): {e}");
+                    eprintln!(
+                        "审计日志已被改动：请保全数据库文件并报告审计部门。(the audit log was altered: preserve the database and report it)"
+                    );
+                    Ok(1)
+                }
+                Err(e) => Err(e.into()),
+            }
         }
         Command::Demo(a) => crate::demo::run(&cfg, a).await,
         Command::Bench(a) => crate::bench::run(&cfg, a).await,

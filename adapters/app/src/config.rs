@@ -34,6 +34,9 @@ pub struct Config {
     /// the local date when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub today: Option<chrono::NaiveDate>,
+    /// The public portal (`[portal]` table): the lookup's rate limit.
+    #[serde(default)]
+    pub portal: ykt_http::portal::PortalConfig,
 }
 
 impl Default for Config {
@@ -47,6 +50,7 @@ impl Default for Config {
             log: "warn".into(),
             province_settings: serde_json::Value::Null,
             today: None,
+            portal: ykt_http::portal::PortalConfig::default(),
         }
     }
 }

@@ -502,10 +502,5 @@ impl Cycle<'_> {
 /// someone never paid, so the response cannot tell which part was wrong; the key reveals
 /// neither.
 pub fn lookup_key(store: &Store, id: &str, name: &str) -> String {
-    let name = ykt_kernel::intake::normalise_name(name);
-    hex::encode(
-        store
-            .vault()
-            .blind_index(ykt_store::IndexKind::ResidentId, &format!("{id}|{name}")),
-    )
+    store.lookup_key(id, name)
 }

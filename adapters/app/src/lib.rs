@@ -43,6 +43,7 @@ pub mod cycle;
 pub mod demo;
 pub mod intake;
 pub mod output;
+pub mod portal;
 pub mod ports;
 pub mod provinces;
 pub mod registers;

@@ -12,5 +12,6 @@ pub mod client;
 pub mod heilongjiang;
 #[cfg(feature = "henan")]
 pub mod henan;
+pub mod portal;
 pub mod server;
 pub mod sichuan;

@@ -103,14 +103,18 @@ pub fn app(areas: impl IntoIterator<Item = Router>) -> Router {
 }
 
 /// Serve `router` on `listener` until `shutdown` completes (in-flight requests finish).
+/// Handlers can see the peer address (`ConnectInfo<SocketAddr>`: the portal's rate limit).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 #[cfg(test)]

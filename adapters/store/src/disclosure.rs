@@ -63,6 +63,84 @@ impl Store {
             .collect())
     }
 
+    /// One notice by id.
+    pub async fn notice(&self, id: &str) -> Result<Option<NoticeRow>> {
+        type T = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+        );
+        let row: Option<T> = with_pool!(self, |p| {
+            sqlx::query_as("SELECT id, kind, region, project_name, title, body, published_on, until, withdrawn_at FROM notices WHERE id = $1")
+                .bind(id)
+                .fetch_optional(p)
+                .await?
+        });
+        Ok(row.map(|t| NoticeRow {
+            id: t.0,
+            kind: t.1,
+            region: t.2,
+            project_name: t.3,
+            title: t.4,
+            body: t.5,
+            published_on: t.6,
+            until: t.7,
+            withdrawn: t.8.is_some(),
+        }))
+    }
+
+    /// The public lookup key of a person (补贴查询): the vault's keyed blind index of the
+    /// resident ID (normalised 18 characters) and the name (normalised middle dots, no
+    /// spaces) together, in hex. A lookup with a wrong name finds nothing, exactly like a
+    /// lookup of someone never paid, so an answer cannot tell which part was wrong; the key
+    /// reveals neither.
+    pub fn lookup_key(&self, id: &str, name: &str) -> String {
+        let name = ykt_kernel::intake::normalise_name(name);
+        hex::encode(
+            self.vault
+                .blind_index(crate::IndexKind::ResidentId, &format!("{id}|{name}")),
+        )
+    }
+
+    /// The lookup records of several people at once (by lookup key; at most 500 keys), in
+    /// key order, each person's newest first. One query for many concurrent lookups: the
+    /// portal gathers the lookups that arrive while the database is busy (see
+    /// `ykt_http::portal::batch`), which saves a round trip (and, on SQLite, two thread
+    /// hand-overs) per lookup.
+    pub async fn lookup_records_many(&self, person_keys: &[String]) -> Result<Vec<LookupRecord>> {
+        if person_keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        if person_keys.len() > 500 {
+            return Err(crate::error::StoreError::Invalid {
+                reason: format!(
+                    "一次最多查询500个键，收到{}个 (at most 500 keys)",
+                    person_keys.len()
+                ),
+            });
+        }
+        let placeholders: Vec<String> = (1..=person_keys.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT person_key, name_masked, project_name, period, amount_fen, date, status FROM lookup_records WHERE person_key IN ({}) ORDER BY person_key, date DESC, period DESC",
+            placeholders.join(", ")
+        );
+        let rows: Vec<(String, String, String, String, i64, String, String)> =
+            with_pool!(self, |p| {
+                let mut q = sqlx::query_as(&sql);
+                for k in person_keys {
+                    q = q.bind(k);
+                }
+                q.fetch_all(p).await?
+            });
+        Ok(rows.into_iter().filter_map(record).collect())
+    }
+
     /// The lookup records of one person (by lookup key).
     pub async fn lookup_records(&self, person_key: &str) -> Result<Vec<LookupRecord>> {
         let rows: Vec<(String, String, String, String, i64, String, String)> = with_pool!(
@@ -74,21 +152,22 @@ impl Store {
                 .await?
             }
         );
-        Ok(rows
-            .into_iter()
-            .filter_map(|t| {
-                Some(LookupRecord {
-                    person_key: t.0,
-                    name_masked: t.1,
-                    project_name: t.2,
-                    period: ykt_kernel::Period::parse(&t.3).ok()?,
-                    amount: Fen(t.4),
-                    date: t.5,
-                    status: t.6,
-                })
-            })
-            .collect())
+        Ok(rows.into_iter().filter_map(record).collect())
     }
+}
+
+/// A stored lookup record (a row with an unreadable period is skipped: it was never written
+/// by this code).
+fn record(t: (String, String, String, String, i64, String, String)) -> Option<LookupRecord> {
+    Some(LookupRecord {
+        person_key: t.0,
+        name_masked: t.1,
+        project_name: t.2,
+        period: ykt_kernel::Period::parse(&t.3).ok()?,
+        amount: Fen(t.4),
+        date: t.5,
+        status: t.6,
+    })
 }
 
 #[async_trait]

@@ -167,3 +167,143 @@ async fn tampering_is_refused_or_detected() {
     })
     .await;
 }
+
+/// Issue #9: the verifier catches a one-byte edit anywhere in a record, a deleted entry in the
+/// middle and two entries swapped, once the append-only triggers are out of the way (someone
+/// with DDL rights, or a raw edit of the SQLite file).
+#[tokio::test]
+async fn one_byte_edit_deletion_and_reordering_are_detected() {
+    each_backend("audit_byte_reorder", |db| async move {
+        let s = &db.store;
+        for i in 0..8 {
+            s.append_audit(record(i)).await.expect("append");
+        }
+        let intact = s.verify_audit().await.expect("intact");
+        assert_eq!(intact.entries, 8);
+        match db.backend() {
+            Backend::Sqlite => exec(
+                s,
+                "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete",
+            )
+            .await
+            .map(|_| ()),
+            Backend::Postgres => exec(s, "ALTER TABLE audit_log DISABLE TRIGGER USER")
+                .await
+                .map(|_| ()),
+        }
+        .expect("protection off");
+        let verdict = || async { s.verify_audit().await };
+
+        // One byte of the JSON detail: the amount 4200 becomes 4201 (record 4 is seq 5).
+        exec(
+            s,
+            "UPDATE audit_log SET detail = replace(detail, '4200', '4201') WHERE seq = 5",
+        )
+        .await
+        .expect("edit");
+        assert!(matches!(
+            verdict().await,
+            Err(StoreError::AuditChain(ChainError::Tampered { seq: 5 }))
+        ));
+        exec(
+            s,
+            "UPDATE audit_log SET detail = replace(detail, '4201', '4200') WHERE seq = 5",
+        )
+        .await
+        .expect("restore");
+        // One character of the timestamp, the actor, a state: each is caught.
+        for (col, from, to) in [
+            ("at", "08:00:02", "08:00:03"),
+            ("actor", "clerk2", "clerk3"),
+            ("to_state", "submitted", "submittee"),
+        ] {
+            exec(
+                s,
+                &format!(
+                    "UPDATE audit_log SET {col} = replace({col}, '{from}', '{to}') WHERE seq = 3"
+                ),
+            )
+            .await
+            .expect("edit");
+            assert!(
+                matches!(
+                    verdict().await,
+                    Err(StoreError::AuditChain(ChainError::Tampered { seq: 3 }))
+                ),
+                "{col}"
+            );
+            exec(
+                s,
+                &format!(
+                    "UPDATE audit_log SET {col} = replace({col}, '{to}', '{from}') WHERE seq = 3"
+                ),
+            )
+            .await
+            .expect("restore");
+        }
+        assert_eq!(verdict().await.expect("restored"), intact);
+
+        // Reordering: entries 4 and 5 swap places (their seq numbers are exchanged).
+        exec(s, "UPDATE audit_log SET seq = 1004 WHERE seq = 4")
+            .await
+            .expect("swap");
+        exec(s, "UPDATE audit_log SET seq = 4 WHERE seq = 5")
+            .await
+            .expect("swap");
+        exec(s, "UPDATE audit_log SET seq = 5 WHERE seq = 1004")
+            .await
+            .expect("swap");
+        let err = verdict().await.expect_err("reordering detected");
+        assert!(
+            matches!(
+                err,
+                StoreError::AuditChain(
+                    ChainError::Broken { seq: 4 } | ChainError::Tampered { seq: 4 }
+                )
+            ),
+            "{err:?}"
+        );
+        exec(s, "UPDATE audit_log SET seq = 1004 WHERE seq = 4")
+            .await
+            .expect("swap back");
+        exec(s, "UPDATE audit_log SET seq = 4 WHERE seq = 5")
+            .await
+            .expect("swap back");
+        exec(s, "UPDATE audit_log SET seq = 5 WHERE seq = 1004")
+            .await
+            .expect("swap back");
+        assert_eq!(verdict().await.expect("restored"), intact);
+
+        // A deleted entry whose successors are renumbered to close the gap: the chain breaks
+        // at the first renumbered entry.
+        exec(s, "DELETE FROM audit_log WHERE seq = 6")
+            .await
+            .expect("delete");
+        exec(s, "UPDATE audit_log SET seq = seq + 1000 WHERE seq > 6")
+            .await
+            .expect("renumber");
+        exec(s, "UPDATE audit_log SET seq = seq - 1001 WHERE seq > 1000")
+            .await
+            .expect("renumber");
+        let err = verdict().await.expect_err("deletion detected");
+        assert!(
+            matches!(
+                err,
+                StoreError::AuditChain(
+                    ChainError::Broken { seq: 6 } | ChainError::Tampered { seq: 6 }
+                )
+            ),
+            "{err:?}"
+        );
+
+        // Cutting the tail leaves a valid shorter chain: only the head recorded elsewhere
+        // (printed by `ykt audit verify`) shows it, so the report must change.
+        exec(s, "DELETE FROM audit_log WHERE seq >= 6")
+            .await
+            .expect("truncate tail");
+        let short = verdict().await.expect("a prefix verifies");
+        assert_eq!(short.entries, 5);
+        assert_ne!(short.head, intact.head);
+    })
+    .await;
+}
