@@ -14,3 +14,4 @@ pub mod heilongjiang;
 pub mod henan;
 pub mod server;
 pub mod sichuan;
+pub mod web;

@@ -64,7 +64,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = serde_json::json!({"error": self.code, "message": self.message});
+        // `code` is the documented field (console API, issue #6); `error` is kept for the
+        // bank interface's existing clients.
+        let mut body =
+            serde_json::json!({"code": self.code, "error": self.code, "message": self.message});
         if let Some(d) = self.details {
             body["details"] = d;
         }
@@ -108,9 +111,13 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The client address is available to handlers (login throttling per address).
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 #[cfg(test)]

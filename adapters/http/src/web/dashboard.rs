@@ -1,0 +1,181 @@
+//! The dashboard: batches by province and state, what is waiting for *me*, publicity
+//! deadlines due or overdue, and KPI per region with a server-rendered SVG chart (success
+//! rate and amount credited; 黑财监〔2023〕1号 的监管指标 "发放成功率").
+
+use super::auth::Operator;
+use super::batches::{actions_for, visible_batches};
+use super::layout;
+use super::{PageError, WebState};
+use axum::extract::State;
+use maud::{Markup, html};
+use std::collections::BTreeMap;
+use ykt_kernel::Fen;
+use ykt_kernel::batch::LineState;
+
+/// KPI of one region.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegionKpi {
+    pub region: String,
+    pub credited: u64,
+    pub failed: u64,
+    pub credited_amount: Fen,
+}
+
+impl RegionKpi {
+    /// Success rate in per mille of the lines with a result (credited / (credited + failed)).
+    pub fn rate_permille(&self) -> Option<u64> {
+        let done = self.credited + self.failed;
+        (done > 0).then(|| self.credited * 1000 / done)
+    }
+}
+
+/// The chart: one row per region, a bar for the success rate and a bar for the amount
+/// (scaled to the largest amount). Plain SVG, no script.
+pub fn kpi_svg(kpis: &[RegionKpi]) -> String {
+    let row_h = 28;
+    let h = 30 + row_h * kpis.len().max(1);
+    let max_amount = kpis
+        .iter()
+        .map(|k| k.credited_amount.0)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let mut s = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="各区划发放成功率与到账金额" width="720" height="{h}" viewBox="0 0 720 {h}" font-size="12" font-family="sans-serif">"##
+    );
+    s.push_str(r##"<text x="110" y="14" fill="#333">发放成功率</text><text x="420" y="14" fill="#333">到账金额（元）</text>"##);
+    for (i, k) in kpis.iter().enumerate() {
+        let y = 24 + i * row_h;
+        let rate = k.rate_permille();
+        let rate_w = rate.unwrap_or(0) * 250 / 1000;
+        let amt_w = i64::try_from(250u64).unwrap_or(250) * k.credited_amount.0.max(0) / max_amount;
+        let label = match rate {
+            Some(r) => format!("{}.{}%", r / 10, r % 10),
+            None => "无结果".to_owned(),
+        };
+        s.push_str(&format!(
+            r##"<text x="0" y="{ty}" fill="#222">{region}</text><rect x="110" y="{y}" width="{rate_w}" height="16" fill="#2e7d32"><title>{region} 成功率 {label}</title></rect><text x="{lx}" y="{ty}" fill="#222">{label}</text><rect x="420" y="{y}" width="{amt_w}" height="16" fill="#1565c0"><title>{region} 到账 {amt}元</title></rect><text x="{ax}" y="{ty}" fill="#222">{amt}</text>"##,
+            ty = y + 12,
+            region = k.region,
+            lx = 115 + rate_w,
+            ax = 425 + amt_w,
+            amt = k.credited_amount,
+        ));
+    }
+    s.push_str("</svg>");
+    s
+}
+
+pub async fn page(State(st): State<WebState>, op: Operator) -> Result<Markup, PageError> {
+    let batches = visible_batches(&st, &op.user).await?;
+    // Batches by province and state (the state is the province's workflow step reached).
+    let mut by_state: BTreeMap<(String, &'static str), (u64, Fen)> = BTreeMap::new();
+    let mut waiting = Vec::new();
+    let mut kpi: BTreeMap<String, RegionKpi> = BTreeMap::new();
+    for b in &batches {
+        let pname = st
+            .province(&b.province)
+            .map(|p| p.name().to_owned())
+            .unwrap_or_else(|| b.province.clone());
+        let e = by_state
+            .entry((pname, b.state.label_zh()))
+            .or_insert((0, Fen(0)));
+        e.0 += 1;
+        e.1 = Fen(e.1.0 + b.control.amount.0);
+        let acts = actions_for(&st, b, &op.user).await?;
+        if !acts.is_empty() {
+            waiting.push((b, acts));
+        }
+        let t = st.store.tally(b.id).await?;
+        let k = kpi.entry(b.region.clone()).or_insert_with(|| RegionKpi {
+            region: b.region.clone(),
+            ..Default::default()
+        });
+        let c = t.get(LineState::Credited);
+        k.credited += c.count;
+        k.failed += t.get(LineState::Failed).count + t.get(LineState::Refunded).count;
+        k.credited_amount = Fen(k.credited_amount.0 + c.amount.0);
+    }
+    let kpis: Vec<RegionKpi> = kpi.into_values().collect();
+    let today = st.ops.today().format("%Y-%m-%d").to_string();
+    let notices = st
+        .store
+        .notices(Some(op.user.region.prefix()))
+        .await?
+        .into_iter()
+        .filter(|n| !n.withdrawn && n.until.is_some())
+        .collect::<Vec<_>>();
+    let body = html! {
+        section.card {
+            h2 { "等待我处理（" (waiting.len()) "）" }
+            @if waiting.is_empty() { p.muted { "暂无待办。" } }
+            table.data id="waiting" {
+                tbody { @for (b, acts) in &waiting {
+                    tr {
+                        td { a href={"/batches/" (b.id)} { "批次 " (b.id) } }
+                        td { (b.project_name) } td { (b.region) } td { (b.period) }
+                        td { (b.state.label_zh()) }
+                        td { (acts.iter().map(|a| a.label).collect::<Vec<_>>().join("、")) }
+                    }
+                } }
+            }
+        }
+        section.card {
+            h2 { "批次概况" }
+            table.data id="by-state" {
+                thead { tr { th { "省份" } th { "状态（流程环节）" } th.num { "批次数" } th.num { "金额（元）" } } }
+                tbody { @for ((p, s), (n, amt)) in &by_state {
+                    tr { td { (p) } td { (s) } td.num { (n) } td.num { (amt) } }
+                } }
+            }
+        }
+        section.card {
+            h2 { "公示期限（今天 " (today) "）" }
+            @if notices.is_empty() { p.muted { "没有未到期的公示。" } }
+            table.data id="deadlines" {
+                tbody { @for n in &notices {
+                    @let until = n.until.clone().unwrap_or_default();
+                    @let overdue = until.as_str() < today.as_str();
+                    tr class=(if overdue { "err" } else { "" }) {
+                        td { (n.title) } td { (n.region) } td { (n.project_name) }
+                        td { "至 " (until) } td { @if overdue { "已到期" } @else { "公示中" } }
+                    }
+                } }
+            }
+        }
+        section.card {
+            h2 { "监管指标：各区划发放成功率与到账金额" }
+            div.chart id="kpi-chart" { (layout::raw(kpi_svg(&kpis))) }
+        }
+    };
+    Ok(layout::page("工作台", &op, &body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chart_shows_rate_and_amount_per_region() {
+        let svg = kpi_svg(&[
+            RegionKpi {
+                region: "230102".into(),
+                credited: 9,
+                failed: 1,
+                credited_amount: Fen(90_000),
+            },
+            RegionKpi {
+                region: "230103".into(),
+                credited: 0,
+                failed: 0,
+                credited_amount: Fen(0),
+            },
+        ]);
+        assert!(svg.starts_with("<svg"));
+        assert!(svg.contains("230102 成功率 90.0%"));
+        assert!(svg.contains("900.00"));
+        assert!(svg.contains("无结果"));
+        // The largest amount gets the full 250px bar.
+        assert!(svg.contains(r#"x="420" y="24" width="250""#));
+    }
+}
