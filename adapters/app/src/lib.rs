@@ -46,6 +46,7 @@ pub mod output;
 pub mod ports;
 pub mod provinces;
 pub mod registers;
+pub mod web;
 
 use ykt_kernel::province::{Province, ProvinceConfig, ProvinceDescriptor, ProvinceError};
 

@@ -57,6 +57,30 @@ struct TempFile(PathBuf);
 impl Drop for TempFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+        if let Some(dir) = self.0.parent().filter(|d| {
+            d.starts_with(std::env::temp_dir())
+                && d.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("ykt-upload-"))
+        }) {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// The uploaded file's name without any directory part or control characters (the roster
+/// keeps it as its file name; the extension tells xlsx from CSV).
+fn safe_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let clean: String = base
+        .chars()
+        .filter(|c| !c.is_control() && !matches!(c, '/' | '\\' | ':'))
+        .take(120)
+        .collect();
+    let clean = clean.trim().trim_start_matches('.').to_owned();
+    if clean.is_empty() {
+        "清册.xlsx".to_owned()
+    } else {
+        clean
     }
 }
 
@@ -84,8 +108,12 @@ pub async fn receive(mut mp: Multipart) -> Result<Received, String> {
         let field_name = field.name().unwrap_or("").to_owned();
         match field_name.as_str() {
             "file" => {
-                file_name = field.file_name().unwrap_or("清册").to_owned();
-                let tmp = TempFile(temp_path());
+                file_name = safe_name(field.file_name().unwrap_or(""));
+                let dir = temp_path();
+                tokio::fs::create_dir(&dir)
+                    .await
+                    .map_err(|e| format!("无法保存上传文件 (cannot store the upload): {e}"))?;
+                let tmp = TempFile(dir.join(&file_name));
                 let mut f = tokio::fs::File::create(&tmp.0)
                     .await
                     .map_err(|e| format!("无法保存上传文件 (cannot store the upload): {e}"))?;
@@ -357,7 +385,7 @@ pub async fn result_xlsx(
     let r = load_roster(&st, &op, id).await?;
     let issues = st.store.roster_issues(id).await?;
     let lines = report_lines(&issues);
-    let tmp = TempFile(temp_path());
+    let tmp = TempFile(temp_path().with_extension("xlsx"));
     let title = format!("{} {} 清册校验结果", r.project, r.period);
     ykt_files::export::write_report_xlsx(&tmp.0, &title, &lines)
         .map_err(|e| PageError::internal(&e))?;
@@ -387,4 +415,15 @@ pub async fn result_xlsx(
         bytes,
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn upload_names_lose_their_directories() {
+        assert_eq!(super::safe_name("../../etc/passwd"), "passwd");
+        assert_eq!(super::safe_name("C:\\tmp\\低保清册.xlsx"), "低保清册.xlsx");
+        assert_eq!(super::safe_name(".."), "清册.xlsx");
+        assert_eq!(super::safe_name(""), "清册.xlsx");
+    }
 }
