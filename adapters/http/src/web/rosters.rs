@@ -353,7 +353,7 @@ pub async fn result_page(
                 tbody { @for l in &lines {
                     tr class=(if l.severity == "错误" { "err" } else { "warn" }) {
                         td { (l.row) } td { (l.name_masked) } td.mono { (l.id_masked) } td { (l.column) }
-                        td.mono { (l.code) } td { (l.severity) } td { (l.follow_up) } td { (l.message) }
+                        td.mono { (l.code) } td { (l.severity) } td { (l.follow_up) } td.wrap { (l.message) }
                     }
                 } }
             }
@@ -372,7 +372,7 @@ fn follow_table(id: &str, rows: &[&ReportLine]) -> Markup {
     html! {
         table.data id=(id) {
             thead { tr { th { "行号" } th { "姓名" } th { "身份证号码" } th { "说明" } } }
-            tbody { @for l in rows { tr { td { (l.row) } td { (l.name_masked) } td.mono { (l.id_masked) } td { (l.message) } } } }
+            tbody { @for l in rows { tr { td { (l.row) } td { (l.name_masked) } td.mono { (l.id_masked) } td.wrap { (l.message) } } } }
         }
     }
 }
