@@ -29,6 +29,15 @@ impl RegionKpi {
     }
 }
 
+/// Escape text for the SVG (region names come from an imported table).
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
 /// The chart: one row per region, a bar for the success rate and a bar for the amount
 /// (scaled to the largest amount). Plain SVG, no script.
 pub fn kpi_svg(kpis: &[RegionKpi]) -> String {
@@ -41,9 +50,9 @@ pub fn kpi_svg(kpis: &[RegionKpi]) -> String {
         .unwrap_or(0)
         .max(1);
     let mut s = format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="各区划发放成功率与到账金额" width="720" height="{h}" viewBox="0 0 720 {h}" font-size="12" font-family="sans-serif">"##
+        r##"<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="各区划发放成功率与到账金额" width="860" height="{h}" viewBox="0 0 860 {h}" font-size="12" font-family="sans-serif">"##
     );
-    s.push_str(r##"<text x="110" y="14" fill="#333">发放成功率</text><text x="420" y="14" fill="#333">到账金额（元）</text>"##);
+    s.push_str(r##"<text x="150" y="14" fill="#333">发放成功率</text><text x="480" y="14" fill="#333">到账金额（元）</text>"##);
     for (i, k) in kpis.iter().enumerate() {
         let y = 24 + i * row_h;
         let rate = k.rate_permille();
@@ -54,11 +63,11 @@ pub fn kpi_svg(kpis: &[RegionKpi]) -> String {
             None => "无结果".to_owned(),
         };
         s.push_str(&format!(
-            r##"<text x="0" y="{ty}" fill="#222">{region}</text><rect x="110" y="{y}" width="{rate_w}" height="16" fill="#2e7d32"><title>{region} 成功率 {label}</title></rect><text x="{lx}" y="{ty}" fill="#222">{label}</text><rect x="420" y="{y}" width="{amt_w}" height="16" fill="#1565c0"><title>{region} 到账 {amt}元</title></rect><text x="{ax}" y="{ty}" fill="#222">{amt}</text>"##,
+            r##"<text x="0" y="{ty}" fill="#222">{region}</text><rect x="150" y="{y}" width="{rate_w}" height="16" fill="#2e7d32"><title>{region} 成功率 {label}</title></rect><text x="{lx}" y="{ty}" fill="#222">{label}</text><rect x="480" y="{y}" width="{amt_w}" height="16" fill="#1565c0"><title>{region} 到账 {amt}元</title></rect><text x="{ax}" y="{ty}" fill="#222">{amt}</text>"##,
             ty = y + 12,
-            region = k.region,
-            lx = 115 + rate_w,
-            ax = 425 + amt_w,
+            region = xml_escape(&k.region),
+            lx = 155 + rate_w,
+            ax = 485 + amt_w,
             amt = k.credited_amount,
         ));
     }
@@ -96,7 +105,14 @@ pub async fn page(State(st): State<WebState>, op: Operator) -> Result<Markup, Pa
         k.failed += t.get(LineState::Failed).count + t.get(LineState::Refunded).count;
         k.credited_amount = Fen(k.credited_amount.0 + c.amount.0);
     }
-    let kpis: Vec<RegionKpi> = kpi.into_values().collect();
+    let mut kpis: Vec<RegionKpi> = kpi.into_values().collect();
+    for k in &mut kpis {
+        if let Ok(code) = ykt_kernel::RegionCode::parse(&k.region)
+            && let Some(name) = st.store.region_name(&code).await?
+        {
+            k.region = format!("{name} {}", code.prefix());
+        }
+    }
     let today = st.ops.today().format("%Y-%m-%d").to_string();
     let notices = st
         .store
@@ -175,7 +191,12 @@ mod tests {
         assert!(svg.contains("230102 成功率 90.0%"));
         assert!(svg.contains("900.00"));
         assert!(svg.contains("无结果"));
+        let evil = kpi_svg(&[RegionKpi {
+            region: "<script>alert(1)</script>".into(),
+            ..Default::default()
+        }]);
+        assert!(!evil.contains("<script>") && evil.contains("&lt;script&gt;"));
         // The largest amount gets the full 250px bar.
-        assert!(svg.contains(r#"x="420" y="24" width="250""#));
+        assert!(svg.contains(r#"x="480" y="24" width="250""#));
     }
 }
