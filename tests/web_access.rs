@@ -4,6 +4,9 @@
 //! regions it must; without a session pages redirect to the login and the API answers 401.
 //! The table must name every route the router serves, so a new route cannot go unchecked.
 
+// The scenario uses the Heilongjiang catalogue and workflow.
+#![cfg(feature = "province-heilongjiang")]
+
 mod web_common;
 
 use reqwest::StatusCode;

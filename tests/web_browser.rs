@@ -9,6 +9,9 @@
 //! Without /usr/bin/chromium or /usr/bin/chromedriver the test prints "skipped: ..." and
 //! passes, unless `YKT_REQUIRE_BROWSER=1` (CI sets it).
 
+// The scenario uses the Heilongjiang catalogue and workflow.
+#![cfg(feature = "province-heilongjiang")]
+
 mod web_common;
 
 use serde_json::{Value, json};

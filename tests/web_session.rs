@@ -2,6 +2,9 @@
 //! repeated failures, a new session at every login, the cookie's attributes, CSRF on forms,
 //! idle expiry, logout, and a disabled user losing their session, all audited.
 
+// The scenario uses the Heilongjiang catalogue and workflow.
+#![cfg(feature = "province-heilongjiang")]
+
 mod web_common;
 
 use reqwest::StatusCode;

@@ -82,11 +82,12 @@ impl Env {
     }
     /// The configuration the binary uses in this directory.
     pub fn config(&self) -> yikatong::config::Config {
-        let mut cfg = yikatong::config::Config::default();
-        cfg.database_url = format!("sqlite://{}", self.path().join("data/ykt.db").display());
-        cfg.key_file = self.path().join("data/ykt.key");
-        cfg.today = chrono::NaiveDate::from_ymd_opt(2023, 5, 20);
-        cfg
+        yikatong::config::Config {
+            database_url: format!("sqlite://{}", self.path().join("data/ykt.db").display()),
+            key_file: self.path().join("data/ykt.key"),
+            today: chrono::NaiveDate::from_ymd_opt(2023, 5, 20),
+            ..Default::default()
+        }
     }
 }
 
