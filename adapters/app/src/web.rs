@@ -26,7 +26,7 @@ pub struct AppConsole {
 
 fn cycle_err(e: CycleError) -> OpError {
     match e {
-        CycleError::Refused(w) => OpError::Refused(w.to_string()),
+        CycleError::Refused(w) => OpError::Workflow(w),
         CycleError::Invalid(m) => OpError::Invalid(m),
         CycleError::Port(p) => {
             OpError::Invalid(format!("外部系统未能办理，请稍后重试或联系系统管理员：{p}"))
@@ -71,6 +71,19 @@ fn done_of(r: &StepReport) -> StepDone {
     }
 }
 
+#[cfg(feature = "province-henan")]
+macro_rules! henan_ops {
+    ($self:ident, $ctx:ident) => {
+        crate::provinces::henan::ops::Henan {
+            store: &$self.store,
+            province: $ctx.province.as_ref(),
+            ports: &$ctx.ports,
+            today: $self.cfg.today(),
+            calendar: &$ctx.calendar,
+        }
+    };
+}
+
 /// Henan's context, as its CLI opens it (the province with its project library, the ports
 /// and the working-day calendar).
 #[cfg(feature = "province-henan")]
@@ -93,25 +106,18 @@ impl AppConsole {
         );
         let ports = ports::configured(&self.store, &settings, ports::today_fn(self.cfg.today))
             .map_err(any_err)?;
-        Ok(HenanCtx {
+        let ctx = HenanCtx {
             province,
             ports,
             calendar,
-        })
+        };
+        // As every `ykt henan` command does: the shipped project library on first use.
+        henan_ops!(self, ctx)
+            .seed_library()
+            .await
+            .map_err(henan_err)?;
+        Ok(ctx)
     }
-}
-
-#[cfg(feature = "province-henan")]
-macro_rules! henan_ops {
-    ($self:ident, $ctx:ident) => {
-        crate::provinces::henan::ops::Henan {
-            store: &$self.store,
-            province: $ctx.province.as_ref(),
-            ports: &$ctx.ports,
-            today: $self.cfg.today(),
-            calendar: &$ctx.calendar,
-        }
-    };
 }
 
 impl AppConsole {

@@ -73,7 +73,12 @@ pub enum RosterDone {
 /// Why an operation did not happen.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum OpError {
-    /// The workflow engine or a rule refused it for this user (403).
+    /// The kernel's workflow engine refused the step for this user (403), with a code per
+    /// reason (`workflow.role_denied`, `workflow.out_of_scope`, `workflow.wrong_state`,
+    /// `workflow.maker_checker`, `workflow.unknown_step`).
+    #[error(transparent)]
+    Workflow(#[from] ykt_kernel::workflow::WorkflowError),
+    /// A rule refused it for this user (403).
     #[error("{0}")]
     Refused(String),
     /// The request is not valid (422): bad file, unknown project, wrong state...
@@ -344,6 +349,7 @@ impl From<OpError> for PageError {
     fn from(e: OpError) -> PageError {
         match e {
             OpError::Refused(m) => PageError::forbidden(m),
+            OpError::Workflow(w) => PageError::forbidden(w.to_string()),
             OpError::Invalid(m) => PageError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
             OpError::Internal(m) => PageError::internal(&m),
         }
@@ -373,11 +379,26 @@ impl IntoResponse for PageError {
     }
 }
 
+/// The API code of a workflow refusal.
+pub fn workflow_code(w: &ykt_kernel::workflow::WorkflowError) -> &'static str {
+    use ykt_kernel::workflow::WorkflowError as W;
+    match w {
+        W::UnknownStep(_) => "workflow.unknown_step",
+        W::RoleDenied { .. } => "workflow.role_denied",
+        W::OutOfScope { .. } => "workflow.out_of_scope",
+        W::WrongState { .. } => "workflow.wrong_state",
+        W::MakerChecker { .. } => "workflow.maker_checker",
+    }
+}
+
 impl From<OpError> for crate::server::ApiError {
     fn from(e: OpError) -> crate::server::ApiError {
         use crate::server::ApiError;
         match e {
             OpError::Refused(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
+            OpError::Workflow(w) => {
+                ApiError::new(StatusCode::FORBIDDEN, workflow_code(&w), w.to_string())
+            }
             OpError::Invalid(m) => ApiError::unprocessable(m),
             OpError::Internal(m) => ApiError::internal(&m),
         }

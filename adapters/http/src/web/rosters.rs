@@ -245,7 +245,9 @@ pub async fn upload_submit(
         }
         Err(e) if json => {
             let (status, code) = match &e {
-                super::OpError::Refused(_) => (StatusCode::FORBIDDEN, "forbidden"),
+                super::OpError::Refused(_) | super::OpError::Workflow(_) => {
+                    (StatusCode::FORBIDDEN, "forbidden")
+                }
                 super::OpError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
                 super::OpError::Internal(_) => {
                     return Err(PageError::internal(&e));
