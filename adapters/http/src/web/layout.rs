@@ -45,7 +45,9 @@ pub fn page(title: &str, op: &Operator, body: &Markup) -> Markup {
                         a href="/batches" { "发放批次" }
                         @if upload { a href="/rosters/new" { "上传清册" } }
                         a href="/catalog" { "补贴项目" }
+                        a href="/banks" { "代发银行" }
                         a href="/notices" { "公示与期限" }
+                        a href="/reports" { "报表" }
                         @if audit { a href="/audit" { "审计日志" } }
                         @if admin { a href="/users" { "用户管理" } }
                         a href="/portal/" { "公众查询" }

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod batches;
 pub mod dashboard;
 pub mod layout;
+pub mod registry;
 pub mod rosters;
 
 use async_trait::async_trait;
@@ -232,7 +233,11 @@ fn table() -> Vec<(&'static str, &'static str, MethodRouter<WebState>)> {
             "/rosters/{id}/result.xlsx",
             get(rosters::result_xlsx),
         ),
+        ("GET", "/batches/{id}/lines.xlsx", get(registry::batch_xlsx)),
         ("GET", "/catalog", get(admin::catalog_page)),
+        ("GET", "/library", get(registry::library_page)),
+        ("GET", "/banks", get(registry::banks_page)),
+        ("GET", "/reports", get(registry::reports_page)),
         ("GET", "/notices", get(admin::notices_page)),
         ("GET", "/audit", get(admin::audit_page)),
         ("GET", "/users", get(admin::users_page)),
