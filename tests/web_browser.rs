@@ -445,6 +445,9 @@ fn operator_cycle_in_headless_chromium() {
     b.shot("08-dashboard-kpi");
     let chart = b.text("#kpi-chart");
     assert!(chart.contains("230102"), "{chart}");
+    // The notice duties of the batch (塔河县方案(七)) are on the dashboard with their dates.
+    let deadlines = b.text("#deadlines");
+    assert!(deadlines.contains("农村最低生活保障金"), "{deadlines}");
 
     // TODO(portal): look the payment up on the public portal (补贴查询, /portal/) once the
     // portal branch is merged; the portal is built by another helper.

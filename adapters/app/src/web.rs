@@ -12,7 +12,9 @@ use anyhow::Context;
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use std::sync::Arc;
-use ykt_http::web::{ConsoleOps, OpError, RosterDone, RosterUpload, StepDone, WebConfig, WebState};
+use ykt_http::web::{
+    ConsoleOps, DeadlineView, OpError, RosterDone, RosterUpload, StepDone, WebConfig, WebState,
+};
 use ykt_kernel::province::Province;
 use ykt_kernel::{Fen, User};
 use ykt_store::Store;
@@ -353,6 +355,80 @@ impl ConsoleOps for AppConsole {
                     .await
             }
         }
+    }
+
+    async fn deadlines(&self, user: &User) -> Result<Vec<DeadlineView>, OpError> {
+        let today = self.cfg.today();
+        let covers =
+            |region: &str| ykt_kernel::RegionCode::parse(region).is_ok_and(|r| user.covers(&r));
+        #[allow(unused_mut)]
+        let mut out: Vec<DeadlineView> = Vec::new();
+        let compiled: Vec<&str> = self.provinces().iter().map(|p| p.code()).collect();
+        // 黑龙江: the notice duties (塔河县方案(七): 审核后7日内公示; results published).
+        #[cfg(feature = "province-heilongjiang")]
+        if compiled.contains(&"heilongjiang") {
+            use crate::provinces::heilongjiang::notices;
+            for d in notices::duties(&self.store, "heilongjiang")
+                .await
+                .map_err(any_err)?
+            {
+                if !covers(&d.region) {
+                    continue;
+                }
+                out.push(DeadlineView {
+                    batch: Some(d.batch_id),
+                    region: d.county.clone(),
+                    title: format!("{} {}", d.project_name, d.kind.label()),
+                    due: d.due_on,
+                    status: d.status(today).label(),
+                    overdue: d.flagged(today),
+                    open: d.done_on.is_none(),
+                    basis: d.trigger.clone(),
+                });
+            }
+        }
+        // 河南: the hand-over checks (濮阳规程 第二十六条: 5个工作日内核对, 通知).
+        #[cfg(feature = "province-henan")]
+        if compiled.contains(&"henan") {
+            let ctx = self.henan().await?;
+            let views = henan_ops!(self, ctx)
+                .handovers(None, today)
+                .await
+                .map_err(henan_err)?;
+            for v in views {
+                if !covers(&v.region) {
+                    continue;
+                }
+                let Ok(d) = &v.deadlines else { continue };
+                let open = v.row.state == "open";
+                let mut push = |what: &str, dl: &ykt_province_henan::reconcile::Deadline| {
+                    out.push(DeadlineView {
+                        batch: Some(v.batch_id),
+                        region: v.region.clone(),
+                        title: format!(
+                            "{} 第{}次交易结果{}（{}）",
+                            v.row.order_no, v.row.seq, what, v.row.bank
+                        ),
+                        due: dl.due,
+                        status: match (dl.met_on, dl.overdue) {
+                            (Some(m), false) => format!("已于{m}办理"),
+                            (Some(m), true) => format!("【逾期】{m}办理"),
+                            (None, true) => "【逾期】未办理".into(),
+                            (None, false) => "待办理".into(),
+                        },
+                        overdue: dl.overdue,
+                        open: dl.met_on.is_none() && open,
+                        basis: "濮阳规程 第二十六条".into(),
+                    });
+                };
+                push("核对", &d.check);
+                if let Some(n) = &d.notify {
+                    push("问题通知", n);
+                }
+            }
+        }
+        let _ = (&covers, today, &compiled);
+        Ok(out)
     }
 
     async fn refund(

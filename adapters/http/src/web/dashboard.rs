@@ -119,8 +119,12 @@ pub async fn page(State(st): State<WebState>, op: Operator) -> Result<Markup, Pa
         .notices(Some(op.user.region.prefix()))
         .await?
         .into_iter()
-        .filter(|n| !n.withdrawn && n.until.is_some())
+        .filter(|n| !n.withdrawn && n.until.as_deref().is_some_and(|u| u >= today.as_str()))
         .collect::<Vec<_>>();
+    let mut deadlines = st.ops.deadlines(&op.user).await?;
+    // Overdue first, then what is still open by due date; met ones last.
+    deadlines.sort_by_key(|d| (!d.overdue, !d.open, d.due));
+    deadlines.truncate(100);
     let body = html! {
         section.card {
             h2 { "等待我处理（" (waiting.len()) "）" }
@@ -146,17 +150,25 @@ pub async fn page(State(st): State<WebState>, op: Operator) -> Result<Markup, Pa
             }
         }
         section.card {
-            h2 { "公示期限（今天 " (today) "）" }
-            @if notices.is_empty() { p.muted { "没有未到期的公示。" } }
+            h2 { "期限（今天 " (today) "）：到期与逾期" }
+            @if deadlines.is_empty() { p.muted { "没有需要关注的期限。" } }
             table.data id="deadlines" {
-                tbody { @for n in &notices {
-                    @let until = n.until.clone().unwrap_or_default();
-                    @let overdue = until.as_str() < today.as_str();
-                    tr class=(if overdue { "err" } else { "" }) {
-                        td { (n.title) } td { (n.region) } td { (n.project_name) }
-                        td { "至 " (until) } td { @if overdue { "已到期" } @else { "公示中" } }
+                thead { tr { th { "事项" } th { "批次" } th { "区划" } th { "期限" } th { "状态" } th { "起算事项 / 依据" } } }
+                tbody { @for d in &deadlines {
+                    tr class=(if d.overdue { "err" } else if d.open { "warn" } else { "" }) {
+                        td { (d.title) }
+                        td { @if let Some(b) = d.batch { a href={"/batches/" (b)} { (b) } } }
+                        td { (d.region) } td { (d.due) } td { (d.status) } td.wrap { (d.basis) }
                     }
                 } }
+            }
+            @if !notices.is_empty() {
+                h2 { "公示中的公告" }
+                table.data id="open-notices" {
+                    tbody { @for n in &notices {
+                        tr { td { (n.title) } td { (n.region) } td { (n.project_name) } td { "至 " (n.until.as_deref().unwrap_or("")) } }
+                    } }
+                }
             }
         }
         section.card {

@@ -71,6 +71,24 @@ pub enum RosterDone {
     AlreadyImported { roster_id: i64, at: String },
 }
 
+/// A deadline of the province's rules (publicity, hand-over checks...) for the dashboard.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeadlineView {
+    pub batch: Option<i64>,
+    pub region: String,
+    /// What must be done, e.g. "农村低保 发放名单公示".
+    pub title: String,
+    pub due: NaiveDate,
+    /// Status in Chinese (按期、逾期3天...).
+    pub status: String,
+    /// Not met by its due date (met late or still open after it).
+    pub overdue: bool,
+    /// Still to be done.
+    pub open: bool,
+    /// The rule it comes from.
+    pub basis: String,
+}
+
 /// Why an operation did not happen.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum OpError {
@@ -123,6 +141,11 @@ pub trait ConsoleOps: Send + Sync {
     ) -> Result<(), OpError>;
     /// Send corrected lines to the bank again (new attempts).
     async fn redispatch(&self, batch: i64, user: &User) -> Result<usize, OpError>;
+    /// The deadlines of the province's rules that concern batches in `user`'s region.
+    async fn deadlines(&self, user: &User) -> Result<Vec<DeadlineView>, OpError> {
+        let _ = user;
+        Ok(Vec::new())
+    }
     /// Refund a failed line through the original channel.
     async fn refund(
         &self,
