@@ -1,10 +1,10 @@
 //! The platform's HTTP server (`ykt serve`): one axum router per area, merged into one app
 //! with a health check and JSON errors, served until a shutdown signal.
 //!
-//! Areas add themselves by handing [`app`] their router (today Henan's bank interface; the
-//! operator console and the public portal of later issues merge the same way). Handlers return
-//! [`ApiError`] for anything that is not a success: the body is always
-//! `{"error": code, "message": text, "details": ...}`, and an internal failure is logged with
+//! Areas add themselves by handing [`app`] their router (the operator console and API of
+//! [`crate::web`], Henan's bank interface, the public portal). Handlers return [`ApiError`]
+//! for anything that is not a success: the body is always
+//! `{"code": code, "error": code, "message": text, "details": ...}`, and an internal failure is logged with
 //! its cause while the client gets a generic message (causes never leak).
 
 use axum::Json;
