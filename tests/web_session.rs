@@ -111,6 +111,18 @@ async fn login_throttling_sessions_csrf_expiry_and_logout() {
     }
     let home = get(base, "/", &token1).await;
     assert_eq!(home.status(), StatusCode::OK);
+    let h = home.headers();
+    assert_eq!(
+        h["cache-control"], "no-store",
+        "pages with personal data are not cached"
+    );
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert!(
+        h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
     assert!(home.text().await.unwrap().contains("等待我处理"));
     // Only the token's hash is stored: the raw token is not a key of the sessions table.
     assert!(srv.store.session(&token1).await.unwrap().is_none());

@@ -395,13 +395,16 @@ impl IntoResponse for PageError {
         };
         (
             self.status,
-            layout::bare(title, &maud::html! {
-                div.card.error {
-                    h1 { (title) }
-                    p.message { (self.message) }
-                    p { a href="javascript:history.back()" { "返回上一页" } " · " a href="/" { "首页" } }
-                }
-            }),
+            layout::bare(
+                title,
+                &maud::html! {
+                    div.card.error {
+                        h1 { (title) }
+                        p.message { (self.message) }
+                        p { a href="/" { "返回工作台" } " · " a href="/batches" { "发放批次" } }
+                    }
+                },
+            ),
         )
             .into_response()
     }
