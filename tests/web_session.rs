@@ -172,6 +172,46 @@ async fn login_throttling_sessions_csrf_expiry_and_logout() {
         "submitted"
     );
 
+    // An upload without script (multipart form): the token must be the form's field.
+    let upload = |csrf: Option<String>| {
+        let token2 = token2.clone();
+        async move {
+            let mut form = reqwest::multipart::Form::new();
+            if let Some(c) = csrf {
+                form = form.text("_csrf", c);
+            }
+            let form = form
+                .text("province", "heilongjiang")
+                .text("project", "农村最低生活保障金")
+                .text("period", "2023-04")
+                .part(
+                    "file",
+                    reqwest::multipart::Part::bytes(
+                        std::fs::read(web_common::scenario().join("earlier.csv")).unwrap(),
+                    )
+                    .file_name("earlier.csv"),
+                );
+            client()
+                .post(format!("{base}/rosters"))
+                .header("cookie", format!("ykt_session={token2}"))
+                .multipart(form)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let forged = upload(None).await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert!(
+        srv.store.roster(2).await.unwrap().is_none(),
+        "nothing imported"
+    );
+    let forged = upload(Some("0".repeat(64))).await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let plain = upload(Some(csrf.clone())).await;
+    assert_eq!(plain.status(), StatusCode::SEE_OTHER);
+    assert_eq!(plain.headers()["location"], "/rosters/2");
+
     // Idle for 29 minutes: still in; then 31 minutes idle: the session has ended.
     now.fetch_add(29 * 60, Ordering::SeqCst);
     assert_eq!(get(base, "/", &token2).await.status(), StatusCode::OK);

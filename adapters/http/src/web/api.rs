@@ -281,11 +281,22 @@ async fn refund(
     ))
 }
 
-async fn upload(State(st): State<WebState>, op: Operator, mp: Multipart) -> ApiResult {
+async fn upload(
+    State(st): State<WebState>,
+    op: Operator,
+    csrf: Option<axum::Extension<auth::CsrfInForm>>,
+    mp: Multipart,
+) -> ApiResult {
     op.require(super::UPLOADERS)?;
-    let r = super::rosters::receive(mp)
+    let r = super::rosters::receive(mp, csrf.as_deref())
         .await
-        .map_err(ApiError::unprocessable)?;
+        .map_err(|m| {
+            if csrf.is_some() && m.contains("CSRF") {
+                ApiError::new(StatusCode::FORBIDDEN, "csrf", m)
+            } else {
+                ApiError::unprocessable(m)
+            }
+        })?;
     let done = super::rosters::import(&st, &op, &r).await?;
     Ok(Json(json!({ "result": done })))
 }

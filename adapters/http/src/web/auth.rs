@@ -239,6 +239,13 @@ pub async fn session_layer(State(st): State<WebState>, req: Request, next: Next)
                 }
             }
         }
+        // A roster upload without script (multipart form): the token is the form's first
+        // field, checked by the upload handler before it reads the file.
+        let upload = matches!(path.as_str(), "/rosters" | "/api/v1/rosters");
+        if !ok && upload && is_multipart(&parts.headers) {
+            parts.extensions.insert(CsrfInForm(op.csrf.clone()));
+            ok = true;
+        }
         if !ok {
             tracing::warn!(user = %op.user.login, path = %path, "request refused: CSRF token missing or wrong");
             let msg = "安全校验失败：页面已过期或来源不明，请刷新页面后重试 (CSRF token missing or wrong)";
@@ -278,6 +285,18 @@ fn secure_headers(path: &str, h: &mut HeaderMap) {
     if !path.starts_with("/static/") {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
+}
+
+/// The CSRF token a multipart upload must carry as its `_csrf` field (set by
+/// [`session_layer`] when the header is absent).
+#[derive(Debug, Clone)]
+pub struct CsrfInForm(pub String);
+
+fn is_multipart(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"))
 }
 
 fn is_form(headers: &HeaderMap) -> bool {

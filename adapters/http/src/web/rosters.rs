@@ -46,6 +46,9 @@ pub async fn upload_page(State(st): State<WebState>, op: Operator) -> Result<Mar
     Ok(layout::page("上传发放清册", &op, &body))
 }
 
+const CSRF_MESSAGE: &str =
+    "安全校验失败：页面已过期或来源不明，请刷新页面后重试 (CSRF token missing or wrong)";
+
 fn temp_path() -> PathBuf {
     let mut b = [0u8; 12];
     rand::rngs::OsRng.fill_bytes(&mut b);
@@ -93,8 +96,13 @@ pub struct Received {
     file: TempFile,
 }
 
-/// Read the multipart form (the file is written to disk chunk by chunk).
-pub async fn receive(mut mp: Multipart) -> Result<Received, String> {
+/// Read the multipart form (the file is written to disk chunk by chunk). With `csrf`, the
+/// form must carry that token in a `_csrf` field before the file.
+pub async fn receive(
+    mut mp: Multipart,
+    csrf: Option<&super::auth::CsrfInForm>,
+) -> Result<Received, String> {
+    let mut csrf_ok = csrf.is_none();
     let mut province = String::new();
     let mut project = String::new();
     let mut period = String::new();
@@ -106,6 +114,14 @@ pub async fn receive(mut mp: Multipart) -> Result<Received, String> {
         .map_err(|e| format!("上传数据不完整 (bad multipart body): {e}"))?
     {
         let field_name = field.name().unwrap_or("").to_owned();
+        if field_name == super::auth::CSRF_FIELD {
+            let v = field.text().await.unwrap_or_default();
+            csrf_ok = csrf.is_some_and(|c| c.0 == v);
+            continue;
+        }
+        if !csrf_ok {
+            return Err(CSRF_MESSAGE.into());
+        }
         match field_name.as_str() {
             "file" => {
                 file_name = safe_name(field.file_name().unwrap_or(""));
@@ -144,6 +160,9 @@ pub async fn receive(mut mp: Multipart) -> Result<Received, String> {
                 }
             }
         }
+    }
+    if !csrf_ok {
+        return Err(CSRF_MESSAGE.into());
     }
     let file = file.ok_or("请选择清册文件 (no file in the upload)")?;
     if project.is_empty() || period.is_empty() {
@@ -212,12 +231,14 @@ pub async fn upload_submit(
     State(st): State<WebState>,
     op: Operator,
     headers: HeaderMap,
+    csrf: Option<axum::Extension<super::auth::CsrfInForm>>,
     mp: Multipart,
 ) -> Result<Response, PageError> {
     op.require(UPLOADERS)?;
     let json = wants_json(&headers);
-    let r = match receive(mp).await {
+    let r = match receive(mp, csrf.as_deref()).await {
         Ok(r) => r,
+        Err(m) if m == CSRF_MESSAGE => return Err(PageError::forbidden(m)),
         Err(m) => {
             return Ok(if json {
                 (
