@@ -457,6 +457,31 @@ async fn every_route_refuses_the_roles_and_regions_it_must() {
     }
     assert!(srv.store.verify_audit().await.is_ok());
 
+    // An administrator manages the accounts of their own region only.
+    let out_admin = &sessions["admin-out"];
+    let r = client()
+        .post(format!("{}/users/maker/disable", srv.base))
+        .header("cookie", format!("ykt_session={}", out_admin.token))
+        .header("x-csrf-token", &out_admin.csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let listed = client()
+        .get(format!("{}/users", srv.base))
+        .header("cookie", format!("ykt_session={}", out_admin.token))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        listed.contains("auditor-out") && !listed.contains(">maker<"),
+        "{listed}"
+    );
+    assert!(!srv.store.get_user("maker").await.unwrap().unwrap().disabled);
+
     // Public routes answer without a session.
     for (m, p) in [
         ("GET", "/login"),

@@ -106,7 +106,14 @@ pub async fn users_page(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Markup, PageError> {
     op.require(&[Role::Admin])?;
-    let users = st.store.list_users().await?;
+    // An administrator manages the accounts of their own region.
+    let users: Vec<UserRow> = st
+        .store
+        .list_users()
+        .await?
+        .into_iter()
+        .filter(|u| op.covers(&u.region).is_ok())
+        .collect();
     let body = html! {
         (layout::flash(q.get("ok").map(String::as_str), q.get("err").map(String::as_str)))
         section.card {
@@ -147,6 +154,14 @@ pub async fn users_page(
         }
     };
     Ok(layout::page("用户管理", &op, &body))
+}
+
+/// The account `login`, when it exists, must lie in the administrator's region.
+async fn managed(st: &WebState, op: &Operator, login: &str) -> Result<(), PageError> {
+    if let Some(u) = st.store.get_user(login).await? {
+        op.covers(&u.region)?;
+    }
+    Ok(())
 }
 
 fn users_back(r: Result<String, String>) -> Response {
@@ -225,7 +240,11 @@ pub async fn user_save(
         Ok(h) => h,
         Err(e) => return Ok(users_back(Err(e.to_string()))),
     };
+    op.covers(&region.full())?;
     let existing = st.store.get_user(&login).await?;
+    if let Some(e) = &existing {
+        op.covers(&e.region)?;
+    }
     let row = UserRow {
         login: login.clone(),
         display_name: get("name"),
@@ -265,6 +284,7 @@ pub async fn user_disable(
     if login == op.user.login {
         return Ok(users_back(Err("不能停用自己的账户".into())));
     }
+    managed(&st, &op, &login).await?;
     if let Err(e) = st.store.set_user_disabled(&login, true).await {
         return Ok(users_back(Err(e.to_string())));
     }
@@ -293,6 +313,7 @@ pub async fn user_password(
     axum::Form(f): axum::Form<PasswordForm>,
 ) -> Result<Response, PageError> {
     op.require(&[Role::Admin])?;
+    managed(&st, &op, &login).await?;
     let hash = match hash_password(&f.password) {
         Ok(h) => h,
         Err(e) => return Ok(users_back(Err(e.to_string()))),
