@@ -135,6 +135,24 @@ async fn login_throttling_sessions_csrf_expiry_and_logout() {
     assert_eq!(old.status(), StatusCode::SEE_OTHER);
     assert_eq!(old.headers()["location"], "/login");
 
+    // The batch's lines page by page (200 a page): batch 1 has 15, all on the first page.
+    let first = get(base, "/batches/1", &token2).await.text().await.unwrap();
+    assert!(
+        first.contains("第 1 页，显示 15 笔（本批次共 15 笔）"),
+        "{first}"
+    );
+    assert!(!first.contains("下一页"));
+    let second = get(base, "/batches/1?state=pending&page=1", &token2)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(second.contains("第 2 页，显示 0 笔") && second.contains("上一页"));
+    assert!(
+        second.contains("href=\"/batches/1?state=pending&amp;page=0\""),
+        "the filter is kept"
+    );
+
     // CSRF: a form without the token, or with another's, is refused; with it, it passes.
     let csrf = csrf_of(base, &token2).await;
     let post = |body: String| {

@@ -169,19 +169,56 @@ pub async fn detail_page(
     let f_state = q.get("state").filter(|s| !s.is_empty());
     let f_reason = q.get("reason").filter(|s| !s.is_empty());
     let f_region = q.get("region").filter(|s| !s.is_empty());
-    let lines = st.store.lines(id, 0, i64::MAX).await?;
-    let shown: Vec<&LineRow> = lines
-        .iter()
-        .filter(|l| f_state.is_none_or(|s| l.state.as_str() == s))
-        .filter(|l| f_reason.is_none_or(|r| l.fail_reason.as_deref() == Some(r.as_str())))
-        .filter(|l| f_region.is_none_or(|r| l.region.starts_with(r.as_str())))
-        .take(1000)
-        .collect();
+    // The lines are read chunk by chunk and only one page is kept: memory does not grow with
+    // the size of the batch.
+    let page: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(0);
+    let wanted = |l: &LineRow| {
+        f_state.is_none_or(|s| l.state.as_str() == s)
+            && f_reason.is_none_or(|r| l.fail_reason.as_deref() == Some(r.as_str()))
+            && f_region.is_none_or(|r| l.region.starts_with(r.as_str()))
+    };
+    let mut shown: Vec<LineRow> = Vec::new();
+    let mut skipped = 0usize;
+    let mut more = false;
+    let mut offset = 0i64;
+    'scan: loop {
+        let chunk = st.store.lines(id, offset, LINE_CHUNK).await?;
+        if chunk.is_empty() {
+            break;
+        }
+        offset += i64::try_from(chunk.len()).unwrap_or(LINE_CHUNK);
+        for l in chunk {
+            if !wanted(&l) {
+                continue;
+            }
+            if skipped < page * PAGE {
+                skipped += 1;
+            } else if shown.len() < PAGE {
+                shown.push(l);
+            } else {
+                more = true;
+                break 'scan;
+            }
+        }
+    }
+    let total_lines = tally.total().count;
     let may_correct = op.user.has(Role::DeptMaker) && op.user.covers_str(&b.region);
     let may_refund = op.user.has(Role::FinanceReviewer) && op.user.covers_str(&b.region);
-    let corrected_waiting = lines
+    // After dispatch, a pending line is a corrected one waiting to be paid again.
+    let corrected_waiting = tally.get(LineState::Pending).count > 0
+        && matches!(b.state, BatchState::Dispatched | BatchState::Settled);
+    let page_link = |p: usize| {
+        let mut qs: Vec<String> = [
+            ("state", f_state),
+            ("reason", f_reason),
+            ("region", f_region),
+        ]
         .iter()
-        .any(|l| l.state == LineState::Pending && l.attempt > 1);
+        .filter_map(|(k, v)| v.map(|v| format!("{k}={}", enc(v))))
+        .collect();
+        qs.push(format!("page={p}"));
+        format!("/batches/{id}?{}", qs.join("&"))
+    };
     let body = html! {
         (layout::flash(q.get("ok").map(String::as_str), q.get("err").map(String::as_str)))
         section.card {
@@ -257,7 +294,11 @@ pub async fn detail_page(
                 button type="submit" { "筛选" }
             }
             @if !full { p.muted { "个人信息已按规定脱敏显示。" } }
-            p.muted { "显示 " (shown.len()) " / " (lines.len()) " 笔" }
+            p.muted id="page-info" {
+                "第 " (page + 1) " 页，显示 " (shown.len()) " 笔（本批次共 " (total_lines) " 笔）"
+                @if page > 0 { " · " a href=(page_link(page - 1)) { "上一页" } }
+                @if more { " · " a href=(page_link(page + 1)) { "下一页" } }
+            }
             table.data id="lines" {
                 thead { tr { th { "行号" } th { "姓名" } th { "身份证号码" } th { "账号" } th { "区划" } th.num { "金额（元）" } th { "状态" } th { "次数" } th { "失败原因" } @if may_correct || may_refund { th { "处理" } } } }
                 tbody {
@@ -286,6 +327,11 @@ pub async fn detail_page(
     };
     Ok(layout::page(&format!("批次 {id}"), &op, &body))
 }
+
+/// Lines per page of the batch detail.
+const PAGE: usize = 200;
+/// Lines read from the store at a time.
+const LINE_CHUNK: i64 = 2000;
 
 const FAIL_REASONS: &[&str] = &[
     "wrong_account",
