@@ -300,6 +300,43 @@ async fn rosters_steps_and_refusals_over_the_api() {
         "workflow.maker_checker"
     );
 
+    // Finance's procedural review picks one of the county's two agent banks (第二十一条).
+    env.add_user("hn-province-cz", "finance_reviewer", "41");
+    for (code, name) in [("ABC-HN", "中国农业银行"), ("PSBC-HN", "中国邮政储蓄银行")]
+    {
+        env.ok(&[
+            "henan",
+            "bank",
+            "add",
+            code,
+            "--name",
+            name,
+            "--agreement",
+            &format!("{code}-协议"),
+            "--user",
+            "hn-province-cz",
+        ]);
+        env.ok(&[
+            "henan",
+            "bank",
+            "select",
+            "230102",
+            code,
+            "--agreement",
+            &format!("{code}-县协议"),
+            "--user",
+            "finance",
+        ]);
+    }
+    let review = format!("/api/v1/batches/{henan_batch}/steps/finance_review");
+    let (st, e) = post(base, &finance, &review, json!({})).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "two banks and none chosen: {e}");
+    let (st, e) = post(base, &finance, &review, json!({"bank": "NO-SUCH"})).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{e}");
+    let (st, done) = post(base, &finance, &review, json!({"bank": "PSBC-HN"})).await;
+    assert_eq!(st, StatusCode::OK, "{done}");
+    assert_eq!(done["batch"]["state"], "approved");
+
     // Lines: full data for the department, masked for finance.
     let (_, full) = get(base, &maker, "/api/v1/batches/1/lines?limit=1").await;
     let (_, masked) = get(base, &finance, "/api/v1/batches/1/lines?limit=1").await;

@@ -13,7 +13,8 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use std::sync::Arc;
 use ykt_http::web::{
-    ConsoleOps, DeadlineView, OpError, RosterDone, RosterUpload, StepDone, WebConfig, WebState,
+    ConsoleOps, DeadlineView, OpError, RosterDone, RosterUpload, StepDone, StepInput, WebConfig,
+    WebState,
 };
 use ykt_kernel::province::Province;
 use ykt_kernel::{Fen, User};
@@ -183,8 +184,9 @@ impl ConsoleOps for AppConsole {
         batch: i64,
         step: &str,
         user: &User,
-        reason: Option<&str>,
+        input: &StepInput,
     ) -> Result<Vec<StepDone>, OpError> {
+        let reason = input.reason();
         let province = self.batch_province(batch).await?;
         match province.as_str() {
             // `ykt heilongjiang step`: the step and its automatic System follow-up (the plan
@@ -220,10 +222,14 @@ impl ConsoleOps for AppConsole {
             "henan" => {
                 let ctx = self.henan().await?;
                 let ops = henan_ops!(self, ctx);
-                let r = ops
-                    .step(batch, step, user, reason)
-                    .await
-                    .map_err(henan_err)?;
+                // `ykt henan review --bank .. --budget-unit ..` for the procedural review.
+                let r = if step == "finance_review" {
+                    ops.review(batch, user, input.bank(), input.budget_unit())
+                        .await
+                } else {
+                    ops.step(batch, step, user, reason).await
+                }
+                .map_err(henan_err)?;
                 Ok(vec![done_of(&r)])
             }
             // `ykt batch step`.

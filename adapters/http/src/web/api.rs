@@ -173,29 +173,15 @@ async fn lines(
     ))
 }
 
-#[derive(serde::Deserialize, Default)]
-struct StepBody {
-    #[serde(default)]
-    reason: Option<String>,
-}
-
 async fn step(
     State(st): State<WebState>,
     op: Operator,
     Path((id, step)): Path<(i64, String)>,
-    body: Option<Json<StepBody>>,
+    body: Option<Json<super::StepInput>>,
 ) -> ApiResult {
     load_batch(&st, &op, id).await?;
-    let reason = body.and_then(|Json(b)| b.reason);
-    let done = st
-        .ops
-        .step(
-            id,
-            &step,
-            &op.user,
-            reason.as_deref().filter(|r| !r.trim().is_empty()),
-        )
-        .await?;
+    let input = body.map(|Json(b)| b).unwrap_or_default();
+    let done = st.ops.step(id, &step, &op.user, &input).await?;
     let b = st.store.batch(id).await?;
     Ok(Json(json!({"done": done, "batch": b})))
 }

@@ -202,6 +202,14 @@ pub async fn detail_page(
         }
     }
     let total_lines = tally.total().count;
+    // Henan: the county's agent banks, for finance's procedural review.
+    let county_banks = if b.province == "henan" && b.region.len() >= 6 {
+        st.store
+            .henan_county_banks(Some(&format!("{:0<12}", &b.region[..6])))
+            .await?
+    } else {
+        Vec::new()
+    };
     let may_correct = op.user.has(Role::DeptMaker) && op.user.covers_str(&b.region);
     let may_refund = op.user.has(Role::FinanceReviewer) && op.user.covers_str(&b.region);
     // After dispatch, a pending line is a corrected one waiting to be paid again.
@@ -240,11 +248,19 @@ pub async fn detail_page(
             div.actions id="actions" {
                 @for s in &actions {
                     @let needs_reason = s.effect == Effect::Return;
+                    @let bank_choice = b.province == "henan" && s.code == "finance_review";
                     (action_form(&op, &format!("/batches/{id}/step"), s.label,
                         &format!("确认对批次{id}执行「{}」？", s.label),
                         html! {
                             input type="hidden" name="step" value=(s.code);
                             @if needs_reason { input type="text" name="reason" placeholder="退回原因（必填）" required; }
+                            @if bank_choice {
+                                label { "代发银行 " select name="bank" {
+                                    @if county_banks.len() != 1 { option value="" { "请选择" } }
+                                    @for cb in &county_banks { option value=(cb.bank) { (cb.bank) "（" (cb.agreement_no) "）" } }
+                                } }
+                                label { "预算单位 " input type="text" name="budget_unit" placeholder="默认：本县牵头部门"; }
+                            }
                         }))
                 }
                 @if may_correct && corrected_waiting {
@@ -362,8 +378,8 @@ fn correct_form(op: &Operator, id: i64, l: &LineRow) -> Markup {
 #[derive(serde::Deserialize)]
 pub struct StepForm {
     pub step: String,
-    #[serde(default)]
-    pub reason: Option<String>,
+    #[serde(flatten)]
+    pub input: super::StepInput,
 }
 
 fn back(id: i64, result: Result<String, String>) -> Response {
@@ -391,8 +407,7 @@ pub async fn step_submit(
     axum::Form(f): axum::Form<StepForm>,
 ) -> Result<Response, PageError> {
     load_batch(&st, &op, id).await?;
-    let reason = f.reason.as_deref().filter(|r| !r.trim().is_empty());
-    let done = st.ops.step(id, &f.step, &op.user, reason).await?;
+    let done = st.ops.step(id, &f.step, &op.user, &f.input).await?;
     Ok(back(id, Ok(describe(&done))))
 }
 

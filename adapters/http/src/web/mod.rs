@@ -46,6 +46,36 @@ pub struct StepDone {
     pub note: String,
 }
 
+/// What the operator entered with a step.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct StepInput {
+    /// Why (required to return a batch).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Henan's procedural review: the county's agent bank (濮阳规程 第二十一条), when the
+    /// county has more than one.
+    #[serde(default)]
+    pub bank: Option<String>,
+    /// Henan's procedural review: the budget unit (default: the county's lead department).
+    #[serde(default)]
+    pub budget_unit: Option<String>,
+}
+
+impl StepInput {
+    fn clean(v: &Option<String>) -> Option<&str> {
+        v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+    }
+    pub fn reason(&self) -> Option<&str> {
+        Self::clean(&self.reason)
+    }
+    pub fn bank(&self) -> Option<&str> {
+        Self::clean(&self.bank)
+    }
+    pub fn budget_unit(&self) -> Option<&str> {
+        Self::clean(&self.budget_unit)
+    }
+}
+
 /// A roster file received by the console.
 #[derive(Debug, Clone)]
 pub struct RosterUpload<'a> {
@@ -123,7 +153,7 @@ pub trait ConsoleOps: Send + Sync {
         batch: i64,
         step: &str,
         user: &User,
-        reason: Option<&str>,
+        input: &StepInput,
     ) -> Result<Vec<StepDone>, OpError>;
     /// Import a roster: validate, match, cross-check and form batches.
     async fn import_roster(
