@@ -76,9 +76,9 @@ pub enum Command {
     #[cfg(feature = "province-henan")]
     #[command(subcommand, name = "henan")]
     Henan(crate::provinces::henan::HenanCmd),
-    /// 启动HTTP服务 — the platform's HTTP server (`listen`, default 127.0.0.1:8080): Henan's
-    /// bank interface (/henan/bank/v1) and /healthz.
-    #[cfg(feature = "province-henan")]
+    /// 启动HTTP服务 — the platform's HTTP server (`listen`, default 127.0.0.1:8080): the
+    /// operator console (/), the JSON API (/api/v1), /healthz, and Henan's bank interface
+    /// (/henan/bank/v1) when Henan is compiled in.
     Serve {
         /// Address to listen on (default: the `listen` setting).
         #[arg(long)]
@@ -173,9 +173,67 @@ pub enum UserCmd {
         /// Region code of the user's scope (2 to 12 digits).
         #[arg(long)]
         region: String,
+        /// Read the console password from the first line of standard input (for scripts:
+        /// `echo "$PW" | ykt user add ...`); otherwise `$YKT_USER_PASSWORD` if set. Without
+        /// either, an existing password is kept and a new user cannot log in until one is set.
+        #[arg(long)]
+        password_stdin: bool,
     },
     /// List users.
     List,
+    /// Disable a user: they can no longer log in, and their open sessions end at once.
+    Disable { login: String },
+    /// Set a new console password (from standard input with --password-stdin, or
+    /// `$YKT_USER_PASSWORD`); the user's open sessions end.
+    ResetPassword {
+        login: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+/// The environment variable scripts use to pass a password without a prompt.
+pub const PASSWORD_ENV: &str = "YKT_USER_PASSWORD";
+
+/// The password given on stdin (`--password-stdin`) or in `$YKT_USER_PASSWORD`.
+fn new_password(stdin: bool) -> anyhow::Result<Option<String>> {
+    if stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("无法从标准输入读取密码 (cannot read the password from stdin)")?;
+        let pw = line.trim_end_matches(['\r', '\n']).to_owned();
+        if pw.is_empty() {
+            bail!("标准输入中没有密码 (no password on stdin)");
+        }
+        return Ok(Some(pw));
+    }
+    Ok(std::env::var(PASSWORD_ENV).ok().filter(|p| !p.is_empty()))
+}
+
+fn hash_new_password(pw: &str) -> anyhow::Result<String> {
+    ykt_http::web::auth::hash_password(pw).map_err(|e| anyhow!("{e}"))
+}
+
+async fn audit_user_change(
+    store: &Store,
+    action: &str,
+    login: &str,
+    detail: serde_json::Value,
+) -> anyhow::Result<()> {
+    store
+        .append_audit(ykt_kernel::audit::AuditRecord {
+            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            actor: "cli".into(),
+            role: Role::Admin.as_str().into(),
+            action: action.into(),
+            subject: format!("user:{login}"),
+            from_state: None,
+            to_state: None,
+            detail,
+        })
+        .await?;
+    Ok(())
 }
 
 #[derive(Subcommand, Debug)]
@@ -421,8 +479,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Sichuan(cmd) => crate::provinces::sichuan::cli::run(&cfg, cmd).await,
         #[cfg(feature = "province-henan")]
         Command::Henan(cmd) => crate::provinces::henan::run(&cfg, cmd).await,
-        #[cfg(feature = "province-henan")]
-        Command::Serve { listen } => crate::provinces::henan::serve::run(&cfg, listen).await,
+        Command::Serve { listen } => crate::web::serve(&cfg, listen).await,
     }
 }
 
@@ -698,6 +755,7 @@ async fn user(cfg: &Config, cmd: UserCmd) -> anyhow::Result<u8> {
             name,
             roles,
             region,
+            password_stdin,
         } => {
             for r in &roles {
                 Role::parse(r).ok_or_else(|| {
@@ -713,17 +771,70 @@ async fn user(cfg: &Config, cmd: UserCmd) -> anyhow::Result<u8> {
             }
             let region =
                 RegionCode::parse(&region).map_err(|e| anyhow!("区划「{region}」：{e}"))?;
+            let existing = store.get_user(&login).await?;
+            let password_hash = match new_password(password_stdin)? {
+                Some(pw) => Some(hash_new_password(&pw)?),
+                None => existing.as_ref().and_then(|u| u.password_hash.clone()),
+            };
+            let has_password = password_hash.is_some();
             store
                 .upsert_user(&UserRow {
                     login: login.clone(),
                     display_name: name,
-                    roles,
+                    roles: roles.clone(),
                     region: region.full(),
-                    password_hash: None,
+                    password_hash,
                     disabled: false,
                 })
                 .await?;
+            if existing.is_some() {
+                store.delete_sessions_of(&login).await?;
+            }
+            audit_user_change(
+                &store,
+                if existing.is_some() { "user.update" } else { "user.add" },
+                &login,
+                serde_json::json!({"roles": roles, "region": region.full(), "password_set": has_password}),
+            )
+            .await?;
             outln!("用户 {login} 已保存 (saved)");
+            if !has_password {
+                outln!(
+                    "提示：尚未设置登录密码，用 ykt user reset-password {login} --password-stdin 设置 (no password yet)"
+                );
+            }
+        }
+        UserCmd::Disable { login } => {
+            store.set_user_disabled(&login, true).await?;
+            let n = store.delete_sessions_of(&login).await?;
+            audit_user_change(
+                &store,
+                "user.disable",
+                &login,
+                serde_json::json!({"sessions_ended": n}),
+            )
+            .await?;
+            outln!("用户 {login} 已停用，结束会话 {n} 个 (disabled)");
+        }
+        UserCmd::ResetPassword {
+            login,
+            password_stdin,
+        } => {
+            let pw = new_password(password_stdin)?.ok_or_else(|| {
+                anyhow!("请用 --password-stdin 从标准输入提供新密码，或设置环境变量 {PASSWORD_ENV} (no password given)")
+            })?;
+            store
+                .set_password_hash(&login, &hash_new_password(&pw)?)
+                .await?;
+            let n = store.delete_sessions_of(&login).await?;
+            audit_user_change(
+                &store,
+                "user.reset_password",
+                &login,
+                serde_json::json!({"sessions_ended": n}),
+            )
+            .await?;
+            outln!("用户 {login} 的密码已重设，结束会话 {n} 个 (password reset)");
         }
         UserCmd::List => {
             for u in store.list_users().await? {

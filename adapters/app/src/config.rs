@@ -25,6 +25,8 @@ pub struct Config {
     pub province: Option<String>,
     /// HTTP listen address for `ykt serve`.
     pub listen: String,
+    /// Minutes of inactivity after which a console session ends (`ykt serve`).
+    pub session_idle_minutes: u32,
     /// Log filter (`tracing` env-filter syntax).
     pub log: String,
     /// Province-specific settings (`[province_settings]` table).
@@ -47,6 +49,7 @@ impl Default for Config {
             key_file: PathBuf::from("data/ykt.key"),
             province: None,
             listen: "127.0.0.1:8080".into(),
+            session_idle_minutes: 30,
             log: "warn".into(),
             province_settings: serde_json::Value::Null,
             today: None,

@@ -39,7 +39,14 @@ pub struct DemoArgs {
     /// Where to write the generated files and reports.
     #[arg(long, default_value = "out/demo")]
     pub out: PathBuf,
+    /// Afterwards keep serving the console (`ykt serve`) on the demo's data until Ctrl-C.
+    #[arg(long)]
+    pub serve: bool,
 }
+
+/// The console password of every demo user. DEMO ONLY: it is printed by `ykt demo` and
+/// must never be used for a real account.
+pub const DEMO_PASSWORD: &str = "ykt-demo-2023";
 
 /// The demo's current period and the project it pays (rural minimum living allowance, a
 /// monthly, household-based project every province has).
@@ -617,6 +624,7 @@ pub fn demo_users(province: &str) -> Vec<UserRow> {
         ("hrss", "人社经办", Role::Hrss),
         ("bank", "代发银行经办", Role::BankOperator),
         ("auditor", "审计", Role::Auditor),
+        ("admin", "系统管理员", Role::Admin),
     ]
     .into_iter()
     .map(|(who, name, role)| UserRow {
@@ -776,5 +784,82 @@ pub async fn run(cfg: &Config, a: DemoArgs) -> anyhow::Result<u8> {
         "下一步 next: 查看批次 ykt batch list；推进流程 ykt batch show <ID>，ykt batch step <ID> <STEP> --user {first}-clerk"
     );
     outln!("审计 audit: ykt audit verify");
+    let logins = demo_logins(&store, &targets).await?;
+    outln!();
+    outln!(
+        "操作控制台 console: {}",
+        if a.serve {
+            "正在启动 starting ykt serve ..."
+        } else {
+            "运行 run `ykt serve`，然后打开 then open"
+        }
+    );
+    outln!("  http://{}/", cfg.listen);
+    outln!(
+        "演示账号（仅供演示，切勿用于真实账户）demo logins (DEMO ONLY), password「{DEMO_PASSWORD}」:"
+    );
+    for (login, name, roles) in &logins {
+        outln!(
+            "  {} {} {}",
+            output::pad(login, 22),
+            output::pad(name, 18),
+            roles
+        );
+    }
+    if a.serve {
+        return crate::web::serve(cfg, None).await;
+    }
     Ok(0)
+}
+
+/// Give every demo user of the demo's provinces that has no password the demo password, and
+/// list them `(login, name, roles)`.
+async fn demo_logins(
+    store: &Store,
+    targets: &[Box<dyn Province>],
+) -> anyhow::Result<Vec<(String, String, String)>> {
+    let prefixes: Vec<String> = targets
+        .iter()
+        .flat_map(|p| {
+            let mut v = vec![format!("{}-", p.code())];
+            if p.code() == "henan" {
+                v.push("hn-".to_owned());
+            }
+            v
+        })
+        .collect();
+    let mut hash: Option<String> = None;
+    let mut out = Vec::new();
+    for u in store.list_users().await? {
+        if !prefixes.iter().any(|p| u.login.starts_with(p.as_str())) || u.disabled {
+            continue;
+        }
+        if u.password_hash.is_none() {
+            let h = match &hash {
+                Some(h) => h.clone(),
+                None => {
+                    let h = ykt_http::web::auth::hash_password(DEMO_PASSWORD)
+                        .map_err(|e| anyhow!("{e}"))?;
+                    hash = Some(h.clone());
+                    h
+                }
+            };
+            store.set_password_hash(&u.login, &h).await?;
+        } else if !u
+            .password_hash
+            .as_deref()
+            .is_some_and(|h| ykt_http::web::auth::verify_password(h, DEMO_PASSWORD))
+        {
+            // A password someone set: not a demo login any more.
+            continue;
+        }
+        let roles = u
+            .roles
+            .iter()
+            .map(|r| Role::parse(r).map(|r| r.label_zh()).unwrap_or(r.as_str()))
+            .collect::<Vec<_>>()
+            .join("、");
+        out.push((u.login, u.display_name, format!("{roles}（{}）", u.region)));
+    }
+    Ok(out)
 }

@@ -47,6 +47,7 @@ pub mod portal;
 pub mod ports;
 pub mod provinces;
 pub mod registers;
+pub mod web;
 
 use ykt_kernel::province::{Province, ProvinceConfig, ProvinceDescriptor, ProvinceError};
 

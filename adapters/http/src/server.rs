@@ -1,10 +1,10 @@
 //! The platform's HTTP server (`ykt serve`): one axum router per area, merged into one app
 //! with a health check and JSON errors, served until a shutdown signal.
 //!
-//! Areas add themselves by handing [`app`] their router (today Henan's bank interface; the
-//! operator console and the public portal of later issues merge the same way). Handlers return
-//! [`ApiError`] for anything that is not a success: the body is always
-//! `{"error": code, "message": text, "details": ...}`, and an internal failure is logged with
+//! Areas add themselves by handing [`app`] their router (the operator console and API of
+//! [`crate::web`], Henan's bank interface, the public portal). Handlers return [`ApiError`]
+//! for anything that is not a success: the body is always
+//! `{"code": code, "error": code, "message": text, "details": ...}`, and an internal failure is logged with
 //! its cause while the client gets a generic message (causes never leak).
 
 use axum::Json;
@@ -64,7 +64,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = serde_json::json!({"error": self.code, "message": self.message});
+        // `code` is the documented field (console API, issue #6); `error` is kept for the
+        // bank interface's existing clients.
+        let mut body =
+            serde_json::json!({"code": self.code, "error": self.code, "message": self.message});
         if let Some(d) = self.details {
             body["details"] = d;
         }
@@ -109,6 +112,7 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // The client address is available to handlers (login throttling per address).
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),

@@ -34,6 +34,7 @@ pub mod henan;
 pub mod imports;
 pub mod payments;
 pub mod registers;
+pub mod sessions;
 pub mod sichuan;
 pub mod testing;
 pub mod users;

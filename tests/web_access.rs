@@ -1,0 +1,529 @@
+//! Route × role × region: every route of the console and the JSON API, called over real HTTP
+//! by a user of each of the eight roles inside the batch's region (230102 道里区) and outside
+//! it (232722 塔河县), and without a session. A route refuses (403) exactly the roles and
+//! regions it must; without a session pages redirect to the login and the API answers 401.
+//! The table must name every route the router serves, so a new route cannot go unchecked.
+
+// The scenario uses the Heilongjiang catalogue and workflow.
+#![cfg(feature = "province-heilongjiang")]
+
+mod web_common;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use std::collections::BTreeSet;
+use web_common::{client, login, prepared, serve};
+use ykt_kernel::Role;
+
+const IN: &str = "230102";
+const OUT: &str = "232722";
+
+const ROLES: &[Role] = &[
+    Role::TownshipClerk,
+    Role::DeptMaker,
+    Role::DeptHead,
+    Role::FinanceReviewer,
+    Role::Hrss,
+    Role::BankOperator,
+    Role::Auditor,
+    Role::Admin,
+];
+
+#[derive(Clone)]
+enum Body {
+    None,
+    Form(&'static str),
+    Json(serde_json::Value),
+    Multipart,
+}
+
+struct Row {
+    method: &'static str,
+    /// The route as the router names it.
+    route: &'static str,
+    /// The concrete path requested.
+    path: String,
+    body: Body,
+    /// Roles allowed (`None`: every role).
+    allowed: Option<&'static [Role]>,
+    /// The route concerns data of the batch's region: out-of-region users are refused.
+    scoped: bool,
+}
+
+fn row(
+    method: &'static str,
+    route: &'static str,
+    path: impl Into<String>,
+    body: Body,
+    allowed: Option<&'static [Role]>,
+    scoped: bool,
+) -> Row {
+    Row {
+        method,
+        route,
+        path: path.into(),
+        body,
+        allowed,
+        scoped,
+    }
+}
+
+const MAKER: &[Role] = &[Role::DeptMaker];
+const FINANCE: &[Role] = &[Role::FinanceReviewer];
+const UPLOADERS: &[Role] = &[Role::TownshipClerk, Role::DeptMaker];
+const AUDIT: &[Role] = &[Role::Auditor, Role::Admin];
+const ADMIN: &[Role] = &[Role::Admin];
+
+/// Routes anyone may call (login pages, static files, the OpenAPI document).
+const PUBLIC: &[(&str, &str)] = &[
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("POST", "/api/v1/login"),
+    ("GET", "/static/app.css"),
+    ("GET", "/static/app.js"),
+    ("GET", "/api/v1/openapi.json"),
+];
+/// Session routes (tested in web_session.rs).
+const SESSION: &[(&str, &str)] = &[("POST", "/logout"), ("POST", "/api/v1/logout")];
+
+fn table(line: i64) -> Vec<Row> {
+    use Body::*;
+    vec![
+        row("GET", "/", "/", None, Option::None, false),
+        row("GET", "/batches", "/batches", None, Option::None, false),
+        row(
+            "GET",
+            "/batches/{id}",
+            "/batches/1",
+            None,
+            Option::None,
+            true,
+        ),
+        // The workflow decides: only a department maker of the region submits the plan.
+        row(
+            "POST",
+            "/batches/{id}/step",
+            "/batches/1/step",
+            Form("step=submit_plan"),
+            Some(MAKER),
+            true,
+        ),
+        row(
+            "POST",
+            "/batches/{id}/lines/{line}/correct",
+            format!("/batches/1/lines/{line}/correct"),
+            Form("reason=%E6%B5%8B%E8%AF%95"),
+            Some(MAKER),
+            true,
+        ),
+        row(
+            "POST",
+            "/batches/{id}/redispatch",
+            "/batches/1/redispatch",
+            None,
+            Some(MAKER),
+            true,
+        ),
+        row(
+            "POST",
+            "/batches/{id}/lines/{line}/refund",
+            format!("/batches/1/lines/{line}/refund"),
+            Form("reason=%E6%B5%8B%E8%AF%95"),
+            Some(FINANCE),
+            true,
+        ),
+        row(
+            "GET",
+            "/rosters/new",
+            "/rosters/new",
+            None,
+            Some(UPLOADERS),
+            false,
+        ),
+        row(
+            "POST",
+            "/rosters",
+            "/rosters",
+            Multipart,
+            Some(UPLOADERS),
+            false,
+        ),
+        row(
+            "GET",
+            "/rosters/{id}",
+            "/rosters/1",
+            None,
+            Option::None,
+            true,
+        ),
+        row(
+            "GET",
+            "/rosters/{id}/result.xlsx",
+            "/rosters/1/result.xlsx",
+            None,
+            Option::None,
+            true,
+        ),
+        row("GET", "/catalog", "/catalog", None, Option::None, false),
+        row("GET", "/library", "/library", None, Option::None, false),
+        row("GET", "/banks", "/banks", None, Option::None, false),
+        row("GET", "/reports", "/reports", None, Option::None, false),
+        row(
+            "GET",
+            "/batches/{id}/lines.xlsx",
+            "/batches/1/lines.xlsx",
+            None,
+            Option::None,
+            true,
+        ),
+        row("GET", "/notices", "/notices", None, Option::None, false),
+        row("GET", "/audit", "/audit", None, Some(AUDIT), false),
+        row("GET", "/users", "/users", None, Some(ADMIN), false),
+        row(
+            "POST",
+            "/users",
+            "/users",
+            Form("login=&name="),
+            Some(ADMIN),
+            false,
+        ),
+        row(
+            "POST",
+            "/users/{login}/disable",
+            "/users/nobody/disable",
+            None,
+            Some(ADMIN),
+            false,
+        ),
+        row(
+            "POST",
+            "/users/{login}/password",
+            "/users/nobody/password",
+            Form("password=short"),
+            Some(ADMIN),
+            false,
+        ),
+        row("GET", "/api/v1/me", "/api/v1/me", None, Option::None, false),
+        row(
+            "GET",
+            "/api/v1/batches",
+            "/api/v1/batches",
+            None,
+            Option::None,
+            false,
+        ),
+        row(
+            "GET",
+            "/api/v1/batches/{id}",
+            "/api/v1/batches/1",
+            None,
+            Option::None,
+            true,
+        ),
+        row(
+            "GET",
+            "/api/v1/batches/{id}/lines",
+            "/api/v1/batches/1/lines",
+            None,
+            Option::None,
+            true,
+        ),
+        row(
+            "POST",
+            "/api/v1/batches/{id}/steps/{step}",
+            // Batch 2 through the API: again only the region's department maker may submit.
+            "/api/v1/batches/2/steps/submit_plan",
+            Json(json!({})),
+            Some(MAKER),
+            true,
+        ),
+        row(
+            "POST",
+            "/api/v1/batches/{id}/lines/{line}/correct",
+            format!("/api/v1/batches/1/lines/{line}/correct"),
+            Json(json!({"reason": "测试"})),
+            Some(MAKER),
+            true,
+        ),
+        row(
+            "POST",
+            "/api/v1/batches/{id}/redispatch",
+            "/api/v1/batches/1/redispatch",
+            None,
+            Some(MAKER),
+            true,
+        ),
+        row(
+            "POST",
+            "/api/v1/batches/{id}/lines/{line}/refund",
+            format!("/api/v1/batches/1/lines/{line}/refund"),
+            Json(json!({"reason": "测试"})),
+            Some(FINANCE),
+            true,
+        ),
+        row(
+            "POST",
+            "/api/v1/rosters",
+            "/api/v1/rosters",
+            Multipart,
+            Some(UPLOADERS),
+            false,
+        ),
+        row(
+            "GET",
+            "/api/v1/rosters/{id}",
+            "/api/v1/rosters/1",
+            None,
+            Option::None,
+            true,
+        ),
+        row(
+            "GET",
+            "/api/v1/catalog",
+            "/api/v1/catalog",
+            None,
+            Option::None,
+            false,
+        ),
+        row(
+            "GET",
+            "/api/v1/audit/verify",
+            "/api/v1/audit/verify",
+            None,
+            Some(AUDIT),
+            false,
+        ),
+    ]
+}
+
+fn login_of(role: Role, region: &str) -> String {
+    if role == Role::DeptMaker && region == IN {
+        // The batch's maker.
+        return "maker".into();
+    }
+    format!(
+        "{}-{}",
+        role.as_str(),
+        if region == IN { "in" } else { "out" }
+    )
+}
+
+struct Session {
+    token: String,
+    csrf: String,
+}
+
+async fn call(base: &str, r: &Row, who: Option<&Session>) -> reqwest::Response {
+    let c = client();
+    let url = format!("{base}{}", r.path);
+    let mut req = match r.method {
+        "GET" => c.get(&url),
+        _ => c.post(&url),
+    };
+    if let Some(s) = who {
+        // Pages use the cookie (with the CSRF header on writes); the API the bearer token.
+        if r.path.starts_with("/api/") {
+            req = req.bearer_auth(&s.token);
+        } else {
+            req = req
+                .header("cookie", format!("ykt_session={}", s.token))
+                .header("x-csrf-token", &s.csrf);
+        }
+    }
+    req = match &r.body {
+        Body::None => req,
+        Body::Form(f) => req
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(*f),
+        Body::Json(v) => req.json(v),
+        Body::Multipart => req
+            .header("content-type", "multipart/form-data; boundary=X")
+            .body("--X--\r\n"),
+    };
+    req.send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_refuses_the_roles_and_regions_it_must() {
+    let mut users: Vec<(String, String, String)> = Vec::new();
+    for role in ROLES {
+        for region in [IN, OUT] {
+            users.push((login_of(*role, region), role.as_str().into(), region.into()));
+        }
+    }
+    let refs: Vec<(&str, &str, &str)> = users
+        .iter()
+        .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
+        .collect();
+    let env = prepared(&refs);
+    web_common::second_batch(&env);
+    let srv = serve(&env.config(), |_| {}).await;
+    let line = srv.store.lines(1, 0, 1).await.unwrap()[0].id;
+    let rows = table(line);
+
+    // The table covers exactly the routes the router serves.
+    let served: BTreeSet<(&str, &str)> = ykt_http::web::console_routes()
+        .into_iter()
+        .chain(ykt_http::web::api::routes())
+        .collect();
+    let listed: BTreeSet<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r.method, r.route))
+        .chain(PUBLIC.iter().copied())
+        .chain(SESSION.iter().copied())
+        .collect();
+    assert_eq!(served, listed, "the access table must list every route");
+
+    let mut sessions = std::collections::HashMap::new();
+    for (login_name, _, _) in &users {
+        let (token, csrf) = login(&srv.base, login_name, web_common::PASSWORD)
+            .await
+            .unwrap_or_else(|s| panic!("{login_name} cannot log in: {s}"));
+        sessions.insert(login_name.clone(), Session { token, csrf });
+    }
+
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for r in &rows {
+        // Without a session.
+        let resp = call(&srv.base, r, None).await;
+        let st = resp.status();
+        let loc = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let anon_ok = if r.path.starts_with("/api/") {
+            st == StatusCode::UNAUTHORIZED
+        } else {
+            st == StatusCode::SEE_OTHER && loc.as_deref() == Some("/login")
+        };
+        if !anon_ok {
+            failures.push(format!(
+                "{} {} without a session: {st} {loc:?}",
+                r.method, r.path
+            ));
+        }
+        for role in ROLES {
+            for region in [IN, OUT] {
+                let who = login_of(*role, region);
+                let resp = call(&srv.base, r, Some(&sessions[&who])).await;
+                let st = resp.status();
+                let loc = resp
+                    .headers()
+                    .get("location")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let body = resp.text().await.unwrap_or_default();
+                let allowed =
+                    r.allowed.is_none_or(|a| a.contains(role)) && (region == IN || !r.scoped);
+                let good = if allowed {
+                    st != StatusCode::FORBIDDEN
+                        && st != StatusCode::UNAUTHORIZED
+                        && !st.is_server_error()
+                        && loc.as_deref() != Some("/login")
+                } else {
+                    st == StatusCode::FORBIDDEN
+                };
+                checked += 1;
+                if !good {
+                    failures.push(format!(
+                        "{} {} as {who}: {st} (expected {}) {}",
+                        r.method,
+                        r.path,
+                        if allowed { "allowed" } else { "403" },
+                        body.chars().take(200).collect::<String>()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(checked, rows.len() * ROLES.len() * 2);
+
+    // The two workflow steps above happened, once each, by the maker, and were audited.
+    for id in [1, 2] {
+        let steps = srv.store.batch_steps(id).await.unwrap();
+        let taken: Vec<(&str, &str)> = steps
+            .iter()
+            .map(|s| (s.step.as_str(), s.actor.as_str()))
+            .collect();
+        assert_eq!(taken, vec![("submit_plan", "maker")], "batch {id}");
+    }
+    assert!(srv.store.verify_audit().await.is_ok());
+
+    // An administrator manages the accounts of their own region only.
+    let out_admin = &sessions["admin-out"];
+    let r = client()
+        .post(format!("{}/users/maker/disable", srv.base))
+        .header("cookie", format!("ykt_session={}", out_admin.token))
+        .header("x-csrf-token", &out_admin.csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let listed = client()
+        .get(format!("{}/users", srv.base))
+        .header("cookie", format!("ykt_session={}", out_admin.token))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        listed.contains("auditor-out") && !listed.contains(">maker<"),
+        "{listed}"
+    );
+    assert!(!srv.store.get_user("maker").await.unwrap().unwrap().disabled);
+
+    // Public routes answer without a session.
+    for (m, p) in [
+        ("GET", "/login"),
+        ("GET", "/static/app.css"),
+        ("GET", "/static/app.js"),
+        ("GET", "/api/v1/openapi.json"),
+    ] {
+        assert_eq!(m, "GET");
+        let s = client()
+            .get(format!("{}{p}", srv.base))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(s, StatusCode::OK, "{p}");
+    }
+}
+
+#[test]
+fn the_openapi_document_describes_every_api_route() {
+    let doc: serde_json::Value = serde_json::from_str(ykt_http::web::api::OPENAPI).unwrap();
+    assert_eq!(doc["openapi"].as_str().map(|v| &v[..2]), Some("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for (method, path) in ykt_http::web::api::routes() {
+        let op = &paths
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} is not in openapi.json"))[method.to_lowercase()];
+        assert!(op.is_object(), "{method} {path} is not in openapi.json");
+        assert!(op["summary"].as_str().is_some_and(|s| !s.is_empty()));
+    }
+    // Nothing documented that is not served.
+    let served: BTreeSet<&str> = ykt_http::web::api::routes()
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    for p in paths.keys() {
+        assert!(
+            served.contains(p.as_str()),
+            "{p} is documented but not served"
+        );
+    }
+    // Errors are {code, message}.
+    let err = &doc["components"]["schemas"]["Error"]["required"];
+    assert_eq!(err, &json!(["code", "message"]));
+}

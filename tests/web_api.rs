@@ -1,0 +1,353 @@
+//! The JSON API as a program uses it: bearer login, roster upload with the per-line reason
+//! codes of DOMAIN.md §3, a file imported at most once, an unusable file changing nothing,
+//! workflow steps with the engine's refusals as stable codes (maker-checker included), and
+//! cookie-authenticated writes needing the CSRF header.
+
+// The scenario uses the Heilongjiang and Henan catalogues.
+#![cfg(all(feature = "province-heilongjiang", feature = "province-henan"))]
+
+mod web_common;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use web_common::{PASSWORD, client, login, prepared, scenario, serve};
+
+async fn upload(
+    base: &str,
+    token: &str,
+    province: &str,
+    project: &str,
+    period: &str,
+    name: &str,
+    bytes: Vec<u8>,
+) -> (StatusCode, Value) {
+    let form = reqwest::multipart::Form::new()
+        .text("province", province.to_owned())
+        .text("project", project.to_owned())
+        .text("period", period.to_owned())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()),
+        );
+    let r = client()
+        .post(format!("{base}/api/v1/rosters"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let st = r.status();
+    (st, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn post(base: &str, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    let r = client()
+        .post(format!("{base}{path}"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let st = r.status();
+    (st, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn get(base: &str, token: &str, path: &str) -> (StatusCode, Value) {
+    let r = client()
+        .get(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let st = r.status();
+    (st, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rosters_steps_and_refusals_over_the_api() {
+    let env = prepared(&[
+        ("maker", "dept_maker", "230102"),
+        ("finance", "finance_reviewer", "230102"),
+        ("both", "dept_maker,finance_reviewer", "230102"),
+    ]);
+    let srv = serve(&env.config(), |_| {}).await;
+    let base = srv.base.as_str();
+    let (maker, _) = login(base, "maker", PASSWORD).await.unwrap();
+    let (finance, _) = login(base, "finance", PASSWORD).await.unwrap();
+    let (both, both_csrf) = login(base, "both", PASSWORD).await.unwrap();
+    let bad = client()
+        .post(format!("{base}/api/v1/login"))
+        .json(&json!({"login": "maker", "password": "wrong-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
+    let e: Value = bad.json().await.unwrap();
+    assert_eq!(e["code"], "unauthorized");
+    assert!(e["message"].as_str().unwrap().contains("用户名或密码错误"));
+
+    let (st, me) = get(base, &maker, "/api/v1/me").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(me["roles"], json!(["dept_maker"]));
+    assert_eq!(me["full_data"], true);
+
+    // Upload last month's roster: one line accepted, one already in batch 1.
+    let earlier = std::fs::read(scenario().join("earlier.csv")).unwrap();
+    let (st, r) = upload(
+        base,
+        &maker,
+        "heilongjiang",
+        "农村最低生活保障金",
+        "2023-04",
+        "earlier.csv",
+        earlier.clone(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(r["result"]["outcome"], "imported");
+    assert_eq!(r["result"]["accepted"], 1);
+    assert_eq!(r["result"]["rejected"], 1);
+    let roster = r["result"]["roster_id"].as_i64().unwrap();
+    let (st, res) = get(base, &maker, &format!("/api/v1/rosters/{roster}")).await;
+    assert_eq!(st, StatusCode::OK);
+    let codes: Vec<&str> = res["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, vec!["dup.already_paid"]);
+    assert!(
+        res["problems"][0]["id"]
+            .as_str()
+            .unwrap()
+            .contains("********"),
+        "masked"
+    );
+    // The same file again changes nothing.
+    let (st, again) = upload(
+        base,
+        &maker,
+        "heilongjiang",
+        "农村最低生活保障金",
+        "2023-04",
+        "earlier.csv",
+        earlier,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(again["result"]["outcome"], "already_imported");
+    assert_eq!(again["result"]["roster_id"], roster);
+    // An unusable file is refused whole; finance may not upload at all.
+    let (st, e) = upload(
+        base,
+        &maker,
+        "heilongjiang",
+        "农村最低生活保障金",
+        "2023-05",
+        "坏文件.xlsx",
+        b"not a spreadsheet".to_vec(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["code"], "unprocessable");
+    assert!(
+        e["message"].as_str().unwrap().contains("未导入任何数据"),
+        "{e}"
+    );
+    assert_eq!(
+        get(base, &maker, &format!("/api/v1/rosters/{}", roster + 1))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let (st, e) = upload(
+        base,
+        &finance,
+        "heilongjiang",
+        "农村最低生活保障金",
+        "2023-05",
+        "x.csv",
+        b"x".to_vec(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    assert_eq!(e["code"], "forbidden");
+
+    // Steps: the engine's refusals come back as stable codes.
+    let (st, e) = post(
+        base,
+        &finance,
+        "/api/v1/batches/1/steps/submit_plan",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (st, e["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("workflow.role_denied")),
+        "{e}"
+    );
+    let (st, e) = post(
+        base,
+        &maker,
+        "/api/v1/batches/1/steps/no_such_step",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (st, e["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("workflow.unknown_step"))
+    );
+    let (st, done) = post(
+        base,
+        &maker,
+        "/api/v1/batches/1/steps/submit_plan",
+        json!({}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{done}");
+    assert_eq!(done["done"][0]["to"], "submitted");
+    assert_eq!(done["batch"]["state"], "submitted");
+    let (st, e) = post(
+        base,
+        &maker,
+        "/api/v1/batches/1/steps/submit_plan",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (st, e["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("workflow.wrong_state"))
+    );
+
+    // Henan: whoever applied for the funds cannot review them, whatever roles they hold.
+    let roster_csv = std::fs::read(scenario().join("roster.csv")).unwrap();
+    let (st, r) = upload(
+        base,
+        &both,
+        "henan",
+        "HN03",
+        "2023-05",
+        "roster.csv",
+        roster_csv,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    let henan_batch = r["result"]["batches"][0].as_i64().unwrap();
+    let (st, b) = get(base, &both, &format!("/api/v1/batches/{henan_batch}")).await;
+    assert_eq!(st, StatusCode::OK);
+    let acts: Vec<&str> = b["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["step"].as_str().unwrap())
+        .collect();
+    assert!(acts.contains(&"apply_funds"), "{acts:?}");
+    let (st, _) = post(
+        base,
+        &both,
+        &format!("/api/v1/batches/{henan_batch}/steps/apply_funds"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, b) = get(base, &both, &format!("/api/v1/batches/{henan_batch}")).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        b["actions"].as_array().unwrap().is_empty(),
+        "the maker sees no review action: {b}"
+    );
+    let (st, e) = post(
+        base,
+        &both,
+        &format!("/api/v1/batches/{henan_batch}/steps/finance_review"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (st, e["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("workflow.maker_checker")),
+        "{e}"
+    );
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("经办与审核不得为同一人")
+    );
+
+    // With the session cookie instead of the bearer token, a write needs the CSRF header.
+    let path = format!("{base}/api/v1/batches/{henan_batch}/steps/finance_review");
+    let r = client()
+        .post(&path)
+        .header("cookie", format!("ykt_session={both}"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "csrf");
+    let r = client()
+        .post(&path)
+        .header("cookie", format!("ykt_session={both}"))
+        .header("x-csrf-token", &both_csrf)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["code"],
+        "workflow.maker_checker"
+    );
+
+    // Finance's procedural review picks one of the county's two agent banks (第二十一条).
+    env.add_user("hn-province-cz", "finance_reviewer", "41");
+    for (code, name) in [("ABC-HN", "中国农业银行"), ("PSBC-HN", "中国邮政储蓄银行")]
+    {
+        env.ok(&[
+            "henan",
+            "bank",
+            "add",
+            code,
+            "--name",
+            name,
+            "--agreement",
+            &format!("{code}-协议"),
+            "--user",
+            "hn-province-cz",
+        ]);
+        env.ok(&[
+            "henan",
+            "bank",
+            "select",
+            "230102",
+            code,
+            "--agreement",
+            &format!("{code}-县协议"),
+            "--user",
+            "finance",
+        ]);
+    }
+    let review = format!("/api/v1/batches/{henan_batch}/steps/finance_review");
+    let (st, e) = post(base, &finance, &review, json!({})).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "two banks and none chosen: {e}");
+    let (st, e) = post(base, &finance, &review, json!({"bank": "NO-SUCH"})).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{e}");
+    let (st, done) = post(base, &finance, &review, json!({"bank": "PSBC-HN"})).await;
+    assert_eq!(st, StatusCode::OK, "{done}");
+    assert_eq!(done["batch"]["state"], "approved");
+
+    // Lines: full data for the department, masked for finance.
+    let (_, full) = get(base, &maker, "/api/v1/batches/1/lines?limit=1").await;
+    let (_, masked) = get(base, &finance, "/api/v1/batches/1/lines?limit=1").await;
+    assert_eq!(full["masked"], false);
+    assert_eq!(masked["masked"], true);
+    let id_full = full["lines"][0]["resident_id"].as_str().unwrap();
+    let id_masked = masked["lines"][0]["resident_id"].as_str().unwrap();
+    assert_eq!(id_full.len(), 18);
+    assert_eq!(
+        id_masked,
+        format!("{}********{}", &id_full[..6], &id_full[14..])
+    );
+    assert!(srv.store.verify_audit().await.is_ok());
+}
