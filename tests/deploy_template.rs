@@ -33,7 +33,7 @@ fn the_template_lists_every_key_with_a_comment() {
     let text = rendered("henan");
     let lines: Vec<&str> = text.lines().collect();
     let keys = config_keys();
-    assert_eq!(keys.len(), 9, "{keys:?}");
+    assert_eq!(keys.len(), 10, "{keys:?}");
     for key in &keys {
         let at = lines
             .iter()

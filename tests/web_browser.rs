@@ -449,7 +449,37 @@ fn operator_cycle_in_headless_chromium() {
     let deadlines = b.text("#deadlines");
     assert!(deadlines.contains("农村最低生活保障金"), "{deadlines}");
 
-    // TODO(portal): look the payment up on the public portal (补贴查询, /portal/) once the
-    // portal branch is merged; the portal is built by another helper.
-    println!("TODO(portal): the public lookup step waits for the portal branch");
+    b.logout();
+
+    // 8. A member of the public looks the payment up on the portal (补贴查询), without logging
+    // in: the right pair shows the published payment, masked; a wrong name shows nothing.
+    b.go(&format!("{base}/portal/lookup"));
+    b.type_in("#id", "230102194702041018");
+    b.type_in("#name", "王秀英");
+    let submit = b.css("form.box button[type=submit]");
+    b.click(&submit);
+    b.wait_for(|b| b.body().contains("查询结果"), "the lookup answer");
+    let found = b.body();
+    b.shot("09-portal-lookup");
+    assert!(
+        found.contains("农村最低生活保障金") && found.contains("420.00"),
+        "{found}"
+    );
+    assert!(
+        !found.contains("230102194702041018"),
+        "the ID never comes back"
+    );
+    assert!(
+        found.contains("王*") && !found.contains("王秀英<"),
+        "masked name"
+    );
+    b.go(&format!("{base}/portal/lookup"));
+    b.type_in("#id", "230102194702041018");
+    b.type_in("#name", "王秀");
+    let submit = b.css("form.box button[type=submit]");
+    b.click(&submit);
+    b.wait_for(|b| b.body().contains("查询结果"), "the lookup answer");
+    let none = b.body();
+    assert!(none.contains("未查询到发放记录"), "{none}");
+    assert!(!none.contains("420.00"), "{none}");
 }

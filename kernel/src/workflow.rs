@@ -68,19 +68,6 @@ pub struct LedgerMove {
 }
 
 impl LedgerMove {
-    /// What kind of entry the move is, from where the money goes: to the cards a payment, back
-    /// from them a refund, from a special or zero-balance account to the agent bank a clearing
-    /// (黑财监〔2021〕30号 二(三)四: 专户与代理银行清算), anything else funding.
-    pub fn kind(&self) -> crate::ledger::EntryKind {
-        use crate::ledger::{AccountKind as A, EntryKind as K};
-        match (self.from, self.to) {
-            (_, A::Beneficiaries) => K::Payment,
-            (A::Beneficiaries, _) => K::Refund,
-            (A::GrainRiskFund | A::ZeroBalance, A::AgentBank) => K::Clearing,
-            _ => K::Funding,
-        }
-    }
-
     /// Whether this move applies to a batch funded through `channel`.
     pub fn applies(&self, channel: FundingChannel) -> bool {
         self.channel.is_none_or(|c| c == channel)

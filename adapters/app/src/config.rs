@@ -78,7 +78,13 @@ impl Config {
                 }
             }
         }
-        fig = fig.merge(Env::prefixed("YKT_").ignore(&["CONFIG", "TEST_PG_URL", "REQUIRE_PG"]));
+        fig = fig.merge(Env::prefixed("YKT_").ignore(&[
+            "CONFIG",
+            "TEST_PG_URL",
+            "REQUIRE_PG",
+            "REQUIRE_BROWSER",
+            "USER_PASSWORD",
+        ]));
         fig.extract::<Config>().map_err(|e| {
             let mut msg = String::from("配置错误 (invalid configuration)");
             for err in e {

@@ -273,7 +273,7 @@ impl Cycle<'_> {
             .filter(|m| m.applies(channel))
             .map(|m| {
                 let e = Entry::transfer(
-                    m.kind(),
+                    EntryKind::Funding,
                     Some(id),
                     m.memo,
                     account(m.from, &b, bank.as_deref()),
