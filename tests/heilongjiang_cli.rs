@@ -2,6 +2,8 @@
 //! driven by hand with `ykt heilongjiang ...` against a fresh SQLite database and the
 //! simulators running as their own process (`ykt heilongjiang sim`).
 
+#![cfg(feature = "province-heilongjiang")]
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

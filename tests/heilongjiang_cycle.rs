@@ -6,6 +6,8 @@
 //! statements, the notices with their deadlines and the supervision indicators. The same
 //! snapshot is asserted on SQLite and PostgreSQL; the invariants are checked after every step.
 
+#![cfg(feature = "province-heilongjiang")]
+
 mod common;
 mod heilongjiang_common;
 

@@ -4,6 +4,8 @@
 //! never credited twice; the period window; the grain-risk-fund channel as configuration;
 //! the notice deadlines; bad messages refused with nothing changed.
 
+#![cfg(feature = "province-heilongjiang")]
+
 mod common;
 mod heilongjiang_common;
 

@@ -1,7 +1,9 @@
 //! `cargo xtask check-features`: build `ykt` once per province with only that province's
 //! feature (each its own cargo invocation, so nothing unifies in) and assert that the binary's
 //! `ykt provinces --json` lists exactly that province. This proves that every province crate
-//! registers itself when it is the only one, and that none leaks into another's build.
+//! registers itself when it is the only one, and that none leaks into another's build. Before
+//! each build it runs `cargo check --tests` with the same features, so the workspace tests
+//! compile in every single-province build too.
 
 use crate::workspace::{self, Workspace};
 use anyhow::bail;
@@ -10,8 +12,9 @@ use std::ffi::OsString;
 const USAGE: &str = "\
 用法 usage: cargo xtask check-features
 
-Builds ykt once per province feature (release, --no-default-features --features province-<code>)
-and checks that `ykt provinces --json` lists exactly that province.";
+For each province: checks that the tests compile with only that province's feature
+(cargo check --tests), builds ykt with it (release, --no-default-features --features
+province-<code>) and checks that `ykt provinces --json` lists exactly that province.";
 
 /// `cargo xtask check-features`; the exit code.
 pub fn run(args: &[OsString]) -> anyhow::Result<u8> {
@@ -30,6 +33,14 @@ pub fn run(args: &[OsString]) -> anyhow::Result<u8> {
     let mut report = Vec::new();
     let mut failed = 0;
     for code in &ws.provinces {
+        if let Err(e) = workspace::check_tests_of_province(code) {
+            failed += 1;
+            report.push(format!(
+                "{:<24} cargo check --tests  FAILED: {e}",
+                workspace::feature(code)
+            ));
+            continue;
+        }
         let binary = workspace::build_province(code, Some(epoch))?;
         let listed = workspace::listed_provinces(&binary, &scratch)?;
         let codes: Vec<&str> = listed.iter().map(|p| p.code.as_str()).collect();

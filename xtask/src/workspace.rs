@@ -181,6 +181,28 @@ pub fn build_province(code: &str, source_date_epoch: Option<u64>) -> anyhow::Res
     exe.ok_or_else(|| anyhow!("cargo 没有报告 {BINARY} 的路径 (cargo reported no {BINARY} binary)"))
 }
 
+/// `cargo check --tests` of the root package with only this province's feature: the
+/// workspace tests must compile (and gate themselves with `#![cfg(feature = ...)]`) in every
+/// single-province build, not only in the default one.
+pub fn check_tests_of_province(code: &str) -> anyhow::Result<()> {
+    let feature = feature(code);
+    eprintln!(
+        "== cargo check --locked --tests -p {ROOT_PACKAGE} --no-default-features --features {feature}"
+    );
+    let status = cargo()
+        .args(["check", "--locked", "--tests", "-p", ROOT_PACKAGE])
+        .args(["--no-default-features", "--features", &feature])
+        .stdin(Stdio::null())
+        .status()
+        .context("无法运行 cargo check (cannot run cargo check)")?;
+    if !status.success() {
+        bail!(
+            "测试在只含 {feature} 的构建中无法编译 (tests do not compile with only {feature}): {status}"
+        );
+    }
+    Ok(())
+}
+
 /// A province as the built binary lists it (`ykt provinces --json`).
 #[derive(Debug, Clone)]
 pub struct Listed {
