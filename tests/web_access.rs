@@ -3,6 +3,8 @@
 //! it (232722 塔河县), and without a session. A route refuses (403) exactly the roles and
 //! regions it must; without a session pages redirect to the login and the API answers 401.
 //! The table must name every route the router serves, so a new route cannot go unchecked.
+//! A record outside the user's region is answered exactly as a record that does not exist
+//! (404, same body), so ids outside the scope cannot be probed.
 
 // The scenario uses the Heilongjiang catalogue and workflow.
 #![cfg(feature = "province-heilongjiang")]
@@ -12,7 +14,7 @@ mod web_common;
 use reqwest::StatusCode;
 use serde_json::json;
 use std::collections::BTreeSet;
-use web_common::{client, login, prepared, serve};
+use web_common::{client, login, prepared_on, serve};
 use ykt_kernel::Role;
 
 const IN: &str = "230102";
@@ -37,6 +39,7 @@ enum Body {
     Multipart,
 }
 
+#[derive(Clone)]
 struct Row {
     method: &'static str,
     /// The route as the router names it.
@@ -296,6 +299,33 @@ fn table(line: i64) -> Vec<Row> {
     ]
 }
 
+/// The same request for an id that does not exist (the first numeric path segment, i.e. the
+/// batch or roster, replaced).
+fn absent_row(r: &Row) -> Row {
+    let mut replaced = false;
+    let path: Vec<String> = r
+        .path
+        .split('/')
+        .map(|seg| {
+            if !replaced && !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
+                replaced = true;
+                "987654".to_owned()
+            } else {
+                seg.to_owned()
+            }
+        })
+        .collect();
+    assert!(replaced, "{} takes an id", r.path);
+    Row {
+        method: r.method,
+        route: r.route,
+        path: path.join("/"),
+        body: r.body.clone(),
+        allowed: r.allowed,
+        scoped: r.scoped,
+    }
+}
+
 fn login_of(role: Role, region: &str) -> String {
     if role == Role::DeptMaker && region == IN {
         // The batch's maker.
@@ -308,13 +338,22 @@ fn login_of(role: Role, region: &str) -> String {
     )
 }
 
+#[derive(Clone)]
 struct Session {
     token: String,
     csrf: String,
 }
 
 async fn call(base: &str, r: &Row, who: Option<&Session>) -> reqwest::Response {
-    let c = client();
+    call_with(&client(), base, r, who).await
+}
+
+async fn call_with(
+    c: &reqwest::Client,
+    base: &str,
+    r: &Row,
+    who: Option<&Session>,
+) -> reqwest::Response {
     let url = format!("{base}{}", r.path);
     let mut req = match r.method {
         "GET" => c.get(&url),
@@ -345,6 +384,14 @@ async fn call(base: &str, r: &Row, who: Option<&Session>) -> reqwest::Response {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_refuses_the_roles_and_regions_it_must() {
+    ykt_store::testing::each_database_url(
+        "web_access",
+        every_route_refuses_the_roles_and_regions_it_must_on,
+    )
+    .await;
+}
+
+async fn every_route_refuses_the_roles_and_regions_it_must_on(database_url: Option<String>) {
     let mut users: Vec<(String, String, String)> = Vec::new();
     for role in ROLES {
         for region in [IN, OUT] {
@@ -355,7 +402,7 @@ async fn every_route_refuses_the_roles_and_regions_it_must() {
         .iter()
         .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
         .collect();
-    let env = prepared(&refs);
+    let env = prepared_on(database_url, &refs);
     web_common::second_batch(&env);
     let srv = serve(&env.config(), |_| {}).await;
     let line = srv.store.lines(1, 0, 1).await.unwrap()[0].id;
@@ -375,13 +422,23 @@ async fn every_route_refuses_the_roles_and_regions_it_must() {
     assert_eq!(served, listed, "the access table must list every route");
 
     let mut sessions = std::collections::HashMap::new();
-    for (login_name, _, _) in &users {
-        let (token, csrf) = login(&srv.base, login_name, web_common::PASSWORD)
-            .await
-            .unwrap_or_else(|s| panic!("{login_name} cannot log in: {s}"));
-        sessions.insert(login_name.clone(), Session { token, csrf });
+    let logins: Vec<_> = users
+        .iter()
+        .map(|(login_name, _, _)| {
+            let (base, login_name) = (srv.base.clone(), login_name.clone());
+            tokio::spawn(async move {
+                let r = login(&base, &login_name, web_common::PASSWORD).await;
+                (login_name, r)
+            })
+        })
+        .collect();
+    for l in logins {
+        let (login_name, r) = l.await.unwrap();
+        let (token, csrf) = r.unwrap_or_else(|s| panic!("{login_name} cannot log in: {s}"));
+        sessions.insert(login_name, Session { token, csrf });
     }
 
+    let http = client();
     let mut checked = 0;
     let mut failures = Vec::new();
     for r in &rows {
@@ -404,19 +461,67 @@ async fn every_route_refuses_the_roles_and_regions_it_must() {
                 r.method, r.path
             ));
         }
+        // The sixteen users' requests of one route at once (their outcomes do not depend on
+        // each other: only the region's maker may take the step).
+        let mut tasks = Vec::new();
         for role in ROLES {
             for region in [IN, OUT] {
                 let who = login_of(*role, region);
-                let resp = call(&srv.base, r, Some(&sessions[&who])).await;
-                let st = resp.status();
-                let loc = resp
-                    .headers()
-                    .get("location")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                let body = resp.text().await.unwrap_or_default();
+                let (c, base, r, session) = (
+                    http.clone(),
+                    srv.base.clone(),
+                    r.clone(),
+                    sessions[&who].clone(),
+                );
+                tasks.push(tokio::spawn(async move {
+                    let resp = call_with(&c, &base, &r, Some(&session)).await;
+                    let st = resp.status();
+                    let loc = resp
+                        .headers()
+                        .get("location")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    let body = resp.text().await.unwrap_or_default();
+                    let absent = if r.scoped && region == OUT {
+                        let a = call_with(&c, &base, &absent_row(&r), Some(&session)).await;
+                        Some((a.status(), a.text().await.unwrap_or_default()))
+                    } else {
+                        None
+                    };
+                    (st, loc, body, absent)
+                }));
+            }
+        }
+        let mut answers = Vec::new();
+        for t in tasks {
+            answers.push(t.await.unwrap());
+        }
+        let mut answers = answers.into_iter();
+        for role in ROLES {
+            for region in [IN, OUT] {
+                let who = login_of(*role, region);
+                let (st, loc, body, absent) = answers.next().unwrap();
                 let allowed =
                     r.allowed.is_none_or(|a| a.contains(role)) && (region == IN || !r.scoped);
+                if r.scoped && region == OUT {
+                    // Outside the region: the same answer as for an id that does not exist.
+                    let (absent_status, absent_body) = absent.unwrap();
+                    checked += 1;
+                    if st != StatusCode::NOT_FOUND
+                        || absent_status != StatusCode::NOT_FOUND
+                        || body != absent_body
+                    {
+                        failures.push(format!(
+                            "{} {} as {who}: {st} (expected 404, the same as for {}: {absent_status}) {}\n  vs {}",
+                            r.method,
+                            r.path,
+                            absent_row(r).path,
+                            body.chars().take(200).collect::<String>(),
+                            absent_body.chars().take(200).collect::<String>()
+                        ));
+                    }
+                    continue;
+                }
                 let good = if allowed {
                     st != StatusCode::FORBIDDEN
                         && st != StatusCode::UNAUTHORIZED
@@ -444,6 +549,17 @@ async fn every_route_refuses_the_roles_and_regions_it_must() {
         failures.len(),
         failures.join("\n")
     );
+    let scoped = rows.iter().filter(|r| r.scoped).count();
+    assert!(scoped > 0);
+    for r in &rows {
+        assert_eq!(
+            r.scoped,
+            r.route.contains("{id}"),
+            "{} {}: a route taking a record's id is region-scoped",
+            r.method,
+            r.route
+        );
+    }
     assert_eq!(checked, rows.len() * ROLES.len() * 2);
 
     // The two workflow steps above happened, once each, by the maker, and were audited.
@@ -457,16 +573,26 @@ async fn every_route_refuses_the_roles_and_regions_it_must() {
     }
     assert!(srv.store.verify_audit().await.is_ok());
 
-    // An administrator manages the accounts of their own region only.
+    // An administrator manages the accounts of their own region only; an account outside it
+    // is answered as one that does not exist.
     let out_admin = &sessions["admin-out"];
-    let r = client()
-        .post(format!("{}/users/maker/disable", srv.base))
-        .header("cookie", format!("ykt_session={}", out_admin.token))
-        .header("x-csrf-token", &out_admin.csrf)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    for action in ["disable", "password"] {
+        let mut answers = Vec::new();
+        for login in ["maker", "nobody"] {
+            let r = client()
+                .post(format!("{}/users/{login}/{action}", srv.base))
+                .header("cookie", format!("ykt_session={}", out_admin.token))
+                .header("x-csrf-token", &out_admin.csrf)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("password=another-password-1")
+                .send()
+                .await
+                .unwrap();
+            answers.push((r.status(), r.text().await.unwrap()));
+        }
+        assert_eq!(answers[0].0, StatusCode::NOT_FOUND, "{action}");
+        assert_eq!(answers[0], answers[1], "{action}: maker vs nobody");
+    }
     let listed = client()
         .get(format!("{}/users", srv.base))
         .header("cookie", format!("ykt_session={}", out_admin.token))

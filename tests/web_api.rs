@@ -10,7 +10,7 @@ mod web_common;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use web_common::{PASSWORD, client, login, prepared, scenario, serve};
+use web_common::{PASSWORD, client, login, prepared_on, scenario, serve};
 
 async fn upload(
     base: &str,
@@ -65,11 +65,19 @@ async fn get(base: &str, token: &str, path: &str) -> (StatusCode, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rosters_steps_and_refusals_over_the_api() {
-    let env = prepared(&[
-        ("maker", "dept_maker", "230102"),
-        ("finance", "finance_reviewer", "230102"),
-        ("both", "dept_maker,finance_reviewer", "230102"),
-    ]);
+    ykt_store::testing::each_database_url("web_api", rosters_steps_and_refusals_over_the_api_on)
+        .await;
+}
+
+async fn rosters_steps_and_refusals_over_the_api_on(database_url: Option<String>) {
+    let env = prepared_on(
+        database_url,
+        &[
+            ("maker", "dept_maker", "230102"),
+            ("finance", "finance_reviewer", "230102"),
+            ("both", "dept_maker,finance_reviewer", "230102"),
+        ],
+    );
     let srv = serve(&env.config(), |_| {}).await;
     let base = srv.base.as_str();
     let (maker, _) = login(base, "maker", PASSWORD).await.unwrap();

@@ -156,12 +156,10 @@ pub async fn users_page(
     Ok(layout::page("用户管理", &op, &body))
 }
 
-/// The account `login`, when it exists, must lie in the administrator's region.
-async fn managed(st: &WebState, op: &Operator, login: &str) -> Result<(), PageError> {
-    if let Some(u) = st.store.get_user(login).await? {
-        op.covers(&u.region)?;
-    }
-    Ok(())
+/// The account `login` must exist in the administrator's region: an account outside it gets
+/// the same 404 as none ([`Operator::in_scope`]).
+async fn managed(st: &WebState, op: &Operator, login: &str) -> Result<UserRow, PageError> {
+    op.in_scope(st.store.get_user(login).await?, |u| &u.region, "用户")
 }
 
 fn users_back(r: Result<String, String>) -> Response {

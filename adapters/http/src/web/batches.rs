@@ -34,15 +34,10 @@ pub async fn visible_batches(st: &WebState, user: &User) -> Result<Vec<BatchRow>
     Ok(st.store.batches(None, Some(&user.region)).await?)
 }
 
-/// A batch the user may see, or 404/403.
+/// A batch the user may see, or 404 (the same for a batch outside the user's region as for
+/// none: [`Operator::in_scope`]).
 pub async fn load_batch(st: &WebState, op: &Operator, id: i64) -> Result<BatchRow, PageError> {
-    let b = st
-        .store
-        .batch(id)
-        .await?
-        .ok_or_else(|| PageError::not_found(format!("批次{id}不存在 (no batch {id})")))?;
-    op.covers(&b.region)?;
-    Ok(b)
+    op.in_scope(st.store.batch(id).await?, |b| &b.region, "批次")
 }
 
 /// The steps `user` may take on `b` now, per the kernel's workflow engine.

@@ -219,6 +219,9 @@ pub struct WebState {
     pub provinces: Arc<Vec<Arc<dyn Province>>>,
     /// Unix seconds now (replaceable in tests).
     pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    /// The key signing the login form's CSRF token (random per process: a login page
+    /// loaded before a restart must be loaded again).
+    pub login_key: Arc<[u8; 32]>,
 }
 
 impl WebState {
@@ -230,6 +233,7 @@ impl WebState {
             config: Arc::new(config),
             provinces,
             clock: Arc::new(|| chrono::Utc::now().timestamp()),
+            login_key: Arc::new(rand::random()),
         }
     }
     pub fn now(&self) -> i64 {
