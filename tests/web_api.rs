@@ -358,4 +358,50 @@ async fn rosters_steps_and_refusals_over_the_api_on(database_url: Option<String>
         format!("{}********{}", &id_full[..6], &id_full[14..])
     );
     assert!(srv.store.verify_audit().await.is_ok());
+
+    // The dashboard's aggregates (a bounded number of queries) agree with batch-by-batch
+    // reads, for everything and within one region.
+    for within in [None, Some(ykt_kernel::RegionCode::parse("230102").unwrap())] {
+        let batches = srv.store.batches(None, within.as_ref()).await.unwrap();
+        assert!(batches.len() >= 3, "{}", batches.len());
+        let mut by_region = std::collections::BTreeMap::new();
+        let histories = srv
+            .store
+            .step_history_within(within.as_ref())
+            .await
+            .unwrap();
+        for b in &batches {
+            let t = srv.store.tally(b.id).await.unwrap();
+            let e: &mut ykt_kernel::batch::Tally = by_region.entry(b.region.clone()).or_default();
+            for s in ykt_kernel::batch::LineState::ALL {
+                *e.slot(*s) = e.get(*s) + t.get(*s);
+            }
+            let steps: Vec<(String, String)> = srv
+                .store
+                .batch_steps(b.id)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|s| (s.step, s.actor))
+                .collect();
+            assert_eq!(histories.get(&b.id).cloned().unwrap_or_default(), steps);
+        }
+        assert_eq!(
+            srv.store.tallies_by_region(within.as_ref()).await.unwrap(),
+            by_region
+        );
+    }
+    let dash = client()
+        .get(format!("{base}/"))
+        .bearer_auth(&maker)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        dash.contains("230102000000 成功率") && dash.contains("等待我处理（1）"),
+        "{dash}"
+    );
 }

@@ -46,9 +46,6 @@ pub async fn actions_for(
     b: &BatchRow,
     user: &User,
 ) -> Result<Vec<&'static StepDef>, PageError> {
-    let Some(p) = st.province(&b.province) else {
-        return Ok(Vec::new());
-    };
     let history: Vec<(String, String)> = st
         .store
         .batch_steps(b.id)
@@ -56,17 +53,30 @@ pub async fn actions_for(
         .into_iter()
         .map(|s| (s.step, s.actor))
         .collect();
+    Ok(actions_given(st, b, user, &history))
+}
+
+/// [`actions_for`] with the batch's step history (`(step, actor)`, oldest first) at hand.
+pub fn actions_given(
+    st: &WebState,
+    b: &BatchRow,
+    user: &User,
+    history: &[(String, String)],
+) -> Vec<&'static StepDef> {
+    let Some(p) = st.province(&b.province) else {
+        return Vec::new();
+    };
     let Ok(region) = RegionCode::parse(&b.region) else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
     let facts = BatchFacts {
         id: b.id,
         state: b.state,
         region: &region,
         maker: &b.maker,
-        history: &history,
+        history,
     };
-    Ok(available(p.workflow(), &facts, user))
+    available(p.workflow(), &facts, user)
 }
 
 pub fn state_label(s: &str) -> &str {
