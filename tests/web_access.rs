@@ -76,6 +76,7 @@ const FINANCE: &[Role] = &[Role::FinanceReviewer];
 const UPLOADERS: &[Role] = &[Role::TownshipClerk, Role::DeptMaker];
 const AUDIT: &[Role] = &[Role::Auditor, Role::Admin];
 const ADMIN: &[Role] = &[Role::Admin];
+const POSTERS: &[Role] = &[Role::TownshipClerk, Role::DeptMaker];
 
 /// Routes anyone may call (login pages, static files, the OpenAPI document).
 const PUBLIC: &[(&str, &str)] = &[
@@ -89,7 +90,7 @@ const PUBLIC: &[(&str, &str)] = &[
 /// Session routes (tested in web_session.rs).
 const SESSION: &[(&str, &str)] = &[("POST", "/logout"), ("POST", "/api/v1/logout")];
 
-fn table(line: i64) -> Vec<Row> {
+fn table(line: i64, objection: i64) -> Vec<Row> {
     use Body::*;
     vec![
         row("GET", "/", "/", None, Option::None, false),
@@ -134,6 +135,88 @@ fn table(line: i64) -> Vec<Row> {
             Form("reason=%E6%B5%8B%E8%AF%95"),
             Some(FINANCE),
             true,
+        ),
+        // Province-specific actions. After the step above batch 1 is reviewed enough for
+        // Heilongjiang's bulletin notice: the posters post it (again: nothing changes).
+        row(
+            "POST",
+            "/batches/{id}/bulletin",
+            "/batches/1/bulletin",
+            None,
+            Some(POSTERS),
+            true,
+        ),
+        row(
+            "POST",
+            "/batches/{id}/objections",
+            "/batches/1/objections",
+            Form("text="),
+            Some(POSTERS),
+            true,
+        ),
+        row(
+            "POST",
+            "/objections/{id}/resolve",
+            format!("/objections/{objection}/resolve"),
+            Form("outcome=bogus"),
+            Some(POSTERS),
+            true,
+        ),
+        row(
+            "POST",
+            "/banks/candidates",
+            "/banks/candidates",
+            Form("code="),
+            Some(FINANCE),
+            false,
+        ),
+        row(
+            "POST",
+            "/banks/select",
+            "/banks/select",
+            Form("county="),
+            Some(FINANCE),
+            false,
+        ),
+        row(
+            "POST",
+            "/api/v1/batches/{id}/bulletin",
+            "/api/v1/batches/1/bulletin",
+            None,
+            Some(POSTERS),
+            true,
+        ),
+        row(
+            "POST",
+            "/api/v1/batches/{id}/objections",
+            "/api/v1/batches/1/objections",
+            Json(json!({"text": ""})),
+            Some(POSTERS),
+            true,
+        ),
+        row(
+            "POST",
+            "/api/v1/objections/{id}/resolve",
+            format!("/api/v1/objections/{objection}/resolve"),
+            Json(json!({"upheld": true, "note": ""})),
+            Some(POSTERS),
+            true,
+        ),
+        row(
+            "POST",
+            "/api/v1/banks/candidates",
+            "/api/v1/banks/candidates",
+            Json(json!({"code": "", "name": "", "agreement_no": ""})),
+            Some(FINANCE),
+            false,
+        ),
+        row(
+            "POST",
+            "/api/v1/banks/select",
+            "/api/v1/banks/select",
+            Json(json!({"county": "", "bank": "", "agreement_no": ""})),
+            Some(FINANCE),
+            false,
         ),
         row(
             "GET",
@@ -406,7 +489,16 @@ async fn every_route_refuses_the_roles_and_regions_it_must_on(database_url: Opti
     web_common::second_batch(&env);
     let srv = serve(&env.config(), |_| {}).await;
     let line = srv.store.lines(1, 0, 1).await.unwrap()[0].id;
-    let rows = table(line);
+    // An objection on batch 1 (as Sichuan's publicity records them), for the resolve route.
+    ykt_store::testing::exec(
+        &srv.store,
+        "INSERT INTO sichuan_objections (batch_id, raised_by, content, raised_on, recorded_by, status, at) \
+         VALUES (1, '某*', '测试异议', '2023-05-20', 'maker', 'open', '2023-05-20T00:00:00Z')",
+    )
+    .await
+    .unwrap();
+    let objection = 1;
+    let rows = table(line, objection);
 
     // The table covers exactly the routes the router serves.
     let served: BTreeSet<(&str, &str)> = ykt_http::web::console_routes()
@@ -607,6 +699,41 @@ async fn every_route_refuses_the_roles_and_regions_it_must_on(database_url: Opti
         "{listed}"
     );
     assert!(!srv.store.get_user("maker").await.unwrap().unwrap().disabled);
+
+    // County finance selects banks for its own region only (the form names the county).
+    let out_finance = &sessions["finance_reviewer-out"];
+    let r = client()
+        .post(format!("{}/banks/select", srv.base))
+        .header("cookie", format!("ykt_session={}", out_finance.token))
+        .header("x-csrf-token", &out_finance.csrf)
+        .form(&[("county", IN), ("bank", "ABC-HN"), ("agreement_no", "X-1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(srv.store.henan_county_banks(None).await.unwrap().is_empty());
+    // The bulletin notice was posted once, by a poster of the region, and is public.
+    let bulletins: Vec<_> = srv
+        .store
+        .audit_entries(1, 100_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.record.action == "notice.bulletin")
+        .collect();
+    // (The two posters' requests ran at once: each may have recorded its posting.)
+    assert!(
+        !bulletins.is_empty() && bulletins.len() <= 4,
+        "{}",
+        bulletins.len()
+    );
+    for b in &bulletins {
+        assert!(
+            ["maker", "township_clerk-in"].contains(&b.record.actor.as_str()),
+            "{}",
+            b.record.actor
+        );
+    }
 
     // Public routes answer without a session.
     for (m, p) in [

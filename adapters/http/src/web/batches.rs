@@ -215,6 +215,22 @@ pub async fn detail_page(
     } else {
         Vec::new()
     };
+    // Sichuan: the objections raised during the publicity (川财办〔2018〕61号: 公示期内的异议).
+    let objections = if b.province == "sichuan" {
+        st.store.sichuan_objections(id).await?
+    } else {
+        Vec::new()
+    };
+    let poster = super::provinces::NOTICE_POSTERS
+        .iter()
+        .any(|r| op.user.has(*r));
+    // Heilongjiang: the bulletin-board notice once the batch is reviewed (塔河县方案(七)).
+    let may_bulletin = b.province == "heilongjiang"
+        && poster
+        && !matches!(
+            b.state,
+            BatchState::Draft | BatchState::Returned | BatchState::Cancelled
+        );
     let may_correct = op.user.has(Role::DeptMaker) && op.user.covers_str(&b.region);
     let may_refund = op.user.has(Role::FinanceReviewer) && op.user.covers_str(&b.region);
     // After dispatch, a pending line is a corrected one waiting to be paid again.
@@ -268,9 +284,44 @@ pub async fn detail_page(
                             }
                         }))
                 }
+                @if may_bulletin {
+                    (action_form(&op, &format!("/batches/{id}/bulletin"), "张贴公示栏公示",
+                        &format!("确认发布批次{id}的公示栏公示（脱敏）？"), html! {}))
+                }
                 @if may_correct && corrected_waiting {
                     (action_form(&op, &format!("/batches/{id}/redispatch"), "再次发放已更正明细",
                         "确认将已更正的明细再次交银行发放？", html! {}))
+                }
+            }
+        }
+        @if b.province == "sichuan" {
+            section.card {
+                h2 { "公示异议（" (objections.len()) "）" }
+                table.data id="objections" {
+                    thead { tr { th { "#" } th { "明细" } th { "提出人" } th { "内容" } th { "登记" } th { "状态" } th { "处理意见" } @if poster { th { "处理" } } } }
+                    tbody { @for o in &objections {
+                        tr {
+                            td { (o.id) } td { (o.line_id.map(|l| l.to_string()).unwrap_or_default()) }
+                            td { (o.raised_by) } td.wrap { (o.content) } td { (o.recorded_by) "，" (o.raised_on) }
+                            td { (match o.status.as_str() { "open" => "待处理", "upheld" => "成立", "dismissed" => "不成立", s => s }) }
+                            td.wrap { (o.resolution.as_deref().unwrap_or("")) }
+                            @if poster { td { @if o.status == "open" {
+                                (action_form(&op, &format!("/objections/{}/resolve", o.id), "处理",
+                                    &format!("确认处理异议{}？成立的异议将把该笔明细从批次中剔除。", o.id), html! {
+                                        select name="outcome" { option value="dismissed" { "不成立" } option value="upheld" { "成立" } }
+                                        input type="text" name="note" placeholder="处理意见（必填）" required;
+                                    }))
+                            } } }
+                        }
+                    } }
+                }
+                @if poster {
+                    (action_form(&op, &format!("/batches/{id}/objections"), "登记异议",
+                        "确认登记该异议？", html! {
+                            label { "明细编号 " input type="text" name="line" inputmode="numeric" size="8" placeholder="可空"; }
+                            label { "提出人 " input type="text" name="by" placeholder="姓名（脱敏保存）"; }
+                            label { "异议内容 " input type="text" name="text" required; }
+                        }))
                 }
             }
         }

@@ -15,7 +15,13 @@ use ykt_kernel::ports::FailureReason;
 /// 代发银行与协议: Henan's candidate banks and each county's selection (濮阳规程 第十四、十五条),
 /// Sichuan's agency agreements (川财办〔2018〕61号: 部门与合作银行签订代发协议), within the
 /// user's region.
-pub async fn banks_page(State(st): State<WebState>, op: Operator) -> Result<Markup, PageError> {
+pub async fn banks_page(
+    State(st): State<WebState>,
+    op: Operator,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Markup, PageError> {
+    let henan = st.province("henan").is_some();
+    let finance = op.user.has(ykt_kernel::Role::FinanceReviewer);
     let prefix = op.user.region.prefix().to_owned();
     let candidates = st.store.henan_candidates().await?;
     let county: Vec<_> = st
@@ -27,6 +33,27 @@ pub async fn banks_page(State(st): State<WebState>, op: Operator) -> Result<Mark
         .collect();
     let agreements = st.store.sichuan_agreements(Some(&prefix)).await?;
     let body = html! {
+        (layout::flash(q.get("ok").map(String::as_str), q.get("err").map(String::as_str)))
+        @if henan && finance {
+            section.card id="bank-forms" {
+                h2 { "河南省：登记备选代发银行（省财政厅）" }
+                (layout::action_form(&op, "/banks/candidates", "列入备选名单", "确认将该银行列入备选代发金融机构？", html! {
+                    label { "银行代码 " input type="text" name="code" required placeholder="如 ABC-HN" size="10"; }
+                    label { "银行名称 " input type="text" name="name" required; }
+                    label { "委托代理协议编号 " input type="text" name="agreement_no" required; }
+                    label.check { input type="checkbox" name="connected" checked; "已对接一卡通系统" }
+                    label.check { input type="checkbox" name="free_interbank" checked; "支持免费跨行发放" }
+                }))
+                h2 { "河南省：县（区）选定代发银行（县级财政）" }
+                (layout::action_form(&op, "/banks/select", "选定", "确认选定该银行为本县（区）代发银行？", html! {
+                    label { "县（区）区划 " input type="text" name="county" required value=(op.user.region.prefix()) size="12"; }
+                    label { "银行 " select name="bank" required {
+                        @for c in &candidates { option value=(c.code) { (c.name) "（" (c.code) "）" } }
+                    } }
+                    label { "县级代发协议编号 " input type="text" name="agreement_no" required; }
+                }))
+            }
+        }
         @if !candidates.is_empty() || !county.is_empty() {
             section.card {
                 h2 { "河南省：代发银行备选库" }
@@ -62,7 +89,7 @@ pub async fn banks_page(State(st): State<WebState>, op: Operator) -> Result<Mark
         @if candidates.is_empty() && county.is_empty() && agreements.is_empty() {
             p.muted { "本辖区尚无代发银行或代发协议记录。黑龙江省由国库集中支付代理银行打卡发放，无需单独协议。" }
         }
-        p.muted { "登记与变更请使用 ykt henan bank、ykt sichuan agreement 命令（控制台录入待补充）。" }
+        p.muted { "四川省代发协议的登记与河南省撤销选定、银行接口凭据仍使用 ykt sichuan agreement、ykt henan bank deselect|credential 命令。" }
     };
     Ok(layout::page("代发银行与协议", &op, &body))
 }
