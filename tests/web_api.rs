@@ -309,33 +309,124 @@ async fn rosters_steps_and_refusals_over_the_api_on(database_url: Option<String>
     );
 
     // Finance's procedural review picks one of the county's two agent banks (第二十一条).
+    // The banks are registered from the console and the API (the CLI's code path): provincial
+    // finance lists candidates, county finance selects, each refused the other's task.
     env.add_user("hn-province-cz", "finance_reviewer", "41");
+    let (province_cz, _) = login(base, "hn-province-cz", PASSWORD).await.unwrap();
+    let candidate = |code: &str, name: &str| {
+        json!({"code": code, "name": name, "agreement_no": format!("{code}-协议"),
+               "connected": true, "free_interbank": true})
+    };
+    let (st, e) = post(
+        base,
+        &finance,
+        "/api/v1/banks/candidates",
+        candidate("ABC-HN", "中国农业银行"),
+    )
+    .await;
+    assert_eq!(
+        st,
+        StatusCode::FORBIDDEN,
+        "county finance lists no candidate: {e}"
+    );
     for (code, name) in [("ABC-HN", "中国农业银行"), ("PSBC-HN", "中国邮政储蓄银行")]
     {
-        env.ok(&[
-            "henan",
-            "bank",
-            "add",
-            code,
-            "--name",
-            name,
-            "--agreement",
-            &format!("{code}-协议"),
-            "--user",
-            "hn-province-cz",
-        ]);
-        env.ok(&[
-            "henan",
-            "bank",
-            "select",
-            "230102",
-            code,
-            "--agreement",
-            &format!("{code}-县协议"),
-            "--user",
-            "finance",
-        ]);
+        let (st, e) = post(
+            base,
+            &province_cz,
+            "/api/v1/banks/candidates",
+            candidate(code, name),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{e}");
     }
+    let (st, e) = post(
+        base,
+        &province_cz,
+        "/api/v1/banks/candidates",
+        candidate("ABC-HN", "中国农业银行"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "already a candidate: {e}");
+    // One selection through the console's form (cookie and CSRF field), one through the API.
+    let (fin_cookie, fin_csrf) = login(base, "finance", PASSWORD).await.unwrap();
+    let r = client()
+        .post(format!("{base}/banks/select"))
+        .header("cookie", format!("ykt_session={fin_cookie}"))
+        .form(&[
+            ("_csrf", fin_csrf.as_str()),
+            ("county", "230102"),
+            ("bank", "ABC-HN"),
+            ("agreement_no", "ABC-HN-县协议"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/banks?ok=")
+    );
+    let (st, e) = post(
+        base,
+        &finance,
+        "/api/v1/banks/select",
+        json!({"county": "230102", "bank": "PSBC-HN", "agreement_no": "PSBC-HN-县协议"}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{e}");
+    let (st, e) = post(
+        base,
+        &finance,
+        "/api/v1/banks/select",
+        json!({"county": "230103", "bank": "PSBC-HN", "agreement_no": "x"}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "another county: {e}");
+    let selected: Vec<String> = srv
+        .store
+        .henan_county_banks(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| format!("{} {} {}", c.county, c.bank, c.selected_by))
+        .collect();
+    assert_eq!(
+        selected,
+        vec![
+            "230102000000 ABC-HN finance".to_owned(),
+            "230102000000 PSBC-HN finance".to_owned()
+        ]
+    );
+    let banks_page = client()
+        .get(format!("{base}/banks"))
+        .bearer_auth(&finance)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(banks_page.contains("中国邮政储蓄银行") && banks_page.contains("PSBC-HN-县协议"));
+
+    // Heilongjiang's bulletin-board notice of the submitted batch 1, from the API: published
+    // (masked) for the public portal; a draft batch is refused.
+    let (st, n) = post(base, &maker, "/api/v1/batches/1/bulletin", json!({})).await;
+    assert_eq!(st, StatusCode::OK, "{n}");
+    let notice_id = n["notice"]["id"].as_str().unwrap().to_owned();
+    assert!(
+        srv.store
+            .notices(Some("230102"))
+            .await
+            .unwrap()
+            .iter()
+            .any(|x| x.id == notice_id)
+    );
+    let (st, e) = post(base, &maker, "/api/v1/batches/2/bulletin", json!({})).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "draft: {e}");
+    assert!(e["message"].as_str().unwrap().contains("尚未审核"), "{e}");
     let review = format!("/api/v1/batches/{henan_batch}/steps/finance_review");
     let (st, e) = post(base, &finance, &review, json!({})).await;
     assert_eq!(st, StatusCode::FORBIDDEN, "two banks and none chosen: {e}");
