@@ -628,6 +628,12 @@ pub async fn serve(cfg: &Config, listen: Option<String>) -> anyhow::Result<u8> {
         areas.push(crate::provinces::henan::serve::bank_area(cfg, &store).await?);
         also.push_str("、河南银行接口 /henan/bank/v1（Bearer 凭据）");
     }
+    #[cfg(feature = "province-heilongjiang")]
+    if cfg.province.as_deref().is_none_or(|p| p == "heilongjiang")
+        && let Some(secs) = crate::provinces::heilongjiang::spawn_collector(cfg, &store)?
+    {
+        outln!("黑龙江：每{secs}秒为已交银行发放的批次接收发放结果反馈（collect_seconds）");
+    }
     // The public portal (补贴政策, 补贴查询, 公示公告); Henan's policies come from its library.
     #[allow(unused_mut)]
     let mut current: Vec<Box<dyn ykt_kernel::province::Province>> = Vec::new();
