@@ -103,11 +103,14 @@ pub async fn bulletin_submit(
     Path(id): Path<i64>,
 ) -> Response {
     let r = bulletin(&st, &op, id).await.map(|n| {
+        let until = n
+            .until
+            .as_deref()
+            .map(|u| format!("，公示期至{u}"))
+            .unwrap_or_default();
         format!(
-            "公示栏公示「{}」已发布（{}，公示期至{}），公众可在公示公告中查看和打印",
-            n.title,
-            n.published_on,
-            n.until.as_deref().unwrap_or("—")
+            "公示栏公示「{}」已发布（{}{until}），公众可在公示公告中查看和打印",
+            n.title, n.published_on
         )
     });
     page_answer(&format!("/batches/{id}"), r)

@@ -45,13 +45,14 @@ pub async fn banks_page(
                     label.check { input type="checkbox" name="free_interbank" checked; "支持免费跨行发放" }
                 }))
                 h2 { "河南省：县（区）选定代发银行（县级财政）" }
-                (layout::action_form(&op, "/banks/select", "选定", "确认选定该银行为本县（区）代发银行？", html! {
+                @if candidates.is_empty() { p.muted { "备选名单为空：须先由省财政厅登记备选代发银行。" } }
+                @else { (layout::action_form(&op, "/banks/select", "选定", "确认选定该银行为本县（区）代发银行？", html! {
                     label { "县（区）区划 " input type="text" name="county" required value=(op.user.region.prefix()) size="12"; }
                     label { "银行 " select name="bank" required {
                         @for c in &candidates { option value=(c.code) { (c.name) "（" (c.code) "）" } }
                     } }
                     label { "县级代发协议编号 " input type="text" name="agreement_no" required; }
-                }))
+                })) }
             }
         }
         @if !candidates.is_empty() || !county.is_empty() {
