@@ -436,6 +436,103 @@ async fn rosters_steps_and_refusals_over_the_api_on(database_url: Option<String>
     assert_eq!(st, StatusCode::OK, "{done}");
     assert_eq!(done["batch"]["state"], "approved");
 
+    // Sichuan from the console and the API: publicity objections (recorded by the township,
+    // resolved), and the plan declaration taken with `request_plan` (`ykt sichuan plan`).
+    env.add_user("township", "township_clerk", "230102");
+    env.add_user("head", "dept_head", "230102");
+    let (township, township_csrf) = login(base, "township", PASSWORD).await.unwrap();
+    let (head, _) = login(base, "head", PASSWORD).await.unwrap();
+    let roster_csv = std::fs::read(scenario().join("roster.csv")).unwrap();
+    let (st, r) = upload(
+        base,
+        &maker,
+        "sichuan",
+        "SC09-1-1",
+        "2023-05",
+        "roster.csv",
+        roster_csv,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    let sc = r["result"]["batches"][0].as_i64().unwrap();
+    let step = |who: &str, code: &str| {
+        let (who, path) = (who.to_owned(), format!("/api/v1/batches/{sc}/steps/{code}"));
+        async move { post(base, &who, &path, json!({})).await }
+    };
+    let (st, e) = step(&township, "start_publicity").await;
+    assert_eq!(st, StatusCode::OK, "{e}");
+    let r = client()
+        .post(format!("{base}/batches/{sc}/objections"))
+        .header("cookie", format!("ykt_session={township}"))
+        .form(&[
+            ("_csrf", township_csrf.as_str()),
+            ("by", "张三"),
+            ("text", "本组困难户是否均已纳入公示名单"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(r.headers()["location"].to_str().unwrap().contains("ok="));
+    let objections = srv.store.sichuan_objections(sc).await.unwrap();
+    assert_eq!(objections.len(), 1);
+    assert_eq!(objections[0].raised_by, "张*", "masked");
+    let oid = objections[0].id;
+    let (st, e) = post(
+        base,
+        &finance,
+        &format!("/api/v1/objections/{oid}/resolve"),
+        json!({"upheld": false, "note": "经核对名单无遗漏"}),
+    )
+    .await;
+    assert_eq!(
+        st,
+        StatusCode::FORBIDDEN,
+        "finance does not resolve objections: {e}"
+    );
+    let (st, e) = post(
+        base,
+        &township,
+        &format!("/api/v1/objections/{oid}/resolve"),
+        json!({"upheld": false, "note": "经核对名单无遗漏"}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{e}");
+    assert_eq!(
+        srv.store
+            .sichuan_objection(oid)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "dismissed"
+    );
+    // A week later (the publicity lasts 7 days): the same database, the platform's date moved.
+    let mut cfg = env.config();
+    cfg.today = chrono::NaiveDate::from_ymd_opt(2023, 5, 28);
+    let later = serve(&cfg, |_| {}).await;
+    let base = later.base.as_str();
+    let step = |who: &str, code: &str| {
+        let (who, path) = (who.to_owned(), format!("/api/v1/batches/{sc}/steps/{code}"));
+        async move { post(base, &who, &path, json!({})).await }
+    };
+    let (st, e) = step(&township, "township_submit").await;
+    assert_eq!(st, StatusCode::OK, "{e}");
+    let (st, e) = step(&head, "dept_review").await;
+    assert_eq!(st, StatusCode::OK, "{e}");
+    assert!(srv.store.sichuan_plans(sc).await.unwrap().is_empty());
+    let (st, e) = step(&maker, "request_plan").await;
+    assert_eq!(st, StatusCode::OK, "{e}");
+    assert_eq!(e["batch"]["state"], "funding_requested", "{e}");
+    let plans = srv.store.sichuan_plans(sc).await.unwrap();
+    assert_eq!(
+        plans.len(),
+        1,
+        "the plan declaration is recorded with the step"
+    );
+    assert_eq!(plans[0].declared_by, "maker");
+    let base = srv.base.as_str();
+
     // Lines: full data for the department, masked for finance.
     let (_, full) = get(base, &maker, "/api/v1/batches/1/lines?limit=1").await;
     let (_, masked) = get(base, &finance, "/api/v1/batches/1/lines?limit=1").await;

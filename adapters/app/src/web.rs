@@ -253,6 +253,41 @@ impl ConsoleOps for AppConsole {
                 .map_err(henan_err)?;
                 Ok(vec![done_of(&r)])
             }
+            // `ykt sichuan plan ID`: the plan declaration is recorded with `request_plan`;
+            // `ykt sichuan review ID`: finance's procedural review compares the three figures
+            // and approves or returns the batch with every mismatch (乐山办法 三(四)1).
+            #[cfg(feature = "province-sichuan")]
+            "sichuan" if step == "request_plan" || step == "finance_review" => {
+                use crate::provinces::sichuan::ops as sc;
+                let p =
+                    crate::provinces::sichuan::platform(&self.cfg, &self.store).map_err(any_err)?;
+                let report = if step == "request_plan" {
+                    let (plan, r) = sc::declare_plan(&p, batch, None, None, user)
+                        .await
+                        .map_err(sichuan_err)?;
+                    match r {
+                        Some(r) => r,
+                        None => {
+                            return Ok(vec![StepDone {
+                                step: step.to_owned(),
+                                label: "申报用款计划".to_owned(),
+                                from: None,
+                                to: None,
+                                note: format!(
+                                    "用款计划已登记：{}笔，{}元",
+                                    plan.count, plan.amount
+                                ),
+                            }]);
+                        }
+                    }
+                } else {
+                    sc::review(&p, batch, user)
+                        .await
+                        .map_err(sichuan_err)?
+                        .report
+                };
+                Ok(vec![done_of(&report)])
+            }
             // `ykt batch step`.
             other => {
                 let r = self
