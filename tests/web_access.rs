@@ -90,7 +90,7 @@ const PUBLIC: &[(&str, &str)] = &[
 /// Session routes (tested in web_session.rs).
 const SESSION: &[(&str, &str)] = &[("POST", "/logout"), ("POST", "/api/v1/logout")];
 
-fn table(line: i64, objection: i64) -> Vec<Row> {
+fn table(line: i64, objection: i64, requests: [i64; 2]) -> Vec<Row> {
     use Body::*;
     vec![
         row("GET", "/", "/", None, Option::None, false),
@@ -160,6 +160,40 @@ fn table(line: i64, objection: i64) -> Vec<Row> {
             format!("/objections/{objection}/resolve"),
             Form("outcome=bogus"),
             Some(POSTERS),
+            true,
+        ),
+        // Henan's change requests filed in 230102: county finance approves (request A from the
+        // page, B from the API); a rejection without a reason is refused before anything.
+        row(
+            "POST",
+            "/library/requests/{id}/approve",
+            format!("/library/requests/{}/approve", requests[0]),
+            Form("note="),
+            Some(FINANCE),
+            true,
+        ),
+        row(
+            "POST",
+            "/library/requests/{id}/reject",
+            format!("/library/requests/{}/reject", requests[0]),
+            Form("note="),
+            Some(FINANCE),
+            true,
+        ),
+        row(
+            "POST",
+            "/api/v1/library/requests/{id}/approve",
+            format!("/api/v1/library/requests/{}/approve", requests[1]),
+            Json(json!({})),
+            Some(FINANCE),
+            true,
+        ),
+        row(
+            "POST",
+            "/api/v1/library/requests/{id}/reject",
+            format!("/api/v1/library/requests/{}/reject", requests[1]),
+            Json(json!({"note": ""})),
+            Some(FINANCE),
             true,
         ),
         row(
@@ -498,7 +532,28 @@ async fn every_route_refuses_the_roles_and_regions_it_must_on(database_url: Opti
     .await
     .unwrap();
     let objection = 1;
-    let rows = table(line, objection);
+    // Two change requests to withdraw a project of Henan's shipped library (seeded by the
+    // first `ykt henan` command), filed in 230102.
+    env.ok(&["henan", "library", "list"]);
+    let project = srv.store.henan_library().await.unwrap().remove(0);
+    let mut requests = [0; 2];
+    for slot in &mut requests {
+        *slot = srv
+            .store
+            .henan_file_change(&ykt_store::henan::NewChange {
+                kind: "withdraw",
+                code: &project.code,
+                entry: &project.entry,
+                reason: "测试",
+                region: "230102000000",
+                actor: "maker",
+                role: "dept_maker",
+                on: "2023-05-20",
+            })
+            .await
+            .unwrap();
+    }
+    let rows = table(line, objection, requests);
 
     // The table covers exactly the routes the router serves.
     let served: BTreeSet<(&str, &str)> = ykt_http::web::console_routes()
@@ -733,6 +788,12 @@ async fn every_route_refuses_the_roles_and_regions_it_must_on(database_url: Opti
             "{}",
             b.record.actor
         );
+    }
+
+    // Both requests were approved once, by the region's county finance.
+    for id in requests {
+        let c = srv.store.henan_change(id).await.unwrap().unwrap();
+        assert_eq!(c.state, "reviewed", "request {id}");
     }
 
     // Public routes answer without a session.

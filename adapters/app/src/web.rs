@@ -568,6 +568,25 @@ impl ConsoleOps for AppConsole {
             .map_err(henan_err)
     }
 
+    // `ykt henan library approve|reject`.
+    #[cfg(feature = "province-henan")]
+    async fn henan_change_step(
+        &self,
+        id: i64,
+        user: &User,
+        reject: bool,
+        note: Option<&str>,
+    ) -> Result<String, OpError> {
+        let ctx = self.henan().await?;
+        let r = henan_ops!(self, ctx)
+            .change_step(id, user, reject, note)
+            .await
+            .map_err(henan_err)?;
+        Ok(ykt_province_henan::library::ChangeState::parse(&r.state)
+            .map(|s| s.label_zh().to_owned())
+            .unwrap_or(r.state))
+    }
+
     // `ykt sichuan objection add`.
     #[cfg(feature = "province-sichuan")]
     async fn sichuan_raise_objection(

@@ -29,7 +29,7 @@ pub async fn catalog_page(State(st): State<WebState>, op: Operator) -> Result<Ma
                 }
             }
         }
-        p.muted { "河南省项目库及其变更申请见 " a href="/library" { "项目库" } "（变更申请的提交与审批目前使用 ykt henan library 命令）。" }
+        p.muted { "河南省项目库及其变更申请见 " a href="/library" { "项目库" } "（变更申请在项目库页面审核；填报仍使用 ykt henan library request add 命令）。" }
     };
     Ok(layout::page("补贴项目", &op, &body))
 }

@@ -74,6 +74,16 @@ fn table() -> Vec<(&'static str, &'static str, MethodRouter<WebState>)> {
         ),
         (
             "POST",
+            "/api/v1/library/requests/{id}/approve",
+            post(super::provinces::api_change_approve),
+        ),
+        (
+            "POST",
+            "/api/v1/library/requests/{id}/reject",
+            post(super::provinces::api_change_reject),
+        ),
+        (
+            "POST",
             "/api/v1/banks/candidates",
             post(super::provinces::api_candidate),
         ),

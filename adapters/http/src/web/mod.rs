@@ -223,6 +223,19 @@ pub trait ConsoleOps: Send + Sync {
         let _ = (user, county, bank, agreement_no);
         Err(not_compiled("河南省"))
     }
+    /// Henan: the next approval of a project-library change request (county → city →
+    /// province finance; the province's approval applies it), or its rejection (`ykt henan
+    /// library approve|reject`); the request's new state, in Chinese.
+    async fn henan_change_step(
+        &self,
+        id: i64,
+        user: &User,
+        reject: bool,
+        note: Option<&str>,
+    ) -> Result<String, OpError> {
+        let _ = (id, user, reject, note);
+        Err(not_compiled("河南省"))
+    }
     /// Sichuan: record an objection raised during the pre-payment publicity (`ykt sichuan
     /// objection add`); the objection's id.
     async fn sichuan_raise_objection(
@@ -374,6 +387,16 @@ fn table() -> Vec<(&'static str, &'static str, MethodRouter<WebState>)> {
             "POST",
             "/objections/{id}/resolve",
             post(provinces::resolve_submit),
+        ),
+        (
+            "POST",
+            "/library/requests/{id}/approve",
+            post(provinces::change_approve_submit),
+        ),
+        (
+            "POST",
+            "/library/requests/{id}/reject",
+            post(provinces::change_reject_submit),
         ),
         (
             "POST",

@@ -1,7 +1,7 @@
 //! Province-specific actions in the console and the API, each performed by [`ConsoleOps`]
 //! with the CLI's code path (no rule of a province here): Heilongjiang's bulletin-board
-//! notice, Henan's candidate agent banks and each county's selection, Sichuan's publicity
-//! objections. Every handler goes through the one guard: the record looked up in the
+//! notice, Henan's candidate agent banks and each county's selection and the approvals of
+//! its project-library change requests, Sichuan's publicity objections. Every handler goes through the one guard: the record looked up in the
 //! user's scope ([`Operator::in_scope`], 404 outside it), then the route's roles
 //! ([`Operator::require`]), then the form, then the province's own checks.
 //!
@@ -445,5 +445,109 @@ pub async fn api_select(
         select_bank(&st, &op, &f)
             .await
             .map(|()| json!({"county": f.county.trim(), "bank": f.bank.trim()})),
+    )
+}
+
+// ---- Henan: project-library change requests -------------------------------------------------
+
+/// A change request the user may see (filed in the user's scope), or 404, the same as for
+/// none.
+pub async fn load_change(
+    st: &WebState,
+    op: &Operator,
+    id: i64,
+) -> Result<ykt_store::henan::ChangeRow, PageError> {
+    op.in_scope(st.store.henan_change(id).await?, |c| &c.region, "变更申请")
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct NoteForm {
+    #[serde(default)]
+    pub note: String,
+}
+
+async fn change_step(
+    st: &WebState,
+    op: &Operator,
+    id: i64,
+    reject: bool,
+    note: &str,
+) -> Result<String, Failed> {
+    load_change(st, op, id).await?;
+    op.require(BANK_FINANCE)?;
+    let note = Some(note.trim()).filter(|n| !n.is_empty());
+    if reject && note.is_none() {
+        return Err(invalid("不予通过须填写理由 (a rejection needs a reason)"));
+    }
+    let state = st.ops.henan_change_step(id, &op.user, reject, note).await?;
+    audit(
+        st,
+        &op.user.login,
+        op.audit_role(),
+        if reject {
+            "web.library_reject"
+        } else {
+            "web.library_approve"
+        },
+        format!("library_request:{id}"),
+        json!({}),
+    )
+    .await;
+    Ok(state)
+}
+
+/// `POST /library/requests/{id}/approve`.
+pub async fn change_approve_submit(
+    State(st): State<WebState>,
+    op: Operator,
+    Path(id): Path<i64>,
+    axum::Form(f): axum::Form<NoteForm>,
+) -> Response {
+    let r = change_step(&st, &op, id, false, &f.note)
+        .await
+        .map(|s| format!("变更申请{id}：{s}"));
+    page_answer("/library", r)
+}
+
+/// `POST /library/requests/{id}/reject`.
+pub async fn change_reject_submit(
+    State(st): State<WebState>,
+    op: Operator,
+    Path(id): Path<i64>,
+    axum::Form(f): axum::Form<NoteForm>,
+) -> Response {
+    let r = change_step(&st, &op, id, true, &f.note)
+        .await
+        .map(|s| format!("变更申请{id}：{s}"));
+    page_answer("/library", r)
+}
+
+/// `POST /api/v1/library/requests/{id}/approve` with `{note?}`.
+pub async fn api_change_approve(
+    State(st): State<WebState>,
+    op: Operator,
+    Path(id): Path<i64>,
+    body: Option<Json<NoteForm>>,
+) -> Response {
+    let note = body.map(|Json(b)| b.note).unwrap_or_default();
+    api_answer(
+        change_step(&st, &op, id, false, &note)
+            .await
+            .map(|s| json!({"request": id, "state": s})),
+    )
+}
+
+/// `POST /api/v1/library/requests/{id}/reject` with `{note}`.
+pub async fn api_change_reject(
+    State(st): State<WebState>,
+    op: Operator,
+    Path(id): Path<i64>,
+    body: Option<Json<NoteForm>>,
+) -> Response {
+    let note = body.map(|Json(b)| b.note).unwrap_or_default();
+    api_answer(
+        change_step(&st, &op, id, true, &note)
+            .await
+            .map(|s| json!({"request": id, "state": s})),
     )
 }

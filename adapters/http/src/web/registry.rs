@@ -96,10 +96,51 @@ pub async fn banks_page(
 }
 
 /// 河南省补贴项目库 and its change requests (濮阳规程 第十至十二条).
-pub async fn library_page(State(st): State<WebState>, op: Operator) -> Result<Markup, PageError> {
+pub async fn library_page(
+    State(st): State<WebState>,
+    op: Operator,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Markup, PageError> {
     let rows = st.store.henan_library().await?;
     let history = st.store.henan_library_history(None).await?;
+    // The change requests filed in the user's scope; finance approves the open ones (county →
+    // city → province, 濮阳规程 第十二条), the province's own rules deciding who may.
+    let requests: Vec<_> = st
+        .store
+        .henan_changes()
+        .await?
+        .into_iter()
+        .filter(|c| op.covers(&c.region).is_ok())
+        .collect();
+    let finance = op.user.has(ykt_kernel::Role::FinanceReviewer);
     let body = html! {
+        (layout::flash(q.get("ok").map(String::as_str), q.get("err").map(String::as_str)))
+        @if !requests.is_empty() {
+            section.card {
+                h2 { "变更申请（" (requests.len()) "）" }
+                table.data id="library-requests" {
+                    thead { tr { th { "#" } th { "类别" } th { "项目" } th { "理由" } th { "填报单位" } th { "填报" } th { "状态" } @if finance { th { "审核" } } } }
+                    tbody { @for c in &requests {
+                        @let open = !matches!(c.state.as_str(), "applied" | "rejected");
+                        tr {
+                            td { (c.id) } td { (c.kind) } td.mono { (c.code) } td.wrap { (c.reason) }
+                            td { (c.region) } td { (c.filed_by) "，" (c.filed_on) } td { (c.state) }
+                            @if finance { td { @if open {
+                                (layout::action_form(&op, &format!("/library/requests/{}/approve", c.id), "审核通过",
+                                    &format!("确认审核通过变更申请{}？", c.id), html! {
+                                        input type="text" name="note" placeholder="意见（可空）";
+                                    }))
+                                (layout::action_form(&op, &format!("/library/requests/{}/reject", c.id), "不予通过",
+                                    &format!("确认不予通过变更申请{}？", c.id), html! {
+                                        input type="text" name="note" placeholder="理由（必填）" required;
+                                    }))
+                            } } }
+                        }
+                    } }
+                }
+                p.muted { "变更申请的填报（申请表）仍使用 ykt henan library request add 命令。" }
+            }
+        }
         @if rows.is_empty() { p.muted { "项目库尚未建立（仅河南省部署使用）。" } }
         @else {
             section.card {
