@@ -533,6 +533,56 @@ async fn rosters_steps_and_refusals_over_the_api_on(database_url: Option<String>
     assert_eq!(plans[0].declared_by, "maker");
     let base = srv.base.as_str();
 
+    // Henan's project library: a withdrawal filed by the department (`ykt henan library
+    // request`), approved from the API by county, city and provincial finance in turn, each
+    // level refused the others' step; the province's approval withdraws the project.
+    env.add_user("city-cz", "finance_reviewer", "2301");
+    env.add_user("prov-cz", "finance_reviewer", "23");
+    let (city, _) = login(base, "city-cz", PASSWORD).await.unwrap();
+    let (prov, _) = login(base, "prov-cz", PASSWORD).await.unwrap();
+    let project = srv.store.henan_library().await.unwrap().remove(0);
+    env.ok(&[
+        "henan",
+        "library",
+        "request",
+        "withdraw",
+        "--code",
+        &project.code,
+        "--user",
+        "maker",
+        "--reason",
+        "政策到期",
+    ]);
+    let req = srv.store.henan_changes().await.unwrap().last().unwrap().id;
+    let approve = |who: &str| {
+        let (who, path) = (
+            who.to_owned(),
+            format!("/api/v1/library/requests/{req}/approve"),
+        );
+        async move { post(base, &who, &path, json!({"note": "同意"})).await }
+    };
+    let (st, e) = approve(&prov).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "the county reviews first: {e}");
+    for (who, state) in [
+        (&finance, "同级财政已审核"),
+        (&city, "市财政局已复核"),
+        (&prov, "省财政厅已调整入库"),
+    ] {
+        let (st, e) = approve(who).await;
+        assert_eq!(
+            (st, e["state"].as_str()),
+            (StatusCode::OK, Some(state)),
+            "{e}"
+        );
+    }
+    let after = srv
+        .store
+        .henan_library_entry(&project.code)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.status, "withdrawn");
+
     // Lines: full data for the department, masked for finance.
     let (_, full) = get(base, &maker, "/api/v1/batches/1/lines?limit=1").await;
     let (_, masked) = get(base, &finance, "/api/v1/batches/1/lines?limit=1").await;
