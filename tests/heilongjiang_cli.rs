@@ -360,8 +360,42 @@ fn the_cycle_driven_by_hand_with_roles_enforced() {
         "daoli-finance",
     ]));
     assert!(t.contains("已交银行发放"), "{t}");
-    let t = ok(&e.ykt(&["heilongjiang", "collect", "1"]));
-    assert!(t.contains("逐笔发放完毕"), "{t}");
+    // The returns are collected by `ykt serve` on its timer (`collect_seconds`, the code
+    // path of `ykt heilongjiang collect`): the batch settles without anyone running it.
+    let by_hand = e.settings.clone();
+    e.settings = Some(format!(
+        "{{budget_url=\"http://127.0.0.1:{bp}\", collect_seconds=1}}"
+    ));
+    let mut serve = e
+        .cmd(&["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let settled = loop {
+        let t = ok(&e.ykt(&["batch", "show", "1"]));
+        if t.contains("逐笔发放完毕") {
+            break true;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    let _ = serve.kill();
+    let served = serve.wait_with_output().unwrap();
+    assert!(
+        settled,
+        "ykt serve did not collect the results within 60 s:\n{}\n{}",
+        out(&served),
+        err(&served)
+    );
+    assert!(out(&served).contains("collect_seconds"), "{}", out(&served));
+    e.settings = by_hand;
+    // Nothing left to collect by hand: the step is no longer available.
+    let o = e.ykt(&["heilongjiang", "collect", "1"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     let t = ok(&e.ykt(&[
         "heilongjiang",
         "step",

@@ -3,6 +3,8 @@
 //! it (232722 塔河县), and without a session. A route refuses (403) exactly the roles and
 //! regions it must; without a session pages redirect to the login and the API answers 401.
 //! The table must name every route the router serves, so a new route cannot go unchecked.
+//! A record outside the user's region is answered exactly as a record that does not exist
+//! (404, same body), so ids outside the scope cannot be probed.
 
 // The scenario uses the Heilongjiang catalogue and workflow.
 #![cfg(feature = "province-heilongjiang")]
@@ -12,7 +14,7 @@ mod web_common;
 use reqwest::StatusCode;
 use serde_json::json;
 use std::collections::BTreeSet;
-use web_common::{client, login, prepared, serve};
+use web_common::{client, login, prepared_on, serve};
 use ykt_kernel::Role;
 
 const IN: &str = "230102";
@@ -37,6 +39,7 @@ enum Body {
     Multipart,
 }
 
+#[derive(Clone)]
 struct Row {
     method: &'static str,
     /// The route as the router names it.
@@ -73,6 +76,7 @@ const FINANCE: &[Role] = &[Role::FinanceReviewer];
 const UPLOADERS: &[Role] = &[Role::TownshipClerk, Role::DeptMaker];
 const AUDIT: &[Role] = &[Role::Auditor, Role::Admin];
 const ADMIN: &[Role] = &[Role::Admin];
+const POSTERS: &[Role] = &[Role::TownshipClerk, Role::DeptMaker];
 
 /// Routes anyone may call (login pages, static files, the OpenAPI document).
 const PUBLIC: &[(&str, &str)] = &[
@@ -86,7 +90,7 @@ const PUBLIC: &[(&str, &str)] = &[
 /// Session routes (tested in web_session.rs).
 const SESSION: &[(&str, &str)] = &[("POST", "/logout"), ("POST", "/api/v1/logout")];
 
-fn table(line: i64) -> Vec<Row> {
+fn table(line: i64, objection: i64, requests: [i64; 2]) -> Vec<Row> {
     use Body::*;
     vec![
         row("GET", "/", "/", None, Option::None, false),
@@ -131,6 +135,122 @@ fn table(line: i64) -> Vec<Row> {
             Form("reason=%E6%B5%8B%E8%AF%95"),
             Some(FINANCE),
             true,
+        ),
+        // Province-specific actions. After the step above batch 1 is reviewed enough for
+        // Heilongjiang's bulletin notice: the posters post it (again: nothing changes).
+        row(
+            "POST",
+            "/batches/{id}/bulletin",
+            "/batches/1/bulletin",
+            None,
+            Some(POSTERS),
+            true,
+        ),
+        row(
+            "POST",
+            "/batches/{id}/objections",
+            "/batches/1/objections",
+            Form("text="),
+            Some(POSTERS),
+            true,
+        ),
+        row(
+            "POST",
+            "/objections/{id}/resolve",
+            format!("/objections/{objection}/resolve"),
+            Form("outcome=bogus"),
+            Some(POSTERS),
+            true,
+        ),
+        // Henan's change requests filed in 230102: county finance approves (request A from the
+        // page, B from the API); a rejection without a reason is refused before anything.
+        row(
+            "POST",
+            "/library/requests/{id}/approve",
+            format!("/library/requests/{}/approve", requests[0]),
+            Form("note="),
+            Some(FINANCE),
+            true,
+        ),
+        row(
+            "POST",
+            "/library/requests/{id}/reject",
+            format!("/library/requests/{}/reject", requests[0]),
+            Form("note="),
+            Some(FINANCE),
+            true,
+        ),
+        row(
+            "POST",
+            "/api/v1/library/requests/{id}/approve",
+            format!("/api/v1/library/requests/{}/approve", requests[1]),
+            Json(json!({})),
+            Some(FINANCE),
+            true,
+        ),
+        row(
+            "POST",
+            "/api/v1/library/requests/{id}/reject",
+            format!("/api/v1/library/requests/{}/reject", requests[1]),
+            Json(json!({"note": ""})),
+            Some(FINANCE),
+            true,
+        ),
+        row(
+            "POST",
+            "/banks/candidates",
+            "/banks/candidates",
+            Form("code="),
+            Some(FINANCE),
+            false,
+        ),
+        row(
+            "POST",
+            "/banks/select",
+            "/banks/select",
+            Form("county="),
+            Some(FINANCE),
+            false,
+        ),
+        row(
+            "POST",
+            "/api/v1/batches/{id}/bulletin",
+            "/api/v1/batches/1/bulletin",
+            None,
+            Some(POSTERS),
+            true,
+        ),
+        row(
+            "POST",
+            "/api/v1/batches/{id}/objections",
+            "/api/v1/batches/1/objections",
+            Json(json!({"text": ""})),
+            Some(POSTERS),
+            true,
+        ),
+        row(
+            "POST",
+            "/api/v1/objections/{id}/resolve",
+            format!("/api/v1/objections/{objection}/resolve"),
+            Json(json!({"upheld": true, "note": ""})),
+            Some(POSTERS),
+            true,
+        ),
+        row(
+            "POST",
+            "/api/v1/banks/candidates",
+            "/api/v1/banks/candidates",
+            Json(json!({"code": "", "name": "", "agreement_no": ""})),
+            Some(FINANCE),
+            false,
+        ),
+        row(
+            "POST",
+            "/api/v1/banks/select",
+            "/api/v1/banks/select",
+            Json(json!({"county": "", "bank": "", "agreement_no": ""})),
+            Some(FINANCE),
+            false,
         ),
         row(
             "GET",
@@ -296,6 +416,33 @@ fn table(line: i64) -> Vec<Row> {
     ]
 }
 
+/// The same request for an id that does not exist (the first numeric path segment, i.e. the
+/// batch or roster, replaced).
+fn absent_row(r: &Row) -> Row {
+    let mut replaced = false;
+    let path: Vec<String> = r
+        .path
+        .split('/')
+        .map(|seg| {
+            if !replaced && !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
+                replaced = true;
+                "987654".to_owned()
+            } else {
+                seg.to_owned()
+            }
+        })
+        .collect();
+    assert!(replaced, "{} takes an id", r.path);
+    Row {
+        method: r.method,
+        route: r.route,
+        path: path.join("/"),
+        body: r.body.clone(),
+        allowed: r.allowed,
+        scoped: r.scoped,
+    }
+}
+
 fn login_of(role: Role, region: &str) -> String {
     if role == Role::DeptMaker && region == IN {
         // The batch's maker.
@@ -308,13 +455,22 @@ fn login_of(role: Role, region: &str) -> String {
     )
 }
 
+#[derive(Clone)]
 struct Session {
     token: String,
     csrf: String,
 }
 
 async fn call(base: &str, r: &Row, who: Option<&Session>) -> reqwest::Response {
-    let c = client();
+    call_with(&client(), base, r, who).await
+}
+
+async fn call_with(
+    c: &reqwest::Client,
+    base: &str,
+    r: &Row,
+    who: Option<&Session>,
+) -> reqwest::Response {
     let url = format!("{base}{}", r.path);
     let mut req = match r.method {
         "GET" => c.get(&url),
@@ -345,6 +501,14 @@ async fn call(base: &str, r: &Row, who: Option<&Session>) -> reqwest::Response {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_refuses_the_roles_and_regions_it_must() {
+    ykt_store::testing::each_database_url(
+        "web_access",
+        every_route_refuses_the_roles_and_regions_it_must_on,
+    )
+    .await;
+}
+
+async fn every_route_refuses_the_roles_and_regions_it_must_on(database_url: Option<String>) {
     let mut users: Vec<(String, String, String)> = Vec::new();
     for role in ROLES {
         for region in [IN, OUT] {
@@ -355,11 +519,41 @@ async fn every_route_refuses_the_roles_and_regions_it_must() {
         .iter()
         .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
         .collect();
-    let env = prepared(&refs);
+    let env = prepared_on(database_url, &refs);
     web_common::second_batch(&env);
     let srv = serve(&env.config(), |_| {}).await;
     let line = srv.store.lines(1, 0, 1).await.unwrap()[0].id;
-    let rows = table(line);
+    // An objection on batch 1 (as Sichuan's publicity records them), for the resolve route.
+    ykt_store::testing::exec(
+        &srv.store,
+        "INSERT INTO sichuan_objections (batch_id, raised_by, content, raised_on, recorded_by, status, at) \
+         VALUES (1, '某*', '测试异议', '2023-05-20', 'maker', 'open', '2023-05-20T00:00:00Z')",
+    )
+    .await
+    .unwrap();
+    let objection = 1;
+    // Two change requests to withdraw a project of Henan's shipped library (seeded by the
+    // first `ykt henan` command), filed in 230102.
+    env.ok(&["henan", "library", "list"]);
+    let project = srv.store.henan_library().await.unwrap().remove(0);
+    let mut requests = [0; 2];
+    for slot in &mut requests {
+        *slot = srv
+            .store
+            .henan_file_change(&ykt_store::henan::NewChange {
+                kind: "withdraw",
+                code: &project.code,
+                entry: &project.entry,
+                reason: "测试",
+                region: "230102000000",
+                actor: "maker",
+                role: "dept_maker",
+                on: "2023-05-20",
+            })
+            .await
+            .unwrap();
+    }
+    let rows = table(line, objection, requests);
 
     // The table covers exactly the routes the router serves.
     let served: BTreeSet<(&str, &str)> = ykt_http::web::console_routes()
@@ -375,13 +569,23 @@ async fn every_route_refuses_the_roles_and_regions_it_must() {
     assert_eq!(served, listed, "the access table must list every route");
 
     let mut sessions = std::collections::HashMap::new();
-    for (login_name, _, _) in &users {
-        let (token, csrf) = login(&srv.base, login_name, web_common::PASSWORD)
-            .await
-            .unwrap_or_else(|s| panic!("{login_name} cannot log in: {s}"));
-        sessions.insert(login_name.clone(), Session { token, csrf });
+    let logins: Vec<_> = users
+        .iter()
+        .map(|(login_name, _, _)| {
+            let (base, login_name) = (srv.base.clone(), login_name.clone());
+            tokio::spawn(async move {
+                let r = login(&base, &login_name, web_common::PASSWORD).await;
+                (login_name, r)
+            })
+        })
+        .collect();
+    for l in logins {
+        let (login_name, r) = l.await.unwrap();
+        let (token, csrf) = r.unwrap_or_else(|s| panic!("{login_name} cannot log in: {s}"));
+        sessions.insert(login_name, Session { token, csrf });
     }
 
+    let http = client();
     let mut checked = 0;
     let mut failures = Vec::new();
     for r in &rows {
@@ -404,19 +608,67 @@ async fn every_route_refuses_the_roles_and_regions_it_must() {
                 r.method, r.path
             ));
         }
+        // The sixteen users' requests of one route at once (their outcomes do not depend on
+        // each other: only the region's maker may take the step).
+        let mut tasks = Vec::new();
         for role in ROLES {
             for region in [IN, OUT] {
                 let who = login_of(*role, region);
-                let resp = call(&srv.base, r, Some(&sessions[&who])).await;
-                let st = resp.status();
-                let loc = resp
-                    .headers()
-                    .get("location")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                let body = resp.text().await.unwrap_or_default();
+                let (c, base, r, session) = (
+                    http.clone(),
+                    srv.base.clone(),
+                    r.clone(),
+                    sessions[&who].clone(),
+                );
+                tasks.push(tokio::spawn(async move {
+                    let resp = call_with(&c, &base, &r, Some(&session)).await;
+                    let st = resp.status();
+                    let loc = resp
+                        .headers()
+                        .get("location")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    let body = resp.text().await.unwrap_or_default();
+                    let absent = if r.scoped && region == OUT {
+                        let a = call_with(&c, &base, &absent_row(&r), Some(&session)).await;
+                        Some((a.status(), a.text().await.unwrap_or_default()))
+                    } else {
+                        None
+                    };
+                    (st, loc, body, absent)
+                }));
+            }
+        }
+        let mut answers = Vec::new();
+        for t in tasks {
+            answers.push(t.await.unwrap());
+        }
+        let mut answers = answers.into_iter();
+        for role in ROLES {
+            for region in [IN, OUT] {
+                let who = login_of(*role, region);
+                let (st, loc, body, absent) = answers.next().unwrap();
                 let allowed =
                     r.allowed.is_none_or(|a| a.contains(role)) && (region == IN || !r.scoped);
+                if r.scoped && region == OUT {
+                    // Outside the region: the same answer as for an id that does not exist.
+                    let (absent_status, absent_body) = absent.unwrap();
+                    checked += 1;
+                    if st != StatusCode::NOT_FOUND
+                        || absent_status != StatusCode::NOT_FOUND
+                        || body != absent_body
+                    {
+                        failures.push(format!(
+                            "{} {} as {who}: {st} (expected 404, the same as for {}: {absent_status}) {}\n  vs {}",
+                            r.method,
+                            r.path,
+                            absent_row(r).path,
+                            body.chars().take(200).collect::<String>(),
+                            absent_body.chars().take(200).collect::<String>()
+                        ));
+                    }
+                    continue;
+                }
                 let good = if allowed {
                     st != StatusCode::FORBIDDEN
                         && st != StatusCode::UNAUTHORIZED
@@ -444,6 +696,17 @@ async fn every_route_refuses_the_roles_and_regions_it_must() {
         failures.len(),
         failures.join("\n")
     );
+    let scoped = rows.iter().filter(|r| r.scoped).count();
+    assert!(scoped > 0);
+    for r in &rows {
+        assert_eq!(
+            r.scoped,
+            r.route.contains("{id}"),
+            "{} {}: a route taking a record's id is region-scoped",
+            r.method,
+            r.route
+        );
+    }
     assert_eq!(checked, rows.len() * ROLES.len() * 2);
 
     // The two workflow steps above happened, once each, by the maker, and were audited.
@@ -457,16 +720,26 @@ async fn every_route_refuses_the_roles_and_regions_it_must() {
     }
     assert!(srv.store.verify_audit().await.is_ok());
 
-    // An administrator manages the accounts of their own region only.
+    // An administrator manages the accounts of their own region only; an account outside it
+    // is answered as one that does not exist.
     let out_admin = &sessions["admin-out"];
-    let r = client()
-        .post(format!("{}/users/maker/disable", srv.base))
-        .header("cookie", format!("ykt_session={}", out_admin.token))
-        .header("x-csrf-token", &out_admin.csrf)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    for action in ["disable", "password"] {
+        let mut answers = Vec::new();
+        for login in ["maker", "nobody"] {
+            let r = client()
+                .post(format!("{}/users/{login}/{action}", srv.base))
+                .header("cookie", format!("ykt_session={}", out_admin.token))
+                .header("x-csrf-token", &out_admin.csrf)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("password=another-password-1")
+                .send()
+                .await
+                .unwrap();
+            answers.push((r.status(), r.text().await.unwrap()));
+        }
+        assert_eq!(answers[0].0, StatusCode::NOT_FOUND, "{action}");
+        assert_eq!(answers[0], answers[1], "{action}: maker vs nobody");
+    }
     let listed = client()
         .get(format!("{}/users", srv.base))
         .header("cookie", format!("ykt_session={}", out_admin.token))
@@ -481,6 +754,47 @@ async fn every_route_refuses_the_roles_and_regions_it_must() {
         "{listed}"
     );
     assert!(!srv.store.get_user("maker").await.unwrap().unwrap().disabled);
+
+    // County finance selects banks for its own region only (the form names the county).
+    let out_finance = &sessions["finance_reviewer-out"];
+    let r = client()
+        .post(format!("{}/banks/select", srv.base))
+        .header("cookie", format!("ykt_session={}", out_finance.token))
+        .header("x-csrf-token", &out_finance.csrf)
+        .form(&[("county", IN), ("bank", "ABC-HN"), ("agreement_no", "X-1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(srv.store.henan_county_banks(None).await.unwrap().is_empty());
+    // The bulletin notice was posted once, by a poster of the region, and is public.
+    let bulletins: Vec<_> = srv
+        .store
+        .audit_entries(1, 100_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.record.action == "notice.bulletin")
+        .collect();
+    // (The two posters' requests ran at once: each may have recorded its posting.)
+    assert!(
+        !bulletins.is_empty() && bulletins.len() <= 4,
+        "{}",
+        bulletins.len()
+    );
+    for b in &bulletins {
+        assert!(
+            ["maker", "township_clerk-in"].contains(&b.record.actor.as_str()),
+            "{}",
+            b.record.actor
+        );
+    }
+
+    // Both requests were approved once, by the region's county finance.
+    for id in requests {
+        let c = srv.store.henan_change(id).await.unwrap().unwrap();
+        assert_eq!(c.state, "reviewed", "request {id}");
+    }
 
     // Public routes answer without a session.
     for (m, p) in [

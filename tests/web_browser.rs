@@ -276,7 +276,8 @@ fn operator_cycle_in_headless_chromium() {
         .unwrap(),
     );
     wait_for_port(bp, "the budget-system simulator");
-    let settings = format!("{{budget_url=\"http://127.0.0.1:{bp}\"}}");
+    // `ykt serve` collects the bank's returns itself, every second (collect_seconds).
+    let settings = format!("{{budget_url=\"http://127.0.0.1:{bp}\", collect_seconds=1}}");
     let _server = Proc(
         env.cmd(&["serve", "--listen", &format!("127.0.0.1:{port}")])
             .env("YKT_PROVINCE_SETTINGS", &settings)
@@ -422,22 +423,32 @@ fn operator_cycle_in_headless_chromium() {
     b.act("财政审核通过");
     assert_eq!(state(&b), "已交银行发放", "{}", b.body());
 
-    // 6. The platform collects the bank's results (its scheduled job), then finance reconciles.
-    env.cmd(&["heilongjiang", "collect", "1"])
-        .env("YKT_PROVINCE_SETTINGS", &settings)
-        .status()
-        .unwrap();
-    b.go(&format!("{base}/batches/1"));
-    assert_eq!(state(&b), "逐笔发放完毕");
+    // 6. The platform collects the bank's results (ykt serve's timer, collect_seconds), then
+    // finance reconciles.
+    b.wait_for(
+        |b| {
+            b.go(&format!("{base}/batches/1"));
+            state(b) == "逐笔发放完毕"
+        },
+        "ykt serve collecting the results",
+    );
     assert!(b.text("#lines").contains("已到账"));
     b.shot("06-paid");
     b.act("对账与资金清算");
     assert_eq!(state(&b), "已对账");
+    // The agent-bank page with finance's registration forms (Henan is compiled in).
+    b.go(&format!("{base}/banks"));
+    assert!(b.exists("//button[normalize-space()='列入备选名单']"));
+    b.shot("06a-banks");
     b.logout();
 
-    // 7. The maker publishes and closes the batch.
+    // 7. The maker posts the bulletin-board notice (公示栏公示), then publishes and closes the
+    // batch.
     b.login(&base, "daoli-clerk");
     b.go(&format!("{base}/batches/1"));
+    b.act("张贴公示栏公示");
+    assert!(b.body().contains("公示栏公示「"), "{}", b.body());
+    b.shot("07a-bulletin-posted");
     b.act("公开公示并办结");
     assert_eq!(state(&b), "已办结", "{}", b.body());
     b.shot("07-closed");
@@ -482,4 +493,8 @@ fn operator_cycle_in_headless_chromium() {
     let none = b.body();
     assert!(none.contains("未查询到发放记录"), "{none}");
     assert!(!none.contains("420.00"), "{none}");
+    // The bulletin notice posted from the console is among the public notices.
+    b.go(&format!("{base}/portal/notices"));
+    b.shot("10-portal-notices");
+    assert!(b.body().contains("公示栏"), "{}", b.body());
 }

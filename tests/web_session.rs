@@ -10,7 +10,7 @@ mod web_common;
 use reqwest::StatusCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use web_common::{PASSWORD, client, prepared, serve};
+use web_common::{PASSWORD, client, prepared_on, serve};
 
 fn cookie_of(r: &reqwest::Response) -> Option<(String, String)> {
     let v = r.headers().get("set-cookie")?.to_str().ok()?.to_owned();
@@ -22,19 +22,49 @@ fn cookie_of(r: &reqwest::Response) -> Option<(String, String)> {
     Some((token, v))
 }
 
+/// The login page's CSRF token: (hidden field, `ykt_login_csrf` cookie).
+async fn login_csrf(base: &str) -> (String, String) {
+    let page = client().get(format!("{base}/login")).send().await.unwrap();
+    let cookie = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("ykt_login_csrf="))
+        .expect("the login page sets its CSRF cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = page.text().await.unwrap();
+    let at = html
+        .find("name=\"_csrf\" value=\"")
+        .expect("hidden _csrf field")
+        + 20;
+    let field = html[at..].split('"').next().unwrap().to_owned();
+    (field, cookie)
+}
+
+/// Log in through the form as a browser does: the login page first (its CSRF cookie and
+/// hidden field), then the form, with `old` as the session cookie the browser already holds.
 async fn form_login(
     base: &str,
     login: &str,
     password: &str,
     old: Option<&str>,
 ) -> reqwest::Response {
-    let mut req = client()
-        .post(format!("{base}/login"))
-        .form(&[("login", login), ("password", password)]);
+    let (field, cookie) = login_csrf(base).await;
+    let mut cookies = format!("ykt_login_csrf={cookie}");
     if let Some(t) = old {
-        req = req.header("cookie", format!("ykt_session={t}"));
+        cookies.push_str(&format!("; ykt_session={t}"));
     }
-    req.send().await.unwrap()
+    client()
+        .post(format!("{base}/login"))
+        .header("cookie", cookies)
+        .form(&[("login", login), ("password", password), ("_csrf", &field)])
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn get(base: &str, path: &str, token: &str) -> reqwest::Response {
@@ -55,10 +85,21 @@ async fn csrf_of(base: &str, token: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_throttling_sessions_csrf_expiry_and_logout() {
-    let env = prepared(&[
-        ("maker", "dept_maker", "230102"),
-        ("auditor", "auditor", "230102"),
-    ]);
+    ykt_store::testing::each_database_url(
+        "web_session",
+        login_throttling_sessions_csrf_expiry_and_logout_on,
+    )
+    .await;
+}
+
+async fn login_throttling_sessions_csrf_expiry_and_logout_on(database_url: Option<String>) {
+    let env = prepared_on(
+        database_url,
+        &[
+            ("maker", "dept_maker", "230102"),
+            ("auditor", "auditor", "230102"),
+        ],
+    );
     let now = Arc::new(AtomicI64::new(1_700_000_000));
     let clock = now.clone();
     let srv = serve(&env.config(), move |st| {
@@ -66,6 +107,49 @@ async fn login_throttling_sessions_csrf_expiry_and_logout() {
     })
     .await;
     let base = srv.base.as_str();
+
+    // Login CSRF: the right password without the login page's token (a form posted from
+    // another site), with the field but not the cookie, or with another page's cookie,
+    // opens no session, and does not count as a failed login.
+    let (field, cookie) = login_csrf(base).await;
+    let (_, other_cookie) = login_csrf(base).await;
+    for (field, cookie) in [
+        (None, None),
+        (Some(field.as_str()), None),
+        (None, Some(cookie.as_str())),
+        (Some(field.as_str()), Some(other_cookie.as_str())),
+    ] {
+        let mut req = client().post(format!("{base}/login"));
+        if let Some(c) = cookie {
+            req = req.header("cookie", format!("ykt_login_csrf={c}"));
+        }
+        let mut form = vec![("login", "maker"), ("password", PASSWORD)];
+        if let Some(f) = field {
+            form.push(("_csrf", f));
+        }
+        let r = req.form(&form).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{field:?} {cookie:?}");
+        assert!(
+            cookie_of(&r).is_none(),
+            "no session without the login token"
+        );
+        assert!(r.text().await.unwrap().contains("登录页面已过期或来源不明"));
+    }
+    // The token expires (2 hours), and a used page's token still matches its own cookie.
+    let (old_field, old_cookie) = login_csrf(base).await;
+    now.fetch_add(2 * 3600 + 1, Ordering::SeqCst);
+    let r = client()
+        .post(format!("{base}/login"))
+        .header("cookie", format!("ykt_login_csrf={old_cookie}"))
+        .form(&[
+            ("login", "maker"),
+            ("password", PASSWORD),
+            ("_csrf", &old_field),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "expired login form");
 
     // The login page, then a wrong password: the same message whether the login exists.
     let page = client().get(format!("{base}/login")).send().await.unwrap();
@@ -126,6 +210,19 @@ async fn login_throttling_sessions_csrf_expiry_and_logout() {
     assert!(home.text().await.unwrap().contains("等待我处理"));
     // Only the token's hash is stored: the raw token is not a key of the sessions table.
     assert!(srv.store.session(&token1).await.unwrap().is_none());
+
+    // Session fixation: a session cookie planted before login (by another site or a shared
+    // computer) is not the session after it, and never authenticates.
+    let planted = "ab".repeat(32);
+    let fixed = form_login(base, "maker", PASSWORD, Some(&planted)).await;
+    assert_eq!(fixed.status(), StatusCode::SEE_OTHER);
+    let (fresh, _) = cookie_of(&fixed).unwrap();
+    assert_ne!(fresh, planted);
+    assert_eq!(
+        get(base, "/", &planted).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(get(base, "/", &fresh).await.status(), StatusCode::OK);
 
     // Logging in again (with the old cookie) gives a new session; the old one is gone.
     let again = form_login(base, "maker", PASSWORD, Some(&token1)).await;

@@ -16,12 +16,28 @@ pub const PASSWORD: &str = "test-password-123";
 
 pub struct Env {
     pub dir: tempfile::TempDir,
+    /// The database (`None`: the SQLite file `data/ykt.db` of the directory).
+    pub database_url: Option<String>,
 }
 
 impl Env {
     pub fn new() -> Env {
+        Env::on(None)
+    }
+    /// A working directory whose binary and console use `database_url` (a PostgreSQL URL
+    /// from `ykt_store::testing::each_database_url`), or SQLite with `None`.
+    pub fn on(database_url: Option<String>) -> Env {
         Env {
             dir: tempfile::tempdir().unwrap(),
+            database_url,
+        }
+    }
+    /// `SQLite` or `PostgreSQL`, for messages.
+    pub fn backend(&self) -> &'static str {
+        if self.database_url.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
         }
     }
     pub fn path(&self) -> &Path {
@@ -39,6 +55,9 @@ impl Env {
             .env_remove("YKT_USER_PASSWORD")
             .env("YKT_TODAY", "2023-05-20")
             .env("RUST_BACKTRACE", "0");
+        if let Some(url) = &self.database_url {
+            c.env("YKT_DATABASE_URL", url);
+        }
         c
     }
     pub fn ykt(&self, args: &[&str]) -> Output {
@@ -83,7 +102,9 @@ impl Env {
     /// The configuration the binary uses in this directory.
     pub fn config(&self) -> yikatong::config::Config {
         yikatong::config::Config {
-            database_url: format!("sqlite://{}", self.path().join("data/ykt.db").display()),
+            database_url: self.database_url.clone().unwrap_or_else(|| {
+                format!("sqlite://{}", self.path().join("data/ykt.db").display())
+            }),
             key_file: self.path().join("data/ykt.key"),
             today: chrono::NaiveDate::from_ymd_opt(2023, 5, 20),
             ..Default::default()
@@ -91,9 +112,15 @@ impl Env {
     }
 }
 
-/// Registers, and a Heilongjiang 农村低保 roster imported by `maker` (230102) → batch 1.
+/// Registers, and a Heilongjiang 农村低保 roster imported by `maker` (230102) → batch 1, on
+/// SQLite.
 pub fn prepared(users: &[(&str, &str, &str)]) -> Env {
-    let e = Env::new();
+    prepared_on(None, users)
+}
+
+/// [`prepared`] on `database_url` (see [`Env::on`]).
+pub fn prepared_on(database_url: Option<String>, users: &[(&str, &str, &str)]) -> Env {
+    let e = Env::on(database_url);
     let s = |p: &Path| p.to_str().unwrap().to_owned();
     e.ok(&["import", "registry", &s(&scenario().join("registry.csv"))]);
     e.ok(&["import", "deaths", &s(&scenario().join("deaths.csv"))]);

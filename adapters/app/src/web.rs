@@ -64,6 +64,27 @@ fn henan_err(e: crate::provinces::henan::ops::OpError) -> OpError {
     }
 }
 
+#[cfg(feature = "province-sichuan")]
+fn sichuan_err(e: crate::provinces::sichuan::ops::SichuanError) -> OpError {
+    use crate::provinces::sichuan::ops::SichuanError as S;
+    match e {
+        S::Refused(m) => OpError::Refused(m),
+        S::Cycle(c) => cycle_err(c),
+        S::Store(s) => store_err(s),
+        S::Port(p) => OpError::Invalid(format!("外部系统未能办理，请稍后重试：{p}")),
+    }
+}
+
+/// An `anyhow` error of a province's operation: a store failure is internal, anything else
+/// is the rule's refusal, shown as it says.
+#[cfg(feature = "province-heilongjiang")]
+fn refusal_or_internal(e: anyhow::Error) -> OpError {
+    match e.downcast::<ykt_store::StoreError>() {
+        Ok(s) => store_err(s),
+        Err(e) => OpError::Refused(format!("{e:#}")),
+    }
+}
+
 fn done_of(r: &StepReport) -> StepDone {
     StepDone {
         step: r.step.code.to_owned(),
@@ -231,6 +252,41 @@ impl ConsoleOps for AppConsole {
                 }
                 .map_err(henan_err)?;
                 Ok(vec![done_of(&r)])
+            }
+            // `ykt sichuan plan ID`: the plan declaration is recorded with `request_plan`;
+            // `ykt sichuan review ID`: finance's procedural review compares the three figures
+            // and approves or returns the batch with every mismatch (乐山办法 三(四)1).
+            #[cfg(feature = "province-sichuan")]
+            "sichuan" if step == "request_plan" || step == "finance_review" => {
+                use crate::provinces::sichuan::ops as sc;
+                let p =
+                    crate::provinces::sichuan::platform(&self.cfg, &self.store).map_err(any_err)?;
+                let report = if step == "request_plan" {
+                    let (plan, r) = sc::declare_plan(&p, batch, None, None, user)
+                        .await
+                        .map_err(sichuan_err)?;
+                    match r {
+                        Some(r) => r,
+                        None => {
+                            return Ok(vec![StepDone {
+                                step: step.to_owned(),
+                                label: "申报用款计划".to_owned(),
+                                from: None,
+                                to: None,
+                                note: format!(
+                                    "用款计划已登记：{}笔，{}元",
+                                    plan.count, plan.amount
+                                ),
+                            }]);
+                        }
+                    }
+                } else {
+                    sc::review(&p, batch, user)
+                        .await
+                        .map_err(sichuan_err)?
+                        .report
+                };
+                Ok(vec![done_of(&report)])
             }
             // `ykt batch step`.
             other => {
@@ -437,6 +493,138 @@ impl ConsoleOps for AppConsole {
         Ok(out)
     }
 
+    // `ykt heilongjiang bulletin ID --user ..`: publish the masked notice (the printable copy
+    // is the public portal's notice page).
+    #[cfg(feature = "province-heilongjiang")]
+    async fn post_bulletin(
+        &self,
+        batch: i64,
+        user: &User,
+    ) -> Result<ykt_http::web::NoticeDone, OpError> {
+        let province = self.batch_province(batch).await?;
+        if province != "heilongjiang" {
+            return Err(OpError::Invalid(
+                "公示栏公示为黑龙江省的事项 (a Heilongjiang notice)".into(),
+            ));
+        }
+        let p = self.province(&province)?;
+        let ports = crate::provinces::heilongjiang::configured_ports(&self.cfg, &self.store)
+            .await
+            .map_err(any_err)?;
+        let h = crate::provinces::heilongjiang::ops::Hlj {
+            store: &self.store,
+            province: p.as_ref(),
+            ports,
+            date: ykt_http::heilongjiang::PlatformDate::new(self.cfg.today()),
+        };
+        let (n, _) = h
+            .post_bulletin(batch, user, None)
+            .await
+            .map_err(refusal_or_internal)?;
+        Ok(ykt_http::web::NoticeDone {
+            id: n.id,
+            title: n.title,
+            published_on: n.published_on,
+            until: n.until,
+        })
+    }
+
+    // `ykt henan bank add`.
+    #[cfg(feature = "province-henan")]
+    async fn henan_add_bank(
+        &self,
+        user: &User,
+        bank: &ykt_http::web::BankCandidate,
+    ) -> Result<(), OpError> {
+        let ctx = self.henan().await?;
+        henan_ops!(self, ctx)
+            .add_candidate(
+                user,
+                &ykt_province_henan::banks::Candidate {
+                    code: bank.code.trim().to_owned(),
+                    name: bank.name.trim().to_owned(),
+                    agreement_no: bank.agreement_no.trim().to_owned(),
+                    connected: bank.connected,
+                    free_interbank: bank.free_interbank,
+                },
+            )
+            .await
+            .map_err(henan_err)
+    }
+
+    // `ykt henan bank select`.
+    #[cfg(feature = "province-henan")]
+    async fn henan_select_bank(
+        &self,
+        user: &User,
+        county: &str,
+        bank: &str,
+        agreement_no: &str,
+    ) -> Result<(), OpError> {
+        let ctx = self.henan().await?;
+        henan_ops!(self, ctx)
+            .select_bank(user, county, bank, agreement_no)
+            .await
+            .map_err(henan_err)
+    }
+
+    // `ykt henan library approve|reject`.
+    #[cfg(feature = "province-henan")]
+    async fn henan_change_step(
+        &self,
+        id: i64,
+        user: &User,
+        reject: bool,
+        note: Option<&str>,
+    ) -> Result<String, OpError> {
+        let ctx = self.henan().await?;
+        let r = henan_ops!(self, ctx)
+            .change_step(id, user, reject, note)
+            .await
+            .map_err(henan_err)?;
+        Ok(ykt_province_henan::library::ChangeState::parse(&r.state)
+            .map(|s| s.label_zh().to_owned())
+            .unwrap_or(r.state))
+    }
+
+    // `ykt sichuan objection add`.
+    #[cfg(feature = "province-sichuan")]
+    async fn sichuan_raise_objection(
+        &self,
+        batch: i64,
+        line: Option<i64>,
+        raised_by: &str,
+        content: &str,
+        user: &User,
+    ) -> Result<i64, OpError> {
+        let p = crate::provinces::sichuan::platform(&self.cfg, &self.store).map_err(any_err)?;
+        crate::provinces::sichuan::ops::raise_objection(&p, batch, line, raised_by, content, user)
+            .await
+            .map_err(sichuan_err)
+    }
+
+    // `ykt sichuan objection resolve`.
+    #[cfg(feature = "province-sichuan")]
+    async fn sichuan_resolve_objection(
+        &self,
+        id: i64,
+        upheld: bool,
+        note: &str,
+        user: &User,
+    ) -> Result<String, OpError> {
+        let p = crate::provinces::sichuan::platform(&self.cfg, &self.store).map_err(any_err)?;
+        let r = crate::provinces::sichuan::ops::resolve_objection(&p, id, upheld, note, user)
+            .await
+            .map_err(sichuan_err)?;
+        Ok(match r.excluded {
+            Some((line, amount)) => format!(
+                "异议{id}成立：明细{line}（{amount}元）已从批次{}中剔除",
+                r.objection.batch_id
+            ),
+            None => format!("异议{id}已处理：{}", if upheld { "成立" } else { "不成立" }),
+        })
+    }
+
     async fn refund(
         &self,
         batch: i64,
@@ -493,6 +681,12 @@ pub async fn serve(cfg: &Config, listen: Option<String>) -> anyhow::Result<u8> {
     if cfg.province.as_deref().is_none_or(|p| p == "henan") {
         areas.push(crate::provinces::henan::serve::bank_area(cfg, &store).await?);
         also.push_str("、河南银行接口 /henan/bank/v1（Bearer 凭据）");
+    }
+    #[cfg(feature = "province-heilongjiang")]
+    if cfg.province.as_deref().is_none_or(|p| p == "heilongjiang")
+        && let Some(secs) = crate::provinces::heilongjiang::spawn_collector(cfg, &store)?
+    {
+        outln!("黑龙江：每{secs}秒为已交银行发放的批次接收发放结果反馈（collect_seconds）");
     }
     // The public portal (补贴政策, 补贴查询, 公示公告); Henan's policies come from its library.
     #[allow(unused_mut)]

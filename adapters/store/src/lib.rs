@@ -25,6 +25,7 @@
 //! identifier is stored in clear, logged or put into an error.
 
 pub mod audit;
+pub mod console;
 pub mod cycle;
 pub mod db;
 pub mod disclosure;

@@ -333,6 +333,52 @@ where
     }
 }
 
+/// A fresh, empty PostgreSQL database (no store opened on it): `(url, database)`, or why
+/// not. Drop it with [`drop_test_database`].
+pub async fn empty_postgres_database(name: &str) -> Result<(String, String), String> {
+    let mut admin = pg_admin().await?;
+    let database = test_database_name(name);
+    sqlx::raw_sql(&format!("CREATE DATABASE \"{database}\""))
+        .execute(&mut admin)
+        .await
+        .map_err(|e| format!("CREATE DATABASE failed: {e}"))?;
+    let _ = admin.close().await;
+    Ok((url_with_database(&pg_admin_url(), &database), database))
+}
+
+/// Drop a database made by [`empty_postgres_database`] (open connections are ended).
+pub async fn drop_test_database(database: &str) {
+    drop_database(database).await;
+}
+
+/// Run `f` with `None` (the test uses a SQLite file of its own), then, when a PostgreSQL
+/// server is reachable, with the URL of a fresh, empty database, dropped afterwards (also
+/// when `f` panics). For tests whose program under test opens the database itself with its
+/// own key (the real binary, the composition root). Without a server it prints `skipped
+/// PostgreSQL for <name>: <reason>`, or fails under `YKT_REQUIRE_PG=1`, as [`each_backend`].
+pub async fn each_database_url<F, Fut>(name: &str, f: F)
+where
+    F: Fn(Option<String>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    f(None).await;
+    match empty_postgres_database(name).await {
+        Ok((url, database)) => {
+            let outcome = AssertUnwindSafe(f(Some(url))).catch_unwind().await;
+            drop_database(&database).await;
+            if let Err(panic) = outcome {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        Err(reason) if pg_required() => {
+            panic!(
+                "PostgreSQL is required ({REQUIRE_PG_ENV}=1) but unavailable for {name}: {reason}"
+            )
+        }
+        Err(reason) => eprintln!("skipped PostgreSQL for {name}: {reason}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,6 +45,95 @@ pub fn budget_url(cfg: &Config) -> anyhow::Result<Option<String>> {
     }
 }
 
+/// `collect_seconds` in `[province_settings.heilongjiang]` (or `[province_settings]`): how
+/// often `ykt serve` collects the returns of the batches waiting for them (the System step
+/// `collect_results`, as `ykt heilongjiang collect ID`); 0 or unset: never (by hand).
+pub fn collect_seconds(cfg: &Config) -> anyhow::Result<u64> {
+    match ykt_province_heilongjiang::Settings::table(&cfg.province_settings).get("collect_seconds")
+    {
+        None | Some(serde_json::Value::Null) => Ok(0),
+        Some(v) => v.as_u64().ok_or_else(|| {
+            anyhow!(
+                "province_settings.collect_seconds 应为非负整数（秒），而不是 {v} (must be a number of seconds)"
+            )
+        }),
+    }
+}
+
+/// One round of result collection: `ykt heilongjiang collect ID` for every Heilongjiang batch
+/// handed to the bank (dispatched) and not yet settled. Each batch's outcome, in id order.
+pub async fn collect_due(
+    cfg: &Config,
+    store: &Store,
+) -> anyhow::Result<
+    Vec<(
+        i64,
+        Result<crate::cycle::StepReport, crate::cycle::CycleError>,
+    )>,
+> {
+    let mut due: Vec<i64> = store
+        .batches(Some(CODE), None)
+        .await?
+        .into_iter()
+        .filter(|b| b.state == ykt_kernel::batch::BatchState::Dispatched)
+        .map(|b| b.id)
+        .collect();
+    due.sort_unstable();
+    if due.is_empty() {
+        return Ok(Vec::new());
+    }
+    let p = province(cfg)?;
+    let h = ops::Hlj {
+        store,
+        province: p.as_ref(),
+        ports: configured_ports(cfg, store).await?,
+        date: PlatformDate::new(cfg.today()),
+    };
+    let mut out = Vec::with_capacity(due.len());
+    for id in due {
+        out.push((id, h.collect(id).await));
+    }
+    Ok(out)
+}
+
+/// With `collect_seconds` set, start collecting the returns on a timer (part of `ykt
+/// serve`); every collection is one database transaction, so stopping the server never
+/// leaves one half done. Refused when the budget system is not configured.
+pub fn spawn_collector(cfg: &Config, store: &Store) -> anyhow::Result<Option<u64>> {
+    let secs = collect_seconds(cfg)?;
+    if secs == 0 {
+        return Ok(None);
+    }
+    if budget_url(cfg)?.is_none() {
+        bail!(
+            "province_settings.collect_seconds 需要同时配置 budget_url（预算管理一体化系统地址） (collect_seconds needs budget_url)"
+        );
+    }
+    let (cfg, store) = (cfg.clone(), store.clone());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(secs));
+        loop {
+            tick.tick().await;
+            match collect_due(&cfg, &store).await {
+                Ok(done) => {
+                    for (id, r) in done {
+                        match r {
+                            Ok(r) => {
+                                tracing::info!(batch = id, moved = ?r.moved, note = %r.note, "results collected")
+                            }
+                            Err(e) => {
+                                tracing::warn!(batch = id, error = %e, "result collection failed; next round retries")
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "result collection round failed"),
+            }
+        }
+    });
+    Ok(Some(secs))
+}
+
 /// The ports of a deployment: the budget system at `budget_url` for treasury and bank (the
 /// platform reaches the agent bank only through it), the platform's own disclosure tables.
 /// Without `budget_url` only disclosure is wired, and steps that need the budget system are

@@ -29,7 +29,7 @@ pub async fn catalog_page(State(st): State<WebState>, op: Operator) -> Result<Ma
                 }
             }
         }
-        p.muted { "河南省项目库及其变更申请见 " a href="/library" { "项目库" } "（变更申请的提交与审批目前使用 ykt henan library 命令）。" }
+        p.muted { "河南省项目库及其变更申请见 " a href="/library" { "项目库" } "（变更申请在项目库页面审核；填报仍使用 ykt henan library request add 命令）。" }
     };
     Ok(layout::page("补贴项目", &op, &body))
 }
@@ -156,12 +156,10 @@ pub async fn users_page(
     Ok(layout::page("用户管理", &op, &body))
 }
 
-/// The account `login`, when it exists, must lie in the administrator's region.
-async fn managed(st: &WebState, op: &Operator, login: &str) -> Result<(), PageError> {
-    if let Some(u) = st.store.get_user(login).await? {
-        op.covers(&u.region)?;
-    }
-    Ok(())
+/// The account `login` must exist in the administrator's region: an account outside it gets
+/// the same 404 as none ([`Operator::in_scope`]).
+async fn managed(st: &WebState, op: &Operator, login: &str) -> Result<UserRow, PageError> {
+    op.in_scope(st.store.get_user(login).await?, |u| &u.region, "用户")
 }
 
 fn users_back(r: Result<String, String>) -> Response {

@@ -57,6 +57,41 @@ fn table() -> Vec<(&'static str, &'static str, MethodRouter<WebState>)> {
             "/api/v1/batches/{id}/lines/{line}/refund",
             post(refund),
         ),
+        (
+            "POST",
+            "/api/v1/batches/{id}/bulletin",
+            post(super::provinces::api_bulletin),
+        ),
+        (
+            "POST",
+            "/api/v1/batches/{id}/objections",
+            post(super::provinces::api_objection),
+        ),
+        (
+            "POST",
+            "/api/v1/objections/{id}/resolve",
+            post(super::provinces::api_resolve),
+        ),
+        (
+            "POST",
+            "/api/v1/library/requests/{id}/approve",
+            post(super::provinces::api_change_approve),
+        ),
+        (
+            "POST",
+            "/api/v1/library/requests/{id}/reject",
+            post(super::provinces::api_change_reject),
+        ),
+        (
+            "POST",
+            "/api/v1/banks/candidates",
+            post(super::provinces::api_candidate),
+        ),
+        (
+            "POST",
+            "/api/v1/banks/select",
+            post(super::provinces::api_select),
+        ),
         ("POST", "/api/v1/rosters", post(upload)),
         ("GET", "/api/v1/rosters/{id}", get(roster)),
         ("GET", "/api/v1/catalog", get(catalog)),

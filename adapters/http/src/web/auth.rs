@@ -9,6 +9,11 @@
 //! - CSRF: a per-session token, in a hidden `_csrf` field of every form or the
 //!   `X-CSRF-Token` header of script requests, checked by [`session_layer`] on every unsafe
 //!   request that authenticates with the cookie.
+//! - Login CSRF: before any session exists, the login form carries a token signed with the
+//!   process's key (`issued.nonce.hmac`), also set as the `ykt_login_csrf` cookie
+//!   (`HttpOnly; SameSite=Strict; Path=/login`); `POST /login` needs both, equal and valid
+//!   (signed double submit), so another site cannot log a browser in under its own account.
+//!   `POST /api/v1/login` (JSON body, no cookie needed) is not a form a site can forge.
 //! - Throttling: failed logins count per login name and per client address; 5 failures
 //!   within 15 minutes lock that key for 15 minutes (stored in the database).
 
@@ -38,6 +43,10 @@ pub const COOKIE: &str = "ykt_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// The CSRF form field.
 pub const CSRF_FIELD: &str = "_csrf";
+/// The login form's CSRF cookie (before any session exists).
+pub const LOGIN_CSRF_COOKIE: &str = "ykt_login_csrf";
+/// How long a login form's token is valid (seconds).
+pub const LOGIN_CSRF_SECONDS: i64 = 2 * 3600;
 
 /// Argon2id memory cost in KiB (19 MiB).
 pub const ARGON2_M_KIB: u32 = 19_456;
@@ -98,6 +107,52 @@ fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+fn login_mac(key: &[u8; 32], payload: &str) -> hmac::Hmac<Sha256> {
+    use hmac::Mac;
+    let mut m =
+        <hmac::Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes a key of any length");
+    m.update(b"ykt-login-csrf:");
+    m.update(payload.as_bytes());
+    m
+}
+
+/// A new login-form token: `issued.nonce.mac` (hex), signed with the process's key.
+pub fn login_csrf_token(key: &[u8; 32], now: i64) -> String {
+    use hmac::Mac;
+    let mut nonce = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let payload = format!("{now}.{}", hex::encode(nonce));
+    let mac = hex::encode(login_mac(key, &payload).finalize().into_bytes());
+    format!("{payload}.{mac}")
+}
+
+/// Whether the login form's field and cookie carry the same token, signed by this process
+/// and not older than [`LOGIN_CSRF_SECONDS`].
+pub fn login_csrf_ok(key: &[u8; 32], now: i64, field: &str, cookie: Option<&str>) -> bool {
+    use hmac::Mac;
+    if cookie != Some(field) {
+        return false;
+    }
+    let mut parts = field.rsplitn(2, '.');
+    let (Some(mac), Some(payload)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let Some(issued) = payload
+        .split_once('.')
+        .and_then(|(t, _)| t.parse::<i64>().ok())
+    else {
+        return false;
+    };
+    let age = now - issued;
+    if !(0..=LOGIN_CSRF_SECONDS).contains(&age) {
+        return false;
+    }
+    match hex::decode(mac) {
+        Ok(m) => login_mac(key, payload).verify_slice(&m).is_ok(),
+        Err(_) => false,
+    }
+}
+
 /// The logged-in user of a request, as loaded by [`session_layer`].
 #[derive(Debug, Clone)]
 pub struct Operator {
@@ -150,6 +205,22 @@ impl Operator {
             ))),
         }
     }
+    /// A record looked up by id for this user: a record that does not exist and one whose
+    /// region lies outside the user's scope get the same 404 with the same message, so ids
+    /// outside the scope cannot be probed (every id-taking route goes through this).
+    pub fn in_scope<T>(
+        &self,
+        found: Option<T>,
+        region: impl FnOnce(&T) -> &str,
+        what: &str,
+    ) -> Result<T, PageError> {
+        match found {
+            Some(t) if self.covers(region(&t)).is_ok() => Ok(t),
+            _ => Err(PageError::not_found(format!(
+                "未找到该{what}（不存在，或不在您的管辖范围内）(not found)"
+            ))),
+        }
+    }
     /// The role recorded in audit entries for this user's actions.
     pub fn audit_role(&self) -> &'static str {
         self.user
@@ -178,13 +249,17 @@ impl FromRequestParts<WebState> for Operator {
 }
 
 fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, COOKIE)
+}
+
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_owned())
         .filter(|v| !v.is_empty())
 }
@@ -564,17 +639,31 @@ fn set_cookie(st: &WebState, value: &str, max_age: i64) -> HeaderValue {
 pub struct LoginForm {
     pub login: String,
     pub password: String,
+    /// The login form's CSRF token.
+    #[serde(default, rename = "_csrf")]
+    pub csrf: String,
 }
 
-pub async fn login_page(op: Option<Operator>) -> Response {
+pub async fn login_page(State(st): State<WebState>, op: Option<Operator>) -> Response {
     if op.is_some() {
         return Redirect::to("/").into_response();
     }
-    login_form(None, StatusCode::OK)
+    login_form(&st, None, StatusCode::OK)
 }
 
-fn login_form(error: Option<&str>, status: StatusCode) -> Response {
-    (
+/// The login form with a fresh CSRF token, in the page and in its cookie.
+fn login_form(st: &WebState, error: Option<&str>, status: StatusCode) -> Response {
+    let token = login_csrf_token(&st.login_key, st.now());
+    let secure = if st.config.secure_cookie {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = HeaderValue::from_str(&format!(
+        "{LOGIN_CSRF_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/login; Max-Age={LOGIN_CSRF_SECONDS}{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("ykt_login_csrf=; Path=/login"));
+    let mut resp = (
         status,
         layout::bare(
             "登录",
@@ -584,6 +673,7 @@ fn login_form(error: Option<&str>, status: StatusCode) -> Response {
                     h2 { "工作人员登录" }
                     @if let Some(e) = error { p.flash.error role="alert" { (e) } }
                     form method="post" action="/login" {
+                        input type="hidden" name=(CSRF_FIELD) value=(token);
                         label { "用户名" input type="text" name="login" autocomplete="username" required autofocus; }
                         label { "密码" input type="password" name="password" autocomplete="current-password" required; }
                         button type="submit" { "登录" }
@@ -593,7 +683,9 @@ fn login_form(error: Option<&str>, status: StatusCode) -> Response {
             },
         ),
     )
-        .into_response()
+        .into_response();
+    resp.headers_mut().append(header::SET_COOKIE, cookie);
+    resp
 }
 
 impl OptionalFromRequestParts<WebState> for Operator {
@@ -618,6 +710,26 @@ pub async fn login_submit(
     axum::Form(f): axum::Form<LoginForm>,
 ) -> Response {
     let ip = client_ip(&ext);
+    let presented = cookie_value(&headers, LOGIN_CSRF_COOKIE);
+    if !login_csrf_ok(&st.login_key, st.now(), &f.csrf, presented.as_deref()) {
+        tracing::warn!(ip = %ip, "login refused: login form's CSRF token missing, wrong or expired");
+        audit(
+            &st,
+            f.login.trim(),
+            "none",
+            "auth.login_csrf",
+            format!("user:{}", f.login.trim()),
+            serde_json::json!({"ip": ip}),
+        )
+        .await;
+        return login_form(
+            &st,
+            Some(
+                "登录页面已过期或来源不明，请重新输入用户名和密码 (login form expired or not from this site)",
+            ),
+            StatusCode::FORBIDDEN,
+        );
+    }
     match login(
         &st,
         &f.login,
@@ -629,13 +741,21 @@ pub async fn login_submit(
     {
         Ok(s) => {
             let mut resp = Redirect::to("/").into_response();
-            resp.headers_mut().insert(
+            let h = resp.headers_mut();
+            h.append(
                 header::SET_COOKIE,
                 set_cookie(&st, &s.token, st.config.max_seconds),
             );
+            // The login form's token is used up.
+            h.append(
+                header::SET_COOKIE,
+                HeaderValue::from_static(
+                    "ykt_login_csrf=; HttpOnly; SameSite=Strict; Path=/login; Max-Age=0",
+                ),
+            );
             resp
         }
-        Err(e) => login_form(Some(&e.message()), e.status()),
+        Err(e) => login_form(&st, Some(&e.message()), e.status()),
     }
 }
 
@@ -732,6 +852,33 @@ mod tests {
         ));
         // Two hashes of one password differ (random salt).
         assert_ne!(h, hash_password("correct horse battery").unwrap());
+    }
+
+    #[test]
+    fn login_form_token_is_signed_double_submitted_and_expires() {
+        let key = [7u8; 32];
+        let t = login_csrf_token(&key, 1000);
+        assert!(login_csrf_ok(&key, 1000, &t, Some(&t)));
+        assert!(login_csrf_ok(&key, 1000 + LOGIN_CSRF_SECONDS, &t, Some(&t)));
+        // No cookie, a different cookie, expired, issued in the future, another key.
+        assert!(!login_csrf_ok(&key, 1000, &t, None));
+        let other = login_csrf_token(&key, 1000);
+        assert_ne!(t, other);
+        assert!(!login_csrf_ok(&key, 1000, &t, Some(&other)));
+        assert!(!login_csrf_ok(
+            &key,
+            1001 + LOGIN_CSRF_SECONDS,
+            &t,
+            Some(&t)
+        ));
+        assert!(!login_csrf_ok(&key, 999, &t, Some(&t)));
+        assert!(!login_csrf_ok(&[8u8; 32], 1000, &t, Some(&t)));
+        // A forged token (any payload with a made-up MAC), and garbage.
+        let forged = format!("1000.{}.{}", "00".repeat(16), "ab".repeat(32));
+        assert!(!login_csrf_ok(&key, 1000, &forged, Some(&forged)));
+        for junk in ["", ".", "x.y.z", "1000..", "1000"] {
+            assert!(!login_csrf_ok(&key, 1000, junk, Some(junk)), "{junk:?}");
+        }
     }
 
     #[test]

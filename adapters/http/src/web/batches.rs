@@ -34,15 +34,10 @@ pub async fn visible_batches(st: &WebState, user: &User) -> Result<Vec<BatchRow>
     Ok(st.store.batches(None, Some(&user.region)).await?)
 }
 
-/// A batch the user may see, or 404/403.
+/// A batch the user may see, or 404 (the same for a batch outside the user's region as for
+/// none: [`Operator::in_scope`]).
 pub async fn load_batch(st: &WebState, op: &Operator, id: i64) -> Result<BatchRow, PageError> {
-    let b = st
-        .store
-        .batch(id)
-        .await?
-        .ok_or_else(|| PageError::not_found(format!("批次{id}不存在 (no batch {id})")))?;
-    op.covers(&b.region)?;
-    Ok(b)
+    op.in_scope(st.store.batch(id).await?, |b| &b.region, "批次")
 }
 
 /// The steps `user` may take on `b` now, per the kernel's workflow engine.
@@ -51,9 +46,6 @@ pub async fn actions_for(
     b: &BatchRow,
     user: &User,
 ) -> Result<Vec<&'static StepDef>, PageError> {
-    let Some(p) = st.province(&b.province) else {
-        return Ok(Vec::new());
-    };
     let history: Vec<(String, String)> = st
         .store
         .batch_steps(b.id)
@@ -61,17 +53,30 @@ pub async fn actions_for(
         .into_iter()
         .map(|s| (s.step, s.actor))
         .collect();
+    Ok(actions_given(st, b, user, &history))
+}
+
+/// [`actions_for`] with the batch's step history (`(step, actor)`, oldest first) at hand.
+pub fn actions_given(
+    st: &WebState,
+    b: &BatchRow,
+    user: &User,
+    history: &[(String, String)],
+) -> Vec<&'static StepDef> {
+    let Some(p) = st.province(&b.province) else {
+        return Vec::new();
+    };
     let Ok(region) = RegionCode::parse(&b.region) else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
     let facts = BatchFacts {
         id: b.id,
         state: b.state,
         region: &region,
         maker: &b.maker,
-        history: &history,
+        history,
     };
-    Ok(available(p.workflow(), &facts, user))
+    available(p.workflow(), &facts, user)
 }
 
 pub fn state_label(s: &str) -> &str {
@@ -210,6 +215,22 @@ pub async fn detail_page(
     } else {
         Vec::new()
     };
+    // Sichuan: the objections raised during the publicity (川财办〔2018〕61号: 公示期内的异议).
+    let objections = if b.province == "sichuan" {
+        st.store.sichuan_objections(id).await?
+    } else {
+        Vec::new()
+    };
+    let poster = super::provinces::NOTICE_POSTERS
+        .iter()
+        .any(|r| op.user.has(*r));
+    // Heilongjiang: the bulletin-board notice once the batch is reviewed (塔河县方案(七)).
+    let may_bulletin = b.province == "heilongjiang"
+        && poster
+        && !matches!(
+            b.state,
+            BatchState::Draft | BatchState::Returned | BatchState::Cancelled
+        );
     let may_correct = op.user.has(Role::DeptMaker) && op.user.covers_str(&b.region);
     let may_refund = op.user.has(Role::FinanceReviewer) && op.user.covers_str(&b.region);
     // After dispatch, a pending line is a corrected one waiting to be paid again.
@@ -263,9 +284,44 @@ pub async fn detail_page(
                             }
                         }))
                 }
+                @if may_bulletin {
+                    (action_form(&op, &format!("/batches/{id}/bulletin"), "张贴公示栏公示",
+                        &format!("确认发布批次{id}的公示栏公示（脱敏）？"), html! {}))
+                }
                 @if may_correct && corrected_waiting {
                     (action_form(&op, &format!("/batches/{id}/redispatch"), "再次发放已更正明细",
                         "确认将已更正的明细再次交银行发放？", html! {}))
+                }
+            }
+        }
+        @if b.province == "sichuan" {
+            section.card {
+                h2 { "公示异议（" (objections.len()) "）" }
+                table.data id="objections" {
+                    thead { tr { th { "#" } th { "明细" } th { "提出人" } th { "内容" } th { "登记" } th { "状态" } th { "处理意见" } @if poster { th { "处理" } } } }
+                    tbody { @for o in &objections {
+                        tr {
+                            td { (o.id) } td { (o.line_id.map(|l| l.to_string()).unwrap_or_default()) }
+                            td { (o.raised_by) } td.wrap { (o.content) } td { (o.recorded_by) "，" (o.raised_on) }
+                            td { (match o.status.as_str() { "open" => "待处理", "upheld" => "成立", "dismissed" => "不成立", s => s }) }
+                            td.wrap { (o.resolution.as_deref().unwrap_or("")) }
+                            @if poster { td { @if o.status == "open" {
+                                (action_form(&op, &format!("/objections/{}/resolve", o.id), "处理",
+                                    &format!("确认处理异议{}？成立的异议将把该笔明细从批次中剔除。", o.id), html! {
+                                        select name="outcome" { option value="dismissed" { "不成立" } option value="upheld" { "成立" } }
+                                        input type="text" name="note" placeholder="处理意见（必填）" required;
+                                    }))
+                            } } }
+                        }
+                    } }
+                }
+                @if poster {
+                    (action_form(&op, &format!("/batches/{id}/objections"), "登记异议",
+                        "确认登记该异议？", html! {
+                            label { "明细编号 " input type="text" name="line" inputmode="numeric" size="8" placeholder="可空"; }
+                            label { "提出人 " input type="text" name="by" placeholder="姓名（脱敏保存）"; }
+                            label { "异议内容 " input type="text" name="text" required; }
+                        }))
                 }
             }
         }

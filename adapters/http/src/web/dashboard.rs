@@ -3,7 +3,7 @@
 //! rate and amount credited; 黑财监〔2023〕1号 的监管指标 "发放成功率").
 
 use super::auth::Operator;
-use super::batches::{actions_for, visible_batches};
+use super::batches::{actions_given, visible_batches};
 use super::layout;
 use super::{PageError, WebState};
 use axum::extract::State;
@@ -75,12 +75,16 @@ pub fn kpi_svg(kpis: &[RegionKpi]) -> String {
     s
 }
 
+/// Five queries whatever the number of batches: the batches, their step histories, the
+/// lines' totals per region (summed in SQL), the regions' names, the notices.
 pub async fn page(State(st): State<WebState>, op: Operator) -> Result<Markup, PageError> {
+    let within = Some(&op.user.region);
     let batches = visible_batches(&st, &op.user).await?;
+    let histories = st.store.step_history_within(within).await?;
+    let no_history = Vec::new();
     // Batches by province and state (the state is the province's workflow step reached).
     let mut by_state: BTreeMap<(String, &'static str), (u64, Fen)> = BTreeMap::new();
     let mut waiting = Vec::new();
-    let mut kpi: BTreeMap<String, RegionKpi> = BTreeMap::new();
     for b in &batches {
         let pname = st
             .province(&b.province)
@@ -91,28 +95,32 @@ pub async fn page(State(st): State<WebState>, op: Operator) -> Result<Markup, Pa
             .or_insert((0, Fen(0)));
         e.0 += 1;
         e.1 = Fen(e.1.0 + b.control.amount.0);
-        let acts = actions_for(&st, b, &op.user).await?;
+        let history = histories.get(&b.id).unwrap_or(&no_history);
+        let acts = actions_given(&st, b, &op.user, history);
         if !acts.is_empty() {
             waiting.push((b, acts));
         }
-        let t = st.store.tally(b.id).await?;
-        let k = kpi.entry(b.region.clone()).or_insert_with(|| RegionKpi {
-            region: b.region.clone(),
-            ..Default::default()
-        });
-        let c = t.get(LineState::Credited);
-        k.credited += c.count;
-        k.failed += t.get(LineState::Failed).count + t.get(LineState::Refunded).count;
-        k.credited_amount = Fen(k.credited_amount.0 + c.amount.0);
     }
-    let mut kpis: Vec<RegionKpi> = kpi.into_values().collect();
-    for k in &mut kpis {
-        if let Ok(code) = ykt_kernel::RegionCode::parse(&k.region)
-            && let Some(name) = st.store.region_name(&code).await?
-        {
-            k.region = format!("{name} {}", code.prefix());
-        }
-    }
+    let names = st.store.batch_region_names(within).await?;
+    let kpis: Vec<RegionKpi> = st
+        .store
+        .tallies_by_region(within)
+        .await?
+        .into_iter()
+        .map(|(region, t)| {
+            let c = t.get(LineState::Credited);
+            let label = match (names.get(&region), ykt_kernel::RegionCode::parse(&region)) {
+                (Some(name), Ok(code)) => format!("{name} {}", code.prefix()),
+                _ => region,
+            };
+            RegionKpi {
+                region: label,
+                credited: c.count,
+                failed: t.get(LineState::Failed).count + t.get(LineState::Refunded).count,
+                credited_amount: c.amount,
+            }
+        })
+        .collect();
     let today = st.ops.today().format("%Y-%m-%d").to_string();
     let notices = st
         .store

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod batches;
 pub mod dashboard;
 pub mod layout;
+pub mod provinces;
 pub mod registry;
 pub mod rosters;
 
@@ -119,6 +120,29 @@ pub struct DeadlineView {
     pub basis: String,
 }
 
+/// A notice posted from the console (Heilongjiang's bulletin-board notice).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NoticeDone {
+    pub id: String,
+    pub title: String,
+    pub published_on: String,
+    pub until: Option<String>,
+}
+
+/// A candidate agent bank as entered by provincial finance (Henan, 濮阳规程 第十五条).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct BankCandidate {
+    pub code: String,
+    pub name: String,
+    pub agreement_no: String,
+    /// 已对接一卡通系统.
+    #[serde(default)]
+    pub connected: bool,
+    /// 支持免费跨行发放.
+    #[serde(default)]
+    pub free_interbank: bool,
+}
+
 /// Why an operation did not happen.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum OpError {
@@ -176,6 +200,67 @@ pub trait ConsoleOps: Send + Sync {
         let _ = user;
         Ok(Vec::new())
     }
+    /// Heilongjiang: post the bulletin-board notice of a reviewed batch (`ykt heilongjiang
+    /// bulletin`); posting again changes nothing.
+    async fn post_bulletin(&self, batch: i64, user: &User) -> Result<NoticeDone, OpError> {
+        let _ = (batch, user);
+        Err(not_compiled("黑龙江省"))
+    }
+    /// Henan: provincial finance registers a candidate agent bank (`ykt henan bank add`).
+    async fn henan_add_bank(&self, user: &User, bank: &BankCandidate) -> Result<(), OpError> {
+        let _ = (user, bank);
+        Err(not_compiled("河南省"))
+    }
+    /// Henan: county finance selects one of the candidates for its county (`ykt henan bank
+    /// select`).
+    async fn henan_select_bank(
+        &self,
+        user: &User,
+        county: &str,
+        bank: &str,
+        agreement_no: &str,
+    ) -> Result<(), OpError> {
+        let _ = (user, county, bank, agreement_no);
+        Err(not_compiled("河南省"))
+    }
+    /// Henan: the next approval of a project-library change request (county → city →
+    /// province finance; the province's approval applies it), or its rejection (`ykt henan
+    /// library approve|reject`); the request's new state, in Chinese.
+    async fn henan_change_step(
+        &self,
+        id: i64,
+        user: &User,
+        reject: bool,
+        note: Option<&str>,
+    ) -> Result<String, OpError> {
+        let _ = (id, user, reject, note);
+        Err(not_compiled("河南省"))
+    }
+    /// Sichuan: record an objection raised during the pre-payment publicity (`ykt sichuan
+    /// objection add`); the objection's id.
+    async fn sichuan_raise_objection(
+        &self,
+        batch: i64,
+        line: Option<i64>,
+        raised_by: &str,
+        content: &str,
+        user: &User,
+    ) -> Result<i64, OpError> {
+        let _ = (batch, line, raised_by, content, user);
+        Err(not_compiled("四川省"))
+    }
+    /// Sichuan: resolve an objection, upheld (the line leaves the batch) or dismissed (`ykt
+    /// sichuan objection resolve`); what it did, in Chinese.
+    async fn sichuan_resolve_objection(
+        &self,
+        id: i64,
+        upheld: bool,
+        note: &str,
+        user: &User,
+    ) -> Result<String, OpError> {
+        let _ = (id, upheld, note, user);
+        Err(not_compiled("四川省"))
+    }
     /// Refund a failed line through the original channel.
     async fn refund(
         &self,
@@ -185,6 +270,12 @@ pub trait ConsoleOps: Send + Sync {
         requester: &User,
         approver: &User,
     ) -> Result<Fen, OpError>;
+}
+
+fn not_compiled(province: &str) -> OpError {
+    OpError::Invalid(format!(
+        "本部署未包含{province}，无法办理此事项 (province not compiled in)"
+    ))
 }
 
 /// Console settings.
@@ -219,6 +310,9 @@ pub struct WebState {
     pub provinces: Arc<Vec<Arc<dyn Province>>>,
     /// Unix seconds now (replaceable in tests).
     pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    /// The key signing the login form's CSRF token (random per process: a login page
+    /// loaded before a restart must be loaded again).
+    pub login_key: Arc<[u8; 32]>,
 }
 
 impl WebState {
@@ -230,6 +324,7 @@ impl WebState {
             config: Arc::new(config),
             provinces,
             clock: Arc::new(|| chrono::Utc::now().timestamp()),
+            login_key: Arc::new(rand::random()),
         }
     }
     pub fn now(&self) -> i64 {
@@ -278,6 +373,37 @@ fn table() -> Vec<(&'static str, &'static str, MethodRouter<WebState>)> {
             "/batches/{id}/lines/{line}/refund",
             post(batches::refund_submit),
         ),
+        (
+            "POST",
+            "/batches/{id}/bulletin",
+            post(provinces::bulletin_submit),
+        ),
+        (
+            "POST",
+            "/batches/{id}/objections",
+            post(provinces::objection_submit),
+        ),
+        (
+            "POST",
+            "/objections/{id}/resolve",
+            post(provinces::resolve_submit),
+        ),
+        (
+            "POST",
+            "/library/requests/{id}/approve",
+            post(provinces::change_approve_submit),
+        ),
+        (
+            "POST",
+            "/library/requests/{id}/reject",
+            post(provinces::change_reject_submit),
+        ),
+        (
+            "POST",
+            "/banks/candidates",
+            post(provinces::candidate_submit),
+        ),
+        ("POST", "/banks/select", post(provinces::select_submit)),
         ("GET", "/rosters/new", get(rosters::upload_page)),
         ("POST", "/rosters", post(rosters::upload_submit)),
         ("GET", "/rosters/{id}", get(rosters::result_page)),

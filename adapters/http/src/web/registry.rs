@@ -15,7 +15,13 @@ use ykt_kernel::ports::FailureReason;
 /// 代发银行与协议: Henan's candidate banks and each county's selection (濮阳规程 第十四、十五条),
 /// Sichuan's agency agreements (川财办〔2018〕61号: 部门与合作银行签订代发协议), within the
 /// user's region.
-pub async fn banks_page(State(st): State<WebState>, op: Operator) -> Result<Markup, PageError> {
+pub async fn banks_page(
+    State(st): State<WebState>,
+    op: Operator,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Markup, PageError> {
+    let henan = st.province("henan").is_some();
+    let finance = op.user.has(ykt_kernel::Role::FinanceReviewer);
     let prefix = op.user.region.prefix().to_owned();
     let candidates = st.store.henan_candidates().await?;
     let county: Vec<_> = st
@@ -27,6 +33,28 @@ pub async fn banks_page(State(st): State<WebState>, op: Operator) -> Result<Mark
         .collect();
     let agreements = st.store.sichuan_agreements(Some(&prefix)).await?;
     let body = html! {
+        (layout::flash(q.get("ok").map(String::as_str), q.get("err").map(String::as_str)))
+        @if henan && finance {
+            section.card id="bank-forms" {
+                h2 { "河南省：登记备选代发银行（省财政厅）" }
+                (layout::action_form(&op, "/banks/candidates", "列入备选名单", "确认将该银行列入备选代发金融机构？", html! {
+                    label { "银行代码 " input type="text" name="code" required placeholder="如 ABC-HN" size="10"; }
+                    label { "银行名称 " input type="text" name="name" required; }
+                    label { "委托代理协议编号 " input type="text" name="agreement_no" required; }
+                    label.check { input type="checkbox" name="connected" checked; "已对接一卡通系统" }
+                    label.check { input type="checkbox" name="free_interbank" checked; "支持免费跨行发放" }
+                }))
+                h2 { "河南省：县（区）选定代发银行（县级财政）" }
+                @if candidates.is_empty() { p.muted { "备选名单为空：须先由省财政厅登记备选代发银行。" } }
+                @else { (layout::action_form(&op, "/banks/select", "选定", "确认选定该银行为本县（区）代发银行？", html! {
+                    label { "县（区）区划 " input type="text" name="county" required value=(op.user.region.prefix()) size="12"; }
+                    label { "银行 " select name="bank" required {
+                        @for c in &candidates { option value=(c.code) { (c.name) "（" (c.code) "）" } }
+                    } }
+                    label { "县级代发协议编号 " input type="text" name="agreement_no" required; }
+                })) }
+            }
+        }
         @if !candidates.is_empty() || !county.is_empty() {
             section.card {
                 h2 { "河南省：代发银行备选库" }
@@ -62,16 +90,57 @@ pub async fn banks_page(State(st): State<WebState>, op: Operator) -> Result<Mark
         @if candidates.is_empty() && county.is_empty() && agreements.is_empty() {
             p.muted { "本辖区尚无代发银行或代发协议记录。黑龙江省由国库集中支付代理银行打卡发放，无需单独协议。" }
         }
-        p.muted { "登记与变更请使用 ykt henan bank、ykt sichuan agreement 命令（控制台录入待补充）。" }
+        p.muted { "四川省代发协议的登记与河南省撤销选定、银行接口凭据仍使用 ykt sichuan agreement、ykt henan bank deselect|credential 命令。" }
     };
     Ok(layout::page("代发银行与协议", &op, &body))
 }
 
 /// 河南省补贴项目库 and its change requests (濮阳规程 第十至十二条).
-pub async fn library_page(State(st): State<WebState>, op: Operator) -> Result<Markup, PageError> {
+pub async fn library_page(
+    State(st): State<WebState>,
+    op: Operator,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Markup, PageError> {
     let rows = st.store.henan_library().await?;
     let history = st.store.henan_library_history(None).await?;
+    // The change requests filed in the user's scope; finance approves the open ones (county →
+    // city → province, 濮阳规程 第十二条), the province's own rules deciding who may.
+    let requests: Vec<_> = st
+        .store
+        .henan_changes()
+        .await?
+        .into_iter()
+        .filter(|c| op.covers(&c.region).is_ok())
+        .collect();
+    let finance = op.user.has(ykt_kernel::Role::FinanceReviewer);
     let body = html! {
+        (layout::flash(q.get("ok").map(String::as_str), q.get("err").map(String::as_str)))
+        @if !requests.is_empty() {
+            section.card {
+                h2 { "变更申请（" (requests.len()) "）" }
+                table.data id="library-requests" {
+                    thead { tr { th { "#" } th { "类别" } th { "项目" } th { "理由" } th { "填报单位" } th { "填报" } th { "状态" } @if finance { th { "审核" } } } }
+                    tbody { @for c in &requests {
+                        @let open = !matches!(c.state.as_str(), "applied" | "rejected");
+                        tr {
+                            td { (c.id) } td { (c.kind) } td.mono { (c.code) } td.wrap { (c.reason) }
+                            td { (c.region) } td { (c.filed_by) "，" (c.filed_on) } td { (c.state) }
+                            @if finance { td { @if open {
+                                (layout::action_form(&op, &format!("/library/requests/{}/approve", c.id), "审核通过",
+                                    &format!("确认审核通过变更申请{}？", c.id), html! {
+                                        input type="text" name="note" placeholder="意见（可空）";
+                                    }))
+                                (layout::action_form(&op, &format!("/library/requests/{}/reject", c.id), "不予通过",
+                                    &format!("确认不予通过变更申请{}？", c.id), html! {
+                                        input type="text" name="note" placeholder="理由（必填）" required;
+                                    }))
+                            } } }
+                        }
+                    } }
+                }
+                p.muted { "变更申请的填报（申请表）仍使用 ykt henan library request add 命令。" }
+            }
+        }
         @if rows.is_empty() { p.muted { "项目库尚未建立（仅河南省部署使用）。" } }
         @else {
             section.card {

@@ -287,22 +287,23 @@ pub async fn upload_submit(
 }
 
 /// A roster the user may see: their own, or one imported by someone in their region.
+/// A roster the user may see (its uploader's region lies in the user's scope), or 404, the
+/// same as for no roster ([`Operator::in_scope`]).
 pub async fn load_roster(st: &WebState, op: &Operator, id: i64) -> Result<RosterRow, PageError> {
-    let r = st
-        .store
-        .roster(id)
-        .await?
-        .ok_or_else(|| PageError::not_found(format!("清册{id}不存在 (no roster {id})")))?;
-    if r.actor != op.user.login {
-        let region = st
-            .store
+    let Some(r) = st.store.roster(id).await? else {
+        return op.in_scope(None::<RosterRow>, |_| "", "清册");
+    };
+    let region = if r.actor == op.user.login {
+        op.user.region.full()
+    } else {
+        st.store
             .get_user(&r.actor)
             .await?
             .map(|u| u.region)
-            .unwrap_or_default();
-        op.covers(&region)?;
-    }
-    Ok(r)
+            .unwrap_or_default()
+    };
+    op.in_scope(Some((r, region)), |(_, reg)| reg.as_str(), "清册")
+        .map(|(r, _)| r)
 }
 
 type Issue = (i64, Option<String>, String, String, String, String, String);
