@@ -264,6 +264,12 @@ impl Cycle<'_> {
             }
             _ => {}
         }
+        if matches!(
+            t.step.effect,
+            Effect::PushPlan | Effect::RequestFunding | Effect::ConfirmFunding | Effect::Publish
+        ) {
+            ykt_store::failpoints::hit("step.after_port_call");
+        }
 
         let channel = channel_of(&b);
         let entries = t
@@ -318,6 +324,7 @@ impl Cycle<'_> {
             lines: lines.clone(),
         };
         bank.deliver(&instruction).await?;
+        ykt_store::failpoints::hit("dispatch.after_send");
         Ok(lines)
     }
 
@@ -346,6 +353,7 @@ impl Cycle<'_> {
     /// Collect and apply the bank's results for a batch.
     pub async fn collect(&self, b: &BatchRow) -> Result<ResultReport, CycleError> {
         let results = self.bank()?.collect_results(&b.order_no).await?;
+        ykt_store::failpoints::hit("results.after_fetch");
         let (bank, _) = self.store.batch_refs(b.id).await?;
         let from = account(AccountKind::AgentBank, b, bank.as_deref());
         let to = account(AccountKind::Beneficiaries, b, None);
@@ -427,6 +435,7 @@ impl Cycle<'_> {
         self.treasury()?
             .refund(&reference, line.amount, reason)
             .await?;
+        ykt_store::failpoints::hit("refund.after_port_call");
         let entries = |amount: Fen| {
             route
                 .windows(2)

@@ -103,6 +103,7 @@ impl Store {
 
     /// Record the treasury's reference for a batch's funding.
     pub async fn set_treasury_ref(&self, batch_id: i64, reference: &str) -> Result<()> {
+        crate::failpoints::hit("treasury_ref.before_commit");
         with_pool!(self, |p| {
             sqlx::query("UPDATE batches SET treasury_ref = $1 WHERE id = $2")
                 .bind(reference)
@@ -110,6 +111,7 @@ impl Store {
                 .execute(p)
                 .await?;
         });
+        crate::failpoints::hit("treasury_ref.after_commit");
         Ok(())
     }
 
@@ -187,7 +189,9 @@ impl Store {
             ),
         )
         .await?;
+        crate::failpoints::hit("dispatch.before_commit");
         tx.commit().await?;
+        crate::failpoints::hit("dispatch.after_commit");
         Ok(out)
     }
 
@@ -367,7 +371,9 @@ impl Store {
             ),
         )
         .await?;
+        crate::failpoints::hit("results.before_commit");
         tx.commit().await?;
+        crate::failpoints::hit("results.after_commit");
         Ok(report)
     }
 
@@ -451,7 +457,10 @@ impl Store {
             ),
         )
         .await?;
-        tx.commit().await
+        crate::failpoints::hit("correct.before_commit");
+        tx.commit().await?;
+        crate::failpoints::hit("correct.after_commit");
+        Ok(())
     }
 
     /// Refund a failed line through the original channel: failed → refunded, the `entries`
@@ -527,7 +536,9 @@ impl Store {
             ),
         )
         .await?;
+        crate::failpoints::hit("refund.before_commit");
         tx.commit().await?;
+        crate::failpoints::hit("refund.after_commit");
         Ok(Fen(fen))
     }
 

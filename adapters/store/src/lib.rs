@@ -29,6 +29,7 @@ pub mod cycle;
 pub mod db;
 pub mod disclosure;
 pub mod error;
+pub mod failpoints;
 pub mod heilongjiang;
 pub mod henan;
 pub mod imports;

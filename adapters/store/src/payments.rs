@@ -592,7 +592,9 @@ impl Store {
         }
         self.append_audit_in(&mut tx, t.audit(batch.id, &actor.login, &at, detail))
             .await?;
+        crate::failpoints::hit("step.before_commit");
         tx.commit().await?;
+        crate::failpoints::hit("step.after_commit");
         self.batch(batch.id)
             .await?
             .ok_or_else(|| StoreError::corrupt("batches"))
@@ -970,7 +972,9 @@ impl RosterImport {
             store.append_audit_in(&mut self.tx, rec).await?;
         }
         let ids: Vec<i64> = self.batches.values().map(|b| b.id).collect();
+        crate::failpoints::hit("import.before_commit");
         self.tx.commit().await?;
+        crate::failpoints::hit("import.after_commit");
         let mut batches = Vec::new();
         for id in ids {
             if let Some(b) = store.batch(id).await? {
