@@ -25,14 +25,14 @@ pub const POINTS: &[&str] = &[
     // The transition, its ledger moves and audit entry.
     "step.before_commit",
     "step.after_commit",
-    // The treasury's reference (voucher number) of a batch.
-    "treasury_ref.before_commit",
-    "treasury_ref.after_commit",
     // Lines marked in flight as new attempts.
     "dispatch.before_commit",
     "dispatch.after_commit",
     // The instruction delivered to the bank, not yet recorded as sent.
     "dispatch.after_send",
+    // Attempts recorded as sent.
+    "sent.before_commit",
+    "sent.after_commit",
     // The bank's results fetched, not yet applied.
     "results.after_fetch",
     // Results applied: line states, anomalies, the payment's ledger entry, audit.
