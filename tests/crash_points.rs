@@ -13,7 +13,7 @@
 //! correction, re-payment, refund, reconciliation, publication.
 //!
 //! By default one occurrence of each point in each mode, on one seed (CI); the whole matrix
-//! with `YKT_CRASH_FULL=1` (every occurrence, both modes, `YKT_CRASH_SEEDS` seeds, default 3).
+//! with `CRASH_MATRIX_FULL=1` (every occurrence, both modes, `CRASH_MATRIX_SEEDS` seeds, default 3).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
@@ -39,6 +39,12 @@ const KNOWN_OPEN: &[&str] = &["refund.after_port_call", "refund.before_commit"];
 
 fn scenario() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/standard")
+}
+
+/// The `ykt` under test (`CRASH_MATRIX_BIN` runs a copy, so that a long matrix run is not
+/// disturbed by a rebuild).
+fn ykt_bin() -> String {
+    std::env::var("CRASH_MATRIX_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_ykt").to_owned())
 }
 
 fn free_port() -> u16 {
@@ -100,7 +106,7 @@ impl Run {
             std::fs::copy(e.path(), dir.path().join("data").join(e.file_name())).unwrap();
         }
         let (bp, kp) = (free_port(), free_port());
-        let sim = Command::new(env!("CARGO_BIN_EXE_ykt"))
+        let sim = Command::new(ykt_bin())
             .args([
                 "heilongjiang",
                 "sim",
@@ -148,7 +154,7 @@ impl Run {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_ykt"));
+        let mut c = Command::new(ykt_bin());
         c.args(args)
             .current_dir(self.dir.path())
             .env_remove("YKT_CONFIG")
@@ -572,7 +578,7 @@ fn check(run: &Run, rt: &tokio::runtime::Runtime, label: &str) -> Outcome {
 fn template() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        let o = Command::new(env!("CARGO_BIN_EXE_ykt"))
+        let o = Command::new(ykt_bin())
             .args(args)
             .current_dir(dir.path())
             .env_remove("YKT_CONFIG")
@@ -604,9 +610,9 @@ fn crash_at_every_commit_boundary_then_resume() {
         ykt_store::failpoints::ENABLED,
         "the test build has crash points"
     );
-    let full = std::env::var("YKT_CRASH_FULL").is_ok_and(|v| v == "1");
+    let full = std::env::var("CRASH_MATRIX_FULL").is_ok_and(|v| v == "1");
     let seeds: u64 = if full {
-        std::env::var("YKT_CRASH_SEEDS")
+        std::env::var("CRASH_MATRIX_SEEDS")
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(3)
@@ -645,6 +651,11 @@ fn crash_at_every_commit_boundary_then_resume() {
             expected.refunded > Fen(0) && expected.steps.len() >= 8,
             "the cycle covers failures, corrections and refunds: {expected:?}"
         );
+        eprintln!(
+            "seed {seed}: {} occurrences of {} points in one cycle: {occurrences:?}",
+            occurrences.values().sum::<u64>(),
+            occurrences.len()
+        );
         let mut cases = Vec::new();
         for (i, (point, n)) in occurrences.iter().enumerate() {
             if full {
@@ -662,7 +673,7 @@ fn crash_at_every_commit_boundary_then_resume() {
                 }
             }
         }
-        let only = std::env::var("YKT_CRASH_ONLY").ok();
+        let only = std::env::var("CRASH_MATRIX_ONLY").ok();
         for case in cases {
             if only.as_deref().is_some_and(|o| !case.point.starts_with(o))
                 || KNOWN_OPEN.contains(&case.point)

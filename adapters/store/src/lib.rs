@@ -32,6 +32,7 @@ pub mod error;
 pub mod failpoints;
 pub mod heilongjiang;
 pub mod henan;
+pub mod idempotency;
 pub mod imports;
 pub mod payments;
 pub mod registers;
