@@ -9,7 +9,7 @@
 //! (self-approval, refused by maker-checker) and the system; bank results (success, failure,
 //! repeated, stale attempt, unknown line, wrong amount; several queued = out of order);
 //! correction, re-payment, refund (and a refund approved by its requester, refused).
-//! `MODEL_CASES` sets the number of cases (default 12 per backend).
+//! `MODEL_CASES` sets the number of cases (default 8; each runs on both backends).
 
 mod common;
 
@@ -533,7 +533,7 @@ fn the_lifecycle_agrees_with_the_model() {
     let cases: u32 = std::env::var("MODEL_CASES")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(12);
+        .unwrap_or(8);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
