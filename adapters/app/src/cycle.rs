@@ -178,6 +178,8 @@ impl Cycle<'_> {
         };
         let mut detail =
             serde_json::json!({"count": b.control.count, "amount_fen": b.control.amount.0});
+        // The treasury's new reference, recorded with the transition.
+        let mut new_ref: Option<String> = None;
 
         match t.step.effect {
             Effect::PushPlan | Effect::RequestFunding => {
@@ -194,9 +196,9 @@ impl Cycle<'_> {
                     }
                     FundingStatus::Pending { voucher_no }
                     | FundingStatus::Funded { voucher_no, .. } => {
-                        self.store.set_treasury_ref(id, &voucher_no).await?;
                         detail["voucher_no"] = voucher_no.clone().into();
                         report.note = format!("凭证号 {voucher_no}");
+                        new_ref = Some(voucher_no);
                     }
                 }
             }
@@ -229,6 +231,11 @@ impl Cycle<'_> {
             }
             Effect::Dispatch => {
                 report.dispatched = self.deliver(&b, user).await?;
+                // Nothing left to send but lines in flight: the delivery happened and was
+                // recorded, only the transition was not (the process stopped in between).
+                if report.dispatched.is_empty() && tally.in_flight.count == 0 {
+                    return Err(invalid("没有待发放的明细 (no pending lines)"));
+                }
                 detail["dispatched"] = report.dispatched.len().into();
             }
             Effect::CollectResults => {
@@ -264,6 +271,12 @@ impl Cycle<'_> {
             }
             _ => {}
         }
+        if matches!(
+            t.step.effect,
+            Effect::PushPlan | Effect::RequestFunding | Effect::ConfirmFunding | Effect::Publish
+        ) {
+            ykt_store::failpoints::hit("step.after_port_call");
+        }
 
         let channel = channel_of(&b);
         let entries = t
@@ -289,24 +302,36 @@ impl Cycle<'_> {
             .collect::<Result<Vec<_>, _>>()?;
         let after = self
             .store
-            .apply_step(&b, &t, user, reason, detail, &entries)
+            .apply_step(&b, &t, user, reason, detail, &entries, new_ref.as_deref())
             .await?;
         report.moved = Some((t.from, after.state));
         report.batch = after;
         Ok(report)
     }
 
-    /// Send pending lines as new attempts and (re)deliver every line in flight: the bank
-    /// deduplicates by line and attempt, so a retry after a failed delivery is safe.
+    /// Send pending lines as new attempts, or first deliver again the attempts of a delivery
+    /// that was never recorded as sent: the bank deduplicates by line and attempt, so a retry
+    /// after a failed or interrupted delivery is safe. Returns the lines sent (none when
+    /// nothing was pending).
     async fn deliver(&self, b: &BatchRow, user: &User) -> Result<Vec<InstructionLine>, CycleError> {
         let role = user.roles.first().map(|r| r.as_str()).unwrap_or("system");
         // The bank port first: a platform without one must refuse before any line is marked
         // in flight, or the lines would wait for a bank that never had them.
         let bank = self.bank()?;
-        let mut lines = self.store.dispatch_pending(b.id, &user.login, role).await?;
+        let lines = self.store.dispatch_pending(b.id, &user.login, role).await?;
         if lines.is_empty() {
-            return Err(invalid("没有待发放的明细 (no pending lines)"));
+            return Ok(lines);
         }
+        self.send(bank.as_ref(), b, lines).await
+    }
+
+    /// Hand `lines` to the bank as one instruction and record them as sent.
+    async fn send(
+        &self,
+        bank: &dyn BankAgent,
+        b: &BatchRow,
+        mut lines: Vec<InstructionLine>,
+    ) -> Result<Vec<InstructionLine>, CycleError> {
         lines.sort_by_key(|l| l.line_id);
         let project = self.province.catalog().find(&b.project);
         let instruction = PaymentInstruction {
@@ -318,6 +343,8 @@ impl Cycle<'_> {
             lines: lines.clone(),
         };
         bank.deliver(&instruction).await?;
+        ykt_store::failpoints::hit("dispatch.after_send");
+        self.store.mark_sent(&lines).await?;
         Ok(lines)
     }
 
@@ -340,12 +367,24 @@ impl Cycle<'_> {
                 user.login
             )));
         }
-        self.deliver(&b, user).await
+        let lines = self.deliver(&b, user).await?;
+        if lines.is_empty() {
+            return Err(invalid("没有待发放的明细 (no pending lines)"));
+        }
+        Ok(lines)
     }
 
     /// Collect and apply the bank's results for a batch.
     pub async fn collect(&self, b: &BatchRow) -> Result<ResultReport, CycleError> {
-        let results = self.bank()?.collect_results(&b.order_no).await?;
+        let bank = self.bank()?;
+        // A delivery interrupted before it was recorded as sent: send it (again) first, or
+        // its lines would wait for results of payments the bank may never have received.
+        let unsent = self.store.unsent_attempts(b.id).await?;
+        if !unsent.is_empty() {
+            self.send(bank.as_ref(), b, unsent).await?;
+        }
+        let results = bank.collect_results(&b.order_no).await?;
+        ykt_store::failpoints::hit("results.after_fetch");
         let (bank, _) = self.store.batch_refs(b.id).await?;
         let from = account(AccountKind::AgentBank, b, bank.as_deref());
         let to = account(AccountKind::Beneficiaries, b, None);
@@ -427,6 +466,7 @@ impl Cycle<'_> {
         self.treasury()?
             .refund(&reference, line.amount, reason)
             .await?;
+        ykt_store::failpoints::hit("refund.after_port_call");
         let entries = |amount: Fen| {
             route
                 .windows(2)

@@ -9,5 +9,7 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Crash points (`FAILPOINTS`) exist only in the test build; elsewhere this does nothing.
+    let _failpoints = ykt_store::failpoints::setup();
     yikatong::cli::main()
 }

@@ -127,13 +127,24 @@ impl Store {
     }
 
     /// Send every pending line of a batch to the bank as a new attempt: pending → in flight,
-    /// attempt + 1, recorded with the account it goes to. Returns the instruction lines.
+    /// attempt + 1, recorded with the account it goes to. Returns the instruction lines;
+    /// the caller records them as sent ([`Store::mark_sent`]) once the bank accepted them.
+    ///
+    /// If an earlier delivery was never recorded as sent (the process stopped between
+    /// marking its lines in flight and recording the bank's acceptance), exactly those
+    /// attempts are returned again, with their attempt numbers and accounts, and nothing new
+    /// is marked: the bank deduplicates by line and attempt, so sending them again pays
+    /// nothing twice, and without it they would wait in flight for results that never come.
     pub async fn dispatch_pending(
         &self,
         batch_id: i64,
         actor: &str,
         role: &str,
     ) -> Result<Vec<InstructionLine>> {
+        let unsent = self.unsent_attempts(batch_id).await?;
+        if !unsent.is_empty() {
+            return Ok(unsent);
+        }
         let at = now();
         let mut tx = self.begin().await?;
         type T = (i64, i64, Vec<u8>, String, Vec<u8>, String, i64);
@@ -187,8 +198,65 @@ impl Store {
             ),
         )
         .await?;
+        crate::failpoints::hit("dispatch.before_commit");
         tx.commit().await?;
+        crate::failpoints::hit("dispatch.after_commit");
         Ok(out)
+    }
+
+    /// Attempts of a batch in flight but not recorded as sent (see [`Store::dispatch_pending`]),
+    /// with the account each was dispatched to.
+    pub async fn unsent_attempts(&self, batch_id: i64) -> Result<Vec<InstructionLine>> {
+        type T = (i64, i64, Vec<u8>, String, Vec<u8>, String, i64);
+        let rows: Vec<T> = with_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT l.id, a.attempt, l.person_idx, l.name, a.account_enc, l.bank, a.amount_fen \
+                 FROM payment_lines l JOIN line_attempts a ON a.line_id = l.id AND a.attempt = l.attempt \
+                 WHERE l.batch_id = $1 AND l.state = 'in_flight' AND a.sent_at IS NULL ORDER BY l.id",
+            )
+            .bind(batch_id)
+            .fetch_all(p)
+            .await?
+        });
+        rows.into_iter()
+            .map(|(id, attempt, idx, name, account_enc, bank, fen)| {
+                let idx: BlindIndex = idx
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| StoreError::corrupt("payment_lines.person_idx"))?;
+                let account = open_str(&self.vault, "line_attempts.account", &idx, &account_enc)?;
+                let account = BankAccount::parse(&account)
+                    .map_err(|_| StoreError::corrupt("line_attempts.account_enc"))?;
+                Ok(InstructionLine {
+                    line_id: id,
+                    attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
+                    name,
+                    account,
+                    bank,
+                    amount: Fen(fen),
+                })
+            })
+            .collect()
+    }
+
+    /// Record that the bank accepted these attempts (after [`Store::dispatch_pending`]).
+    pub async fn mark_sent(&self, lines: &[InstructionLine]) -> Result<()> {
+        let at = now();
+        let mut tx = self.begin().await?;
+        for l in lines {
+            with_tx!(tx, |c| {
+                sqlx::query("UPDATE line_attempts SET sent_at = $1 WHERE line_id = $2 AND attempt = $3 AND sent_at IS NULL")
+                    .bind(&at)
+                    .bind(l.line_id)
+                    .bind(i64::from(l.attempt))
+                    .execute(&mut *c)
+                    .await?;
+            });
+        }
+        crate::failpoints::hit("sent.before_commit");
+        tx.commit().await?;
+        crate::failpoints::hit("sent.after_commit");
+        Ok(())
     }
 
     /// Apply a delivery of bank results to a batch. Each result is judged by the kernel
@@ -367,7 +435,9 @@ impl Store {
             ),
         )
         .await?;
+        crate::failpoints::hit("results.before_commit");
         tx.commit().await?;
+        crate::failpoints::hit("results.after_commit");
         Ok(report)
     }
 
@@ -451,7 +521,10 @@ impl Store {
             ),
         )
         .await?;
-        tx.commit().await
+        crate::failpoints::hit("correct.before_commit");
+        tx.commit().await?;
+        crate::failpoints::hit("correct.after_commit");
+        Ok(())
     }
 
     /// Refund a failed line through the original channel: failed → refunded, the `entries`
@@ -527,7 +600,9 @@ impl Store {
             ),
         )
         .await?;
+        crate::failpoints::hit("refund.before_commit");
         tx.commit().await?;
+        crate::failpoints::hit("refund.after_commit");
         Ok(Fen(fen))
     }
 

@@ -169,7 +169,8 @@ impl Store {
         let sha = hex::encode(Sha256::digest(m.body));
         let enc = self.vault.encrypt(m.body);
         let at = now();
-        Ok(with_pool!(self, |p| {
+        crate::failpoints::hit("hlj.archive.before_commit");
+        let id = with_pool!(self, |p| {
             sqlx::query_scalar(
                 "INSERT INTO hlj_messages (batch_id, order_no, voucher_no, kind, direction, request, status, body_enc, body_sha256, on_date, at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
@@ -187,7 +188,9 @@ impl Store {
             .bind(&at)
             .fetch_one(p)
             .await?
-        }))
+        });
+        crate::failpoints::hit("hlj.archive.after_commit");
+        Ok(id)
     }
 
     /// The archived messages of a batch's order number, oldest first, decrypted.
@@ -293,7 +296,9 @@ impl Store {
                 .rows_affected()
             });
         }
+        crate::failpoints::hit("hlj.returns.before_commit");
         tx.commit().await?;
+        crate::failpoints::hit("hlj.returns.after_commit");
         Ok(n)
     }
 

@@ -535,7 +535,11 @@ impl Store {
     }
 
     /// Take a workflow step: the state changes only if the batch is still at the version and
-    /// state the caller authorised against; the step and its audit entry commit with it.
+    /// state the caller authorised against; the step and its audit entry commit with it, and
+    /// so does the treasury's new reference for the batch when the step's outside call
+    /// returned one (a reference recorded apart from its step would, after a crash in
+    /// between, make the retried step address the outside system by the wrong number).
+    #[allow(clippy::too_many_arguments)]
     pub async fn apply_step(
         &self,
         batch: &BatchRow,
@@ -544,6 +548,7 @@ impl Store {
         reason: Option<&str>,
         detail: serde_json::Value,
         entries: &[Entry],
+        treasury_ref: Option<&str>,
     ) -> Result<BatchRow> {
         let at = now();
         let mut tx = self.begin().await?;
@@ -565,6 +570,15 @@ impl Store {
                     "批次{}已被他人处理，请刷新后重试 (batch {} changed concurrently)",
                     batch.id, batch.id
                 ),
+            });
+        }
+        if let Some(r) = treasury_ref {
+            with_tx!(tx, |c| {
+                sqlx::query("UPDATE batches SET treasury_ref = $1 WHERE id = $2")
+                    .bind(r)
+                    .bind(batch.id)
+                    .execute(&mut *c)
+                    .await?;
             });
         }
         with_tx!(tx, |c| {
@@ -592,7 +606,9 @@ impl Store {
         }
         self.append_audit_in(&mut tx, t.audit(batch.id, &actor.login, &at, detail))
             .await?;
+        crate::failpoints::hit("step.before_commit");
         tx.commit().await?;
+        crate::failpoints::hit("step.after_commit");
         self.batch(batch.id)
             .await?
             .ok_or_else(|| StoreError::corrupt("batches"))
@@ -970,7 +986,9 @@ impl RosterImport {
             store.append_audit_in(&mut self.tx, rec).await?;
         }
         let ids: Vec<i64> = self.batches.values().map(|b| b.id).collect();
+        crate::failpoints::hit("import.before_commit");
         self.tx.commit().await?;
+        crate::failpoints::hit("import.after_commit");
         let mut batches = Vec::new();
         for id in ids {
             if let Some(b) = store.batch(id).await? {

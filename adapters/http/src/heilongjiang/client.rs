@@ -613,8 +613,13 @@ impl BankAgent for BudgetSystem {
             .collect();
         let summary = format!("{} {}", b.project_name, b.period);
         let today = self.date.get();
+        // First attempts are the approved voucher's own details: sent on it, also when the
+        // voucher is already sent (a delivery repeated after an interruption; the budget
+        // system answers a repeated send with the same details with its notice). Later
+        // attempts are re-payments against it.
+        let first = ins.lines.iter().all(|l| l.attempt == 1);
         match n.status.as_str() {
-            "approved" => {
+            "approved" | "sent" if first => {
                 let doc = m::voucher_5201(&n, &voucher, "", &summary, exp, today, &payees);
                 let r = self
                     .call(

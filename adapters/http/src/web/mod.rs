@@ -16,6 +16,7 @@ pub mod api;
 pub mod auth;
 pub mod batches;
 pub mod dashboard;
+pub mod idempotency;
 pub mod layout;
 pub mod provinces;
 pub mod registry;
@@ -457,7 +458,10 @@ fn build(t: Vec<(&'static str, &'static str, MethodRouter<WebState>)>) -> Router
 /// The console and the API, under the session layer.
 pub fn router(state: WebState) -> Router {
     build(table())
-        .merge(api::router())
+        .merge(api::router().layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        )))
         .layer(axum::extract::DefaultBodyLimit::max(256 * 1024 * 1024))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

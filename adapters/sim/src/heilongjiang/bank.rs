@@ -19,7 +19,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -140,7 +140,32 @@ pub fn router(cfg: BankConfig, clock: SimClock) -> Router {
         .route("/vouchers", post(receive))
         .route("/returns/{no}", get(returns))
         .route("/refunds", post(refund))
+        .route("/books", get(books))
         .with_state(bank)
+}
+
+/// The bank's own books (`GET /books`, JSON, for tests and the operator's reconciliation):
+/// every payment it made, by voucher, line and attempt, with the amount actually credited
+/// (0 for a failed one), and the refunds per original voucher. A line credited twice would
+/// show here twice, whatever the platform recorded.
+async fn books(State(bank): State<Arc<Bank>>) -> Response {
+    let st = bank.lock();
+    let payments: Vec<serde_json::Value> = st
+        .vouchers
+        .iter()
+        .flat_map(|(no, r)| {
+            r.paid.iter().map(move |p| {
+                serde_json::json!({
+                    "voucher_no": no,
+                    "line_id": p.line_id,
+                    "attempt": p.attempt,
+                    "amount_fen": p.amount,
+                    "credited_fen": if p.failure.is_none() { p.amount } else { 0 },
+                })
+            })
+        })
+        .collect();
+    axum::Json(serde_json::json!({"payments": payments, "refunded": st.refunded})).into_response()
 }
 
 fn bad(m: impl Into<String>) -> Response {

@@ -168,6 +168,11 @@ async fn results_apply_once_and_failures_are_repaid_or_refunded() {
         let sent = s.dispatch_pending(b.id, "system", "system").await.unwrap();
         assert_eq!(sent.len(), 5);
         assert!(sent.iter().all(|l| l.attempt == 1));
+        // Not recorded as sent (a crash before the bank's acceptance was recorded): the same
+        // attempts come back, not new ones.
+        let resend = s.dispatch_pending(b.id, "system", "system").await.unwrap();
+        assert_eq!(resend, sent, "an unsent delivery is sent again, unchanged");
+        s.mark_sent(&sent).await.unwrap();
         assert!(
             s.dispatch_pending(b.id, "system", "system")
                 .await
@@ -281,6 +286,7 @@ async fn results_apply_once_and_failures_are_repaid_or_refunded() {
             .await
             .unwrap();
         let again = s.dispatch_pending(b.id, "system", "system").await.unwrap();
+        s.mark_sent(&again).await.unwrap();
         assert_eq!(again.len(), 1);
         assert_eq!((again[0].line_id, again[0].attempt), (id(3), 2));
         assert_eq!(again[0].account, account(77));

@@ -1,0 +1,233 @@
+//! Idempotency of the JSON API (issue #9, "Faults"): a mutating request sent twice, or sixteen
+//! times at once, with the same `Idempotency-Key` has exactly one effect and every sender
+//! gets the same response; the same key with another request is refused; a roster file is
+//! imported once whatever the key; two reviewers approving at once make one transition.
+
+#![cfg(feature = "province-heilongjiang")]
+
+mod web_common;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use web_common::{PASSWORD, client, login, prepared, scenario, serve};
+
+async fn post_keyed(
+    base: &str,
+    token: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Value,
+) -> (StatusCode, Option<String>, String) {
+    let mut r = client()
+        .post(format!("{base}{path}"))
+        .bearer_auth(token)
+        .json(&body);
+    if let Some(k) = key {
+        r = r.header("Idempotency-Key", k);
+    }
+    let r = r.send().await.unwrap();
+    let st = r.status();
+    let replayed = r
+        .headers()
+        .get("idempotency-replayed")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (st, replayed, r.text().await.unwrap())
+}
+
+/// Steps recorded and audit entries of batch 1 for `step`.
+async fn effects(store: &ykt_store::Store, step: &str) -> (usize, usize) {
+    let steps = store
+        .batch_steps(1)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.step == step)
+        .count();
+    let audit = store
+        .audit_entries(1, 100_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.record.subject == "batch:1" && e.record.action == format!("batch.{step}"))
+        .count();
+    (steps, audit)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_key_has_one_effect_and_one_response() {
+    let env = prepared(&[
+        ("maker", "dept_maker", "230102"),
+        ("maker2", "dept_maker", "230102"),
+    ]);
+    let srv = serve(&env.config(), |_| {}).await;
+    let base = srv.base.clone();
+    let (maker, _) = login(&base, "maker", PASSWORD).await.unwrap();
+    let path = "/api/v1/batches/1/steps/submit_plan";
+
+    // Sixteen at once with one key: one transition, sixteen identical responses.
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (b, t) = (base.clone(), maker.clone());
+        tasks.push(tokio::spawn(async move {
+            post_keyed(&b, &t, path, Some("k-submit-1"), json!({})).await
+        }));
+    }
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    let first = answers
+        .iter()
+        .find(|a| a.1.is_none())
+        .expect("one request did the work")
+        .clone();
+    assert_eq!(first.0, StatusCode::OK, "{}", first.2);
+    for a in &answers {
+        assert_eq!((a.0, &a.2), (first.0, &first.2), "the same response to all");
+    }
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|a| a.1.as_deref() == Some("true"))
+            .count(),
+        15,
+        "fifteen replays"
+    );
+    assert_eq!(effects(&srv.store, "submit_plan").await, (1, 1));
+
+    // Sent again later: the stored response, nothing new.
+    let again = post_keyed(&base, &maker, path, Some("k-submit-1"), json!({})).await;
+    assert_eq!((again.0, &again.2), (first.0, &first.2));
+    assert_eq!(again.1.as_deref(), Some("true"));
+    assert_eq!(effects(&srv.store, "submit_plan").await, (1, 1));
+
+    // The same key with a different payload, or on another path: refused, nothing done.
+    for (p, body) in [
+        (path, json!({"reason": "另一请求"})),
+        ("/api/v1/batches/1/steps/dept_return", json!({})),
+    ] {
+        let (st, _, text) = post_keyed(&base, &maker, p, Some("k-submit-1"), body).await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["code"], "idempotency_key_reused", "{v}");
+        assert!(v["message"].as_str().unwrap().contains("Idempotency-Key"));
+    }
+    // Another user's key space is their own: the same key string is a new request for them,
+    // which the workflow refuses (the plan is already submitted), not a replay.
+    let (maker2, _) = login(&base, "maker2", PASSWORD).await.unwrap();
+    let (st, replayed, _) = post_keyed(&base, &maker2, path, Some("k-submit-1"), json!({})).await;
+    assert_ne!(st, StatusCode::OK);
+    assert_eq!(replayed, None);
+    assert_eq!(effects(&srv.store, "submit_plan").await, (1, 1));
+
+    // A malformed key is refused before anything runs.
+    let (st, _, text) = post_keyed(&base, &maker, path, Some("含中文"), json!({})).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("bad_idempotency_key"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_roster_upload_is_one_import_with_or_without_the_key() {
+    let env = web_common::Env::new();
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    env.ok(&["import", "registry", &s(&scenario().join("registry.csv"))]);
+    env.ok(&["import", "deaths", &s(&scenario().join("deaths.csv"))]);
+    env.add_user("maker", "dept_maker", "230102");
+    let srv = serve(&env.config(), |_| {}).await;
+    let base = srv.base.clone();
+    let (maker, _) = login(&base, "maker", PASSWORD).await.unwrap();
+    let bytes = std::fs::read(scenario().join("roster.csv")).unwrap();
+    let upload = |key: Option<&'static str>| {
+        let (base, maker, bytes) = (base.clone(), maker.clone(), bytes.clone());
+        async move {
+            // A fixed boundary, so that the same upload is the same bytes.
+            let boundary = "ykt-test-boundary";
+            let mut body = Vec::new();
+            for (name, value) in [
+                ("province", "heilongjiang"),
+                ("project", "农村最低生活保障金"),
+                ("period", "2023-05"),
+            ] {
+                body.extend_from_slice(
+                    format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
+                );
+            }
+            body.extend_from_slice(
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"roster.csv\"\r\nContent-Type: text/csv\r\n\r\n").as_bytes(),
+            );
+            body.extend_from_slice(&bytes);
+            body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+            let mut r = client()
+                .post(format!("{base}/api/v1/rosters"))
+                .bearer_auth(&maker)
+                .header(
+                    "content-type",
+                    format!("multipart/form-data; boundary={boundary}"),
+                )
+                .body(body);
+            if let Some(k) = key {
+                r = r.header("Idempotency-Key", k);
+            }
+            let r = r.send().await.unwrap();
+            let st = r.status();
+            let replayed = r.headers().contains_key("idempotency-replayed");
+            (st, replayed, r.text().await.unwrap())
+        }
+    };
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        tasks.push(tokio::spawn(upload(Some("roster-1"))));
+    }
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    let first = answers.iter().find(|a| !a.1).unwrap().clone();
+    assert!(first.0.is_success(), "{}", first.2);
+    assert!(
+        answers.iter().all(|a| (a.0, &a.2) == (first.0, &first.2)),
+        "the same response to all sixteen"
+    );
+    assert_eq!(answers.iter().filter(|a| a.1).count(), 15);
+    // Without a key, the same file again: the content hash says it was imported already.
+    let (st, replayed, text) = upload(None).await;
+    assert!(!replayed);
+    assert_ne!(text, first.2, "not a replay: the file's own at-most-once");
+    assert!(
+        st == StatusCode::CONFLICT || text.contains("已") || text.contains("already"),
+        "{st} {text}"
+    );
+    let batches = srv.store.batches(None, None).await.unwrap();
+    assert_eq!(batches.len(), 1, "one import, one batch");
+    let lines = srv.store.lines(batches[0].id, 0, i64::MAX).await.unwrap();
+    assert_eq!(lines.len() as u64, batches[0].control.count);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_reviewers_approving_at_once_make_one_transition() {
+    let env = prepared(&[
+        ("maker", "dept_maker", "230102"),
+        ("maker2", "dept_maker", "230102"),
+    ]);
+    let srv = serve(&env.config(), |_| {}).await;
+    let base = srv.base.clone();
+    let (m1, _) = login(&base, "maker", PASSWORD).await.unwrap();
+    let (m2, _) = login(&base, "maker2", PASSWORD).await.unwrap();
+    // Two people of the role allowed to take the step, at the same moment, without keys
+    // (different people cannot share one): the batch's optimistic lock lets one through.
+    let path = "/api/v1/batches/1/steps/submit_plan";
+    let (a, b) = tokio::join!(
+        post_keyed(&base, &m1, path, None, json!({})),
+        post_keyed(&base, &m2, path, None, json!({}))
+    );
+    let ok = [&a, &b].iter().filter(|r| r.0 == StatusCode::OK).count();
+    assert_eq!(ok, 1, "exactly one went through: {a:?} {b:?}");
+    let loser = if a.0 == StatusCode::OK { &b } else { &a };
+    let v: Value = serde_json::from_str(&loser.2).unwrap();
+    assert!(v["code"].is_string() && v["message"].is_string(), "{v}");
+    assert_eq!(
+        effects(&srv.store, "submit_plan").await,
+        (1, 1),
+        "one step, one audit entry"
+    );
+}
