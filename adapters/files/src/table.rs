@@ -650,6 +650,25 @@ impl CsvSource {
             if text.is_empty() {
                 continue;
             }
+            if cells.len() > MAX_COLUMNS {
+                // Too wide to be a header (issue #9: a header of 10^6 columns took 200 MB
+                // as one String per cell). Keep only the last non-empty cell, which gives
+                // the width the error reports.
+                let last = (i..self.record.len())
+                    .rev()
+                    .find(|&j| self.field(j).is_some_and(|t| !clean(t).is_empty()))
+                    .unwrap_or(i);
+                cells.truncate(MAX_COLUMNS);
+                cells.push((
+                    u32::try_from(last).unwrap_or(u32::MAX),
+                    RawCell {
+                        text: self.field(last).unwrap_or_default().to_owned(),
+                        numeric: false,
+                        error: None,
+                    },
+                ));
+                break;
+            }
             cells.push((
                 u32::try_from(i).unwrap_or(u32::MAX),
                 RawCell {
