@@ -298,7 +298,7 @@ fn catalogue() -> Vec<Hostile> {
                 b.resize(4096, 0);
                 b
             },
-            says: &["old.xlsx"],
+            says: &["old.xlsx", "旧版 .xls", "另存为 .xlsx"],
         },
         Hostile {
             name: "zip bomb (a 60 KB xlsx whose sheet inflates to 64 MiB)",

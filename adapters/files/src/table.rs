@@ -512,7 +512,7 @@ fn open_source(path: &Path, file: &str) -> Result<(SourceFormat, Source), FileEr
         if ext == "xlsx" || ext == "xlsm" {
             return Err(FileError::Xlsx {
                 file: file.to_owned(),
-                detail: "工作簿设置了打开密码（已加密），请取消密码后重新保存 (the workbook is password-protected; remove the password and save again)".to_owned(),
+                detail: "文件是 OLE 复合文档：工作簿设置了打开密码（已加密），或是改了扩展名的旧版 .xls；请取消密码、另存为 .xlsx 后重新上传 (an OLE compound file: a password-protected workbook, or an old .xls renamed; remove the password or save as .xlsx and upload again)".to_owned(),
             });
         }
         return Err(FileError::UnsupportedXls {
