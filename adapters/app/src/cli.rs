@@ -372,7 +372,8 @@ pub async fn open_store(cfg: &Config, create: bool) -> anyhow::Result<Store> {
         })
 }
 
-fn redact_url(url: &str) -> String {
+/// A database URL with its user and password hidden, for messages and logs.
+pub(crate) fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(a)) if a > s => format!("{}://***@{}", &url[..s], &url[a + 1..]),
         _ => url.to_owned(),

@@ -8,7 +8,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// `sqlite://data/ykt.db` (embedded, created on first use) or `postgres://user@host/db`.
@@ -39,6 +39,28 @@ pub struct Config {
     /// The public portal (`[portal]` table): the lookup's rate limit.
     #[serde(default)]
     pub portal: ykt_http::portal::PortalConfig,
+}
+
+/// By hand so that the master key is never printed (a `{:?}` of the configuration in a log
+/// line or an error would otherwise carry it).
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &crate::cli::redact_url(&self.database_url))
+            .field(
+                "master_key",
+                &self.master_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("key_file", &self.key_file)
+            .field("province", &self.province)
+            .field("listen", &self.listen)
+            .field("session_idle_minutes", &self.session_idle_minutes)
+            .field("log", &self.log)
+            .field("province_settings", &self.province_settings)
+            .field("today", &self.today)
+            .field("portal", &self.portal)
+            .finish()
+    }
 }
 
 impl Default for Config {
@@ -125,6 +147,22 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_never_prints_the_master_key() {
+        let c = Config {
+            master_key: Some("ab".repeat(32)),
+            database_url: "postgres://ykt:hunter2-pw@db.internal/ykt".into(),
+            ..Config::default()
+        };
+        let d = format!("{c:?} {c:#?}");
+        assert!(!d.contains(&"ab".repeat(32)), "{d}");
+        assert!(!d.contains("hunter2-pw"), "{d}");
+        assert!(
+            d.contains("<redacted>") && d.contains("db.internal/ykt"),
+            "{d}"
+        );
+    }
 
     #[test]
     fn defaults_file_and_env_layer() {

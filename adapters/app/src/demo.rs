@@ -774,7 +774,10 @@ pub async fn run(cfg: &Config, a: DemoArgs) -> anyhow::Result<u8> {
             .collect::<Result<_, _>>()?,
     };
     let store = open_store(cfg, true).await?;
-    outln!("数据库 database: {}", cfg.database_url);
+    outln!(
+        "数据库 database: {}",
+        crate::cli::redact_url(&cfg.database_url)
+    );
     for p in &targets {
         let data = generate(p.as_ref(), a.lines, a.seed, &a.out.join(p.code()))?;
         run_one(cfg, &store, p.as_ref(), &data, a.seed).await?;

@@ -190,6 +190,12 @@ pub async fn check(
         }
         problems_of(&chunk, &mask, &mut problems);
     }
+    if run.summary().lines == 0 {
+        return Err(FileError::NoDataRows {
+            file: reader.file_name().to_owned(),
+        }
+        .into());
+    }
     Ok(CheckReport {
         file: file.display().to_string(),
         format,
@@ -325,6 +331,13 @@ pub async fn import(
         "roster intake timing"
     );
     let summary = run.summary().clone();
+    if summary.lines == 0 {
+        // Dropping the import rolls it back: nothing is recorded.
+        return Err(FileError::NoDataRows {
+            file: reader.file_name().to_owned(),
+        }
+        .into());
+    }
     let result = imp.finish(&summary, store).await?;
     let report = CheckReport {
         file: file.display().to_string(),

@@ -77,6 +77,13 @@ pub enum FileError {
     #[error("文件 {file} 为空，找不到表头行 ({file} is empty: no header row found)")]
     NoHeader { file: String },
 
+    /// A roster with its header and nothing else (issue #9's hostile inputs: an export that
+    /// kept only the header must not be recorded as an imported roster).
+    #[error(
+        "文件 {file} 只有表头，没有数据行，请确认导出了清册内容 ({file} has a header but no data rows)"
+    )]
+    NoDataRows { file: String },
+
     #[error(
         "文件 {file} 表头「{first}」与「{second}」都对应列「{column}」，请删除其中一列 \
          ({file}: headers {first} and {second} both map to column {column}; remove one of them)"

@@ -512,7 +512,7 @@ fn open_source(path: &Path, file: &str) -> Result<(SourceFormat, Source), FileEr
         if ext == "xlsx" || ext == "xlsm" {
             return Err(FileError::Xlsx {
                 file: file.to_owned(),
-                detail: "工作簿设置了打开密码（已加密），请取消密码后重新保存 (the workbook is password-protected; remove the password and save again)".to_owned(),
+                detail: "文件是 OLE 复合文档：工作簿设置了打开密码（已加密），或是改了扩展名的旧版 .xls；请取消密码、另存为 .xlsx 后重新上传 (an OLE compound file: a password-protected workbook, or an old .xls renamed; remove the password or save as .xlsx and upload again)".to_owned(),
             });
         }
         return Err(FileError::UnsupportedXls {
@@ -649,6 +649,25 @@ impl CsvSource {
             };
             if text.is_empty() {
                 continue;
+            }
+            if cells.len() > MAX_COLUMNS {
+                // Too wide to be a header (issue #9: a header of 10^6 columns took 200 MB
+                // as one String per cell). Keep only the last non-empty cell, which gives
+                // the width the error reports.
+                let last = (i..self.record.len())
+                    .rev()
+                    .find(|&j| self.field(j).is_some_and(|t| !clean(t).is_empty()))
+                    .unwrap_or(i);
+                cells.truncate(MAX_COLUMNS);
+                cells.push((
+                    u32::try_from(last).unwrap_or(u32::MAX),
+                    RawCell {
+                        text: self.field(last).unwrap_or_default().to_owned(),
+                        numeric: false,
+                        error: None,
+                    },
+                ));
+                break;
             }
             cells.push((
                 u32::try_from(i).unwrap_or(u32::MAX),

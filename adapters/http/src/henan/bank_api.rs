@@ -36,6 +36,7 @@ use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
+use ykt_kernel::Fen;
 use ykt_kernel::batch::{BatchState, LineState, Totals};
 use ykt_kernel::ledger::Account;
 use ykt_kernel::ports::{BankOutcome, BankResult, FailureReason};
@@ -538,6 +539,62 @@ struct Problem {
     problem: String,
 }
 
+/// A result's own fields read (amount, outcome, value date), before anything is looked up;
+/// the first problem found, in that order.
+fn read_wire(r: &WireResult) -> Result<(Fen, BankOutcome, NaiveDate), String> {
+    let Some(amount) = parse_amount(&r.amount) else {
+        return Err(format!(
+            "金额「{}」格式错误，应为两位小数的元，如 420.00 (amount must be yuan with two decimals)",
+            r.amount
+        ));
+    };
+    let outcome = match (r.outcome.as_str(), r.reason.as_deref()) {
+        ("credited", None) => BankOutcome::Credited,
+        ("credited", Some(_)) => {
+            return Err("入账成功的结果不应有失败原因 (a credited result has no reason)".into());
+        }
+        ("failed", Some(reason)) => match FailureReason::parse(reason) {
+            Some(reason) => BankOutcome::Failed { reason },
+            None => {
+                return Err(format!(
+                    "失败原因「{reason}」无法识别，应为 wrong_account、dormant_account、name_mismatch、account_closed 或 other (unknown reason)"
+                ));
+            }
+        },
+        ("failed", None) => {
+            return Err(
+                "发放失败须注明原因（第八条第二项） (a failed result needs a reason)".into(),
+            );
+        }
+        (other, _) => {
+            return Err(format!(
+                "结果「{other}」无法识别，应为 credited 或 failed (outcome must be credited or failed)"
+            ));
+        }
+    };
+    let Ok(date) = NaiveDate::parse_from_str(&r.date, "%Y-%m-%d") else {
+        return Err(format!(
+            "日期「{}」应为 YYYY-MM-DD (date must be YYYY-MM-DD)",
+            r.date
+        ));
+    };
+    Ok((amount, outcome, date))
+}
+
+/// One result of a post as read by [`read_result_post`]: line, attempt, amount, outcome, date.
+pub type WireReading = (i64, i64, Fen, BankOutcome, NaiveDate);
+
+/// Read a result post's body as `POST /orders/{no}/results` does before it consults the
+/// store: the JSON, then each result's own fields. The fuzz targets (`tests/fuzz`) call it.
+pub fn read_result_post(body: &[u8]) -> Result<Vec<Result<WireReading, String>>, String> {
+    let post: ResultPost = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    Ok(post
+        .results
+        .iter()
+        .map(|r| read_wire(r).map(|(a, o, d)| (r.line_id, r.attempt, a, o, d)))
+        .collect())
+}
+
 fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes, what: &str) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(format!("{what}报文无法解析：{e} (malformed {what} body)"))
@@ -589,12 +646,12 @@ async fn post_results(
             ));
             continue;
         };
-        let Some(amount) = parse_amount(&r.amount) else {
-            bad(format!(
-                "金额「{}」格式错误，应为两位小数的元，如 420.00 (amount must be yuan with two decimals)",
-                r.amount
-            ));
-            continue;
+        let (amount, outcome, date) = match read_wire(r) {
+            Ok(x) => x,
+            Err(p) => {
+                bad(p);
+                continue;
+            }
         };
         if amount != f.amount {
             bad(format!(
@@ -603,39 +660,6 @@ async fn post_results(
             ));
             continue;
         }
-        let outcome = match (r.outcome.as_str(), r.reason.as_deref()) {
-            ("credited", None) => BankOutcome::Credited,
-            ("credited", Some(_)) => {
-                bad("入账成功的结果不应有失败原因 (a credited result has no reason)".into());
-                continue;
-            }
-            ("failed", Some(reason)) => match FailureReason::parse(reason) {
-                Some(reason) => BankOutcome::Failed { reason },
-                None => {
-                    bad(format!(
-                        "失败原因「{reason}」无法识别，应为 wrong_account、dormant_account、name_mismatch、account_closed 或 other (unknown reason)"
-                    ));
-                    continue;
-                }
-            },
-            ("failed", None) => {
-                bad("发放失败须注明原因（第八条第二项） (a failed result needs a reason)".into());
-                continue;
-            }
-            (other, _) => {
-                bad(format!(
-                    "结果「{other}」无法识别，应为 credited 或 failed (outcome must be credited or failed)"
-                ));
-                continue;
-            }
-        };
-        let Ok(date) = NaiveDate::parse_from_str(&r.date, "%Y-%m-%d") else {
-            bad(format!(
-                "日期「{}」应为 YYYY-MM-DD (date must be YYYY-MM-DD)",
-                r.date
-            ));
-            continue;
-        };
         if r.attempt < 1 || r.attempt > f.attempt {
             bad(format!(
                 "明细{}第{}次发放尚未被本行获取 (attempt {} of line {} was never pulled)",

@@ -172,8 +172,8 @@ fn bad(m: impl Into<String>) -> Response {
     error(StatusCode::BAD_REQUEST, "invalid", m)
 }
 
-/// A parsed detail of a voucher.
-fn detail_of(d: &El) -> Result<(i64, u32, i64), String> {
+/// A parsed detail of a voucher (public for the fuzz targets, `tests/fuzz`).
+pub fn detail_of(d: &El) -> Result<(i64, u32, i64), String> {
     let line: i64 = d
         .get("LineId")
         .parse()

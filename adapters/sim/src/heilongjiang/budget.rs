@@ -545,7 +545,8 @@ fn check_details(
     Ok((ids, lines, sum))
 }
 
-fn voucher_of(root: &El) -> Result<&El, String> {
+/// The one 5201 voucher of a message (public for the fuzz targets, `tests/fuzz`).
+pub fn voucher_of(root: &El) -> Result<&El, String> {
     if root.name != "MOF" {
         return Err("不是MOF凭证报文".into());
     }

@@ -100,8 +100,8 @@ fn error(status: StatusCode, message: &str) -> Response {
     reply(status, xml("Error", &[("Message", message.to_owned())]))
 }
 
-/// Parse a flat message (root and leaf elements).
-fn parse(bytes: &[u8]) -> Result<(String, HashMap<String, String>), String> {
+/// Parse a flat message (root and leaf elements; public for the fuzz targets, `tests/fuzz`).
+pub fn parse(bytes: &[u8]) -> Result<(String, HashMap<String, String>), String> {
     let (text, _, bad) = encoding_rs::GB18030.decode(bytes);
     if bad {
         return Err("报文不是GB18030编码".into());

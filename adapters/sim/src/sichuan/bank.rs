@@ -118,7 +118,8 @@ struct Line {
     sms: String,
 }
 
-struct Instruction {
+/// An instruction file as the bank reads it.
+pub struct Instruction {
     order: String,
     seq: String,
     pay_date: NaiveDate,
@@ -126,8 +127,8 @@ struct Instruction {
     lines: Vec<Line>,
 }
 
-/// The bank's reading of an instruction file.
-fn read_instruction(bytes: &[u8]) -> Result<Instruction, String> {
+/// The bank's reading of an instruction file (public for the fuzz targets, `tests/fuzz`).
+pub fn read_instruction(bytes: &[u8]) -> Result<Instruction, String> {
     let text = from_gb18030(bytes).ok_or("不是GB18030编码")?;
     let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('|').collect()).collect();
     let head = rows.first().ok_or("空文件")?;

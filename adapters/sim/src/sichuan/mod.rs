@@ -16,7 +16,8 @@
 pub mod bank;
 pub mod sms;
 pub mod treasury;
-mod xml;
+/// The XML reader and writer of the vouchers (public for the fuzz targets, `tests/fuzz`).
+pub mod xml;
 
 use ykt_kernel::Fen;
 

@@ -108,7 +108,7 @@ fn rejection(no: &str, desc: &str) -> Response {
 }
 
 /// What the checks read from a voucher.
-struct Parsed {
+pub struct Parsed {
     no: String,
     ori: String,
     agency_name: String,
@@ -117,7 +117,8 @@ struct Parsed {
     vou_date: String,
 }
 
-fn check(v: &Node) -> Result<Parsed, String> {
+/// Check one `<Voucher>` of an 8202 message (public for the fuzz targets, `tests/fuzz`).
+pub fn check(v: &Node) -> Result<Parsed, String> {
     if v.text_of("VtCode") != "8202" {
         return Err(format!("凭证类型「{}」不是8202", v.text_of("VtCode")));
     }

@@ -1,0 +1,351 @@
+//! No plaintext personal identifier outside the masked form (issue #9, "Security"): every
+//! province's whole demo cycle runs with debug logging, then `ykt serve` answers the public
+//! portal (pages, notices, lookups, the public API); everything these produce is swept:
+//! stdout and stderr of both, the server's responses, and every file written under the demo's
+//! output directory (GB18030 and UTF-8 text decoded, xlsx unpacked). A hit is any resident ID,
+//! bank account or phone number of the data set (read from the generated inputs), and any
+//! valid 18-digit resident ID or 11-digit mobile number at all.
+//!
+//! DOMAIN.md §3: "Masking for anything public or exported outside the department ... Full
+//! identifiers never appear in logs." The outputs allowed to carry full identifiers are listed
+//! in [`ALLOWED`], each with its reason; everything else is swept.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Output paths (relative to the demo's `--out`) that may carry full identifiers, and why.
+const ALLOWED: &[(&str, &str)] = &[
+    // The inputs the demo generates: the department's and HR&SS's own files, which the
+    // platform reads (they are where the identifiers come from).
+    ("/社保卡信息.csv", "input: HR&SS card registry"),
+    ("/死亡登记.csv", "input: the death register"),
+    ("/发放清册.xlsx", "input: the department's roster"),
+    (
+        "heilongjiang/耕地地力保护补贴_2023.xlsx",
+        "input: the grain-subsidy roster",
+    ),
+    ("sichuan/补充清册_", "input: Sichuan's supplementary roster"),
+    (
+        "henan/流程/社保卡信息变更-",
+        "input: HR&SS re-issued cards (a registry update)",
+    ),
+    // What goes to the bank or the treasury must name the account to pay (and what comes back
+    // from the bank names it too); these are the exchanged files as the peers hold them.
+    (
+        "sichuan/发放流程/银行文件交换/",
+        "bank: payment instructions to, and result files from, the cooperating bank",
+    ),
+    (
+        "henan/流程/银行/",
+        "bank: the detail each agent bank pulled (the bank's copy)",
+    ),
+    (
+        "heilongjiang/报文/",
+        "treasury: plans, 5201 vouchers and returns exchanged with the budget system and agent bank",
+    ),
+];
+
+fn allowed(rel: &str) -> Option<&'static str> {
+    ALLOWED
+        .iter()
+        .find(|(p, _)| {
+            if p.starts_with('/') {
+                rel.ends_with(&p[1..]) && rel.matches('/').count() == 1
+            } else {
+                rel.starts_with(p)
+            }
+        })
+        .map(|(_, why)| *why)
+}
+
+fn ykt(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ykt"));
+    c.current_dir(dir)
+        .env_remove("YKT_CONFIG")
+        .env_remove("YKT_DATABASE_URL")
+        .env_remove("YKT_MASTER_KEY")
+        .env_remove("YKT_PROVINCE")
+        .env_remove("YKT_PROVINCE_SETTINGS")
+        .env("YKT_LOG", "debug")
+        .env("YKT_TODAY", "2023-05-20")
+        .env("RUST_BACKTRACE", "0");
+    c
+}
+
+/// Text of a file: xlsx unpacked (every XML part), else UTF-8 or GB18030.
+fn text_of(bytes: &[u8]) -> String {
+    if bytes.starts_with(b"PK") {
+        let mut out = String::new();
+        if let Ok(mut z) = zip::ZipArchive::new(std::io::Cursor::new(bytes)) {
+            for i in 0..z.len() {
+                if let Ok(mut f) = z.by_index(i) {
+                    let mut s = String::new();
+                    if f.read_to_string(&mut s).is_ok() {
+                        out.push_str(&s);
+                        out.push('\n');
+                    }
+                }
+            }
+        }
+        return out;
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => encoding_rs::GB18030.decode(bytes).0.into_owned(),
+    }
+}
+
+/// Maximal runs of digits (an `X` may end an 18-character ID).
+fn digit_runs(s: &str) -> Vec<&str> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_digit() {
+            let start = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i - start == 17 && i < b.len() && (b[i] == b'X' || b[i] == b'x') {
+                i += 1;
+            }
+            out.push(&s[start..i]);
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// A run that is a personal identifier: one of the data set's, a valid resident ID, or a
+/// mobile number.
+fn is_identifier(run: &str, known: &BTreeSet<String>) -> bool {
+    let today = chrono::NaiveDate::from_ymd_opt(2023, 5, 20).unwrap();
+    known.contains(run)
+        || (run.len() == 18 && ykt_kernel::ResidentId::parse(run, today).is_ok())
+        || (run.len() == 11 && run.starts_with('1') && matches!(run.as_bytes()[1], b'3'..=b'9'))
+}
+
+fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).expect("read dir") {
+        let p = e.expect("entry").path();
+        if p.is_dir() {
+            files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// Every identifier of the generated inputs (the registry's IDs and accounts, the roster's
+/// IDs, phones and proxies' IDs, the death register's IDs).
+fn known_identifiers(out: &Path) -> BTreeSet<String> {
+    let mut known = BTreeSet::new();
+    let mut all = Vec::new();
+    files(out, &mut all);
+    for f in all {
+        let rel = f.strip_prefix(out).unwrap().to_string_lossy().into_owned();
+        if !allowed(&rel).is_some_and(|why| why.starts_with("input")) {
+            continue;
+        }
+        let mut t = ykt_files::TableReader::open(&f).expect("input readable");
+        while let Some(Ok(row)) = t.next_row() {
+            for cell in &row.cells {
+                // IDs (18), accounts (16-19) and phones (11); not region codes (12) and
+                // other numbers.
+                let shaped =
+                    matches!(cell.len(), 16..=19) || (cell.len() == 11 && cell.starts_with('1'));
+                if shaped && cell.bytes().all(|b| b.is_ascii_digit() || b == b'X') {
+                    known.insert(cell.clone());
+                }
+            }
+        }
+    }
+    known
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// The public portal as the public uses it: pages, notices, lookups, the public API.
+fn portal_responses(dir: &Path, lookups: &[(String, String)]) -> (Vec<(String, String)>, String) {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let log = dir.join("serve.log");
+    let mut server = ykt(dir)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::from(
+            std::fs::File::create(dir.join("serve.out")).expect("out"),
+        ))
+        .stderr(Stdio::from(std::fs::File::create(&log).expect("log")))
+        .spawn()
+        .expect("serve");
+    let http = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .expect("client");
+    let up = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        http.get(format!("{base}/healthz")).send().is_ok()
+    });
+    let mut got = Vec::new();
+    if up {
+        let get = |path: &str, got: &mut Vec<(String, String)>| -> String {
+            let body = http
+                .get(format!("{base}{path}"))
+                .send()
+                .and_then(|r| r.text())
+                .unwrap_or_default();
+            got.push((format!("GET {path}"), body.clone()));
+            body
+        };
+        for p in [
+            "/portal/",
+            "/portal/policies",
+            "/portal/lookup",
+            "/api/v1/public/policies",
+        ] {
+            get(p, &mut got);
+        }
+        let notices = get("/portal/notices", &mut got);
+        let api = get("/api/v1/public/notices", &mut got);
+        let mut ids: BTreeSet<String> = BTreeSet::new();
+        for piece in notices.split("/portal/notices/").skip(1) {
+            let id: String = piece.chars().take_while(|c| *c != '"').collect();
+            if !id.is_empty() {
+                ids.insert(id);
+            }
+        }
+        assert!(
+            !ids.is_empty(),
+            "the portal lists the demo's notices: {notices}"
+        );
+        assert!(api.contains("notices"), "{api}");
+        for id in &ids {
+            get(&format!("/portal/notices/{id}"), &mut got);
+            get(&format!("/api/v1/public/notices/{id}"), &mut got);
+        }
+        for (id, name) in lookups {
+            let r = http
+                .post(format!("{base}/api/v1/public/lookup"))
+                .json(&serde_json::json!({ "id": id, "name": name }))
+                .send()
+                .and_then(|r| r.text())
+                .unwrap_or_default();
+            got.push(("POST /api/v1/public/lookup".into(), r));
+            let r = http
+                .post(format!("{base}/portal/lookup"))
+                .form(&[("id", id.as_str()), ("name", name.as_str())])
+                .send()
+                .and_then(|r| r.text())
+                .unwrap_or_default();
+            got.push(("POST /portal/lookup".into(), r));
+        }
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        up,
+        "ykt serve did not come up: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    (got, std::fs::read_to_string(&log).unwrap_or_default())
+}
+
+#[test]
+fn no_full_identifier_leaves_the_department_unmasked() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let demo = ykt(dir)
+        .args(["demo", "--lines", "60", "--out", "out"])
+        .output()
+        .expect("demo");
+    let stdout = String::from_utf8_lossy(&demo.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&demo.stderr).into_owned();
+    assert_eq!(demo.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stderr.contains("DEBUG"), "debug logging was on");
+    let out = dir.join("out");
+    let known = known_identifiers(&out);
+    assert!(
+        known.len() > 300,
+        "{} identifiers in the inputs",
+        known.len()
+    );
+
+    // Lookups with real pairs: beneficiaries of the demo's rosters.
+    let mut lookups = Vec::new();
+    for p in ["heilongjiang", "sichuan", "henan"] {
+        let f = out.join(p).join("发放清册.xlsx");
+        if let Ok(r) = ykt_files::RosterReader::open(&f) {
+            for l in r.flatten().take(2) {
+                let id = l
+                    .get(ykt_kernel::Column::ResidentId)
+                    .unwrap_or("")
+                    .to_owned();
+                let name = l.get(ykt_kernel::Column::Name).unwrap_or("").to_owned();
+                lookups.push((id, name));
+            }
+        }
+    }
+    let (responses, serve_log) = portal_responses(dir, &lookups);
+    assert!(responses.len() > 10, "{} portal responses", responses.len());
+
+    let mut swept: Vec<(String, String)> = vec![
+        ("demo stdout".into(), stdout),
+        ("demo stderr (debug log)".into(), stderr),
+        ("serve log".into(), serve_log),
+    ];
+    swept.extend(responses);
+    let mut all = Vec::new();
+    files(&out, &mut all);
+    let mut exempt_hits = 0;
+    let mut exempt_files = 0;
+    for f in &all {
+        let rel = f.strip_prefix(&out).unwrap().to_string_lossy().into_owned();
+        let text = text_of(&std::fs::read(f).expect("read"));
+        if allowed(&rel).is_some() {
+            exempt_files += 1;
+            exempt_hits += digit_runs(&text)
+                .into_iter()
+                .filter(|r| is_identifier(r, &known))
+                .count();
+        } else {
+            swept.push((format!("out/{rel}"), text));
+        }
+    }
+    // The sweep can see identifiers: the exempt files (inputs, bank and treasury files) are
+    // full of them.
+    assert!(
+        exempt_hits > 500,
+        "{exempt_hits} identifiers in {exempt_files} exempt files"
+    );
+
+    let mut leaks = Vec::new();
+    for (what, text) in &swept {
+        for r in digit_runs(text) {
+            if is_identifier(r, &known) {
+                let masked = ykt_kernel::mask::mask_middle(r, 4, 4);
+                leaks.push(format!("{what}: {masked}"));
+            }
+        }
+    }
+    eprintln!(
+        "swept {} outputs ({} files under out/, {} exempt)",
+        swept.len(),
+        all.len() - exempt_files,
+        exempt_files
+    );
+    assert!(
+        leaks.is_empty(),
+        "{} unmasked identifiers:\n{}",
+        leaks.len(),
+        leaks.join("\n")
+    );
+}
