@@ -1,4 +1,5 @@
-//! `ykt bench` (`cargo xtask bench`): the intake benchmark of the foundation issue.
+//! `ykt bench` (`cargo xtask bench`): the intake benchmark of the foundation issue and the
+//! whole-cycle benchmark of issue #8.
 //!
 //! Generates, streaming to disk, a GB18030 CSV card registry of `--registry` records and a
 //! roster of `--lines` lines with the demo's realistic error mix (see [`crate::demo`]), then
@@ -14,6 +15,7 @@
 //! | `sqlite-import` | the real roster import (`intake::import`) into that file |
 //! | `raw-pg` | the raw limit on PostgreSQL: `COPY` in one transaction |
 //! | `pg-registry`, `pg-import` | as on SQLite, in a fresh database dropped afterwards |
+//! | `cycle` | each province's whole cycle on SQLite and PostgreSQL, per phase, with the raw limits measured in the same child (see [`cycle`]) |
 //!
 //! Each child prints its figures as JSON on its last stdout line; the parent prints the table
 //! and writes it with the raw figures to `<dir>/results.json`. Speed and memory targets live
