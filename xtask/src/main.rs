@@ -14,9 +14,10 @@ const USAGE: &str = "\
 usage: cargo xtask <task> [args...]
 
 tasks:
-  bench [args...]   the intake benchmark: builds ykt in release mode and runs
-                    `ykt bench [args...]` (1,000,000-line roster, 2,000,000-card
-                    registry; figures per stage, written to target/bench/results.json).
+  bench [args...]   the intake and whole-cycle benchmark: builds ykt in release mode
+                    and runs `ykt bench [args...]` (1,000,000-line roster, 2,000,000-card
+                    registry; intake stages, then each province's whole cycle on SQLite
+                    and PostgreSQL; figures written to target/bench/results.json).
                     `cargo xtask bench --help` lists its options.
   bundle (--province <code> | --all) [--out DIR]
                     deployment bundles: dist/ykt-<code>-<version>-<target>.tar.gz

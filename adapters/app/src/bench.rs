@@ -1,4 +1,5 @@
-//! `ykt bench` (`cargo xtask bench`): the intake benchmark of the foundation issue.
+//! `ykt bench` (`cargo xtask bench`): the intake benchmark of the foundation issue and the
+//! whole-cycle benchmark of issue #8.
 //!
 //! Generates, streaming to disk, a GB18030 CSV card registry of `--registry` records and a
 //! roster of `--lines` lines with the demo's realistic error mix (see [`crate::demo`]), then
@@ -14,6 +15,7 @@
 //! | `sqlite-import` | the real roster import (`intake::import`) into that file |
 //! | `raw-pg` | the raw limit on PostgreSQL: `COPY` in one transaction |
 //! | `pg-registry`, `pg-import` | as on SQLite, in a fresh database dropped afterwards |
+//! | `cycle` | each province's whole cycle on SQLite and PostgreSQL, per phase, with the raw limits measured in the same child (see [`cycle`]) |
 //!
 //! Each child prints its figures as JSON on its last stdout line; the parent prints the table
 //! and writes it with the raw figures to `<dir>/results.json`. Speed and memory targets live
@@ -82,8 +84,9 @@ pub struct BenchArgs {
     #[arg(long)]
     pub province: Option<String>,
     /// Run only these stages (comma-separated: parse, check, raw-sqlite, sqlite-registry,
-    /// sqlite-import, raw-pg, pg-registry, pg-import); the import stages need their registry
-    /// stage.
+    /// sqlite-import, raw-pg, pg-registry, pg-import, cycle); the import stages need their
+    /// registry stage. `cycle` runs each province's whole cycle on SQLite and PostgreSQL
+    /// (all provinces compiled in, or `--province`).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Generate the data set again even when `<dir>/data` already holds it.
@@ -111,7 +114,9 @@ pub enum BenchMode {
     Lookup(lookup::LookupArgs),
 }
 
+pub mod cycle;
 pub mod lookup;
+pub use cycle::phase;
 
 /// One measured part of a stage.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -134,6 +139,9 @@ struct StageOut {
     summary: Option<Totals>,
     #[serde(default)]
     info: BTreeMap<String, String>,
+    /// The whole-cycle stage's phases.
+    #[serde(default)]
+    phases: Vec<cycle::PhaseOut>,
 }
 
 impl StageOut {
@@ -213,7 +221,7 @@ pub async fn run(cfg: &Config, args: BenchArgs) -> anyhow::Result<u8> {
         cfg,
     )?;
     if let Some(stage) = args.stage.clone() {
-        return run_stage(&stage, &args, province.as_ref(), cfg.today()).await;
+        return run_stage(cfg, &stage, &args, province.as_ref(), cfg.today()).await;
     }
     run_parent(&args, province.as_ref()).await
 }
@@ -238,14 +246,21 @@ async fn run_parent(args: &BenchArgs, province: &dyn Province) -> anyhow::Result
         dir.display()
     );
     let load_before = loadavg();
-    let manifest = ensure_data(args, province, &files)?;
-    eprintln!(
-        "data: roster {:.1} MB, registry {} records {:.1} MB, deaths {}",
-        mb(manifest.roster_bytes),
-        manifest.registry_records,
-        mb(manifest.registry_bytes),
-        manifest.deaths
-    );
+    // The intake stages' data set (the cycle makes one per province).
+    let intake_wanted = args.only.is_empty() || args.only.iter().any(|o| o != "cycle");
+    let manifest = if intake_wanted {
+        let m = ensure_data(args, province, &files)?;
+        eprintln!(
+            "data: roster {:.1} MB, registry {} records {:.1} MB, deaths {}",
+            mb(m.roster_bytes),
+            m.registry_records,
+            mb(m.registry_bytes),
+            m.deaths
+        );
+        Some(m)
+    } else {
+        None
+    };
 
     // The stages run from a copy of this binary: a build into the shared target directory
     // while the benchmark runs must not swap the program under it.
@@ -342,6 +357,13 @@ async fn run_parent(args: &BenchArgs, province: &dyn Province) -> anyhow::Result
     if store_db.exists() {
         remove_sqlite(&store_db)?;
     }
+
+    // Each province's whole cycle (issue #8).
+    let cycles = if wanted("cycle") {
+        cycle::run_cycles(args, &dir, &mut notes).await?
+    } else {
+        BTreeMap::new()
+    };
     let _ = std::fs::remove_file(dir.join("ykt-bench-stage"));
 
     // Do the three intakes agree?
@@ -378,8 +400,13 @@ async fn run_parent(args: &BenchArgs, province: &dyn Province) -> anyhow::Result
             .unwrap_or(0)
     ));
     let rows = table_rows(&outs);
-    let text = render_table(&rows);
-    crate::out!("{text}");
+    if !rows.is_empty() {
+        crate::out!("{}", render_table(&rows));
+    }
+    let cycle_rows = cycle::cycle_rows(&cycles);
+    if !cycle_rows.is_empty() {
+        crate::out!("{}", cycle::render_cycle(&cycle_rows));
+    }
     for n in &notes {
         crate::outln!("{n}");
     }
@@ -392,8 +419,10 @@ async fn run_parent(args: &BenchArgs, province: &dyn Province) -> anyhow::Result
         },
         "data": manifest,
         "rows": rows,
+        "cycle_rows": cycle_rows,
         "notes": notes,
         "stages": outs,
+        "cycles": cycles,
     });
     let path = dir.join("results.json");
     std::fs::write(&path, serde_json::to_string_pretty(&results)?)
@@ -461,6 +490,10 @@ fn spawn_stage(
     // would flood the output.
     if std::env::var_os("YKT_LOG").is_none() {
         cmd.env("YKT_LOG", "error");
+    }
+    // The cycle runs the demo's calendar (the roster's period is the demo's).
+    if stage == "cycle" && std::env::var_os("YKT_TODAY").is_none() {
+        cmd.env("YKT_TODAY", "2023-05-20");
     }
     let out = cmd
         .stdout(Stdio::piped())
@@ -847,6 +880,7 @@ fn bench_vault(seed: u64) -> Vault {
 }
 
 async fn run_stage(
+    cfg: &Config,
     stage: &str,
     args: &BenchArgs,
     province: &dyn Province,
@@ -864,6 +898,7 @@ async fn run_stage(
         "sqlite-import" | "pg-import" => {
             stage_import(&files, args, province, &db()?, today).await?
         }
+        "cycle" => cycle::stage_cycle(cfg, &files, args, province, &db()?, today).await?,
         other => bail!("unknown stage `{other}`"),
     };
     let t = total.stop("", 0);
@@ -952,6 +987,17 @@ async fn stage_registry(
     today: NaiveDate,
 ) -> anyhow::Result<StageOut> {
     let store = Store::connect(url, bench_vault(args.seed)).await?;
+    let cards = load_registers(&store, files, today).await?;
+    store.close().await;
+    Ok(StageOut {
+        metrics: vec![cards],
+        ..StageOut::default()
+    })
+}
+
+/// Regions, the card registry (streamed) and the death register into `store`; the registry
+/// import is timed.
+async fn load_registers(store: &Store, files: &Files, today: NaiveDate) -> anyhow::Result<Metric> {
     let meta = |kind: &str, file: &Path| -> anyhow::Result<ImportMeta> {
         Ok(ImportMeta {
             kind: kind.into(),
@@ -1002,11 +1048,7 @@ async fn stage_registry(
     store
         .import_deaths(ok_rows(deaths.records), meta(kinds::DEATHS, &files.deaths)?)
         .await?;
-    store.close().await;
-    Ok(StageOut {
-        metrics: vec![cards],
-        ..StageOut::default()
-    })
+    Ok(cards)
 }
 
 async fn stage_import(

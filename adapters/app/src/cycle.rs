@@ -340,12 +340,12 @@ impl Cycle<'_> {
             project_short_name: project.map(|p| p.short_name.clone()).unwrap_or_default(),
             count: lines.len() as u64,
             total: lines.iter().map(|l| l.amount).sum(),
-            lines: lines.clone(),
+            lines,
         };
         bank.deliver(&instruction).await?;
         ykt_store::failpoints::hit("dispatch.after_send");
-        self.store.mark_sent(&lines).await?;
-        Ok(lines)
+        self.store.mark_sent(&instruction.lines).await?;
+        Ok(instruction.lines)
     }
 
     /// Pay corrected lines again (each a new attempt of the same line).
@@ -451,10 +451,10 @@ impl Cycle<'_> {
         let b = self.batch(id).await?;
         let (bank, treasury_ref) = self.store.batch_refs(id).await?;
         let route = self.province.route(channel_of(&b));
-        let lines = self.store.lines(id, 0, i64::MAX).await?;
-        let line = lines
-            .iter()
-            .find(|l| l.id == line_id)
+        let line = self
+            .store
+            .line(id, line_id)
+            .await?
             .ok_or_else(|| invalid(format!("批次{id}没有明细{line_id}")))?;
         if line.state != LineState::Failed {
             return Err(invalid(format!(

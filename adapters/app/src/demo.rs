@@ -95,10 +95,23 @@ const BIRTH_SLOTS: u64 = 76 * 12 * 28;
 /// Most people a generator with unique IDs can make (1000 sequence numbers per slot).
 pub(crate) const MAX_UNIQUE_PEOPLE: usize = 1000 * BIRTH_SLOTS as usize;
 
+/// The IDs (first 17 digits) a generator has handed out, so a random birth date that repeats
+/// an earlier person's ID moves to a free one.
+type Taken = std::collections::HashSet<[u8; 17]>;
+
 /// Person number `seq` living in `village`. With `unique`, the birth date and sequence number
-/// are derived from `seq` so no two people share an ID (the demo's random birth dates repeat
-/// once a county has more than a few thousand people); the random draws are made either way.
-fn person(rng: &mut StdRng, village: &RegionCode, seq: u32, unique: bool) -> Person {
+/// are derived from `seq` so no two people share an ID; the random draws are made either way.
+/// Without it the birth date is random, and `taken` keeps it unique: once a county has more
+/// than a few thousand people, random birth dates with the same sequence number repeat (two
+/// people with one ID, which the registry import refuses); a repeat moves to the next free
+/// birth date in a fixed stride, so small demos (no repeat) keep their files.
+fn person(
+    rng: &mut StdRng,
+    village: &RegionCode,
+    seq: u32,
+    unique: bool,
+    taken: &mut Taken,
+) -> Person {
     let county = village
         .county()
         .map(|c| c.prefix().to_owned())
@@ -120,8 +133,27 @@ fn person(rng: &mut StdRng, village: &RegionCode, seq: u32, unique: bool) -> Per
     } else {
         (year, month, day)
     };
-    let body = format!("{county:0<6}{year:04}{month:02}{day:02}{:03}", seq % 1000);
-    let b: [u8; 17] = body.as_bytes().try_into().unwrap_or([b'0'; 17]);
+    let mut body = format!("{county:0<6}{year:04}{month:02}{day:02}{:03}", seq % 1000);
+    let mut b: [u8; 17] = body.as_bytes().try_into().unwrap_or([b'0'; 17]);
+    if !unique {
+        let start = u64::try_from((year - 1930) * 336 + (month - 1) * 28 + (day - 1)).unwrap_or(0);
+        let mut slot = start;
+        while taken.contains(&b) {
+            slot = (slot + 7919) % BIRTH_SLOTS;
+            if slot == start {
+                break; // every birth date taken for this county and number: keep the repeat
+            }
+            let part = |v: u64| i32::try_from(v).unwrap_or(0);
+            let (y, m, d) = (
+                1930 + part(slot / 336),
+                1 + part((slot % 336) / 28),
+                1 + part(slot % 28),
+            );
+            body = format!("{county:0<6}{y:04}{m:02}{d:02}{:03}", seq % 1000);
+            b = body.as_bytes().try_into().unwrap_or([b'0'; 17]);
+        }
+        taken.insert(b);
+    }
     let id = format!("{body}{}", ResidentId::check_digit(&b));
     let (bank, bin) = BANKS[rng.gen_range(0..BANKS.len())];
     let account = luhn_complete(&format!(
@@ -316,6 +348,7 @@ pub(crate) struct RosterGen {
     last_good: Option<Person>,
     period: Period,
     unique_ids: bool,
+    taken: Taken,
 }
 
 impl RosterGen {
@@ -345,12 +378,14 @@ impl RosterGen {
             anyhow::bail!("最多生成 {MAX_UNIQUE_PEOPLE} 人 (at most {MAX_UNIQUE_PEOPLE} people)");
         }
         let people = rng.clone();
+        let mut taken = Taken::new();
         for i in 0..n_people {
             let p = person(
                 &mut rng,
                 &villages[i % villages.len()],
                 i as u32,
                 unique_ids,
+                &mut taken,
             );
             if i >= lines {
                 extra_card(card(&p, CardStatus::Normal, true)?)?;
@@ -367,6 +402,7 @@ impl RosterGen {
             last_good: None,
             period: Period::parse(DEMO_PERIOD).map_err(|e| anyhow!("{e}"))?,
             unique_ids,
+            taken: Taken::new(),
         })
     }
 
@@ -379,7 +415,13 @@ impl RosterGen {
         self.next += 1;
         let rng = &mut self.rng;
         let village = &self.villages[i % self.villages.len()];
-        let mut p = person(&mut self.people, village, i as u32, self.unique_ids);
+        let mut p = person(
+            &mut self.people,
+            village,
+            i as u32,
+            self.unique_ids,
+            &mut self.taken,
+        );
         let period = self.period;
         let mut id_cell = Cell::Text(p.id.clone());
         let mut period_text = DEMO_PERIOD.to_owned();
@@ -753,6 +795,7 @@ async fn run_one(
                 batches: result.batches.clone(),
                 out: data.dir.clone(),
                 seed,
+                fail_share: None,
             };
             crate::provinces::demo_cycle(&ctx).await?;
         }
@@ -865,4 +908,63 @@ async fn demo_logins(
         out.push((u.login, u.display_name, format!("{roles}（{}）", u.region)));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The same random draws for the same number in the same village (what happens once a
+    /// county has a few thousand people) give two different, valid IDs.
+    #[test]
+    fn repeated_draws_get_distinct_ids() {
+        let village = RegionCode::parse("410902001201").unwrap();
+        let mut taken = Taken::new();
+        let start = StdRng::seed_from_u64(9);
+        let a = person(&mut start.clone(), &village, 7, false, &mut taken);
+        let b = person(&mut start.clone(), &village, 7, false, &mut taken);
+        assert_ne!(a.id, b.id);
+        for p in [&a, &b] {
+            let today = chrono::NaiveDate::from_ymd_opt(2023, 5, 20).unwrap();
+            assert!(ResidentId::parse(&p.id, today).is_ok(), "{}", p.id);
+        }
+        assert_eq!(a.id[..6], b.id[..6], "same county");
+        assert_eq!(a.id[14..17], b.id[14..17], "same sequence number");
+    }
+
+    /// `ykt demo --lines 5000` used to stop at the registry import with
+    /// `数据重复：cards_stage.person_idx` (two people with one ID). A 6000-line demo's
+    /// registry now imports with one card per person.
+    #[tokio::test]
+    async fn a_6000_line_demo_registry_imports() {
+        crate::ensure_linked();
+        let cfg = Config::default();
+        let today = chrono::NaiveDate::from_ymd_opt(2023, 5, 20).unwrap();
+        let d = crate::provinces()
+            .into_iter()
+            .find(|d| d.code == "henan")
+            .unwrap_or(crate::provinces()[0]);
+        let province = crate::build_province(d, &cfg).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let data = generate(province.as_ref(), 6000, 2023, dir.path()).unwrap();
+        let cards = ykt_files::registry::read_card_registry(&data.registry, today).unwrap();
+        assert!(cards.problems.is_empty(), "{:?}", cards.problems.first());
+        let ids: std::collections::HashSet<String> = cards
+            .records
+            .iter()
+            .map(|c| c.resident_id.as_str().to_owned())
+            .collect();
+        assert_eq!(ids.len(), cards.records.len());
+        assert!(ids.len() > 6000, "{} cards", ids.len());
+        let url = format!("sqlite://{}", dir.path().join("ykt.db").display());
+        let store = Store::connect(&url, ykt_store::Vault::new([7u8; 32]))
+            .await
+            .unwrap();
+        let n = cards.records.len() as u64;
+        let meta = ImportMeta::for_bytes(kinds::CARDS, "社保卡信息.csv", b"x", "test");
+        match store.import_cards(ok_rows(cards.records), meta).await {
+            Ok(ykt_store::ImportOutcome::Imported { rows, .. }) => assert_eq!(rows, n),
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -9,6 +9,8 @@
 
 use crate::db::{Store, with_pool, with_tx};
 use crate::error::{Result, StoreError};
+use crate::imports::Val;
+use crate::payments::insert_rows;
 use crate::registers::{aad, open_str, placeholders};
 use crate::vault::BlindIndex;
 use std::collections::HashMap;
@@ -17,6 +19,9 @@ use ykt_kernel::batch::{LineState, LineStatus, ResultEffect, Totals, apply_resul
 use ykt_kernel::ledger::{Account, Entry, EntryKind};
 use ykt_kernel::ports::{BankOutcome, BankResult, InstructionLine};
 use ykt_kernel::{BankAccount, Fen};
+
+/// Lines read, moved and recorded per statement when a batch is dispatched.
+const DISPATCH_CHUNK: i64 = 4096;
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
@@ -148,41 +153,75 @@ impl Store {
         let at = now();
         let mut tx = self.begin().await?;
         type T = (i64, i64, Vec<u8>, String, Vec<u8>, String, i64);
-        let rows: Vec<T> = with_tx!(tx, |c| {
-            sqlx::query_as("SELECT id, attempt, person_idx, name, account_enc, bank, amount_fen FROM payment_lines WHERE batch_id = $1 AND state = 'pending' ORDER BY id")
-                .bind(batch_id)
-                .fetch_all(&mut *c)
-                .await?
-        });
-        let mut out = Vec::with_capacity(rows.len());
-        for (id, attempt, idx, name, account_enc, bank, fen) in rows {
-            let idx: BlindIndex = idx
-                .as_slice()
-                .try_into()
-                .map_err(|_| StoreError::corrupt("payment_lines.person_idx"))?;
-            let account = open_str(&self.vault, "payment_lines.account", &idx, &account_enc)?;
-            let account = BankAccount::parse(&account)
-                .map_err(|_| StoreError::corrupt("payment_lines.account_enc"))?;
-            let next = attempt + 1;
+        // Chunk by chunk in id order (a million-line order used to be read in one
+        // `fetch_all` and moved with two statements per line): the lines of one chunk are
+        // exactly the pending ones in (after, last], so one UPDATE moves them all and one
+        // multi-row INSERT records their attempts.
+        let mut out = Vec::new();
+        let mut after = 0i64;
+        loop {
+            let rows: Vec<T> = with_tx!(tx, |c| {
+                sqlx::query_as("SELECT id, attempt, person_idx, name, account_enc, bank, amount_fen FROM payment_lines WHERE batch_id = $1 AND state = 'pending' AND id > $2 ORDER BY id LIMIT $3")
+                    .bind(batch_id)
+                    .bind(after)
+                    .bind(DISPATCH_CHUNK)
+                    .fetch_all(&mut *c)
+                    .await?
+            });
+            let Some(last) = rows.last().map(|r| r.0) else {
+                break;
+            };
+            let mut attempts: Vec<Vec<Val>> = Vec::with_capacity(rows.len());
+            for (id, attempt, idx, name, account_enc, bank, fen) in rows {
+                let idx: BlindIndex = idx
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| StoreError::corrupt("payment_lines.person_idx"))?;
+                let account = open_str(&self.vault, "payment_lines.account", &idx, &account_enc)?;
+                let account = BankAccount::parse(&account)
+                    .map_err(|_| StoreError::corrupt("payment_lines.account_enc"))?;
+                let next = attempt + 1;
+                attempts.push(vec![
+                    Val::Int(id),
+                    Val::Int(next),
+                    Val::Blob(self.vault.seal(
+                        &aad("line_attempts.account", &idx),
+                        account.as_str().as_bytes(),
+                    )),
+                    Val::Int(fen),
+                    Val::Text(at.clone()),
+                ]);
+                out.push(InstructionLine {
+                    line_id: id,
+                    attempt: u32::try_from(next).unwrap_or(u32::MAX),
+                    name,
+                    account,
+                    bank,
+                    amount: Fen(fen),
+                });
+            }
             with_tx!(tx, |c| {
-                sqlx::query("UPDATE payment_lines SET state = 'in_flight', attempt = $1 WHERE id = $2 AND state = 'pending'").bind(next).bind(id).execute(&mut *c).await?;
-                sqlx::query("INSERT INTO line_attempts (line_id, attempt, account_enc, amount_fen, dispatched_at) VALUES ($1, $2, $3, $4, $5)")
-                    .bind(id)
-                    .bind(next)
-                    .bind(self.vault.seal(&aad("line_attempts.account", &idx), account.as_str().as_bytes()))
-                    .bind(fen)
-                    .bind(&at)
+                sqlx::query("UPDATE payment_lines SET state = 'in_flight', attempt = attempt + 1 WHERE batch_id = $1 AND state = 'pending' AND id > $2 AND id <= $3")
+                    .bind(batch_id)
+                    .bind(after)
+                    .bind(last)
                     .execute(&mut *c)
                     .await?;
             });
-            out.push(InstructionLine {
-                line_id: id,
-                attempt: u32::try_from(next).unwrap_or(u32::MAX),
-                name,
-                account,
-                bank,
-                amount: Fen(fen),
-            });
+            insert_rows(
+                &mut tx,
+                "line_attempts",
+                &[
+                    "line_id",
+                    "attempt",
+                    "account_enc",
+                    "amount_fen",
+                    "dispatched_at",
+                ],
+                &attempts,
+            )
+            .await?;
+            after = last;
         }
         let total: Fen = out.iter().map(|l| l.amount).sum();
         let detail = serde_json::json!({"lines": out.len(), "amount_fen": total.0, "attempts": out.iter().map(|l| l.attempt).max()});

@@ -152,6 +152,27 @@ pub struct RosterResult {
     pub batches: Vec<BatchRow>,
 }
 
+/// The columns [`Store::line_row`] decodes, in its tuple's order.
+const LINE_SELECT: &str = "id, batch_id, row_no, person_idx, id_enc, name, account_enc, bank, region, period, amount_fen, state, attempt, fail_reason, proxy_kind, proxy_name";
+type LineTuple = (
+    i64,
+    i64,
+    i64,
+    Vec<u8>,
+    Vec<u8>,
+    String,
+    Vec<u8>,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
 const LINE_COLS: &[&str] = &[
     "batch_id",
     "row_no",
@@ -194,7 +215,12 @@ const PG_INSERT_PARAMS: usize = 30_000;
 /// `INSERT INTO table (cols) VALUES (...), (...)` with every row's values bound, in
 /// statements under both backends' parameter limits. On SQLite the parameters are anonymous
 /// (`?`): binding thousands of `$N` is quadratic there (see `registers::placeholders`).
-async fn insert_rows(tx: &mut Tx, table: &str, cols: &[&str], rows: &[Vec<Val>]) -> Result<()> {
+pub(crate) async fn insert_rows(
+    tx: &mut Tx,
+    table: &str,
+    cols: &[&str],
+    rows: &[Vec<Val>],
+) -> Result<()> {
     let head = format!("INSERT INTO {table} ({}) VALUES ", cols.join(", "));
     let mut rest = rows;
     while !rest.is_empty() {
@@ -473,65 +499,61 @@ impl Store {
 
     /// Lines of a batch in row order, decrypted.
     pub async fn lines(&self, batch_id: i64, offset: i64, limit: i64) -> Result<Vec<LineRow>> {
-        type T = (
-            i64,
-            i64,
-            i64,
-            Vec<u8>,
-            Vec<u8>,
-            String,
-            Vec<u8>,
-            String,
-            String,
-            String,
-            i64,
-            String,
-            i64,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-        );
-        let rows: Vec<T> = with_pool!(self, |p| {
-            sqlx::query_as(
-                "SELECT id, batch_id, row_no, person_idx, id_enc, name, account_enc, bank, region, period, amount_fen, state, attempt, fail_reason, proxy_kind, proxy_name \
-                 FROM payment_lines WHERE batch_id = $1 ORDER BY row_no, id LIMIT $2 OFFSET $3",
-            )
+        let rows: Vec<LineTuple> = with_pool!(self, |p| {
+            sqlx::query_as(&format!(
+                "SELECT {LINE_SELECT} FROM payment_lines WHERE batch_id = $1 ORDER BY row_no, id LIMIT $2 OFFSET $3"
+            ))
             .bind(batch_id)
             .bind(limit)
             .bind(offset)
             .fetch_all(p)
             .await?
         });
-        rows.into_iter()
-            .map(|t| {
-                let idx: BlindIndex =
-                    t.3.as_slice()
-                        .try_into()
-                        .map_err(|_| StoreError::corrupt("payment_lines.person_idx"))?;
-                let id = open_str(&self.vault, "payment_lines.id", &idx, &t.4)?;
-                let account = open_str(&self.vault, "payment_lines.account", &idx, &t.6)?;
-                Ok(LineRow {
-                    id: t.0,
-                    batch_id: t.1,
-                    row_no: t.2,
-                    resident_id: ResidentId::from_trusted(&id)
-                        .map_err(|_| StoreError::corrupt("payment_lines.id_enc"))?,
-                    name: t.5,
-                    account: BankAccount::parse(&account)
-                        .map_err(|_| StoreError::corrupt("payment_lines.account_enc"))?,
-                    bank: t.7,
-                    region: t.8,
-                    period: t.9,
-                    amount: Fen(t.10),
-                    state: LineState::parse(&t.11)
-                        .ok_or_else(|| StoreError::corrupt("payment_lines.state"))?,
-                    attempt: t.12,
-                    fail_reason: t.13,
-                    proxy_kind: t.14,
-                    proxy_name: t.15,
-                })
-            })
-            .collect()
+        rows.into_iter().map(|t| self.line_row(t)).collect()
+    }
+
+    /// One line of a batch (`None` when the batch has no such line), without reading the
+    /// others: a refund or correction of one line in a million-line batch reads one row.
+    pub async fn line(&self, batch_id: i64, line_id: i64) -> Result<Option<LineRow>> {
+        let row: Option<LineTuple> = with_pool!(self, |p| {
+            sqlx::query_as(&format!(
+                "SELECT {LINE_SELECT} FROM payment_lines WHERE batch_id = $1 AND id = $2"
+            ))
+            .bind(batch_id)
+            .bind(line_id)
+            .fetch_optional(p)
+            .await?
+        });
+        row.map(|t| self.line_row(t)).transpose()
+    }
+
+    fn line_row(&self, t: LineTuple) -> Result<LineRow> {
+        let idx: BlindIndex =
+            t.3.as_slice()
+                .try_into()
+                .map_err(|_| StoreError::corrupt("payment_lines.person_idx"))?;
+        let id = open_str(&self.vault, "payment_lines.id", &idx, &t.4)?;
+        let account = open_str(&self.vault, "payment_lines.account", &idx, &t.6)?;
+        Ok(LineRow {
+            id: t.0,
+            batch_id: t.1,
+            row_no: t.2,
+            resident_id: ResidentId::from_trusted(&id)
+                .map_err(|_| StoreError::corrupt("payment_lines.id_enc"))?,
+            name: t.5,
+            account: BankAccount::parse(&account)
+                .map_err(|_| StoreError::corrupt("payment_lines.account_enc"))?,
+            bank: t.7,
+            region: t.8,
+            period: t.9,
+            amount: Fen(t.10),
+            state: LineState::parse(&t.11)
+                .ok_or_else(|| StoreError::corrupt("payment_lines.state"))?,
+            attempt: t.12,
+            fail_reason: t.13,
+            proxy_kind: t.14,
+            proxy_name: t.15,
+        })
     }
 
     /// Take a workflow step: the state changes only if the batch is still at the version and

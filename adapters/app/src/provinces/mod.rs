@@ -35,6 +35,8 @@ pub struct DemoCtx<'a> {
     /// The demo's output directory for this province (write every artifact here).
     pub out: PathBuf,
     pub seed: u64,
+    /// The banks' failure share when a benchmark sets it (`None`: the demo's own faults).
+    pub fail_share: Option<f64>,
 }
 
 /// The configured ports of `province`.

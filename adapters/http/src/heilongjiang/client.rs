@@ -190,12 +190,14 @@ impl BudgetSystem {
             })
             .await
             .map_err(store_err)?;
-        let doc = doc.map_err(|e| fail(format!("{request}：{e}")))?;
         if !status.is_success() {
-            let msg = if doc.name == "Error" {
-                format!("{}（{}）", doc.text_of("Message"), doc.text_of("Code"))
-            } else {
-                format!("HTTP {status}")
+            // A refusal that is not XML (e.g. 413 from a size limit in front of the system)
+            // is reported by its status, not as a malformed reply.
+            let msg = match &doc {
+                Ok(doc) if doc.name == "Error" => {
+                    format!("{}（{}）", doc.text_of("Message"), doc.text_of("Code"))
+                }
+                _ => format!("HTTP {status}"),
             };
             return Err(PortError::new(
                 SYSTEM,
@@ -203,7 +205,7 @@ impl BudgetSystem {
                 status.is_server_error(),
             ));
         }
-        Ok(doc)
+        doc.map_err(|e| fail(format!("{request}：{e}")))
     }
 
     async fn batch(&self, order_no: &str) -> Result<BatchRow, PortError> {

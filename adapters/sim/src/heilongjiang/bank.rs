@@ -141,8 +141,13 @@ pub fn router(cfg: BankConfig, clock: SimClock) -> Router {
         .route("/returns/{no}", get(returns))
         .route("/refunds", post(refund))
         .route("/books", get(books))
+        // A province-scale plan or voucher is larger than axum's default 2 MiB.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
         .with_state(bank)
 }
+
+/// The largest message the simulator accepts (a 1,000,000-line plan is some 300 MB of XML).
+const MAX_MESSAGE_BYTES: usize = 1 << 30;
 
 /// The bank's own books (`GET /books`, JSON, for tests and the operator's reconciliation):
 /// every payment it made, by voucher, line and attempt, with the amount actually credited

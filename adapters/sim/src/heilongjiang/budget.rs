@@ -153,8 +153,13 @@ pub fn router(cfg: BudgetConfig, clock: SimClock) -> Router {
         .route("/vouchers/{no}/send", post(send))
         .route("/vouchers/{no}/repay", post(repay))
         .route("/vouchers/{no}/refunds", post(refund))
+        // A province-scale plan or voucher is larger than axum's default 2 MiB.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
         .with_state(b)
 }
+
+/// The largest message the simulator accepts (a 1,000,000-line plan is some 300 MB of XML).
+const MAX_MESSAGE_BYTES: usize = 1 << 30;
 
 fn bad(m: impl Into<String>) -> Response {
     error(StatusCode::BAD_REQUEST, "invalid", m)

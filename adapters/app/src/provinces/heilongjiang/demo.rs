@@ -286,7 +286,7 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
     let sims = HljSims::start(
         BankConfig {
             seed: ctx.seed,
-            fail_share: 0.06,
+            fail_share: ctx.fail_share.unwrap_or(0.06),
             duplicate: true,
             reorder: true,
             partial: true,
@@ -321,6 +321,7 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
     );
 
     day(0);
+    crate::bench::phase("policies, grain roster");
     let n = h.publish_policies().await?;
     outln!("“补贴政策”专栏已发布 {n} 个项目的政策（黑财监〔2023〕1号 二）");
     let mut batches: Vec<BatchRow> = ctx.batches.clone();
@@ -343,12 +344,14 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
         counties.len()
     );
 
+    crate::bench::phase("plan push (budget system)");
     outln!("审核并推送发放计划 review and push the plans:");
     for b in &batches {
         say_steps(&h.step(b.id, "submit_plan", &clerk, None).await?.all()?);
     }
 
     day(1);
+    crate::bench::phase("request, approval, voucher to bank");
     outln!("各区县主管部门生成国库集中支付申请，财政审核，代理银行打卡发放:");
     for b in &batches {
         say_steps(&h.step(b.id, "request_payment", &clerk, None).await?.all()?);
@@ -360,6 +363,7 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
     }
 
     day(2);
+    crate::bench::phase("results");
     outln!("接收发放结果（经预算管理一体化系统反馈）:");
     for b in &batches {
         collect_all(&h, b.id).await?;
@@ -381,6 +385,7 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
     }
 
     day(4);
+    crate::bench::phase("corrections, repayment, refunds");
     outln!("处理发放失败的明细 failed lines:");
     let mut refunds = 0;
     for round in 1..=3 {
@@ -473,6 +478,7 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
     }
 
     day(5);
+    crate::bench::phase("reconciliation");
     outln!("财政对账，粮食风险基金专户清算 reconcile and clear:");
     let clearing_dir = ctx.out.join("清算单");
     for b in &batches {
@@ -487,6 +493,7 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
     }
 
     day(6);
+    crate::bench::phase("publication, reports");
     outln!("发放结果公开（政府网站专栏、“补贴查询”专栏）publish:");
     for b in &batches {
         say_steps(&h.step(b.id, "publish", &clerk, None).await?.all()?);

@@ -220,6 +220,7 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
         calendar: &calendar,
     };
 
+    crate::bench::phase("library, banks (set-up)");
     // 1. The project library and a change request through every level (第十至十二条).
     match setup.seed_library().await? {
         0 => outln!(
@@ -435,6 +436,7 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
         calendar: &calendar,
     };
 
+    crate::bench::phase("apply, review, order push");
     // 4. Apply, review (maker ≠ checker), push the order (第二十至二十一条).
     let mut batches: Vec<BatchRow> = ctx.batches.clone();
     batches.sort_by_key(|b| b.id);
@@ -476,6 +478,7 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
         );
     }
 
+    crate::bench::phase("funding, release, bank pull, results");
     // 5. The treasury pays the banks; the detail is released; the banks pull and report.
     // The system's steps run until nothing moves (as `ykt serve` does on its timer).
     for _ in 0..6 {
@@ -489,6 +492,7 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
         }
     }
 
+    crate::bench::phase("corrections, re-pull, refunds");
     // 6. Failures: signed corrections (new card, reactivated account), a refund, a re-pull.
     let mut rng = StdRng::seed_from_u64(ctx.seed ^ 0x4e41);
     let mut corrected = 0;
@@ -626,6 +630,7 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
     }
     outln!("   共更正{corrected}笔、退回{refunded}笔");
 
+    crate::bench::phase("hand-overs, reconciliation, publication");
     // 7. Hand-overs, deadlines, reconciliation (第二十六条).
     let as_of = calendar.add_working_days(today, 4)?;
     let before = ops.handovers(None, as_of).await?;
@@ -688,6 +693,7 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
     }
     outln!("8. 对账确认、结果确认后自动推送至惠民惠农补贴查询（第二十四、二十六条）");
 
+    crate::bench::phase("statements, reports");
     // 8. Statements and reports (第二十五、二十六条).
     let month = format!("{:04}-{:02}", today.year(), today.month());
     for b in env.banks.values() {

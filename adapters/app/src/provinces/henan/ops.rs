@@ -675,10 +675,10 @@ impl Henan<'_> {
                 "经办人不能自己审核签字更正 (the clerk cannot sign off their own correction)",
             );
         }
-        let lines = self.store.lines(id, 0, i64::MAX).await?;
-        let line = lines
-            .iter()
-            .find(|l| l.id == line_id)
+        let line = self
+            .store
+            .line(id, line_id)
+            .await?
             .ok_or_else(|| OpError::Refused(format!("批次{id}没有明细{line_id}")))?;
         if line.state != LineState::Failed {
             return refused(format!(

@@ -485,6 +485,7 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
     outln!();
     outln!("== 单位零余额账户发放流程（{}起，模拟日历） ==", day(d0));
 
+    crate::bench::phase("agreements, publicity");
     // Agency agreements, one per county department (川财办〔2018〕61号 三(三)).
     let mut places = ops::Places::default();
     let mut counties: Vec<String> = batches.iter().map(|b| b.region.clone()).collect();
@@ -524,7 +525,7 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
         SimConfig {
             bank: BankSimConfig {
                 seed: ctx.seed,
-                fail_permille: 0,
+                fail_permille: ctx.fail_share.map_or(0, |s| (s * 1000.0).round() as u32),
                 fail_accounts: vec![
                     FailRule {
                         account: wrong_account.as_str().to_owned(),
@@ -651,6 +652,7 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
         step(&p, b.id, "dept_review", &head, None).await?;
     }
 
+    crate::bench::phase("plans, procedural review");
     // Authorised payment plans and finance's procedural review.
     outln!(
         "[{}] 申报授权支付用款计划；财政程序性复核",
@@ -703,6 +705,7 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
         }
     );
 
+    crate::bench::phase("funding, instruction file, results");
     // Funds to the zero-balance accounts.
     clock.set(at(8));
     outln!(
@@ -739,6 +742,7 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
     bank_round(&sims).await?;
     poll(&p, &scope, &mut seen).await?;
 
+    crate::bench::phase("corrections, repayment, refunds");
     // Failures: corrected and paid again, or refunded to the treasury.
     clock.set(at(9));
     outln!("[{}] 处理发放失败", day(clock.today()));
@@ -782,7 +786,60 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
     );
     bank_round(&sims).await?;
     poll(&p, &scope, &mut seen).await?;
+    if ctx.fail_share.is_some() {
+        // The benchmark's share of failures: a dormant or wrong account is checked with the
+        // beneficiary (signed, the head signs off) and paid again; anything else goes back
+        // to the treasury.
+        let (mut fixed, mut back) = (0usize, 0usize);
+        for b in &batches {
+            let failed: Vec<_> = sc
+                .store
+                .lines(b.id, 0, i64::MAX)
+                .await?
+                .into_iter()
+                .filter(|l| l.state == ykt_kernel::LineState::Failed)
+                .collect();
+            let mut again = false;
+            for l in failed {
+                let reason = l.fail_reason.as_deref().and_then(FailureReason::parse);
+                if matches!(
+                    reason,
+                    Some(FailureReason::WrongAccount | FailureReason::DormantAccount)
+                ) {
+                    p.cycle()
+                        .correct(
+                            b.id,
+                            l.id,
+                            &LineFix {
+                                account: None,
+                                bank: None,
+                                name: None,
+                                reason: "经核实账户已激活，原账户再次发放".into(),
+                                beneficiary_signed: Some("本人".into()),
+                                head_signoff: Some(head.login.clone()),
+                            },
+                            &clerk,
+                        )
+                        .await?;
+                    again = true;
+                    fixed += 1;
+                } else {
+                    p.cycle()
+                        .refund(b.id, l.id, "账户无法入账，退回财政金库", &clerk, &finance)
+                        .await?;
+                    back += 1;
+                }
+            }
+            if again {
+                p.cycle().redispatch(b.id, &clerk).await?;
+            }
+        }
+        outln!("  其余失败明细：更正后再次发放{fixed}笔，退回{back}笔");
+        bank_round(&sims).await?;
+        poll(&p, &scope, &mut seen).await?;
+    }
 
+    crate::bench::phase("post-publicity, recovery, month end");
     // Post-payment publicity within five days, with the dual verification.
     clock.set(at(10));
     outln!("[{}] 发放后再公示与双向验证", day(clock.today()));
@@ -853,6 +910,7 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
         step(&p, b.id, "close", &head, None).await?;
     }
 
+    crate::bench::phase("statements, reports");
     // Statements and artifacts.
     let st = ops::statements(&p, month, Some(&scope)).await?;
     outln!(
