@@ -79,6 +79,9 @@ const SQLITE_READ_CACHE: &str = "PRAGMA cache_size = -8192";
 /// import of a million lines to 777 MB).
 const SQLITE_WRITE_CACHE: &str = "PRAGMA cache_size = -65536";
 
+/// Rows a SQLite connection's worker thread queues ahead of the reader (see `connect_sqlite`).
+const SQLITE_ROW_BUFFER: usize = 1024;
+
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Backend {
@@ -339,7 +342,10 @@ async fn connect_sqlite(url: &str) -> Result<SqlitePool> {
         .busy_timeout(SQLITE_BUSY_TIMEOUT)
         .synchronous(SqliteSynchronous::Full)
         // See SQLITE_READ_CACHE (write transactions enlarge it while they last).
-        .pragma("cache_size", "-8192");
+        .pragma("cache_size", "-8192")
+        // Rows a query's worker thread may queue before it waits for the reader: sqlx's
+        // default of 50 made a 900-row lookup switch threads every few rows.
+        .row_buffer_size(SQLITE_ROW_BUFFER);
     if sqlite_in_memory(url) {
         // Every connection to `:memory:` would be a separate database (sqlx names it and
         // uses a shared cache, but shared-cache locking reports SQLITE_LOCKED without waiting):

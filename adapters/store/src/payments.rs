@@ -13,10 +13,7 @@
 use crate::db::{Backend, Store, Tx, TxInner, with_pool, with_tx};
 use crate::error::{Result, StoreError};
 use crate::imports::{Val, bind_sqlite_rows, copy_rows};
-use crate::registers::{
-    MAX_IN_LIST, aad, in_list_bucket, list_placeholders, open_str, placeholders,
-    values_placeholders,
-};
+use crate::registers::{aad, open_str, rows_by_person, values_placeholders};
 use crate::vault::{BlindIndex, IndexKind, Vault};
 use std::collections::{BTreeMap, HashMap};
 use ykt_kernel::audit::AuditRecord;
@@ -745,35 +742,22 @@ impl Store {
         persons: &[BlindIndex],
     ) -> Result<HashMap<(BlindIndex, String), String>> {
         let mut out = HashMap::new();
-        for chunk in persons.chunks(MAX_IN_LIST) {
-            // Padded to a bucket size (repeating the last key) so few statements are prepared;
-            // the project and the keys are the only parameters, in order: anonymous `?` on
-            // SQLite, where binding hundreds of `$N` is quadratic.
-            let n = in_list_bucket(chunk.len());
-            let last = chunk.last().copied().unwrap_or_default();
-            let sql = match self.backend() {
-                Backend::Sqlite => format!(
-                    "SELECT person_idx, period, project FROM payment_lines WHERE project = ? AND state <> 'refunded' AND person_idx IN ({})",
-                    list_placeholders(Backend::Sqlite, n)
-                ),
-                Backend::Postgres => format!(
-                    "SELECT person_idx, period, project FROM payment_lines WHERE project = $1 AND state <> 'refunded' AND person_idx IN ({})",
-                    placeholders(2, n)
-                ),
-            };
-            for project in projects {
-                let keys = chunk.iter().copied().chain(std::iter::repeat(last)).take(n);
-                let rows: Vec<(Vec<u8>, String, String)> = with_pool!(self, |p| {
-                    let mut q = sqlx::query_as(&sql).bind(*project);
-                    for k in keys {
-                        q = q.bind(k.to_vec());
-                    }
-                    q.fetch_all(p).await?
-                });
-                for (idx, period, project) in rows {
-                    if let Ok(idx) = BlindIndex::try_from(idx.as_slice()) {
-                        out.insert((idx, period), project);
-                    }
+        // The project is the first parameter, the keys follow: `$1` then `= ANY($2)` on
+        // PostgreSQL, anonymous `?` on SQLite (see `registers::rows_by_person`).
+        let head = match self.backend() {
+            Backend::Sqlite => {
+                "SELECT person_idx, period, project FROM payment_lines WHERE project = ? AND state <> 'refunded' AND person_idx"
+            }
+            Backend::Postgres => {
+                "SELECT person_idx, period, project FROM payment_lines WHERE project = $1 AND state <> 'refunded' AND person_idx"
+            }
+        };
+        for project in projects {
+            let rows: Vec<(Vec<u8>, String, String)> =
+                rows_by_person(self, head, Some(project), persons).await?;
+            for (idx, period, project) in rows {
+                if let Ok(idx) = BlindIndex::try_from(idx.as_slice()) {
+                    out.insert((idx, period), project);
                 }
             }
         }
@@ -1098,27 +1082,15 @@ impl ReferenceData for Store {
             .iter()
             .map(|i| self.vault.blind_index(IndexKind::ResidentId, i.as_str()))
             .collect();
-        let mut have = std::collections::HashSet::new();
-        for chunk in idx.chunks(MAX_IN_LIST) {
-            let n = in_list_bucket(chunk.len());
-            let sql = format!(
-                "SELECT person_idx FROM proxy_agreements WHERE person_idx IN ({})",
-                list_placeholders(self.backend(), n)
-            );
-            let last = chunk.last().copied().unwrap_or_default();
-            let keys = chunk.iter().copied().chain(std::iter::repeat(last)).take(n);
-            let rows: Vec<(Vec<u8>,)> = with_pool!(self, |p| {
-                let mut q = sqlx::query_as(&sql);
-                for k in keys {
-                    q = q.bind(k.to_vec());
-                }
-                q.fetch_all(p)
-                    .await
-                    .map_err(StoreError::from)
-                    .map_err(port_err)?
-            });
-            have.extend(rows.into_iter().map(|r| r.0));
-        }
+        let rows: Vec<(Vec<u8>,)> = rows_by_person(
+            self,
+            "SELECT person_idx FROM proxy_agreements WHERE person_idx",
+            None,
+            &idx,
+        )
+        .await
+        .map_err(port_err)?;
+        let have: std::collections::HashSet<Vec<u8>> = rows.into_iter().map(|r| r.0).collect();
         Ok(idx.iter().map(|i| have.contains(i.as_slice())).collect())
     }
 }
