@@ -417,7 +417,14 @@ async fn load_operator(
         tracing::warn!(user = %row.login, "stored user has an invalid role or region; session refused");
         return Ok(None);
     };
-    st.store.touch_session(&hash, now).await?;
+    // Activity is recorded at most once a minute (idle expiry is counted in minutes), and
+    // best effort: on SQLite a long roster import holds the write lock for seconds, and a
+    // console request must not fail because its session's clock could not be moved on then.
+    if now - s.last_seen >= TOUCH_EVERY_SECONDS {
+        if let Err(e) = st.store.touch_session(&hash, now).await {
+            tracing::warn!(error = %e, "could not record session activity; the session stays valid");
+        }
+    }
     Ok(Some(Operator {
         user,
         csrf: s.csrf,
@@ -425,6 +432,9 @@ async fn load_operator(
         via_bearer,
     }))
 }
+
+/// How often a session's `last_seen` is written: at most once a minute per session.
+const TOUCH_EVERY_SECONDS: i64 = 60;
 
 /// A stored user as the kernel's `User` (`None` when a role or the region is invalid).
 pub fn user_of_row(row: &ykt_store::UserRow) -> Option<User> {
