@@ -501,6 +501,14 @@ fn spawn_stage(
         .output()
         .with_context(|| format!("stage {stage}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
+    if stage == "cycle" {
+        // The cycle's transcript (what `ykt demo` prints), kept next to its data.
+        let log = dir.join(match db {
+            Some(u) if u.starts_with("sqlite:") => "cycle-sqlite.log",
+            _ => "cycle-pg.log",
+        });
+        let _ = std::fs::write(&log, stdout.as_bytes());
+    }
     if !out.status.success() {
         bail!("stage {stage} failed ({}): {stdout}", out.status);
     }
