@@ -9,6 +9,8 @@
 //! peer that does not answer) are applied to the simulator's real answers by a wrapper
 //! around the bank port. On SQLite and PostgreSQL.
 
+#![cfg(feature = "province-heilongjiang")]
+
 mod common;
 mod heilongjiang_common;
 

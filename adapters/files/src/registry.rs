@@ -341,9 +341,24 @@ pub fn parse_date(s: &str) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?)
 }
 
-/// Truncate free text quoted in a message (status words and the like).
+/// Truncate free text quoted in a message (status words and the like). A run of 11 or more
+/// digits may be an identifier typed into the wrong column (a resident ID in 死亡日期), so it
+/// is masked like one: its first 4 and last 4 digits kept (found by the `registers` fuzz
+/// target; DOMAIN.md §3: full identifiers never appear in messages).
 fn quote(s: &str) -> String {
-    let mut out: String = s.chars().take(20).collect();
+    let mut out: Vec<char> = s.chars().take(20).collect();
+    let mut i = 0;
+    while i < out.len() {
+        let start = i;
+        while i < out.len() && out[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i - start >= 11 {
+            out[start + 4..i - 4].iter_mut().for_each(|c| *c = '*');
+        }
+        i = i.max(start + 1);
+    }
+    let mut out: String = out.into_iter().collect();
     if s.chars().count() > 20 {
         out.push('…');
     }
@@ -526,6 +541,16 @@ pub fn read_region_table(path: &Path) -> Result<Loaded<RegionEntry>, FileError> 
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn quoted_values_mask_long_digit_runs() {
+        assert_eq!(quote("已注销"), "已注销");
+        assert_eq!(quote("2023-13-45"), "2023-13-45");
+        assert_eq!(quote("230102198001011234"), "2301**********1234");
+        assert_eq!(quote("22222222222222222222222"), "2222************2222…");
+        assert_eq!(quote("1234567890"), "1234567890");
+    }
+
     use super::*;
 
     #[test]

@@ -222,7 +222,7 @@ async fn raw_http(file: &Path, lines: u64) -> anyhow::Result<Metric> {
         }),
     );
     let server = ykt_sim::server::SimServer::start(router).await?;
-    let http = ykt_http::henan::client_with_timeout(std::time::Duration::from_secs(3600))
+    let http = ykt_http::client::client_with_timeout(std::time::Duration::from_secs(3600))
         .map_err(|e| anyhow!("{e}"))?;
     let clock = Clock::start();
     let mut resp = http.get(format!("{}/raw", server.url())).send().await?;

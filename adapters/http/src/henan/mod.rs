@@ -19,16 +19,7 @@ pub mod budget;
 
 use ykt_kernel::Fen;
 
-/// An HTTP client with a longer overall timeout (pulling a very large order).
-pub fn client_with_timeout(
-    timeout: std::time::Duration,
-) -> Result<reqwest::Client, ykt_kernel::ports::PortError> {
-    reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .timeout(timeout)
-        .build()
-        .map_err(|e| ykt_kernel::ports::PortError::new("HTTP", e.to_string(), false))
-}
+pub use crate::client::client_with_timeout;
 
 /// Parse a wire amount: yuan with exactly two decimals, e.g. `420.00` (no sign, no separator,
 /// no exponent): money on the wire is never a float.
