@@ -153,12 +153,29 @@ impl Browser {
     fn click(&self, element: &str) {
         self.cmd("POST", &format!("/element/{element}/click"), json!({}));
     }
+    /// The text of the element `sel`. While a page is being replaced (after a click or a
+    /// submit), an element found a moment ago can be gone before its text is read ("stale
+    /// element reference"): the element is then looked up again, for at most ten seconds.
     fn text(&self, sel: &str) -> String {
-        let e = self.css(sel);
-        self.cmd("GET", &format!("/element/{e}/text"), Value::Null)
-            .as_str()
-            .unwrap_or("")
-            .to_owned()
+        let start = Instant::now();
+        loop {
+            let e = self.css(sel);
+            let url = format!("{}/session/{}/element/{e}/text", self.base, self.session);
+            let v: Value = self
+                .http
+                .get(&url)
+                .send()
+                .expect("webdriver answers")
+                .json()
+                .expect("webdriver answers JSON");
+            match v["value"].get("error").and_then(Value::as_str) {
+                None => return v["value"].as_str().unwrap_or("").to_owned(),
+                Some("stale element reference") if start.elapsed() < Duration::from_secs(10) => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Some(e) => panic!("webdriver GET text of {sel}: {e} {}", v["value"]["message"]),
+            }
+        }
     }
     fn body(&self) -> String {
         self.text("body")
