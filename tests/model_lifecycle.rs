@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use yikatong::cycle::{Cycle, Ports};
 use ykt_kernel::ports::{
     BankAgent, BankOutcome, BankResult, FailureReason, FundingRequest, FundingStatus,
-    PaymentInstruction, PortError, TreasuryPayment,
+    PaymentInstruction, PortError, RefundRequest, TreasuryPayment,
 };
 use ykt_kernel::{BatchState, Fen, LineState, RegionCode, Role, User};
 use ykt_store::Store;
@@ -40,8 +40,8 @@ impl TreasuryPayment for Treasury {
             voucher_no: r.to_owned(),
         })
     }
-    async fn refund(&self, r: &str, _: Fen, _: &str) -> Result<String, PortError> {
-        Ok(format!("R-{r}"))
+    async fn refund(&self, r: &RefundRequest) -> Result<String, PortError> {
+        Ok(format!("R-{}", r.request_no))
     }
 }
 

@@ -109,8 +109,33 @@ pub trait TreasuryPayment: Send + Sync {
     async fn request_funding(&self, req: &FundingRequest) -> Result<FundingStatus, PortError>;
     async fn funding_status(&self, reference: &str) -> Result<FundingStatus, PortError>;
     /// Return money that could not be paid through the original channel (原渠道退回).
-    async fn refund(&self, reference: &str, amount: Fen, reason: &str)
-    -> Result<String, PortError>;
+    /// Idempotent by `req.request_no`: a repeated request with the same key is answered with
+    /// the first refund's receipt (never a second refund); the same key with a different
+    /// amount or reference is refused.
+    async fn refund(&self, req: &RefundRequest) -> Result<String, PortError>;
+}
+
+/// A refund of one failed line through the original channel (原渠道退回; 濮阳规程 第二十三条
+/// "通知代发金融机构将未发资金原渠道退回", 乐山办法 四(五)2 "将涉及资金从单位零余额账户退回财政金库").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRequest {
+    /// The batch's treasury reference (voucher or payment-request number).
+    pub reference: String,
+    /// The platform's key for this refund ([`RefundRequest::request_no_for`]): the same line
+    /// and attempt always give the same key, so a refund retried after a crash or a lost
+    /// answer is recognised by the peer instead of being refunded twice or refused.
+    pub request_no: String,
+    pub line_id: i64,
+    pub amount: Fen,
+    pub reason: String,
+}
+
+impl RefundRequest {
+    /// The refund of `line_id`'s `attempt` in the batch numbered `order_no`: derived from
+    /// them alone, so every retry of the same refund sends the same key.
+    pub fn request_no_for(order_no: &str, line_id: i64, attempt: i64) -> String {
+        format!("TK-{order_no}-{line_id}-{attempt}")
+    }
 }
 
 /// One payment in an instruction to the bank: the line, its attempt number (a corrected line
@@ -250,4 +275,18 @@ pub trait DisclosureChannel: Send + Sync {
     async fn publish(&self, notice: &Notice) -> Result<String, PortError>;
     async fn withdraw(&self, notice_id: &str) -> Result<(), PortError>;
     async fn publish_records(&self, records: &[LookupRecord]) -> Result<u64, PortError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RefundRequest;
+
+    #[test]
+    fn a_refund_key_names_the_line_and_attempt_and_nothing_else() {
+        let k = RefundRequest::request_no_for("HLJ-2023-05-000001", 7, 2);
+        assert_eq!(k, RefundRequest::request_no_for("HLJ-2023-05-000001", 7, 2));
+        assert_ne!(k, RefundRequest::request_no_for("HLJ-2023-05-000001", 7, 1));
+        assert_ne!(k, RefundRequest::request_no_for("HLJ-2023-05-000001", 8, 2));
+        assert_ne!(k, RefundRequest::request_no_for("HLJ-2023-05-000002", 7, 2));
+    }
 }

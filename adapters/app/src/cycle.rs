@@ -15,7 +15,7 @@ use ykt_kernel::catalog::FundingChannel;
 use ykt_kernel::ledger::{Account, AccountKind, Entry, EntryKind};
 use ykt_kernel::ports::{
     BankAgent, DisclosureChannel, FundingRequest, FundingStatus, InstructionLine, LookupRecord,
-    Notice, PaymentInstruction, PortError, TreasuryPayment,
+    Notice, PaymentInstruction, PortError, RefundRequest, TreasuryPayment,
 };
 use ykt_kernel::province::Province;
 use ykt_kernel::workflow::{BatchFacts, Effect, StepDef, Transition, WorkflowError, authorize};
@@ -462,10 +462,17 @@ impl Cycle<'_> {
                 line.state.label_zh()
             )));
         }
-        let reference = treasury_ref.unwrap_or_else(|| b.order_no.clone());
-        self.treasury()?
-            .refund(&reference, line.amount, reason)
-            .await?;
+        // The key is the line's and attempt's alone: a refund retried after a crash between
+        // the treasury's answer and the commit below sends the same key, and the treasury
+        // answers with its first receipt instead of refusing (or refunding twice).
+        let req = RefundRequest {
+            reference: treasury_ref.unwrap_or_else(|| b.order_no.clone()),
+            request_no: RefundRequest::request_no_for(&b.order_no, line.id, line.attempt),
+            line_id: line.id,
+            amount: line.amount,
+            reason: reason.to_owned(),
+        };
+        self.treasury()?.refund(&req).await?;
         ykt_store::failpoints::hit("refund.after_port_call");
         let entries = |amount: Fen| {
             route

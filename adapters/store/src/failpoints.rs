@@ -52,6 +52,31 @@ pub const POINTS: &[&str] = &[
     // Heilongjiang: the agent bank's per-line returns recorded.
     "hlj.returns.before_commit",
     "hlj.returns.after_commit",
+    // Sichuan: the pre-payment publicity started (公示).
+    "sichuan.publicity.before_commit",
+    "sichuan.publicity.after_commit",
+    // Sichuan: an objection raised or resolved during the publicity.
+    "sichuan.objection.before_commit",
+    "sichuan.objection.after_commit",
+    // Sichuan: the department's funding plan declared (用款计划).
+    "sichuan.plan.before_commit",
+    "sichuan.plan.after_commit",
+    // Sichuan: finance's procedural review recorded (程序性复核).
+    "sichuan.review.before_commit",
+    "sichuan.review.after_commit",
+    // Sichuan: a voucher (funding of the zero-balance account, or a red-letter return)
+    // answered by the treasury, not yet recorded; then recorded.
+    "sichuan.voucher.after_port_call",
+    "sichuan.voucher.before_commit",
+    "sichuan.voucher.after_commit",
+    // Sichuan: a payment instruction written to the bank's drop, not yet recorded; a file
+    // exchanged with the bank (instruction or result) recorded.
+    "sichuan.bank_file.after_write",
+    "sichuan.bank_file.before_commit",
+    "sichuan.bank_file.after_commit",
+    // Sichuan: the post-payment publicity's dual verification recorded (双核对).
+    "sichuan.verification.before_commit",
+    "sichuan.verification.after_commit",
 ];
 
 /// Read `FAILPOINTS` (with the `failpoints` feature; otherwise nothing). Keep the returned

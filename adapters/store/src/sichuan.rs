@@ -571,7 +571,10 @@ impl Store {
             ),
         )
         .await?;
-        tx.commit().await
+        crate::failpoints::hit("sichuan.publicity.before_commit");
+        tx.commit().await?;
+        crate::failpoints::hit("sichuan.publicity.after_commit");
+        Ok(())
     }
 
     /// Record the post-payment publicity (idempotent: the first record stays).
@@ -732,7 +735,9 @@ impl Store {
             ),
         )
         .await?;
+        crate::failpoints::hit("sichuan.objection.before_commit");
         tx.commit().await?;
+        crate::failpoints::hit("sichuan.objection.after_commit");
         Ok(id)
     }
 
@@ -854,7 +859,9 @@ impl Store {
             ),
         )
         .await?;
+        crate::failpoints::hit("sichuan.objection.before_commit");
         tx.commit().await?;
+        crate::failpoints::hit("sichuan.objection.after_commit");
         let o = self
             .sichuan_objection(objection_id)
             .await?
@@ -931,7 +938,9 @@ impl Store {
             ),
         )
         .await?;
+        crate::failpoints::hit("sichuan.plan.before_commit");
         tx.commit().await?;
+        crate::failpoints::hit("sichuan.plan.after_commit");
         Ok(id)
     }
 
@@ -994,7 +1003,9 @@ impl Store {
             ),
         )
         .await?;
+        crate::failpoints::hit("sichuan.review.before_commit");
         tx.commit().await?;
+        crate::failpoints::hit("sichuan.review.after_commit");
         Ok(id)
     }
 
@@ -1044,6 +1055,7 @@ impl Store {
     /// first record and updates its status).
     pub async fn sichuan_record_voucher(&self, v: &Voucher) -> Result<()> {
         let at = now();
+        crate::failpoints::hit("sichuan.voucher.before_commit");
         with_pool!(self, |c| {
             sqlx::query(
                 "INSERT INTO sichuan_vouchers (voucher_no, batch_id, kind, amount_fen, vou_date, sha256, xml, status, status_note, paid_on, at) \
@@ -1064,6 +1076,7 @@ impl Store {
             .execute(c)
             .await?;
         });
+        crate::failpoints::hit("sichuan.voucher.after_commit");
         Ok(())
     }
 
@@ -1200,7 +1213,9 @@ impl Store {
             ),
         )
         .await?;
+        crate::failpoints::hit("sichuan.bank_file.before_commit");
         tx.commit().await?;
+        crate::failpoints::hit("sichuan.bank_file.after_commit");
         Ok(id)
     }
 
@@ -1500,7 +1515,10 @@ impl Store {
             ),
         )
         .await?;
-        tx.commit().await
+        crate::failpoints::hit("sichuan.verification.before_commit");
+        tx.commit().await?;
+        crate::failpoints::hit("sichuan.verification.after_commit");
+        Ok(())
     }
 
     /// The dual verification of a batch.

@@ -31,7 +31,7 @@ use ykt_kernel::batch::BatchState;
 use ykt_kernel::catalog::{Catalog, FundingChannel, Project};
 use ykt_kernel::ports::{
     BankAgent, BankOutcome, BankResult, FundingRequest, FundingStatus, PaymentInstruction,
-    PortError, TreasuryPayment,
+    PortError, RefundRequest, TreasuryPayment,
 };
 use ykt_kernel::{Fen, RegionCode};
 use ykt_store::Store;
@@ -546,12 +546,8 @@ impl TreasuryPayment for BudgetSystem {
         status_of(&n, self.date.get())
     }
 
-    async fn refund(
-        &self,
-        reference: &str,
-        amount: Fen,
-        reason: &str,
-    ) -> Result<String, PortError> {
+    async fn refund(&self, req: &RefundRequest) -> Result<String, PortError> {
+        let (reference, amount) = (&req.reference, req.amount);
         let b = self.batch_of_ref(reference).await?;
         let doc = self
             .call(
@@ -560,7 +556,7 @@ impl TreasuryPayment for BudgetSystem {
                 reference,
                 ("refund_request", "refund_receipt"),
                 ("POST", format!("/vouchers/{reference}/refunds")),
-                Some(m::refund_request(amount, reason)),
+                Some(m::refund_request(&req.request_no, amount, &req.reason)),
             )
             .await?;
         let (no, refunded) = m::read_refund(&doc).map_err(fail)?;

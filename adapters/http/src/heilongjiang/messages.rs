@@ -360,8 +360,11 @@ pub fn read_returns(n: &Node, order_no: &str) -> Result<Vec<ReturnDetail>, Strin
     Ok(out)
 }
 
-pub fn refund_request(amount: Fen, reason: &str) -> Node {
+/// A `RefundRequest`: `request_no` is the platform's key for the refund (the same for every
+/// retry of it), which the agent bank answers a repeat of with its first receipt.
+pub fn refund_request(request_no: &str, amount: Fen, reason: &str) -> Node {
     Node::new("RefundRequest")
+        .leaf("RequestNo", request_no)
         .leaf("Amount", amt(amount))
         .leaf("Reason", reason)
 }

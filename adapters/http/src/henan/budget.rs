@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use quick_xml::events::Event;
 use std::collections::HashMap;
 use ykt_kernel::Fen;
-use ykt_kernel::ports::{FundingRequest, FundingStatus, PortError, TreasuryPayment};
+use ykt_kernel::ports::{FundingRequest, FundingStatus, PortError, RefundRequest, TreasuryPayment};
 
 const SYSTEM: &str = "预算管理一体化系统";
 
@@ -103,14 +103,16 @@ pub fn order_xml(m: &OrderMessage) -> String {
     )
 }
 
-/// The `<Refund>` message.
-pub fn refund_xml(request_no: &str, amount: Fen, reason: &str) -> String {
+/// The `<Refund>` message: `RequestNo` is the payment request the money came by,
+/// `RefundRequestNo` the platform's key for this refund (the same for every retry of it).
+pub fn refund_xml(req: &RefundRequest) -> String {
     document(
         "Refund",
         &[
-            ("RequestNo", request_no.to_owned()),
-            ("Amount", amount.to_string()),
-            ("Reason", reason.to_owned()),
+            ("RequestNo", req.reference.clone()),
+            ("RefundRequestNo", req.request_no.clone()),
+            ("Amount", req.amount.to_string()),
+            ("Reason", req.reason.clone()),
         ],
     )
 }
@@ -311,18 +313,14 @@ impl BudgetClient {
     }
 
     /// Return unpaid money through the original channel. Returns the refund number.
-    pub async fn refund_request(
-        &self,
-        request_no: &str,
-        amount: Fen,
-        reason: &str,
-    ) -> Result<String, PortError> {
+    /// A retry of the same refund (same `request_no`) is answered with the first receipt.
+    pub async fn refund_request(&self, req: &RefundRequest) -> Result<String, PortError> {
         let f = self
             .exchange(
                 self.http
                     .post(format!("{}/budget/v1/refunds", self.base))
                     .header("Content-Type", "application/xml; charset=GB18030")
-                    .body(encode(&refund_xml(request_no, amount, reason))),
+                    .body(encode(&refund_xml(req))),
                 "RefundReceipt",
             )
             .await?;
@@ -381,13 +379,8 @@ impl TreasuryPayment for BudgetClient {
         })
     }
 
-    async fn refund(
-        &self,
-        reference: &str,
-        amount: Fen,
-        reason: &str,
-    ) -> Result<String, PortError> {
-        self.refund_request(reference, amount, reason).await
+    async fn refund(&self, req: &RefundRequest) -> Result<String, PortError> {
+        self.refund_request(req).await
     }
 }
 

@@ -88,6 +88,8 @@ struct BankState {
     /// Refunded amount per original voucher.
     refunded: HashMap<String, i64>,
     refund_seq: u32,
+    /// Refunds by the platform's request number: (voucher, amount, the receipt sent).
+    refund_requests: HashMap<String, (String, i64, El)>,
 }
 
 struct Bank {
@@ -410,6 +412,9 @@ async fn returns(State(bank): State<Arc<Bank>>, Path(no): Path<String>) -> Respo
 
 /// Money that could not be paid goes back to the paying account (原渠道退回): at most what
 /// failed in the voucher family (the voucher and its re-payments) and was not refunded yet.
+/// A request repeating an earlier one's `RequestNo` (a retry after a lost answer or a
+/// crash) is answered with that refund's receipt and refunds nothing; the same number for
+/// another voucher or amount is refused (`refund_request_reused`).
 async fn refund(State(bank): State<Arc<Bank>>, body: Bytes) -> Response {
     let req = match xml::parse(&body) {
         Ok(r) if r.name == "RefundRequest" => r,
@@ -422,7 +427,22 @@ async fn refund(State(bank): State<Arc<Bank>>, body: Bytes) -> Response {
         Ok(_) => return bad("退款金额须大于零"),
         Err(e) => return bad(e),
     };
+    let request_no = req.get("RequestNo").to_owned();
     let mut st = bank.lock();
+    if let Some((v, a, receipt)) = st.refund_requests.get(&request_no) {
+        if *v == no && *a == amount {
+            return xml_response(StatusCode::OK, receipt);
+        }
+        return error(
+            StatusCode::CONFLICT,
+            "refund_request_reused",
+            format!(
+                "退款申请号{request_no}已用于凭证{v}的{}元退款，与本次申请（凭证{no}，{}元）不符",
+                fmt_amt(*a),
+                fmt_amt(amount)
+            ),
+        );
+    }
     let Some(orig) = st.vouchers.get(&no) else {
         return error(
             StatusCode::NOT_FOUND,
@@ -464,11 +484,16 @@ async fn refund(State(bank): State<Arc<Bank>>, body: Bytes) -> Response {
             "RefundNo",
             format!("TK{date}{:04}", st.refund_seq),
         ))
-        .with(El::leaf("VoucherNo", no))
+        .with(El::leaf("VoucherNo", no.clone()))
+        .with(El::leaf("RequestNo", request_no.clone()))
         .with(El::leaf("Amount", fmt_amt(amount)))
         .with(El::leaf("RefundDate", date))
         .with(El::leaf("ReturnAcctName", pay_acct))
         .with(El::leaf("Reason", req.get("Reason")));
+    if !request_no.is_empty() {
+        st.refund_requests
+            .insert(request_no, (no, amount, receipt.clone()));
+    }
     xml_response(StatusCode::OK, &receipt)
 }
 

@@ -62,6 +62,8 @@ struct BudgetState {
     by_order: HashMap<String, String>,
     requests: BTreeMap<String, Request>,
     refunds: Vec<(String, Fen, String)>,
+    /// Refunds by the platform's refund request number: (payment request, amount, refund no).
+    refund_requests: HashMap<String, (String, Fen, String)>,
     received: Vec<String>,
     seq: u32,
 }
@@ -290,6 +292,28 @@ async fn refund(State(sim): State<BudgetSim>, body: Bytes) -> Response {
             ),
         )
     };
+    // A retried refund (the same `RefundRequestNo`): the first receipt again, nothing
+    // refunded twice; the same number for another request or amount is refused.
+    let key = get("RefundRequestNo");
+    if let Some((req, a, no)) = st.refund_requests.get(&key) {
+        if *req == request_no && *a == amount {
+            return reply(
+                StatusCode::OK,
+                xml(
+                    "RefundReceipt",
+                    &[
+                        ("RequestNo", request_no),
+                        ("Status", "accepted".into()),
+                        ("RefundNo", no.clone()),
+                        ("Message", "资金已原渠道退回国库，指标已恢复".into()),
+                    ],
+                ),
+            );
+        }
+        return refuse(&format!(
+            "退款申请号{key}已用于资金支付申请{req}的{a}元退款，与本次申请不符"
+        ));
+    }
     let Some(r) = st.requests.get_mut(&request_no) else {
         return refuse("没有这个资金支付申请");
     };
@@ -304,6 +328,10 @@ async fn refund(State(sim): State<BudgetSim>, body: Bytes) -> Response {
     st.seq += 1;
     let refund_no = format!("TK{}{:05}", sim.cfg.today.format("%Y%m%d"), st.seq);
     st.refunds.push((request_no.clone(), amount, get("Reason")));
+    if !key.is_empty() {
+        st.refund_requests
+            .insert(key, (request_no.clone(), amount, refund_no.clone()));
+    }
     reply(
         StatusCode::OK,
         xml(

@@ -21,7 +21,7 @@ use ykt_http::henan::bank_api::{BankApi, PaymentAccounts};
 use ykt_http::henan::budget::{BudgetClient, OrderMessage, order_of};
 use ykt_kernel::Fen;
 use ykt_kernel::ledger::AccountKind;
-use ykt_kernel::ports::{FundingRequest, FundingStatus, PortError, TreasuryPayment};
+use ykt_kernel::ports::{FundingRequest, FundingStatus, PortError, RefundRequest, TreasuryPayment};
 use ykt_kernel::province::Province;
 use ykt_province_henan::calendar::WorkCalendar;
 use ykt_sim::henan::bank::{BankFaults, BankSim, BankSimConfig};
@@ -139,13 +139,8 @@ impl TreasuryPayment for HenanTreasury {
         }
     }
 
-    async fn refund(
-        &self,
-        reference: &str,
-        amount: Fen,
-        reason: &str,
-    ) -> Result<String, PortError> {
-        self.client.refund_request(reference, amount, reason).await
+    async fn refund(&self, req: &RefundRequest) -> Result<String, PortError> {
+        self.client.refund_request(req).await
     }
 }
 

@@ -14,7 +14,8 @@ use ykt_http::sichuan::voucher::{ReceiptStatus, Voucher};
 use ykt_kernel::batch::{BatchState, LineState};
 use ykt_kernel::ports::{
     BankAgent, BankOutcome, BankResult, DisclosureChannel, FailureReason, FundingRequest,
-    FundingStatus, LookupRecord, Notice, PaymentInstruction, PortError, TreasuryPayment,
+    FundingStatus, LookupRecord, Notice, PaymentInstruction, PortError, RefundRequest,
+    TreasuryPayment,
 };
 use ykt_kernel::{Fen, RegionCode};
 use ykt_province_sichuan::rules::{
@@ -70,6 +71,7 @@ impl SichuanTreasury {
             .find(|x| x.voucher_no == v.voucher_no);
         let xml = earlier.map(|x| x.xml).unwrap_or_else(|| v.to_xml());
         let r = self.http.submit_xml(&v.voucher_no, xml.clone()).await?;
+        ykt_store::failpoints::hit("sichuan.voucher.after_port_call");
         self.sc
             .store
             .sichuan_record_voucher(&ykt_store::sichuan::Voucher {
@@ -131,6 +133,7 @@ impl SichuanTreasury {
             }
         };
         let r = self.http.submit_xml(&voucher_no, xml.clone()).await?;
+        ykt_store::failpoints::hit("sichuan.voucher.after_port_call");
         self.sc
             .store
             .sichuan_record_voucher(&ykt_store::sichuan::Voucher {
@@ -180,14 +183,14 @@ impl TreasuryPayment for SichuanTreasury {
     }
 
     /// A refund through the original channel (乐山办法 四(五)2: "将涉及资金从单位零余额账户退回
-    /// 财政金库"): a red-letter voucher against the batch's funding voucher.
-    async fn refund(
-        &self,
-        reference: &str,
-        amount: Fen,
-        reason: &str,
-    ) -> Result<String, PortError> {
+    /// 财政金库"): a red-letter voucher against the batch's funding voucher. The voucher's
+    /// number is the treasury's key: the refund's request number is written into the voucher's
+    /// purpose, and a retry of the same refund re-sends the voucher that carries it (the
+    /// treasury answers a repeated voucher with its receipt); a first try is numbered by the
+    /// batch's refunds so far, which only the refund's own commit changes.
+    async fn refund(&self, req: &RefundRequest) -> Result<String, PortError> {
         let go = async {
+            let reference = &req.reference;
             let id = self
                 .sc
                 .store
@@ -195,7 +198,13 @@ impl TreasuryPayment for SichuanTreasury {
                 .await?
                 .ok_or_else(|| ops::refused(format!("没有凭证号为{reference}的拨付凭证")))?;
             let b = ops::batch(&self.sc, id).await?;
-            // Numbered by the batch's refunds so far: a retried refund sends the same voucher.
+            let earlier = self
+                .sc
+                .store
+                .sichuan_vouchers(b.id)
+                .await?
+                .into_iter()
+                .find(|x| x.kind == "return" && carries(&x.xml, &req.request_no));
             let n = self
                 .sc
                 .store
@@ -205,11 +214,27 @@ impl TreasuryPayment for SichuanTreasury {
                 .filter(|u| u.batch_id == b.id)
                 .count()
                 + 1;
-            let v = ops::return_voucher(&self.sc, &b, reference, amount, "TH", n, reason).await?;
+            let reason = format!("{}（退款申请号{}）", req.reason, req.request_no);
+            let mut v =
+                ops::return_voucher(&self.sc, &b, reference, req.amount, "TH", n, &reason).await?;
+            if let Some(x) = earlier {
+                if x.amount != -req.amount {
+                    return Err(ops::refused(format!(
+                        "退款申请号{}已用于{}元的退回凭证{}，与本次申请的{}元不符",
+                        req.request_no, -x.amount, x.voucher_no, req.amount
+                    )));
+                }
+                v.voucher_no = x.voucher_no;
+            }
             self.send_return(&b, &v).await
         };
         go.await.map_err(|e: SichuanError| port(TREASURY, e))
     }
+}
+
+/// Whether a stored voucher (GB18030 bytes) carries `key` (ASCII) in its text.
+fn carries(xml: &[u8], key: &str) -> bool {
+    !key.is_empty() && xml.windows(key.len()).any(|w| w == key.as_bytes())
 }
 
 // ---- bank --------------------------------------------------------------------------------
@@ -286,6 +311,7 @@ impl SichuanBank {
             project_name: b.project_name.clone(),
         };
         let w = self.drop.write_instruction(&h, &records)?;
+        ykt_store::failpoints::hit("sichuan.bank_file.after_write");
         if !w.already {
             sc.store
                 .sichuan_record_bank_file(
