@@ -18,7 +18,7 @@ use ykt_http::heilongjiang::{messages as m, xml};
 use ykt_kernel::Fen;
 use ykt_kernel::batch::{BatchState, LineState};
 use ykt_kernel::ledger::AccountKind;
-use ykt_kernel::ports::{BankOutcome, FailureReason};
+use ykt_kernel::ports::{BankOutcome, FailureReason, RefundRequest};
 use ykt_kernel::workflow::WorkflowError;
 use ykt_kernel::{BankAccount, Role};
 use ykt_store::Store;
@@ -177,6 +177,81 @@ async fn the_maker_never_approves_and_refusals_never_reach_the_budget_system() {
             0,
             "the refused refund changed nothing"
         );
+        assert_invariants(store, b.id).await;
+    })
+    .await;
+}
+
+/// A refund retried after the treasury answered (a crash before the platform recorded it, or
+/// an answer lost on the way) returns the money once: the agent bank answers the same request
+/// number with its first receipt and refuses the number for another amount, and the
+/// platform's own refund of the line, which sends the same number, then goes through.
+#[tokio::test]
+async fn a_refund_repeated_with_the_same_request_number_refunds_once() {
+    each_backend("hlj_refund_retry", |db| async move {
+        let store = &db.store;
+        let w = World::start(bank(false, false, false)).await;
+        let h = w.hlj(store);
+        let b = standard_batch(store, &w).await;
+        for (code, who) in [
+            ("submit_plan", clerk()),
+            ("request_payment", clerk()),
+            ("finance_approve", finance()),
+        ] {
+            h.step(b.id, code, &who, None).await.unwrap().all().unwrap();
+        }
+        collect_until_done(&h, b.id).await;
+        let failed = store
+            .lines(b.id, 0, i64::MAX)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|l| l.state == LineState::Failed)
+            .expect("seed 2 fails some of the scenario's accounts");
+        let (_, voucher) = store.batch_refs(b.id).await.unwrap();
+        let req = RefundRequest {
+            reference: voucher.unwrap(),
+            request_no: RefundRequest::request_no_for(&b.order_no, failed.id, failed.attempt),
+            line_id: failed.id,
+            amount: failed.amount,
+            reason: "无法发放".into(),
+        };
+        let treasury = h.ports.treasury.clone().unwrap();
+        let refunded = || async {
+            let books: serde_json::Value = reqwest::get(format!("{}/books", w.sims.bank.url()))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            Fen(books["refunded"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|v| v.as_i64().unwrap())
+                .sum())
+        };
+        let first = treasury.refund(&req).await.unwrap();
+        let again = treasury.refund(&req).await.unwrap();
+        assert_eq!(again, first, "the first receipt again");
+        assert_eq!(refunded().await, failed.amount, "refunded once");
+        let other = RefundRequest {
+            amount: Fen(1),
+            ..req.clone()
+        };
+        let e = treasury.refund(&other).await.unwrap_err();
+        assert!(e.to_string().contains("退款申请号"), "{e}");
+        assert_eq!(refunded().await, failed.amount);
+        // The platform's refund of the line: recorded with the bank's refund, nothing more
+        // taken back.
+        let amount = h
+            .refund(b.id, failed.id, "无法发放", &clerk(), &finance())
+            .await
+            .unwrap();
+        assert_eq!(amount, failed.amount);
+        assert_eq!(refunded().await, failed.amount);
+        let t = store.tally(b.id).await.unwrap();
+        assert_eq!((t.refunded.count, t.refunded.amount), (1, failed.amount));
         assert_invariants(store, b.id).await;
     })
     .await;

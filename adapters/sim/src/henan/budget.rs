@@ -413,3 +413,94 @@ pub fn indicators(projects: &[&str], prefix: &str, year: i32, balance: Fen) -> V
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gb(text: &str) -> Vec<u8> {
+        encoding_rs::GB18030.encode(text).0.into_owned()
+    }
+
+    async fn post(url: &str, text: &str) -> HashMap<String, String> {
+        let body = reqwest::Client::new()
+            .post(url)
+            .body(gb(text))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        parse(&body).unwrap().1
+    }
+
+    fn refund(request_no: &str, key: &str, amount: &str) -> String {
+        xml(
+            "Refund",
+            &[
+                ("RequestNo", request_no.to_owned()),
+                ("RefundRequestNo", key.to_owned()),
+                ("Amount", amount.to_owned()),
+                ("Reason", "账户已销户，原渠道退回".to_owned()),
+            ],
+        )
+    }
+
+    /// A refund retried with the same request number (after a crash between the budget
+    /// system's answer and the platform's commit) is answered with the first receipt and
+    /// returns the money once; the number reused for another amount is refused.
+    #[tokio::test]
+    async fn a_repeated_refund_request_refunds_once() {
+        let (sim, server) = BudgetSim::start(BudgetSimConfig {
+            today: NaiveDate::from_ymd_opt(2023, 5, 20).unwrap(),
+            indicators: indicators(&["HN03"], "41", 2023, Fen(1_000_000)),
+            pending_polls: 0,
+        })
+        .await
+        .unwrap();
+        let base = server.url();
+        let order = xml(
+            "DisbursementOrder",
+            &[
+                ("OrderNo", "HA202305410902-000001-01".into()),
+                ("Region", "410902".into()),
+                ("ProjectCode", "HN03".into()),
+                ("BudgetUnit", "华龙区民政局".into()),
+                ("Count", "2".into()),
+                ("TotalAmount", "840.00".into()),
+            ],
+        );
+        let r = post(&format!("{base}/budget/v1/orders"), &order).await;
+        assert_eq!(r["Status"], "accepted", "{r:?}");
+        let request_no = r["RequestNo"].clone();
+        let url = format!("{base}/budget/v1/refunds");
+        let key = "TK-HA202305410902-000001-01-7-1";
+        let first = post(&url, &refund(&request_no, key, "420.00")).await;
+        assert_eq!(first["Status"], "accepted", "{first:?}");
+        let again = post(&url, &refund(&request_no, key, "420.00")).await;
+        assert_eq!(again["Status"], "accepted", "{again:?}");
+        assert_eq!(
+            again["RefundNo"], first["RefundNo"],
+            "the first receipt again"
+        );
+        let other = post(&url, &refund(&request_no, key, "1.00")).await;
+        assert_eq!(other["Status"], "refused", "{other:?}");
+        assert!(other["Message"].contains("退款申请号"), "{other:?}");
+        assert_eq!(sim.refunds().len(), 1, "one refund at the budget system");
+        assert_eq!(
+            sim.indicators()[0].balance,
+            Fen(1_000_000) - Fen(84_000) + Fen(42_000),
+            "the indicator restored once"
+        );
+        // Another line's refund (another number) is a refund of its own.
+        let second = post(
+            &url,
+            &refund(&request_no, "TK-HA202305410902-000001-01-8-1", "420.00"),
+        )
+        .await;
+        assert_eq!(second["Status"], "accepted", "{second:?}");
+        assert_ne!(second["RefundNo"], first["RefundNo"]);
+        assert_eq!(sim.refunds().len(), 2);
+    }
+}
