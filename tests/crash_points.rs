@@ -1009,6 +1009,56 @@ fn template(prov: Prov) -> tempfile::TempDir {
     dir
 }
 
+/// One case: crash the cycle there, resume it to the end, check it against `expected`.
+fn crash_and_resume(prov: Prov, template: &Path, seed: u64, case: &Crash, expected: &Outcome) {
+    let mut run = Run::start(prov, template, 100 + seed);
+    run.crash = Some(case.clone());
+    run.drive();
+    let label = format!(
+        "{prov:?} seed {seed}, {} #{} {:?} in `ykt {}`",
+        case.point,
+        case.nth,
+        case.mode,
+        run.crashed_at.clone().unwrap_or_default()
+    );
+    assert!(run.crashed_at.is_some(), "{label}: never crashed");
+    let got = check(&run, &label);
+    assert_eq!(
+        &got, expected,
+        "{label}: outcome differs from the uncrashed run"
+    );
+}
+
+/// A case the matrix found broken once, run on every build whatever the default matrix
+/// picks: the uncrashed cycle, then the crash there and the resumed cycle.
+fn regression(prov: Prov, point: &'static str, nth: u64, mode: Mode) {
+    let template = template(prov);
+    let mut reference = Run::start(prov, template.path(), 100);
+    reference.drive();
+    let expected = check(&reference, &format!("{prov:?}, no crash"));
+    crash_and_resume(
+        prov,
+        template.path(),
+        0,
+        &Crash { point, nth, mode },
+        &expected,
+    );
+}
+
+/// Found by the matrix: killed after recording the bank's truncated result file as refused
+/// and before writing the rejection receipt, the next poll archived the file unanswered; the
+/// bank never sent it complete and the lines stayed in flight for good.
+#[cfg(feature = "province-sichuan")]
+#[test]
+fn sichuan_killed_between_refusing_a_result_file_and_telling_the_bank() {
+    regression(
+        Prov::Sichuan,
+        "sichuan.bank_file.after_commit",
+        2,
+        Mode::Kill,
+    );
+}
+
 /// The matrix for one province: a traced run without a crash, then one run per crash.
 fn matrix(prov: Prov) {
     assert!(
@@ -1078,22 +1128,7 @@ fn matrix(prov: Prov) {
             if only.as_deref().is_some_and(|o| !case.point.starts_with(o)) {
                 continue;
             }
-            let mut run = Run::start(prov, template.path(), 100 + seed);
-            run.crash = Some(case.clone());
-            run.drive();
-            let label = format!(
-                "{prov:?} seed {seed}, {} #{} {:?} in `ykt {}`",
-                case.point,
-                case.nth,
-                case.mode,
-                run.crashed_at.clone().unwrap_or_default()
-            );
-            assert!(run.crashed_at.is_some(), "{label}: never crashed");
-            let got = check(&run, &label);
-            assert_eq!(
-                got, expected,
-                "{label}: outcome differs from the uncrashed run"
-            );
+            crash_and_resume(prov, template.path(), seed, &case, &expected);
             crashes += 1;
             points_seen.insert(case.point);
         }

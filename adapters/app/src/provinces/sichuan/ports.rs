@@ -7,7 +7,7 @@ use super::ops::{self, SichuanError, day};
 use super::render;
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use ykt_http::sichuan::bank::{FileDropBank, InstructionHeader, InstructionRecord, ResultFile};
 use ykt_http::sichuan::treasury::{HttpTreasury, funding_status};
 use ykt_http::sichuan::voucher::{ReceiptStatus, Voucher};
@@ -340,22 +340,28 @@ impl SichuanBank {
         let b = ops::batch_by_order(sc, order_no)
             .await?
             .ok_or_else(|| ops::refused(format!("没有发放单号为{order_no}的批次")))?;
-        let recorded: HashSet<String> = sc
+        let recorded: HashMap<String, BankFile> = sc
             .store
             .sichuan_bank_files(b.id)
             .await?
             .into_iter()
             .filter(|f| f.direction == "result")
-            .map(|f| f.file_name)
+            .map(|f| (f.file_name.clone(), f))
             .collect();
         let today = day(sc.today());
         let mut fresh = Vec::new();
         let mut repeats = Vec::new();
         for f in self.drop.scan_results(order_no)? {
             let name = f.file_name().to_owned();
-            if recorded.contains(&name) {
-                // Read and recorded before, not yet moved (a crash in between): move it now.
-                self.drop.archive(&name)?;
+            if let Some(r) = recorded.get(&name) {
+                // Read and recorded before, not yet answered (a crash in between): finish what
+                // the first reading did. A file refused whole gets its rejection receipt now,
+                // or the bank would never send it complete and its lines would stay in flight.
+                if r.status == "rejected" {
+                    self.drop.reject(&name, &r.note)?;
+                } else {
+                    self.drop.archive(&name)?;
+                }
                 continue;
             }
             match f {
