@@ -19,11 +19,24 @@
 //!   department review, plan declaration, procedural review, funding of the zero-balance
 //!   account, disbursement, the instruction file, results, refund (a red-letter voucher),
 //!   post-payment publicity with the dual verification, closing.
+//! - Henan (the budget system as a separate simulator process, `ykt serve` with the bank
+//!   interface as another `ykt` process under test, the agent bank pulling the detail and
+//!   posting results by hand with `ykt henan bank-sim`, its connection dropping, results
+//!   repeated, a third of first attempts failing): import, application, finance review, the
+//!   order pushed to the budget system, funding, release for pulling, the bank's pulls and
+//!   posts, corrections (signed), re-pulls, refunds, hand-over checks, reconciliation,
+//!   publication. A crash point reached in the server kills the server (`kill -9`, or its
+//!   panic, then the process killed as a supervisor would); it is started again before the
+//!   next command.
 //!
 //! By default one occurrence of each point in each mode, on one seed (CI); the whole matrix
 //! with `CRASH_MATRIX_FULL=1` (every occurrence, both modes, `CRASH_MATRIX_SEEDS` seeds,
 //! default 3). `CRASH_MATRIX_ONLY=<prefix>` keeps the points with that prefix.
-#![cfg(any(feature = "province-heilongjiang", feature = "province-sichuan"))]
+#![cfg(any(
+    feature = "province-heilongjiang",
+    feature = "province-sichuan",
+    feature = "province-henan"
+))]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
@@ -57,6 +70,8 @@ enum Prov {
     Heilongjiang,
     #[cfg(feature = "province-sichuan")]
     Sichuan,
+    #[cfg(feature = "province-henan")]
+    Henan,
 }
 
 impl Prov {
@@ -67,6 +82,8 @@ impl Prov {
             Prov::Heilongjiang => "hlj.",
             #[cfg(feature = "province-sichuan")]
             Prov::Sichuan => "sichuan.",
+            #[cfg(feature = "province-henan")]
+            Prov::Henan => "henan.",
         };
         let province_specific = ["hlj.", "sichuan.", "henan."]
             .iter()
@@ -108,6 +125,35 @@ impl Drop for Sim {
     }
 }
 
+/// `ykt serve` of a Henan run: the bank interface, a `ykt` process under test like the
+/// commands. A crash point reached in it (its `YKT-FAILPOINT` line, or its panic) kills it.
+#[cfg(feature = "province-henan")]
+struct Server {
+    child: std::sync::Arc<std::sync::Mutex<Child>>,
+    url: String,
+    crashed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[cfg(feature = "province-henan")]
+impl Server {
+    fn alive(&self) -> bool {
+        self.child
+            .lock()
+            .unwrap()
+            .try_wait()
+            .is_ok_and(|s| s.is_none())
+    }
+}
+
+#[cfg(feature = "province-henan")]
+impl Drop for Server {
+    fn drop(&mut self) {
+        let mut c = self.child.lock().unwrap();
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
 /// One run of the cycle in its own directory, against its own simulators.
 struct Run {
     prov: Prov,
@@ -126,6 +172,10 @@ struct Run {
     /// What ran, for the failure message.
     log: Vec<String>,
     rt: tokio::runtime::Runtime,
+    /// The last command of the cycle.
+    last: Vec<String>,
+    #[cfg(feature = "province-henan")]
+    server: Option<Server>,
 }
 
 enum Ran {
@@ -146,7 +196,7 @@ fn step(today: &'static str, args: &[&str]) -> Option<Step> {
     })
 }
 
-#[cfg(feature = "province-sichuan")]
+#[cfg(any(feature = "province-sichuan", feature = "province-henan"))]
 /// Start a simulator process; wait for a line on its stdout that `ready` accepts, keep the
 /// values it returns, and drain the rest.
 fn spawn_sim(
@@ -156,6 +206,11 @@ fn spawn_sim(
 ) -> (Sim, Vec<String>) {
     let mut child = c
         .current_dir(dir)
+        .env_remove("YKT_CONFIG")
+        .env_remove("YKT_DATABASE_URL")
+        .env_remove("YKT_MASTER_KEY")
+        .env_remove("YKT_PROVINCE")
+        .env_remove("YKT_PROVINCE_SETTINGS")
         .env_remove("FAILPOINTS")
         .env_remove("FAILPOINT_TRACE")
         .stdout(Stdio::piped())
@@ -272,6 +327,23 @@ impl Run {
                 .unwrap();
                 (sim, Vec::new(), format!("{treasury}/ledger"))
             }
+            #[cfg(feature = "province-henan")]
+            Prov::Henan => {
+                let mut c = Command::new(ykt_bin());
+                c.args(["henan", "budget-sim", "--listen", "127.0.0.1:0"])
+                    .env("YKT_TODAY", "2023-05-20");
+                let mut budget = String::new();
+                let (sim, _) = spawn_sim(c, dir.path(), |l| {
+                    budget = address_in(l).unwrap_or_default();
+                    !budget.is_empty()
+                });
+                std::fs::write(
+                    dir.path().join("ykt.toml"),
+                    format!("[province_settings.henan]\nbudget_url = \"{budget}\"\n"),
+                )
+                .unwrap();
+                (sim, Vec::new(), format!("{budget}/budget/v1/refunds"))
+            }
         };
         let counter = dir.path().join("failpoint.count");
         Run {
@@ -290,7 +362,57 @@ impl Run {
                 .enable_all()
                 .build()
                 .unwrap(),
+            last: Vec::new(),
+            #[cfg(feature = "province-henan")]
+            server: None,
         }
+    }
+
+    /// Henan: start `ykt serve` if it is not running (first, or after it crashed).
+    #[cfg(feature = "province-henan")]
+    fn ensure_server(&mut self) {
+        if self.prov != Prov::Henan || self.server.as_ref().is_some_and(Server::alive) {
+            return;
+        }
+        self.server = None;
+        let mut child = self
+            .cmd(&["serve", "--listen", "127.0.0.1:0"], "2023-05-20")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let mut url = None;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if let Some(u) = address_in(&line) {
+                url = Some(u);
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        let child = std::sync::Arc::new(std::sync::Mutex::new(child));
+        let crashed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (c, k) = (child.clone(), crashed.clone());
+        std::thread::spawn(move || {
+            let mut panicked = false;
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                panicked |= line.contains("panicked");
+                if line.starts_with("YKT-FAILPOINT ") || (panicked && line.contains("failpoint")) {
+                    k.store(true, std::sync::atomic::Ordering::SeqCst);
+                    // `kill -9` (after a panic too: a supervisor restarts the server).
+                    let _ = c.lock().unwrap().kill();
+                }
+            }
+        });
+        self.server = Some(Server {
+            child,
+            url: url.expect("ykt serve reports its address"),
+            crashed,
+        });
     }
 
     fn cmd(&self, args: &[&str], today: &str) -> Command {
@@ -341,9 +463,11 @@ impl Run {
                 ),
             });
         }
+        // The bank's own process fails (exit 2) when the server it talks to was killed.
+        let peer = args.get(1) == Some(&"bank-sim");
         if let Ran::Exit(code, out, err) = &r {
             assert!(
-                *code == 0 || *code == 1,
+                *code == 0 || *code == 1 || (peer && *code == 2),
                 "ykt {args:?} failed with {code}:\nstdout:\n{out}\nstderr:\n{err}"
             );
         }
@@ -351,6 +475,8 @@ impl Run {
     }
 
     fn ykt_any(&mut self, args: &[&str], today: &str) -> Ran {
+        #[cfg(feature = "province-henan")]
+        self.ensure_server();
         let armed = self.crash.is_some() && self.crashed_at.is_none();
         let mut child = self
             .cmd(args, today)
@@ -401,6 +527,16 @@ impl Run {
         let err = err_reader.join().unwrap();
         let out = out_reader.join().unwrap();
         let code = status.code().unwrap_or(-1);
+        #[cfg(feature = "province-henan")]
+        if armed
+            && self
+                .server
+                .as_ref()
+                .is_some_and(|s| s.crashed.load(std::sync::atomic::Ordering::SeqCst))
+        {
+            self.crashed_at = Some(format!("serve, during `ykt {}`", args.join(" ")));
+            return Ran::Crashed;
+        }
         if armed && code == 101 && err.contains("panicked") && err.contains("failpoint") {
             self.crashed_at = Some(args.join(" "));
             return Ran::Crashed;
@@ -459,6 +595,8 @@ impl Run {
             Prov::Heilongjiang => self.next_heilongjiang(),
             #[cfg(feature = "province-sichuan")]
             Prov::Sichuan => self.next_sichuan(),
+            #[cfg(feature = "province-henan")]
+            Prov::Henan => self.next_henan(),
         }
     }
 
@@ -674,6 +812,146 @@ impl Run {
         }
     }
 
+    #[cfg(feature = "province-henan")]
+    fn next_henan(&mut self) -> Option<Step> {
+        let d = "2023-05-20";
+        let id = BATCH.to_string();
+        let Some(state) = self.state() else {
+            let roster = scenario().join("roster.csv");
+            return step(
+                d,
+                &[
+                    "henan",
+                    "import",
+                    roster.to_str().unwrap(),
+                    "--project",
+                    "HN03",
+                    "--period",
+                    "2023-05",
+                    "--user",
+                    "clerk",
+                ],
+            );
+        };
+        let (order_no, unapplied, open_handover) = self.rt.block_on(async {
+            let store = self.store().await;
+            let b = store.batch(BATCH).await.unwrap().unwrap();
+            let unapplied = store
+                .henan_unapplied_results(&b.order_no)
+                .await
+                .unwrap()
+                .len();
+            let open = store
+                .henan_handovers(Some(&b.order_no))
+                .await
+                .unwrap()
+                .iter()
+                .any(|h| h.state == "open");
+            (b.order_no, unapplied, open)
+        });
+        match state {
+            BatchState::Draft | BatchState::Returned => {
+                step(d, &["henan", "step", &id, "apply_funds", "--user", "clerk"])
+            }
+            BatchState::Submitted => step(d, &["henan", "review", &id, "--user", "finance"]),
+            BatchState::Approved => step(
+                d,
+                &["henan", "step", &id, "push_order", "--user", "finance"],
+            ),
+            BatchState::PlanPushed | BatchState::Funded => step(d, &["henan", "sync"]),
+            BatchState::Dispatched => {
+                let lines = self.lines();
+                let has = |s: LineState| lines.iter().any(|l| l.1 == s);
+                let after_bank = self.last.get(1).is_some_and(|c| c == "bank-sim");
+                if has(LineState::InFlight) && (unapplied > 0 || after_bank) {
+                    step(d, &["henan", "sync"])
+                } else if has(LineState::InFlight) {
+                    // The agent bank pulls the open detail and posts its results (its
+                    // connection drops after 3 lines; results come in shuffled chunks, half
+                    // of them twice).
+                    let server = self.server.as_ref().map(|s| s.url.clone()).unwrap();
+                    let token = std::fs::read_to_string(self.dir.path().join("token.txt"))
+                        .unwrap()
+                        .trim()
+                        .to_owned();
+                    let seed = self.seed.to_string();
+                    step(
+                        d,
+                        &[
+                            "henan",
+                            "bank-sim",
+                            "--url",
+                            &server,
+                            "--bank",
+                            "ABC-HN",
+                            "--token",
+                            &token,
+                            "--seed",
+                            &seed,
+                            "--state",
+                            "bank-books.json",
+                            "--fail-rate",
+                            "0.3",
+                            "--drop-after",
+                            "3",
+                            "--chunk",
+                            "5",
+                            "--repeat-rate",
+                            "0.5",
+                        ],
+                    )
+                } else if has(LineState::Pending) {
+                    step(d, &["henan", "repull", &id, "--user", "clerk"])
+                } else if let Some(l) = lines.iter().find(|l| l.1 == LineState::Failed && l.2 == 1)
+                {
+                    step(
+                        d,
+                        &[
+                            "henan",
+                            "correct",
+                            &id,
+                            &l.0.to_string(),
+                            "--user",
+                            "clerk",
+                            "--head",
+                            "head",
+                            "--signed-by",
+                            "本人 签字",
+                            "--reason",
+                            "已核实，账户已激活",
+                        ],
+                    )
+                } else if let Some(l) = lines.iter().find(|l| l.1 == LineState::Failed) {
+                    step(
+                        d,
+                        &[
+                            "henan",
+                            "refund",
+                            &id,
+                            &l.0.to_string(),
+                            "--user",
+                            "clerk",
+                            "--approver",
+                            "finance",
+                            "--reason",
+                            "账户已销户，原渠道退回",
+                        ],
+                    )
+                } else {
+                    step(d, &["henan", "sync"])
+                }
+            }
+            BatchState::Settled if open_handover => step(
+                d,
+                &["henan", "handover", "check", &order_no, "--user", "clerk"],
+            ),
+            BatchState::Settled => step(d, &["henan", "reconcile", &id, "--user", "clerk"]),
+            BatchState::Reconciled => step(d, &["henan", "publish", &id, "--user", "clerk"]),
+            BatchState::Closed => None,
+            other => panic!("unexpected state {other}"),
+        }
+    }
+
     /// Drive the batch to the end, resuming after the crash like an operator would: look at
     /// the batch, run the next command. A command refused three times in a row is a cycle
     /// that cannot resume.
@@ -690,10 +968,13 @@ impl Run {
                 return Ok(());
             };
             let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
-            let refused = match self.ykt(&args, today) {
+            let import = args[0] == "import" || args.get(1) == Some(&"import");
+            let ran = self.ykt(&args, today);
+            self.last = cmd.clone();
+            let refused = match ran {
                 Ran::Exit(0, ..) | Ran::Crashed => None,
                 // Rejected roster lines make the import exit 1; the batch exists after it.
-                Ran::Exit(1, ..) if args[0] == "import" => None,
+                Ran::Exit(1, ..) if import => None,
                 Ran::Exit(_, out, err) => Some(format!("{out}{err}")),
             };
             match (refused, &mut last) {
@@ -756,6 +1037,36 @@ impl Run {
                     .unwrap()
                     .values()
                     .map(|v| v.as_i64().unwrap())
+                    .sum();
+            }
+            #[cfg(feature = "province-henan")]
+            Prov::Henan => {
+                // The bank's books, kept between its runs: what it decided per line and
+                // attempt, and its ledger of credits.
+                let text =
+                    std::fs::read_to_string(self.dir.path().join("bank-books.json")).unwrap();
+                let state: serde_json::Value = serde_json::from_str(&text).unwrap();
+                for o in state["outcomes"].as_array().unwrap() {
+                    if o[2] == "credited" {
+                        *credited.entry(o[0].as_i64().unwrap()).or_default() += 1;
+                    }
+                }
+                credited_sum = state["ledger"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["amount_fen"].as_i64().unwrap())
+                    .sum();
+                // The budget system's refunds.
+                let refunds: serde_json::Value = reqwest::blocking::get(&self.books_url)
+                    .unwrap()
+                    .json()
+                    .unwrap();
+                refunded = refunds
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["amount_fen"].as_i64().unwrap())
                     .sum();
             }
             #[cfg(feature = "province-sichuan")]
@@ -831,6 +1142,16 @@ fn closed_account() -> String {
         .to_owned()
 }
 
+/// The `http://...` address a line names.
+#[cfg(feature = "province-henan")]
+fn address_in(line: &str) -> Option<String> {
+    let start = line.find("http://")?;
+    line[start..]
+        .split(|c: char| c.is_whitespace() || c == '(')
+        .next()
+        .map(str::to_owned)
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
@@ -900,6 +1221,25 @@ fn check(run: &Run, label: &str) -> Outcome {
         }
         // Refunded once: the treasury's (or its agent bank's) refunds are the store's.
         assert_eq!(books.refunded, tally.refunded.amount, "{label}: refunds");
+        // Henan: every refund in the register of corrections and refunds (第二十三条).
+        #[cfg(feature = "province-henan")]
+        if run.prov == Prov::Henan {
+            let events = store.henan_line_events(Some(BATCH)).await.unwrap();
+            let refunds: BTreeSet<i64> = events
+                .iter()
+                .filter(|e| e.kind == "refund")
+                .map(|e| e.line_id)
+                .collect();
+            let refunded_lines: BTreeSet<i64> = lines
+                .iter()
+                .filter(|l| l.state == LineState::Refunded)
+                .map(|l| l.id)
+                .collect();
+            assert_eq!(
+                refunds, refunded_lines,
+                "{label}: refunds missing from the register"
+            );
+        }
         store
             .verify_audit()
             .await
@@ -923,6 +1263,8 @@ fn check(run: &Run, label: &str) -> Outcome {
 fn template(prov: Prov) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let today = match prov {
+        #[cfg(feature = "province-henan")]
+        Prov::Henan => "2023-05-20",
         #[cfg(feature = "province-heilongjiang")]
         Prov::Heilongjiang => "2023-05-20",
         #[cfg(feature = "province-sichuan")]
@@ -960,6 +1302,55 @@ fn template(prov: Prov) -> tempfile::TempDir {
     match prov {
         #[cfg(feature = "province-heilongjiang")]
         Prov::Heilongjiang => {}
+        #[cfg(feature = "province-henan")]
+        Prov::Henan => {
+            for (login, roles, region) in [
+                ("prov-cz", "finance_reviewer", "23"),
+                ("admin", "admin", "23"),
+            ] {
+                run(&[
+                    "user", "add", login, "--name", login, "--roles", roles, "--region", region,
+                ]);
+            }
+            run(&[
+                "henan",
+                "bank",
+                "add",
+                "ABC-HN",
+                "--name",
+                "中国农业银行河南省分行",
+                "--agreement",
+                "豫财监代〔2021〕1号",
+                "--user",
+                "prov-cz",
+            ]);
+            run(&[
+                "henan",
+                "bank",
+                "select",
+                "230102",
+                "ABC-HN",
+                "--agreement",
+                "道里财代〔2023〕1号",
+                "--user",
+                "finance",
+            ]);
+            let o = Command::new(ykt_bin())
+                .args(["henan", "bank", "credential", "ABC-HN", "--user", "admin"])
+                .current_dir(dir.path())
+                .env_remove("YKT_CONFIG")
+                .env_remove("YKT_DATABASE_URL")
+                .env_remove("YKT_MASTER_KEY")
+                .env_remove("FAILPOINTS")
+                .env("YKT_TODAY", today)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{o:?}");
+            let out = String::from_utf8_lossy(&o.stdout);
+            let token = out.lines().nth(1).unwrap().trim();
+            assert!(token.starts_with("hnbank_"), "{out}");
+            std::fs::write(dir.path().join("token.txt"), token).unwrap();
+        }
         #[cfg(feature = "province-sichuan")]
         Prov::Sichuan => {
             std::fs::write(dir.path().join("ykt.toml"), "province = \"sichuan\"\n").unwrap();
@@ -1150,4 +1541,10 @@ fn heilongjiang_crash_at_every_commit_boundary_then_resume() {
 #[test]
 fn sichuan_crash_at_every_commit_boundary_then_resume() {
     matrix(Prov::Sichuan);
+}
+
+#[cfg(feature = "province-henan")]
+#[test]
+fn henan_crash_at_every_commit_boundary_then_resume() {
+    matrix(Prov::Henan);
 }

@@ -77,6 +77,29 @@ pub const POINTS: &[&str] = &[
     // Sichuan: the post-payment publicity's dual verification recorded (双核对).
     "sichuan.verification.before_commit",
     "sichuan.verification.after_commit",
+    // Henan: the order assigned its agent bank and budget unit (the finance review).
+    "henan.order.before_commit",
+    "henan.order.after_commit",
+    // Henan: the order pushed to the budget system, its payment request not yet recorded;
+    // then recorded.
+    "henan.push.after_port_call",
+    "henan.push.before_commit",
+    "henan.push.after_commit",
+    // Henan: the treasury's payment to the agent bank recorded.
+    "henan.funded.before_commit",
+    "henan.funded.after_commit",
+    // Henan: an order's detail released for the bank to pull (the bank notified).
+    "henan.release.before_commit",
+    "henan.release.after_commit",
+    // Henan (the bank interface of `ykt serve`): a post of the bank's results kept.
+    "henan.post.before_commit",
+    "henan.post.after_commit",
+    // Henan: a hand-over of paid totals received (`ykt serve`) or checked.
+    "henan.handover.before_commit",
+    "henan.handover.after_commit",
+    // Henan: the business date and signatures of a correction or refund recorded.
+    "henan.line_event.before_commit",
+    "henan.line_event.after_commit",
 ];
 
 /// Read `FAILPOINTS` (with the `failpoints` feature; otherwise nothing). Keep the returned

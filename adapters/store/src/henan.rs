@@ -847,7 +847,10 @@ impl Store {
             ),
         )
         .await?;
-        tx.commit().await
+        crate::failpoints::hit("henan.order.before_commit");
+        tx.commit().await?;
+        crate::failpoints::hit("henan.order.after_commit");
+        Ok(())
     }
 
     /// The application of an order number.
@@ -895,11 +898,13 @@ impl Store {
         indicator: Option<&str>,
         on: &str,
     ) -> Result<()> {
+        crate::failpoints::hit("henan.push.before_commit");
         let n = with_pool!(self, |p| {
             sqlx::query("UPDATE henan_orders SET pushed_on = $1, push_message = $2, request_no = $3, indicator = COALESCE($4, indicator) WHERE order_no = $5")
                 .bind(on).bind(message).bind(request_no).bind(indicator).bind(order_no)
                 .execute(p).await?.rows_affected()
         });
+        crate::failpoints::hit("henan.push.after_commit");
         if n != 1 {
             return Err(invalid(format!(
                 "发放单号{order_no}没有发放申请 (no application for {order_no})"
@@ -915,11 +920,13 @@ impl Store {
         indicator: &str,
         on: &str,
     ) -> Result<()> {
+        crate::failpoints::hit("henan.funded.before_commit");
         with_pool!(self, |p| {
             sqlx::query("UPDATE henan_orders SET indicator = $1, funded_on = COALESCE(funded_on, $2) WHERE order_no = $3")
                 .bind(indicator).bind(on).bind(order_no)
                 .execute(p).await?;
         });
+        crate::failpoints::hit("henan.funded.after_commit");
         Ok(())
     }
 
@@ -939,7 +946,9 @@ impl Store {
                 .bind(order_no).bind(count_i64(&lines)).bind(lines.amount.0).bind(notified).bind(on).bind(&at)
                 .fetch_one(&mut *c).await?
         });
+        crate::failpoints::hit("henan.release.before_commit");
         tx.commit().await?;
+        crate::failpoints::hit("henan.release.after_commit");
         Ok(round)
     }
 
@@ -1239,7 +1248,9 @@ impl Store {
                     .execute(&mut *c).await?;
             });
         }
+        crate::failpoints::hit("henan.post.before_commit");
         tx.commit().await?;
+        crate::failpoints::hit("henan.post.after_commit");
         Ok(post)
     }
 
@@ -1453,7 +1464,9 @@ impl Store {
             ),
         )
         .await?;
+        crate::failpoints::hit("henan.handover.before_commit");
         tx.commit().await?;
+        crate::failpoints::hit("henan.handover.after_commit");
         Ok(seq)
     }
 
@@ -1571,7 +1584,10 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await
+        crate::failpoints::hit("henan.handover.before_commit");
+        tx.commit().await?;
+        crate::failpoints::hit("henan.handover.after_commit");
+        Ok(())
     }
 
     /// Record a statement comparison (a later statement for the same bank and period
@@ -1624,11 +1640,13 @@ impl Store {
     /// Record the business date (and signatures) of a correction or refund.
     pub async fn henan_record_line_event(&self, e: &LineEventRow) -> Result<()> {
         let at = now();
+        crate::failpoints::hit("henan.line_event.before_commit");
         with_pool!(self, |p| {
             sqlx::query("INSERT INTO henan_line_events (batch_id, line_id, kind, signed_by, head, amount_fen, on_date, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
                 .bind(e.batch_id).bind(e.line_id).bind(&e.kind).bind(e.signed_by.as_deref()).bind(e.head.as_deref()).bind(e.amount.0).bind(&e.on_date).bind(&at)
                 .execute(p).await?;
         });
+        crate::failpoints::hit("henan.line_event.after_commit");
         Ok(())
     }
 

@@ -346,6 +346,17 @@ async fn refund(State(sim): State<BudgetSim>, body: Bytes) -> Response {
     )
 }
 
+/// The budget system's own books of refunds (`GET /budget/v1/refunds`, JSON, for tests and
+/// the operator's reconciliation): every refund it took back, once each.
+async fn refunds(State(sim): State<BudgetSim>) -> Response {
+    let list: Vec<serde_json::Value> = sim
+        .refunds()
+        .into_iter()
+        .map(|(r, a, why)| serde_json::json!({"request_no": r, "amount_fen": a.0, "reason": why}))
+        .collect();
+    axum::Json(list).into_response()
+}
+
 impl BudgetSim {
     /// A simulator (not yet serving).
     pub fn new(cfg: BudgetSimConfig) -> BudgetSim {
@@ -363,7 +374,7 @@ impl BudgetSim {
         Router::new()
             .route("/budget/v1/orders", post(push_order))
             .route("/budget/v1/payments/{request_no}", get(payment))
-            .route("/budget/v1/refunds", post(refund))
+            .route("/budget/v1/refunds", post(refund).get(refunds))
             .with_state(self.clone())
     }
 

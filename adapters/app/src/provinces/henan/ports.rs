@@ -94,6 +94,7 @@ impl TreasuryPayment for HenanTreasury {
             ..order_of(req)
         };
         let receipt = self.client.push_order(&message).await?;
+        ykt_store::failpoints::hit("henan.push.after_port_call");
         match receipt.request_no {
             Some(request_no) if receipt.accepted => {
                 self.store
