@@ -97,7 +97,8 @@ pub const POINTS: &[&str] = &[
     // Henan: a hand-over of paid totals received (`ykt serve`) or checked.
     "henan.handover.before_commit",
     "henan.handover.after_commit",
-    // Henan: the business date and signatures of a correction or refund recorded.
+    // Henan: the business date and signatures of a correction or refund recorded (before
+    // the correction or refund itself, which a retry then completes).
     "henan.line_event.before_commit",
     "henan.line_event.after_commit",
 ];

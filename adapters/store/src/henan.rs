@@ -1637,16 +1637,68 @@ impl Store {
             .collect())
     }
 
-    /// Record the business date (and signatures) of a correction or refund.
-    pub async fn henan_record_line_event(&self, e: &LineEventRow) -> Result<()> {
+    /// Record the business date (and signatures) of a correction or refund about to be made,
+    /// before it is: a crash between the two then leaves the record without the correction or
+    /// refund, which the retry completes (and reuses the record), rather than a correction or
+    /// refund without its record. Returns the record's id: the one already there for the same
+    /// pending correction or refund (more records of the kind for the line than corrections or
+    /// refunds of it), or a new one.
+    pub async fn henan_record_line_event(&self, e: &LineEventRow) -> Result<i64> {
+        let recorded: i64 = with_pool!(self, |p| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM henan_line_events WHERE line_id = $1 AND kind = $2",
+            )
+            .bind(e.line_id)
+            .bind(&e.kind)
+            .fetch_one(p)
+            .await?
+        });
+        let done: i64 = if e.kind == "refund" {
+            with_pool!(self, |p| {
+                sqlx::query_scalar("SELECT COUNT(*) FROM refunds WHERE line_id = $1")
+                    .bind(e.line_id)
+                    .fetch_one(p)
+                    .await?
+            })
+        } else {
+            with_pool!(self, |p| {
+                sqlx::query_scalar("SELECT COUNT(*) FROM corrections WHERE line_id = $1")
+                    .bind(e.line_id)
+                    .fetch_one(p)
+                    .await?
+            })
+        };
+        if recorded > done {
+            let id: i64 = with_pool!(self, |p| {
+                sqlx::query_scalar(
+                    "SELECT MAX(id) FROM henan_line_events WHERE line_id = $1 AND kind = $2",
+                )
+                .bind(e.line_id)
+                .bind(&e.kind)
+                .fetch_one(p)
+                .await?
+            });
+            return Ok(id);
+        }
         let at = now();
         crate::failpoints::hit("henan.line_event.before_commit");
-        with_pool!(self, |p| {
-            sqlx::query("INSERT INTO henan_line_events (batch_id, line_id, kind, signed_by, head, amount_fen, on_date, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+        let id: i64 = with_pool!(self, |p| {
+            sqlx::query_scalar("INSERT INTO henan_line_events (batch_id, line_id, kind, signed_by, head, amount_fen, on_date, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id")
                 .bind(e.batch_id).bind(e.line_id).bind(&e.kind).bind(e.signed_by.as_deref()).bind(e.head.as_deref()).bind(e.amount.0).bind(&e.on_date).bind(&at)
-                .execute(p).await?;
+                .fetch_one(p).await?
         });
         crate::failpoints::hit("henan.line_event.after_commit");
+        Ok(id)
+    }
+
+    /// Remove the record of a correction or refund that was refused after all.
+    pub async fn henan_drop_line_event(&self, id: i64) -> Result<()> {
+        with_pool!(self, |p| {
+            sqlx::query("DELETE FROM henan_line_events WHERE id = $1")
+                .bind(id)
+                .execute(p)
+                .await?;
+        });
         Ok(())
     }
 

@@ -722,8 +722,10 @@ impl Henan<'_> {
             beneficiary_signed: Some(signed_by.trim().to_owned()),
             head_signoff: Some(head.login.clone()),
         };
-        self.cycle().correct(id, line_id, &fix, clerk).await?;
-        self.store
+        // The signed record first, the correction then: a crash in between leaves the record,
+        // which the retried correction reuses, never a correction without its signatures.
+        let event = self
+            .store
             .henan_record_line_event(&LineEventRow {
                 batch_id: id,
                 line_id,
@@ -734,6 +736,10 @@ impl Henan<'_> {
                 on_date: self.on(),
             })
             .await?;
+        if let Err(e) = self.cycle().correct(id, line_id, &fix, clerk).await {
+            self.store.henan_drop_line_event(event).await?;
+            return Err(e.into());
+        }
         Ok(())
     }
 
@@ -758,22 +764,36 @@ impl Henan<'_> {
         if reason.trim().is_empty() {
             return refused("退款须说明原因 (a refund needs a reason)");
         }
-        let amount = self
-            .cycle()
-            .refund(id, line_id, reason, requester, approver)
-            .await?;
-        self.store
+        let line = self
+            .store
+            .line(id, line_id)
+            .await?
+            .ok_or_else(|| OpError::Refused(format!("批次{id}没有明细{line_id}")))?;
+        // The record first, the refund then (as for corrections): a crash in between leaves
+        // the record, which the retried refund reuses.
+        let event = self
+            .store
             .henan_record_line_event(&LineEventRow {
                 batch_id: id,
                 line_id,
                 kind: "refund".into(),
                 signed_by: Some(requester.login.clone()),
                 head: Some(approver.login.clone()),
-                amount,
+                amount: line.amount,
                 on_date: self.on(),
             })
             .await?;
-        Ok(amount)
+        match self
+            .cycle()
+            .refund(id, line_id, reason, requester, approver)
+            .await
+        {
+            Ok(amount) => Ok(amount),
+            Err(e) => {
+                self.store.henan_drop_line_event(event).await?;
+                Err(e.into())
+            }
+        }
     }
 
     // ----- reconciliation (第二十六条) -----------------------------------------------------
