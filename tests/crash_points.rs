@@ -1482,6 +1482,7 @@ fn crash_and_resume(
 
 /// A case the matrix found broken once, run on every build whatever the default matrix
 /// picks: the uncrashed cycle, then the crash there and the resumed cycle.
+#[cfg(any(feature = "province-sichuan", feature = "province-henan"))]
 fn regression(prov: Prov, point: &'static str, nth: u64, mode: Mode) {
     let template = template(prov);
     let mut reference = Run::start(prov, template.path(), 100);
