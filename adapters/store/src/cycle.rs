@@ -7,7 +7,7 @@
 //! from the state the kernel decided on, so a repeated or concurrent delivery of the same
 //! results changes nothing the second time and a line is never credited twice.
 
-use crate::db::{Store, with_pool, with_tx};
+use crate::db::{Store, Tx, TxInner, with_pool, with_tx};
 use crate::error::{Result, StoreError};
 use crate::imports::Val;
 use crate::payments::insert_rows;
@@ -311,8 +311,32 @@ impl Store {
         paid_from: &Account,
         paid_to: &Account,
     ) -> Result<ResultReport> {
-        let at = now();
         let mut tx = self.begin().await?;
+        let report = self
+            .apply_results_in(
+                &mut tx, batch_id, order_no, results, actor, paid_from, paid_to,
+            )
+            .await?;
+        crate::failpoints::hit("results.before_commit");
+        tx.commit().await?;
+        crate::failpoints::hit("results.after_commit");
+        Ok(report)
+    }
+
+    /// [`Store::apply_results`] inside the caller's transaction, so that a caller keeping
+    /// its own record of the results (Henan's result posts) commits both at once.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn apply_results_in(
+        &self,
+        tx: &mut Tx,
+        batch_id: i64,
+        order_no: &str,
+        results: &[BankResult],
+        actor: &str,
+        paid_from: &Account,
+        paid_to: &Account,
+    ) -> Result<ResultReport> {
+        let at = now();
         let ids: Vec<i64> = results.iter().map(|r| r.line_id).collect();
         let mut status: HashMap<i64, LineStatus> = HashMap::new();
         for chunk in ids.chunks(900) {
@@ -341,6 +365,7 @@ impl Store {
             }
         }
         let mut report = ResultReport::default();
+        let mut settles: Vec<Settle> = Vec::new();
         for r in results {
             let effect = if r.order_no != order_no {
                 None
@@ -364,34 +389,18 @@ impl Store {
                     });
                 }
                 Some((ResultEffect::Applied { to, reason }, before)) => {
-                    let changed = with_tx!(tx, |c| {
-                        let n = sqlx::query("UPDATE payment_lines SET state = $1, fail_reason = $2 WHERE id = $3 AND state = 'in_flight' AND attempt = $4")
-                            .bind(to.as_str())
-                            .bind(reason.map(|x| x.as_str()))
-                            .bind(r.line_id)
-                            .bind(i64::from(r.attempt))
-                            .execute(&mut *c)
-                            .await?
-                            .rows_affected();
-                        sqlx::query("UPDATE line_attempts SET outcome = $1, reason = $2, bank_date = $3, settled_at = $4 WHERE line_id = $5 AND attempt = $6")
-                            .bind(if to == LineState::Credited { "credited" } else { "failed" })
-                            .bind(reason.map(|x| x.as_str()))
-                            .bind(&r.date)
-                            .bind(&at)
-                            .bind(r.line_id)
-                            .bind(i64::from(r.attempt))
-                            .execute(&mut *c)
-                            .await?;
-                        n
+                    settles.push(Settle {
+                        line_id: r.line_id,
+                        attempt: i64::from(r.attempt),
+                        state: to.as_str(),
+                        outcome: if to == LineState::Credited {
+                            "credited"
+                        } else {
+                            "failed"
+                        },
+                        reason: reason.map(|x| x.as_str()),
+                        bank_date: r.date.clone(),
                     });
-                    if changed != 1 {
-                        return Err(StoreError::Conflict {
-                            what: format!(
-                                "明细{}已被并发处理 (line {} changed concurrently)",
-                                r.line_id, r.line_id
-                            ),
-                        });
-                    }
                     if to == LineState::Credited {
                         report.credited.add(before.amount);
                     } else {
@@ -431,6 +440,7 @@ impl Store {
                 }
             }
         }
+        settle(tx, &settles, &at).await?;
         for a in &report.anomalies {
             with_tx!(tx, |c| {
                 sqlx::query("INSERT INTO anomalies (batch_id, line_id, kind, detail, at) VALUES ($1, $2, $3, $4, $5)")
@@ -456,14 +466,14 @@ impl Store {
             .map_err(|e| StoreError::Invalid {
                 reason: e.to_string(),
             })?;
-            self.post_entry_in(&mut tx, &e).await?;
+            self.post_entry_in(tx, &e).await?;
         }
         let detail = serde_json::json!({
             "results": results.len(), "credited": report.credited.count, "credited_fen": report.credited.amount.0,
             "failed": report.failed.count, "duplicates": report.duplicates, "anomalies": report.anomalies.len(),
         });
         self.append_audit_in(
-            &mut tx,
+            tx,
             audit(
                 actor,
                 "system",
@@ -474,9 +484,6 @@ impl Store {
             ),
         )
         .await?;
-        crate::failpoints::hit("results.before_commit");
-        tx.commit().await?;
-        crate::failpoints::hit("results.after_commit");
         Ok(report)
     }
 
@@ -710,4 +717,113 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// One result that settles its line's attempt, for [`settle`].
+struct Settle {
+    line_id: i64,
+    attempt: i64,
+    /// The line's new state (`credited` or `failed`).
+    state: &'static str,
+    /// The attempt's outcome (`credited` or `failed`).
+    outcome: &'static str,
+    reason: Option<&'static str>,
+    bank_date: String,
+}
+
+/// Lines per statement of [`settle`] on SQLite (6 parameters each, far under its limit).
+const SETTLE_ROWS: usize = 500;
+
+/// Settle the lines `rows` and their attempts, a few statements for the whole post instead
+/// of two per line (each statement is a round trip to the database: on SQLite a hand-over
+/// to its worker thread, on PostgreSQL a message to the server). A line settles only from
+/// `in_flight` at that attempt; if any of them is no longer there (another request settled
+/// it meanwhile), nothing is applied and the caller's transaction fails with a conflict.
+async fn settle(tx: &mut Tx, rows: &[Settle], at: &str) -> Result<()> {
+    let mut changed = 0u64;
+    match &mut tx.inner {
+        TxInner::Sqlite(t) => {
+            for chunk in rows.chunks(SETTLE_ROWS) {
+                let values = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+                let sql = format!(
+                    "UPDATE payment_lines SET state = v.column3, fail_reason = v.column5 \
+                     FROM (VALUES {values}) AS v \
+                     WHERE payment_lines.id = v.column1 AND payment_lines.attempt = v.column2 AND payment_lines.state = 'in_flight'"
+                );
+                let mut q = sqlx::query(&sql);
+                for r in chunk {
+                    q = q
+                        .bind(r.line_id)
+                        .bind(r.attempt)
+                        .bind(r.state)
+                        .bind(r.outcome)
+                        .bind(r.reason)
+                        .bind(r.bank_date.as_str());
+                }
+                changed += q.execute(&mut **t).await?.rows_affected();
+                let sql = format!(
+                    "UPDATE line_attempts SET outcome = v.column4, reason = v.column5, bank_date = v.column6, settled_at = ? \
+                     FROM (VALUES {values}) AS v \
+                     WHERE line_attempts.line_id = v.column1 AND line_attempts.attempt = v.column2"
+                );
+                // The `?` of `settled_at` comes first in the statement's text.
+                let mut q = sqlx::query(&sql).bind(at);
+                for r in chunk {
+                    q = q
+                        .bind(r.line_id)
+                        .bind(r.attempt)
+                        .bind(r.state)
+                        .bind(r.outcome)
+                        .bind(r.reason)
+                        .bind(r.bank_date.as_str());
+                }
+                q.execute(&mut **t).await?;
+            }
+        }
+        TxInner::Postgres(t) => {
+            if !rows.is_empty() {
+                let ids: Vec<i64> = rows.iter().map(|r| r.line_id).collect();
+                let attempts: Vec<i64> = rows.iter().map(|r| r.attempt).collect();
+                let states: Vec<&str> = rows.iter().map(|r| r.state).collect();
+                let outcomes: Vec<&str> = rows.iter().map(|r| r.outcome).collect();
+                let reasons: Vec<Option<&str>> = rows.iter().map(|r| r.reason).collect();
+                let dates: Vec<&str> = rows.iter().map(|r| r.bank_date.as_str()).collect();
+                changed = sqlx::query(
+                    "UPDATE payment_lines SET state = v.state, fail_reason = v.reason \
+                     FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[]) AS v (id, attempt, state, reason) \
+                     WHERE payment_lines.id = v.id AND payment_lines.attempt = v.attempt AND payment_lines.state = 'in_flight'",
+                )
+                .bind(&ids)
+                .bind(&attempts)
+                .bind(&states)
+                .bind(&reasons)
+                .execute(&mut **t)
+                .await?
+                .rows_affected();
+                sqlx::query(
+                    "UPDATE line_attempts SET outcome = v.outcome, reason = v.reason, bank_date = v.bank_date, settled_at = $6 \
+                     FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[]) AS v (line_id, attempt, outcome, reason, bank_date) \
+                     WHERE line_attempts.line_id = v.line_id AND line_attempts.attempt = v.attempt",
+                )
+                .bind(&ids)
+                .bind(&attempts)
+                .bind(&outcomes)
+                .bind(&reasons)
+                .bind(&dates)
+                .bind(at)
+                .execute(&mut **t)
+                .await?;
+            }
+        }
+    }
+    if changed != rows.len() as u64 {
+        return Err(StoreError::Conflict {
+            what: format!(
+                "{}条明细中有{}条已被并发处理 (lines changed concurrently)",
+                rows.len(),
+                rows.len() as u64 - changed.min(rows.len() as u64)
+            ),
+        });
+    }
+    Ok(())
 }

@@ -91,9 +91,9 @@ pub const POINTS: &[&str] = &[
     // Henan: an order's detail released for the bank to pull (the bank notified).
     "henan.release.before_commit",
     "henan.release.after_commit",
-    // Henan (the bank interface of `ykt serve`): a post of the bank's results kept.
+    // Henan (the bank interface of `ykt serve`): a post of the bank's results kept, not yet
+    // applied, in the transaction that applies it (`results.*` then end that transaction).
     "henan.post.before_commit",
-    "henan.post.after_commit",
     // Henan: a hand-over of paid totals received (`ykt serve`) or checked.
     "henan.handover.before_commit",
     "henan.handover.after_commit",

@@ -9,7 +9,7 @@
 //! that are domain values (a library entry, a statement comparison) are JSON the caller owns.
 //! Dates named `on`/`*_on` are business dates `YYYY-MM-DD`; `at` is the write's timestamp.
 
-use crate::db::{Backend, Store, Tx, with_pool, with_tx};
+use crate::db::{Backend, Store, Tx, TxInner, with_pool, with_tx};
 use crate::error::{Result, StoreError};
 use crate::registers::{open_str, placeholders};
 use crate::vault::BlindIndex;
@@ -1113,6 +1113,26 @@ pub struct ResultRow {
     pub sms_ok: Option<bool>,
 }
 
+/// A post of results as received, for [`Store::henan_accept_post`].
+#[derive(Debug, Clone, Copy)]
+pub struct AcceptPost<'a> {
+    pub order_no: &'a str,
+    pub bank: &'a str,
+    pub rows: &'a [ResultRow],
+    /// Results of the post already recorded by an earlier post (kept once, not applied).
+    pub duplicates: u64,
+}
+
+/// The new results of a post to apply to their lines, for [`Store::henan_accept_post`].
+#[derive(Debug, Clone, Copy)]
+pub struct ApplyPost<'a> {
+    pub batch_id: i64,
+    pub results: &'a [ykt_kernel::ports::BankResult],
+    pub actor: &'a str,
+    pub paid_from: &'a ykt_kernel::ledger::Account,
+    pub paid_to: &'a ykt_kernel::ledger::Account,
+}
+
 /// What the platform knows of a line when a result arrives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LineFacts {
@@ -1224,49 +1244,140 @@ impl Store {
         Ok(out)
     }
 
-    /// Keep a post of results as received (a result already recorded for its line and
-    /// attempt is kept once). Returns the post's id.
-    pub async fn henan_record_results(
+    /// Accept a post of results in one transaction: keep it as received, apply the new
+    /// results to their lines ([`Store::apply_results_in`]: states, anomalies, the payment's
+    /// ledger entry, audit) and record what applying did. A crash at any point leaves either
+    /// all of it or none, so a repost after a crash applies what the first post could not
+    /// (a post kept but not applied would make its repost look like a duplicate). Returns
+    /// the post's id and what applying did (`None` when nothing was new).
+    pub async fn henan_accept_post(
         &self,
-        order_no: &str,
-        bank: &str,
-        rows: &[ResultRow],
-    ) -> Result<i64> {
-        let at = now();
+        post: &AcceptPost<'_>,
+        apply: Option<&ApplyPost<'_>>,
+    ) -> Result<(i64, Option<crate::cycle::ResultReport>)> {
         let mut tx = self.begin().await?;
-        let post: i64 = with_tx!(tx, |c| {
-            sqlx::query_scalar("INSERT INTO henan_result_posts (order_no, bank, results, applied, duplicates, refused, at) VALUES ($1, $2, $3, 0, 0, 0, $4) RETURNING id")
-                .bind(order_no).bind(bank).bind(rows.len() as i64).bind(&at)
-                .fetch_one(&mut *c).await?
-        });
-        for r in rows {
-            with_tx!(tx, |c| {
-                sqlx::query("INSERT INTO henan_results (line_id, attempt, order_no, bank, amount_fen, outcome, reason, bank_date, sms_text, sms_at, sms_ok, post_id, received_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (line_id, attempt) DO NOTHING")
-                    .bind(r.line_id).bind(r.attempt).bind(&r.order_no).bind(&r.bank).bind(r.amount.0).bind(&r.outcome).bind(r.reason.as_deref())
-                    .bind(&r.bank_date).bind(r.sms_text.as_deref()).bind(r.sms_at.as_deref()).bind(r.sms_ok.map(i64::from)).bind(post).bind(&at)
-                    .execute(&mut *c).await?;
-            });
-        }
+        let post_id = self
+            .henan_record_results_in(&mut tx, post.order_no, post.bank, post.rows)
+            .await?;
         crate::failpoints::hit("henan.post.before_commit");
-        tx.commit().await?;
-        crate::failpoints::hit("henan.post.after_commit");
-        Ok(post)
-    }
-
-    /// Record what applying a post did.
-    pub async fn henan_finish_post(&self, post: i64, applied: u64, duplicates: u64) -> Result<()> {
-        with_pool!(self, |p| {
+        let report = match apply {
+            Some(a) => Some(
+                self.apply_results_in(
+                    &mut tx,
+                    a.batch_id,
+                    post.order_no,
+                    a.results,
+                    a.actor,
+                    a.paid_from,
+                    a.paid_to,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let (applied, duplicates) = match &report {
+            Some(r) => (
+                r.credited.count + r.failed.count,
+                post.duplicates + r.duplicates,
+            ),
+            None => (0, post.duplicates),
+        };
+        with_tx!(tx, |c| {
             sqlx::query(
                 "UPDATE henan_result_posts SET applied = $1, duplicates = $2 WHERE id = $3",
             )
             .bind(applied as i64)
             .bind(duplicates as i64)
-            .bind(post)
-            .execute(p)
+            .bind(post_id)
+            .execute(&mut *c)
             .await?;
         });
-        Ok(())
+        crate::failpoints::hit("results.before_commit");
+        tx.commit().await?;
+        crate::failpoints::hit("results.after_commit");
+        Ok((post_id, report))
+    }
+
+    /// Keep a post of results as received (a result already recorded for its line and
+    /// attempt is kept once). Returns the post's id.
+    async fn henan_record_results_in(
+        &self,
+        tx: &mut Tx,
+        order_no: &str,
+        bank: &str,
+        rows: &[ResultRow],
+    ) -> Result<i64> {
+        let at = now();
+        let post: i64 = with_tx!(tx, |c| {
+            sqlx::query_scalar("INSERT INTO henan_result_posts (order_no, bank, results, applied, duplicates, refused, at) VALUES ($1, $2, $3, 0, 0, 0, $4) RETURNING id")
+                .bind(order_no).bind(bank).bind(rows.len() as i64).bind(&at)
+                .fetch_one(&mut *c).await?
+        });
+        // A few statements for the whole post, not one per result (each statement is a round
+        // trip to the database).
+        const COLS: &str = "line_id, attempt, order_no, bank, amount_fen, outcome, reason, bank_date, sms_text, sms_at, sms_ok, post_id, received_at";
+        match &mut tx.inner {
+            TxInner::Sqlite(t) => {
+                // 13 parameters a row: 500 rows stay far under SQLite's limit of 32,766.
+                for chunk in rows.chunks(500) {
+                    let values =
+                        vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+                    let sql = format!(
+                        "INSERT INTO henan_results ({COLS}) VALUES {values} ON CONFLICT (line_id, attempt) DO NOTHING"
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for r in chunk {
+                        q = q
+                            .bind(r.line_id)
+                            .bind(r.attempt)
+                            .bind(&r.order_no)
+                            .bind(&r.bank)
+                            .bind(r.amount.0)
+                            .bind(&r.outcome)
+                            .bind(r.reason.as_deref())
+                            .bind(&r.bank_date)
+                            .bind(r.sms_text.as_deref())
+                            .bind(r.sms_at.as_deref())
+                            .bind(r.sms_ok.map(i64::from))
+                            .bind(post)
+                            .bind(&at);
+                    }
+                    q.execute(&mut **t).await?;
+                }
+            }
+            TxInner::Postgres(t) => {
+                if !rows.is_empty() {
+                    let col = |f: fn(&ResultRow) -> Option<&str>| -> Vec<Option<&str>> {
+                        rows.iter().map(f).collect()
+                    };
+                    sqlx::query(&format!(
+                        "INSERT INTO henan_results ({COLS}) \
+                         SELECT v.*, $12, $13 FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[]) AS v \
+                         ON CONFLICT (line_id, attempt) DO NOTHING"
+                    ))
+                    .bind(rows.iter().map(|r| r.line_id).collect::<Vec<i64>>())
+                    .bind(rows.iter().map(|r| r.attempt).collect::<Vec<i64>>())
+                    .bind(col(|r| Some(r.order_no.as_str())))
+                    .bind(col(|r| Some(r.bank.as_str())))
+                    .bind(rows.iter().map(|r| r.amount.0).collect::<Vec<i64>>())
+                    .bind(col(|r| Some(r.outcome.as_str())))
+                    .bind(col(|r| r.reason.as_deref()))
+                    .bind(col(|r| Some(r.bank_date.as_str())))
+                    .bind(col(|r| r.sms_text.as_deref()))
+                    .bind(col(|r| r.sms_at.as_deref()))
+                    .bind(
+                        rows.iter()
+                            .map(|r| r.sms_ok.map(i64::from))
+                            .collect::<Vec<Option<i64>>>(),
+                    )
+                    .bind(post)
+                    .bind(&at)
+                    .execute(&mut **t)
+                    .await?;
+                }
+            }
+        }
+        Ok(post)
     }
 
     /// Record a refused post (nothing of it was kept or applied).

@@ -46,7 +46,9 @@ use ykt_province_henan::reconcile::{
     self, HandoverTotals, NOTIFY_WITHIN, compare_handover, compare_statement,
 };
 use ykt_store::Store;
-use ykt_store::henan::{HandoverRow, OrderRow, PullLine, ResultRow, StatementRow, token_hash};
+use ykt_store::henan::{
+    AcceptPost, ApplyPost, HandoverRow, OrderRow, PullLine, ResultRow, StatementRow, token_hash,
+};
 use ykt_store::payments::BatchRow;
 
 use super::parse_amount;
@@ -771,41 +773,43 @@ async fn post_results(
             .await?;
         return Err(ApiError::conflict(msg).with_details(serde_json::json!(conflicts)));
     }
-    let post_id = api
+    // Kept, applied and its effect recorded in one transaction: a repost after a crash
+    // finds either all of it (its results are duplicates) or none (they apply).
+    let (from, to) = (api.payment_accounts)(&b, &bank);
+    let actor = format!("bank:{bank}");
+    let apply = ApplyPost {
+        batch_id: b.id,
+        results: &to_apply,
+        actor: &actor,
+        paid_from: &from,
+        paid_to: &to,
+    };
+    let post = AcceptPost {
+        order_no: &order_no,
+        bank: &bank,
+        rows: &rows,
+        duplicates,
+    };
+    let (_, report) = match api
         .store
-        .henan_record_results(&order_no, &bank, &rows)
-        .await?;
-    let mut applied = 0;
-    let mut anomalies = 0;
-    if !to_apply.is_empty() {
-        let (from, to) = (api.payment_accounts)(&b, &bank);
-        let report = match api
-            .store
-            .apply_results(
-                b.id,
-                &order_no,
-                &to_apply,
-                &format!("bank:{bank}"),
-                &from,
-                &to,
-            )
-            .await
-        {
-            Ok(r) => r,
-            Err(e) if e.is_conflict() => {
-                return Err(ApiError::conflict(
-                    "同一明细的结果正在被另一请求处理，请稍后重新反馈 (the same lines are being applied concurrently; repost)",
-                ));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        applied = report.credited.count + report.failed.count;
-        duplicates += report.duplicates;
-        anomalies = report.anomalies.len();
-    }
-    api.store
-        .henan_finish_post(post_id, applied, duplicates)
-        .await?;
+        .henan_accept_post(&post, (!to_apply.is_empty()).then_some(&apply))
+        .await
+    {
+        Ok(r) => r,
+        Err(e) if e.is_conflict() => {
+            return Err(ApiError::conflict(
+                "同一明细的结果正在被另一请求处理，请稍后重新反馈 (the same lines are being applied concurrently; repost)",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (applied, anomalies) = match &report {
+        Some(r) => {
+            duplicates += r.duplicates;
+            (r.credited.count + r.failed.count, r.anomalies.len())
+        }
+        None => (0, 0),
+    };
     Ok(Json(serde_json::json!({
         "order_no": order_no,
         "received": n,
