@@ -584,7 +584,7 @@ impl Store {
         });
         if changed != 1 {
             tx.rollback().await?;
-            return Err(StoreError::Conflict {
+            return Err(StoreError::Concurrent {
                 what: format!(
                     "批次{}已被他人处理，请刷新后重试 (batch {} changed concurrently)",
                     batch.id, batch.id
