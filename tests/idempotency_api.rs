@@ -205,6 +205,92 @@ async fn a_roster_upload_is_one_import_with_or_without_the_key() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_roster_sixteen_times_at_once_without_a_key_is_one_import() {
+    ykt_store::testing::each_database_url("idempotency_roster_race", roster_race_on).await;
+}
+
+/// Sixteen uploads of the same file at the same moment, each without a key (sixteen browser
+/// tabs), then twice more one after the other: the file's content hash lets exactly one
+/// import through; every other upload is answered `already_imported` with the same roster
+/// (or refused saying so), never a server error.
+async fn roster_race_on(database_url: Option<String>) {
+    let env = web_common::Env::on(database_url);
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    env.ok(&["import", "registry", &s(&scenario().join("registry.csv"))]);
+    env.ok(&["import", "deaths", &s(&scenario().join("deaths.csv"))]);
+    env.add_user("maker", "dept_maker", "230102");
+    let srv = serve(&env.config(), |_| {}).await;
+    let base = srv.base.clone();
+    let (maker, _) = login(&base, "maker", PASSWORD).await.unwrap();
+    let bytes = std::fs::read(scenario().join("roster.csv")).unwrap();
+    let upload = || {
+        let (base, maker, bytes) = (base.clone(), maker.clone(), bytes.clone());
+        async move {
+            let form = reqwest::multipart::Form::new()
+                .text("province", "heilongjiang")
+                .text("project", "农村最低生活保障金")
+                .text("period", "2023-05")
+                .part(
+                    "file",
+                    reqwest::multipart::Part::bytes(bytes)
+                        .file_name("roster.csv")
+                        .mime_str("text/csv")
+                        .unwrap(),
+                );
+            let r = client()
+                .post(format!("{base}/api/v1/rosters"))
+                .bearer_auth(&maker)
+                .multipart(form)
+                .send()
+                .await
+                .unwrap();
+            let st = r.status();
+            (st, r.text().await.unwrap())
+        }
+    };
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        tasks.push(tokio::spawn(upload()));
+    }
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    answers.push(upload().await);
+    answers.push(upload().await);
+    // Each answer: imported, or already imported (the same roster named), or a refusal
+    // saying so; never a server error.
+    let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
+    let mut rosters = std::collections::BTreeSet::new();
+    for (st, text) in &answers {
+        assert!(!st.is_server_error(), "{st} {text}");
+        let v: Value = serde_json::from_str(text).unwrap();
+        let outcome = if st.is_success() {
+            rosters.insert(v["result"]["roster_id"].as_i64().unwrap());
+            v["result"]["outcome"].as_str().unwrap().to_owned()
+        } else {
+            assert!(
+                v["message"].as_str().unwrap_or_default().contains("已导入"),
+                "{st} {v}"
+            );
+            format!("refused {}", st.as_u16())
+        };
+        *outcomes.entry(outcome).or_default() += 1;
+    }
+    eprintln!("roster race ({}): {outcomes:?}", env.backend());
+    assert_eq!(
+        outcomes.get("imported"),
+        Some(&1),
+        "one import: {outcomes:?}"
+    );
+    assert_eq!(rosters.len(), 1, "every answer names the same roster");
+    let batches = srv.store.batches(None, None).await.unwrap();
+    assert_eq!(batches.len(), 1, "one batch");
+    let lines = srv.store.lines(batches[0].id, 0, i64::MAX).await.unwrap();
+    assert_eq!(lines.len() as u64, batches[0].control.count);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_reviewers_approving_at_once_make_one_transition() {
     let env = prepared(&[
         ("maker", "dept_maker", "230102"),

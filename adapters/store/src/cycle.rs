@@ -385,9 +385,9 @@ impl Store {
                         n
                     });
                     if changed != 1 {
-                        return Err(StoreError::Conflict {
+                        return Err(StoreError::Concurrent {
                             what: format!(
-                                "明细{}已被并发处理 (line {} changed concurrently)",
+                                "明细{}的结果正由另一请求同时处理，请稍后重试 (line {} changed concurrently)",
                                 r.line_id, r.line_id
                             ),
                         });
