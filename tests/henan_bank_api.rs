@@ -316,3 +316,94 @@ async fn bank_interface_rules() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_result_post_sixteen_times_at_once_is_applied_once() {
+    each_backend("henan_result_race", |db| async move {
+        let store = &db.store;
+        let batch = scenario(store, &["ABC-HN"]).await;
+        let (id, order) = (batch.id, batch.order_no.clone());
+        let (province, env) = world_with(store, BankFaults::default(), None, false).await;
+        let cal = WorkCalendar::builtin().unwrap();
+        let ops = Henan {
+            store,
+            province: province.as_ref(),
+            ports: &env.ports,
+            today: today(),
+            calendar: &cal,
+        };
+        let admin = user(store, "admin").await;
+        let abc = Bank {
+            http: reqwest::Client::new(),
+            base: env.platform_url.clone(),
+            token: ops.issue_credential(&admin, "ABC-HN").await.unwrap(),
+        };
+        let clerk = user(store, "daoli-clerk").await;
+        let finance = user(store, "daoli-cz").await;
+        ops.step(id, "apply_funds", &clerk, None).await.unwrap();
+        ops.review(id, &finance, None, None).await.unwrap();
+        ops.step(id, "push_order", &finance, None).await.unwrap();
+        for _ in 0..3 {
+            ops.sync().await.unwrap();
+        }
+        let (_, v) = abc.get(&format!("/orders/{order}/lines?limit=100")).await;
+        let lines = v["lines"].as_array().unwrap().clone();
+        assert_eq!(lines.len(), 13);
+        let mut all: Vec<Value> = lines.iter().map(|l| result(l, "credited")).collect();
+        all[12] = result(&lines[12], "failed");
+        let body = json!({ "results": all });
+
+        // Sixteen at once, then twice more: every line applied once; the others are
+        // duplicates, or told to post again (409) while the same lines are being applied.
+        let path = format!("/orders/{order}/results");
+        let abc = std::sync::Arc::new(abc);
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let (abc, path, body) = (abc.clone(), path.clone(), body.clone());
+            tasks.push(tokio::spawn(async move { abc.post(&path, body).await }));
+        }
+        let mut answers = Vec::new();
+        for t in tasks {
+            answers.push(t.await.unwrap());
+        }
+        answers.push(abc.post(&path, body.clone()).await);
+        answers.push(abc.post(&path, body.clone()).await);
+        let mut applied = 0;
+        let mut codes = std::collections::BTreeMap::<u16, usize>::new();
+        for (s, v) in &answers {
+            *codes.entry(*s).or_default() += 1;
+            match s {
+                200 => {
+                    let a = v["applied"].as_u64().unwrap();
+                    assert_eq!(a + v["duplicates"].as_u64().unwrap(), 13, "{v}");
+                    applied += a;
+                }
+                409 => assert!(
+                    v["message"].as_str().unwrap().contains("请稍后重新反馈"),
+                    "{v}"
+                ),
+                _ => panic!("{s} {v}"),
+            }
+        }
+        eprintln!("henan result race: answers {codes:?}, {applied} results applied");
+        assert_eq!(applied, 13, "each result applied once");
+        assert_eq!(
+            answers.last().unwrap().0,
+            200,
+            "the last, alone, is all duplicates"
+        );
+        assert_eq!(store.henan_results(&order).await.unwrap().len(), 13);
+        let tally = store.tally(id).await.unwrap();
+        assert_eq!(
+            (
+                tally.credited.count,
+                tally.failed.count,
+                tally.in_flight.count
+            ),
+            (12, 1, 0)
+        );
+        assert_eq!(cards(store).await, Fen(12 * 42000), "never credited twice");
+        check(store, id).await;
+    })
+    .await;
+}

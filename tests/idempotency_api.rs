@@ -1,7 +1,8 @@
 //! Idempotency of the JSON API (issue #9, "Faults"): a mutating request sent twice, or sixteen
 //! times at once, with the same `Idempotency-Key` has exactly one effect and every sender
 //! gets the same response; the same key with another request is refused; a roster file is
-//! imported once whatever the key; two reviewers approving at once make one transition.
+//! imported once whatever the key; two makers submitting at once, and two finance reviewers
+//! approving at once (on SQLite and PostgreSQL), make one transition.
 
 #![cfg(feature = "province-heilongjiang")]
 
@@ -9,7 +10,7 @@ mod web_common;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use web_common::{PASSWORD, client, login, prepared, scenario, serve};
+use web_common::{PASSWORD, client, login, prepared, prepared_on, scenario, serve};
 
 async fn post_keyed(
     base: &str,
@@ -204,6 +205,92 @@ async fn a_roster_upload_is_one_import_with_or_without_the_key() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_roster_sixteen_times_at_once_without_a_key_is_one_import() {
+    ykt_store::testing::each_database_url("idempotency_roster_race", roster_race_on).await;
+}
+
+/// Sixteen uploads of the same file at the same moment, each without a key (sixteen browser
+/// tabs), then twice more one after the other: the file's content hash lets exactly one
+/// import through; every other upload is answered `already_imported` with the same roster
+/// (or refused saying so), never a server error.
+async fn roster_race_on(database_url: Option<String>) {
+    let env = web_common::Env::on(database_url);
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    env.ok(&["import", "registry", &s(&scenario().join("registry.csv"))]);
+    env.ok(&["import", "deaths", &s(&scenario().join("deaths.csv"))]);
+    env.add_user("maker", "dept_maker", "230102");
+    let srv = serve(&env.config(), |_| {}).await;
+    let base = srv.base.clone();
+    let (maker, _) = login(&base, "maker", PASSWORD).await.unwrap();
+    let bytes = std::fs::read(scenario().join("roster.csv")).unwrap();
+    let upload = || {
+        let (base, maker, bytes) = (base.clone(), maker.clone(), bytes.clone());
+        async move {
+            let form = reqwest::multipart::Form::new()
+                .text("province", "heilongjiang")
+                .text("project", "农村最低生活保障金")
+                .text("period", "2023-05")
+                .part(
+                    "file",
+                    reqwest::multipart::Part::bytes(bytes)
+                        .file_name("roster.csv")
+                        .mime_str("text/csv")
+                        .unwrap(),
+                );
+            let r = client()
+                .post(format!("{base}/api/v1/rosters"))
+                .bearer_auth(&maker)
+                .multipart(form)
+                .send()
+                .await
+                .unwrap();
+            let st = r.status();
+            (st, r.text().await.unwrap())
+        }
+    };
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        tasks.push(tokio::spawn(upload()));
+    }
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    answers.push(upload().await);
+    answers.push(upload().await);
+    // Each answer: imported, or already imported (the same roster named), or a refusal
+    // saying so; never a server error.
+    let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
+    let mut rosters = std::collections::BTreeSet::new();
+    for (st, text) in &answers {
+        assert!(!st.is_server_error(), "{st} {text}");
+        let v: Value = serde_json::from_str(text).unwrap();
+        let outcome = if st.is_success() {
+            rosters.insert(v["result"]["roster_id"].as_i64().unwrap());
+            v["result"]["outcome"].as_str().unwrap().to_owned()
+        } else {
+            assert!(
+                v["message"].as_str().unwrap_or_default().contains("已导入"),
+                "{st} {v}"
+            );
+            format!("refused {}", st.as_u16())
+        };
+        *outcomes.entry(outcome).or_default() += 1;
+    }
+    eprintln!("roster race ({}): {outcomes:?}", env.backend());
+    assert_eq!(
+        outcomes.get("imported"),
+        Some(&1),
+        "one import: {outcomes:?}"
+    );
+    assert_eq!(rosters.len(), 1, "every answer names the same roster");
+    let batches = srv.store.batches(None, None).await.unwrap();
+    assert_eq!(batches.len(), 1, "one batch");
+    let lines = srv.store.lines(batches[0].id, 0, i64::MAX).await.unwrap();
+    assert_eq!(lines.len() as u64, batches[0].control.count);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_reviewers_approving_at_once_make_one_transition() {
     let env = prepared(&[
         ("maker", "dept_maker", "230102"),
@@ -229,5 +316,98 @@ async fn two_reviewers_approving_at_once_make_one_transition() {
         effects(&srv.store, "submit_plan").await,
         (1, 1),
         "one step, one audit entry"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_finance_reviewers_approving_at_once_make_one_transition() {
+    ykt_store::testing::each_database_url("idempotency_reviewers", two_finance_reviewers_on).await;
+}
+
+/// Two different people holding the finance reviewer's role approve batch 1's payment request
+/// at the same moment (no keys: different people cannot share one), with the budget system
+/// simulated (the approval is relayed to it): exactly one transition and one audit entry, the
+/// other told in Chinese why not, never a 5xx.
+async fn two_finance_reviewers_on(database_url: Option<String>) {
+    let env = prepared_on(
+        database_url,
+        &[
+            ("maker", "dept_maker", "230102"),
+            ("fin1", "finance_reviewer", "230102"),
+            ("fin2", "finance_reviewer", "230102"),
+        ],
+    );
+    let sims = ykt_sim::heilongjiang::HljSims::start(
+        ykt_sim::heilongjiang::BankConfig {
+            name: "中国工商银行".into(),
+            seed: 2,
+            fail_share: 0.0,
+            duplicate: false,
+            reorder: false,
+            partial: false,
+            cross_bank_fee_fen: 150,
+        },
+        chrono::NaiveDate::from_ymd_opt(2023, 5, 20).unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut cfg = env.config();
+    cfg.province_settings = json!({ "budget_url": sims.budget.url() });
+    let srv = serve(&cfg, |_| {}).await;
+    let base = srv.base.clone();
+    let (maker, _) = login(&base, "maker", PASSWORD).await.unwrap();
+    for step in ["submit_plan", "request_payment"] {
+        let path = format!("/api/v1/batches/1/steps/{step}");
+        let (st, _, text) = post_keyed(&base, &maker, &path, None, json!({})).await;
+        assert_eq!(st, StatusCode::OK, "{step}: {text}");
+    }
+    let (f1, _) = login(&base, "fin1", PASSWORD).await.unwrap();
+    let (f2, _) = login(&base, "fin2", PASSWORD).await.unwrap();
+    let path = "/api/v1/batches/1/steps/finance_approve";
+    for round in 0..2 {
+        let (a, b) = tokio::join!(
+            post_keyed(&base, &f1, path, None, json!({})),
+            post_keyed(&base, &f2, path, None, json!({}))
+        );
+        let ok = [&a, &b].iter().filter(|r| r.0 == StatusCode::OK).count();
+        assert_eq!(
+            ok,
+            usize::from(round == 0),
+            "round {round}: one approval at most: {a:?} {b:?}"
+        );
+        for r in [&a, &b].into_iter().filter(|r| r.0 != StatusCode::OK) {
+            // Overtaken while taking the step: the other's transition committed first (409
+            // conflict); arriving after it: the batch no longer waits for approval (403
+            // workflow.wrong_state). Never the peer's answer to a second approval (422), never
+            // a server error.
+            let allowed: &[StatusCode] = if round == 0 {
+                &[StatusCode::CONFLICT, StatusCode::FORBIDDEN]
+            } else {
+                &[StatusCode::FORBIDDEN]
+            };
+            assert!(allowed.contains(&r.0), "a clear refusal: {r:?}");
+            let v: Value = serde_json::from_str(&r.2).unwrap();
+            let message = v["message"].as_str().unwrap_or_default();
+            let code = v["code"].as_str().unwrap_or_default();
+            assert!(code == "conflict" || code == "workflow.wrong_state", "{v}");
+            eprintln!("round {round}: refused {} {}: {message}", r.0, v["code"]);
+            assert!(
+                message
+                    .chars()
+                    .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+                "the refusal says why in Chinese: {v}"
+            );
+        }
+        assert_eq!(
+            effects(&srv.store, "finance_approve").await,
+            (1, 1),
+            "round {round}: one step, one audit entry"
+        );
+    }
+    let state = srv.store.batch(1).await.unwrap().unwrap().state;
+    assert_ne!(
+        state.as_str(),
+        "funding_requested",
+        "the approval went through"
     );
 }

@@ -6,9 +6,17 @@
 //! bank account or phone number of the data set (read from the generated inputs), and any
 //! valid 18-digit resident ID or 11-digit mobile number at all.
 //!
+//! The web console is swept too (`no_full_identifier_in_the_console_pages_and_exports`): a
+//! user of each role logs in and fetches every page, every export and every read of the JSON
+//! API of a Heilongjiang batch at each stage of its cycle (draft, submitted, payment requested,
+//! paid to the bank, results collected).
+//!
 //! DOMAIN.md §3: "Masking for anything public or exported outside the department ... Full
 //! identifiers never appear in logs." The outputs allowed to carry full identifiers are listed
 //! in [`ALLOWED`], each with its reason; everything else is swept.
+
+#[cfg(feature = "province-heilongjiang")]
+mod web_common;
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -347,5 +355,194 @@ fn no_full_identifier_leaves_the_department_unmasked() {
         "{} unmasked identifiers:\n{}",
         leaks.len(),
         leaks.join("\n")
+    );
+}
+
+/// Every identifier-shaped cell of the scenario's files the console imports (card registry,
+/// death register, roster): IDs and accounts (16-19 digits) and phones (11).
+#[cfg(feature = "province-heilongjiang")]
+fn scenario_identifiers() -> BTreeSet<String> {
+    let mut known = BTreeSet::new();
+    for f in ["registry.csv", "deaths.csv", "roster.csv"] {
+        let mut t = ykt_files::TableReader::open(&web_common::scenario().join(f)).expect(f);
+        while let Some(Ok(row)) = t.next_row() {
+            for cell in &row.cells {
+                let shaped =
+                    matches!(cell.len(), 16..=19) || (cell.len() == 11 && cell.starts_with('1'));
+                if shaped && cell.bytes().all(|b| b.is_ascii_digit() || b == b'X') {
+                    known.insert(cell.clone());
+                }
+            }
+        }
+    }
+    known
+}
+
+#[cfg(feature = "province-heilongjiang")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_full_identifier_in_the_console_pages_and_exports() {
+    use ykt_kernel::Role;
+    const ROLES: &[Role] = &[
+        Role::TownshipClerk,
+        Role::DeptMaker,
+        Role::DeptHead,
+        Role::FinanceReviewer,
+        Role::Hrss,
+        Role::BankOperator,
+        Role::Auditor,
+        Role::Admin,
+    ];
+    let users: Vec<(String, &str)> = ROLES
+        .iter()
+        .map(|r| (format!("u-{}", r.as_str()), r.as_str()))
+        .collect();
+    let mut refs: Vec<(&str, &str, &str)> = vec![("maker", "dept_maker", "230102")];
+    refs.extend(users.iter().map(|(l, r)| (l.as_str(), *r, "230102")));
+    let env = web_common::prepared(&refs);
+    let sims = ykt_sim::heilongjiang::HljSims::start(
+        ykt_sim::heilongjiang::BankConfig {
+            name: "中国工商银行".into(),
+            seed: 2,
+            fail_share: 0.25,
+            duplicate: false,
+            reorder: false,
+            partial: false,
+            cross_bank_fee_fen: 150,
+        },
+        chrono::NaiveDate::from_ymd_opt(2023, 5, 20).unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut cfg = env.config();
+    cfg.province_settings = serde_json::json!({ "budget_url": sims.budget.url() });
+    let srv = web_common::serve(&cfg, |_| {}).await;
+    let base = srv.base.clone();
+    let mut sessions = Vec::new();
+    for (login, role) in &users {
+        let (token, _) = web_common::login(&base, login, web_common::PASSWORD)
+            .await
+            .unwrap();
+        sessions.push((*role, token));
+    }
+    let maker = web_common::login(&base, "maker", web_common::PASSWORD)
+        .await
+        .unwrap()
+        .0;
+    let finance = sessions
+        .iter()
+        .find(|(r, _)| *r == "finance_reviewer")
+        .unwrap()
+        .1
+        .clone();
+    let mut routes: Vec<&str> = ykt_http::web::console_routes()
+        .into_iter()
+        .chain(ykt_http::web::api::routes())
+        .filter(|(m, _)| *m == "GET")
+        .map(|(_, p)| p)
+        .collect();
+    routes.sort_unstable();
+    routes.dedup();
+    let paths: Vec<String> = routes
+        .iter()
+        .filter_map(|p| {
+            let p = p.replace("{id}", "1").replace("{login}", "maker");
+            (!p.contains('{')).then_some(p)
+        })
+        .collect();
+    let http = web_common::client();
+    let mut swept: Vec<(String, String)> = Vec::new();
+    let mut fetch = async |stage: &str| {
+        for (role, token) in &sessions {
+            for path in &paths {
+                let req = http.get(format!("{base}{path}"));
+                let req = if path.starts_with("/api/") {
+                    req.bearer_auth(token)
+                } else {
+                    req.header("cookie", format!("ykt_session={token}"))
+                };
+                let r = req.send().await.unwrap();
+                let status = r.status();
+                let bytes = r.bytes().await.unwrap();
+                swept.push((
+                    format!("{stage}: {role} GET {path} ({status})"),
+                    text_of(&bytes),
+                ));
+            }
+        }
+    };
+    let step = async |who: &str, step: &str| {
+        let r = web_common::client()
+            .post(format!("{base}/api/v1/batches/1/steps/{step}"))
+            .bearer_auth(who)
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap();
+        let st = r.status();
+        assert!(st.is_success(), "{step}: {st} {}", r.text().await.unwrap());
+    };
+    fetch("draft").await;
+    step(&maker, "submit_plan").await;
+    fetch("submitted").await;
+    step(&maker, "request_payment").await;
+    fetch("payment requested").await;
+    step(&finance, "finance_approve").await;
+    fetch("paid to the bank").await;
+    let collected = yikatong::provinces::heilongjiang::collect_due(&cfg, &srv.store)
+        .await
+        .unwrap();
+    assert!(!collected.is_empty(), "the batch's results were collected");
+    fetch("results collected").await;
+    let exports = swept
+        .iter()
+        .filter(|(w, t)| w.contains("lines.xlsx") && w.contains("200") && !t.is_empty())
+        .count();
+    assert!(exports >= 5, "the line export was fetched: {exports}");
+    let known = scenario_identifiers();
+    assert!(known.len() > 30, "{} identifiers", known.len());
+    // The department's own staff (township clerk, department maker and head: `sees_full_data`)
+    // work with the full lines inside the console: the batch's line views and export are
+    // theirs. Everything else, and everything any other role sees, is swept.
+    let full_data = ["township_clerk", "dept_maker", "dept_head"];
+    let line_views = [
+        "GET /batches/1 ",
+        "GET /batches/1/lines.xlsx ",
+        "GET /api/v1/batches/1/lines ",
+    ];
+    let mut leaks = BTreeSet::new();
+    let mut exempt_hits = 0;
+    for (what, text) in &swept {
+        let exempt = full_data
+            .iter()
+            .any(|r| what.contains(&format!(": {r} GET")))
+            && line_views.iter().any(|v| what.contains(v));
+        for r in digit_runs(text) {
+            if is_identifier(r, &known) {
+                if exempt {
+                    exempt_hits += 1;
+                } else {
+                    let masked = ykt_kernel::mask::mask_middle(r, 4, 4);
+                    leaks.insert(format!("{what}: {masked}"));
+                }
+            }
+        }
+    }
+    assert!(
+        exempt_hits > 100,
+        "the sweep sees identifiers where they are allowed: {exempt_hits}"
+    );
+    let ok = swept.iter().filter(|(w, _)| w.contains("(200 OK)")).count();
+    eprintln!(
+        "console sweep: {} responses ({ok} 200 OK) over {} paths × {} roles × 5 stages, {exempt_hits} identifiers in the department's own line views, {} leaks",
+        swept.len(),
+        paths.len(),
+        sessions.len(),
+        leaks.len()
+    );
+    assert!(
+        leaks.is_empty(),
+        "{} unmasked identifiers:\n{}",
+        leaks.len(),
+        leaks.into_iter().collect::<Vec<_>>().join("\n")
     );
 }

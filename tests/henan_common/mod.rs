@@ -164,6 +164,7 @@ pub fn scenario_faults() -> BankFaults {
         chunk: 4,
         drop_after: Some(5),
         handover_short: true,
+        ..BankFaults::default()
     }
 }
 

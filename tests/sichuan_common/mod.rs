@@ -284,6 +284,7 @@ pub async fn run(store: &Store) -> Run {
                 repeat: FileFault::Orders(vec![main_order.clone()]),
                 truncate: FileFault::Orders(vec![receipt_order.clone()]),
                 sms_url: None,
+                content: Default::default(),
             },
             pending_polls: 1,
         },

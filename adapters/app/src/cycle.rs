@@ -153,6 +153,23 @@ impl Cycle<'_> {
         })
     }
 
+    /// After an outside call failed or was refused: whether the batch changed meanwhile
+    /// (another user's step on it committed first, e.g. two reviewers approving at once).
+    /// Then that is the reason to give, not the peer's answer to a request it saw twice.
+    async fn overtaken(&self, b: &BatchRow) -> Option<CycleError> {
+        match self.store.batch(b.id).await {
+            Ok(Some(now)) if now.version != b.version => {
+                Some(CycleError::Store(StoreError::Concurrent {
+                    what: format!(
+                        "批次{}已被他人处理，请刷新后重试 (batch {} changed concurrently)",
+                        b.id, b.id
+                    ),
+                }))
+            }
+            _ => None,
+        }
+    }
+
     /// Take `step` on batch `id` as `user`.
     pub async fn step(
         &self,
@@ -184,12 +201,19 @@ impl Cycle<'_> {
         match t.step.effect {
             Effect::PushPlan | Effect::RequestFunding => {
                 let payee = bank.clone().unwrap_or_else(|| "代理银行".into());
-                let status = self
+                let status = match self
                     .treasury()?
                     .request_funding(&self.funding_request(&b, &payee)?)
-                    .await?;
+                    .await
+                {
+                    Ok(s) => s,
+                    Err(e) => return Err(self.overtaken(&b).await.unwrap_or(e.into())),
+                };
                 match status {
                     FundingStatus::Refused { reason } => {
+                        if let Some(e) = self.overtaken(&b).await {
+                            return Err(e);
+                        }
                         return Err(invalid(format!(
                             "国库/预算系统拒绝：{reason} (refused by the treasury)"
                         )));

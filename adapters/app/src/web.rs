@@ -45,6 +45,7 @@ fn store_err(s: ykt_store::StoreError) -> OpError {
     match s {
         S::Invalid { reason } => OpError::Invalid(reason),
         S::Conflict { .. } => OpError::Invalid(s.to_string()),
+        S::Concurrent { what } => OpError::Conflict(what),
         other => OpError::Internal(other.to_string()),
     }
 }

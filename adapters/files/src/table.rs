@@ -782,6 +782,19 @@ fn open_xlsx(mut f: File, file: &str) -> Result<XlsxSource, FileError> {
                 detail: format!("{uncompressed} / {compressed} bytes"),
             });
         }
+        Err(ZipProblem::Lies {
+            entry,
+            declared,
+            inflated,
+        }) => {
+            return Err(FileError::XlsxTooLarge {
+                file: file.to_owned(),
+                entry,
+                detail: format!(
+                    "声明解压后{declared}字节，实际解压已超过{inflated}字节，文件的压缩目录与内容不符 (declares {declared} bytes, inflates to more than {inflated})"
+                ),
+            });
+        }
     }
     f.seek(SeekFrom::Start(0)).map_err(|source| FileError::Io {
         file: file.to_owned(),

@@ -5,10 +5,11 @@
 //! entry's *declared* uncompressed and compressed sizes are checked: uncompressed size at most
 //! [`MAX_UNCOMPRESSED`], and compression ratio at most [`MAX_RATIO`]:1 for entries over 1 MiB.
 //!
-//! Limitation: the declared sizes can lie. The `zip` crate does not stop inflating at the
-//! declared size, so a forged entry can still inflate up to deflate's maximum ratio (about
-//! 1032:1) of its compressed size. Worksheets are streamed, so that costs time, not memory;
-//! the shared-strings table, which calamine loads whole, is the exposure.
+//! The declared sizes can lie (the `zip` crate does not stop inflating at the declared size,
+//! and one huge cell is buffered whole). So every XML part that passes is then inflated once
+//! into a fixed 64 KiB buffer, counting the bytes it really produces, and refused as soon as
+//! it produces more than it declared ([`ZipProblem::Lies`]): memory stays bounded whatever the
+//! archive claims, and a forged part costs at most its declared size in inflating time.
 
 use std::io::{self, Read, Seek, SeekFrom};
 
@@ -31,6 +32,13 @@ pub(crate) enum ZipProblem {
         uncompressed: u64,
         compressed: u64,
     },
+    /// An entry inflates to more than the central directory declares (a forged size).
+    Lies {
+        entry: String,
+        declared: u64,
+        /// How far inflating went before it was stopped (more than `declared`).
+        inflated: u64,
+    },
 }
 
 /// One entry's sizes as the central directory declares them.
@@ -39,6 +47,10 @@ pub(crate) struct EntrySizes {
     pub name: String,
     pub compressed: u64,
     pub uncompressed: u64,
+    /// Compression method (0 stored, 8 deflate).
+    pub method: u64,
+    /// Where the entry's local header starts.
+    pub local_offset: u64,
 }
 
 fn u16_at(b: &[u8], i: usize) -> Option<u64> {
@@ -125,17 +137,21 @@ pub(crate) fn entries<R: Read + Seek>(r: &mut R) -> Result<Vec<EntrySizes>, ZipP
             return Err(hdr());
         }
         let (
+            Some(method),
             Some(mut compressed),
             Some(mut uncompressed),
             Some(name_len),
             Some(extra_len),
             Some(comment_len),
+            Some(mut local_offset),
         ) = (
+            u16_at(&cd, p + 10),
             u32_at(&cd, p + 20),
             u32_at(&cd, p + 24),
             u16_at(&cd, p + 28),
             u16_at(&cd, p + 30),
             u16_at(&cd, p + 32),
+            u32_at(&cd, p + 42),
         )
         else {
             return Err(hdr());
@@ -148,7 +164,7 @@ pub(crate) fn entries<R: Read + Seek>(r: &mut R) -> Result<Vec<EntrySizes>, ZipP
         else {
             return Err(hdr());
         };
-        if uncompressed == 0xFFFF_FFFF || compressed == 0xFFFF_FFFF {
+        if uncompressed == 0xFFFF_FFFF || compressed == 0xFFFF_FFFF || local_offset == 0xFFFF_FFFF {
             // ZIP64 extended information extra field (id 0x0001): the 8-byte values present
             // are, in order, the ones whose 4-byte field is 0xFFFFFFFF.
             let mut q = 0usize;
@@ -168,6 +184,11 @@ pub(crate) fn entries<R: Read + Seek>(r: &mut R) -> Result<Vec<EntrySizes>, ZipP
                     if compressed == 0xFFFF_FFFF {
                         compressed =
                             u64_at(body, k).ok_or(ZipProblem::Corrupt("bad zip64 extra field"))?;
+                        k += 8;
+                    }
+                    if local_offset == 0xFFFF_FFFF {
+                        local_offset =
+                            u64_at(body, k).ok_or(ZipProblem::Corrupt("bad zip64 extra field"))?;
                     }
                     found = true;
                     break;
@@ -182,6 +203,8 @@ pub(crate) fn entries<R: Read + Seek>(r: &mut R) -> Result<Vec<EntrySizes>, ZipP
             name: String::from_utf8_lossy(name).into_owned(),
             compressed,
             uncompressed,
+            method,
+            local_offset,
         });
         p = next;
     }
@@ -190,25 +213,72 @@ pub(crate) fn entries<R: Read + Seek>(r: &mut R) -> Result<Vec<EntrySizes>, ZipP
 
 /// Check every entry calamine may inflate (the XML parts: `*.xml`, `*.rels`, `*.vml`;
 /// media such as a logo image are never read, and a flat-colour bitmap legitimately
-/// compresses far beyond 200:1) against the size and ratio limits.
+/// compresses far beyond 200:1) against the size and ratio limits, then inflate each one
+/// once to check that it produces no more than it declares.
 pub(crate) fn check<R: Read + Seek>(r: &mut R) -> Result<(), ZipProblem> {
-    for e in entries(r)? {
-        let lower = e.name.to_ascii_lowercase();
-        if !(lower.ends_with(".xml") || lower.ends_with(".rels") || lower.ends_with(".vml")) {
-            continue;
-        }
+    let parts: Vec<EntrySizes> = entries(r)?
+        .into_iter()
+        .filter(|e| {
+            let lower = e.name.to_ascii_lowercase();
+            lower.ends_with(".xml") || lower.ends_with(".rels") || lower.ends_with(".vml")
+        })
+        .collect();
+    for e in &parts {
         let too_big = e.uncompressed > MAX_UNCOMPRESSED;
         let too_dense = e.uncompressed > RATIO_FLOOR
             && e.uncompressed > MAX_RATIO.saturating_mul(e.compressed.max(1));
         if too_big || too_dense {
             return Err(ZipProblem::TooLarge {
-                entry: e.name,
+                entry: e.name.clone(),
                 uncompressed: e.uncompressed,
                 compressed: e.compressed,
             });
         }
     }
+    for e in &parts {
+        inflates_as_declared(r, e)?;
+    }
     Ok(())
+}
+
+/// Inflate one entry into a fixed buffer, counting; refuse it as soon as it produces more
+/// than its declared uncompressed size. Methods other than stored and deflate are left to
+/// calamine (which refuses them).
+fn inflates_as_declared<R: Read + Seek>(r: &mut R, e: &EntrySizes) -> Result<(), ZipProblem> {
+    let local = read_exact_at(r, e.local_offset, 30)
+        .map_err(|_| ZipProblem::Corrupt("cannot read local header"))?;
+    if local[0..4] != [0x50, 0x4B, 0x03, 0x04] {
+        return Err(ZipProblem::Corrupt("bad local header"));
+    }
+    let (Some(name_len), Some(extra_len)) = (u16_at(&local, 26), u16_at(&local, 28)) else {
+        return Err(ZipProblem::Corrupt("bad local header"));
+    };
+    let data = e.local_offset + 30 + name_len + extra_len;
+    r.seek(SeekFrom::Start(data))
+        .map_err(|_| ZipProblem::Corrupt("cannot seek to entry data"))?;
+    let raw = r.take(e.compressed);
+    let mut reader: Box<dyn Read + '_> = match e.method {
+        0 => Box::new(raw),
+        8 => Box::new(flate2::read::DeflateDecoder::new(raw)),
+        _ => return Ok(()),
+    };
+    let mut buf = vec![0u8; 64 << 10];
+    let mut inflated = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n as u64,
+            Err(_) => return Err(ZipProblem::Corrupt("bad deflate data")),
+        };
+        inflated += n;
+        if inflated > e.uncompressed {
+            return Err(ZipProblem::Lies {
+                entry: e.name.clone(),
+                declared: e.uncompressed,
+                inflated,
+            });
+        }
+    }
 }
 
 #[cfg(test)]
@@ -253,7 +323,9 @@ mod tests {
             vec![EntrySizes {
                 name: "xl/worksheets/sheet1.xml".into(),
                 compressed: 1000,
-                uncompressed: 5000
+                uncompressed: 5000,
+                method: 0,
+                local_offset: 0,
             }]
         );
     }
@@ -275,6 +347,46 @@ mod tests {
         // Media is never inflated by calamine.
         let z = zip_with("xl/media/image1.bmp", 10_000, 100_000_000);
         assert_eq!(check(&mut Cursor::new(z)), Ok(()));
+    }
+
+    /// A one-entry zip whose entry is `data` deflated, declaring `declared` bytes inflated.
+    fn deflated_with(name: &str, data: &[u8], declared: u32) -> Vec<u8> {
+        use std::io::Write;
+        let mut enc =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(data).unwrap();
+        let body = enc.finish().unwrap();
+        let mut z = zip_with(name, body.len() as u32, declared);
+        // Method 8 in both headers, the data after the local header.
+        z[8] = 8;
+        let local_len = 30 + name.len();
+        z[local_len + 10] = 8;
+        let mut out = z[..local_len].to_vec();
+        out.extend_from_slice(&body);
+        let shift = body.len() as u32;
+        let mut rest = z[local_len..].to_vec();
+        let n = rest.len();
+        let cd_offset = u32::from_le_bytes(rest[n - 6..n - 2].try_into().unwrap()) + shift;
+        rest[n - 6..n - 2].copy_from_slice(&cd_offset.to_le_bytes());
+        out.extend_from_slice(&rest);
+        out
+    }
+
+    #[test]
+    fn an_entry_inflating_beyond_its_declared_size_is_refused_while_inflating() {
+        let sheet = vec![b'x'; 900_000];
+        let honest = deflated_with("xl/worksheets/sheet1.xml", &sheet, 900_000);
+        assert_eq!(check(&mut Cursor::new(honest)), Ok(()));
+        let forged = deflated_with("xl/worksheets/sheet1.xml", &sheet, 100_000);
+        match check(&mut Cursor::new(forged)) {
+            Err(ZipProblem::Lies {
+                declared, inflated, ..
+            }) => {
+                assert_eq!(declared, 100_000);
+                assert!(inflated > declared && inflated <= declared + (64 << 10));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -817,9 +817,9 @@ async fn settle(tx: &mut Tx, rows: &[Settle], at: &str) -> Result<()> {
         }
     }
     if changed != rows.len() as u64 {
-        return Err(StoreError::Conflict {
+        return Err(StoreError::Concurrent {
             what: format!(
-                "{}条明细中有{}条已被并发处理 (lines changed concurrently)",
+                "{}条明细中有{}条的结果正由另一请求同时处理，请稍后重试 (lines changed concurrently)",
                 rows.len(),
                 rows.len() as u64 - changed.min(rows.len() as u64)
             ),

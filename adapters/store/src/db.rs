@@ -119,6 +119,8 @@ pub struct Store {
     pub(crate) vault: Vault,
     /// SQLite only: serialises write transactions inside this process (see the module docs).
     write_gate: Arc<Mutex<()>>,
+    /// One lock per file being imported (see [`Store::file_gate`]).
+    file_gates: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<Mutex<()>>>>>,
 }
 
 impl fmt::Debug for Store {
@@ -253,6 +255,7 @@ impl Store {
             pool,
             vault,
             write_gate: Arc::new(Mutex::new(())),
+            file_gates: Arc::default(),
         };
         store.migrate().await?;
         store.check_key().await?;
@@ -285,6 +288,20 @@ impl Store {
     /// Close all connections (waits for checked-out connections to come back).
     pub async fn close(&self) {
         with_pool!(self, |p| p.close().await)
+    }
+
+    /// Serialise, inside this process, the imports of one file (`key`: what makes it the same
+    /// import, e.g. province, project, period and SHA-256): a second upload of the file waits
+    /// for the first without holding a connection, then finds it imported. On PostgreSQL
+    /// the waiting inserts would otherwise each hold a pool connection blocked on the first
+    /// import's row until the pool ran dry.
+    pub(crate) async fn file_gate(&self, key: String) -> OwnedMutexGuard<()> {
+        let gate = {
+            let mut map = self.file_gates.lock().unwrap_or_else(|e| e.into_inner());
+            map.retain(|_, g| Arc::strong_count(g) > 1);
+            map.entry(key).or_default().clone()
+        };
+        gate.lock_owned().await
     }
 
     /// Open a write transaction (see the module docs for the locking).

@@ -18,6 +18,11 @@ pub enum StoreError {
     #[error("数据重复：{what} (conflict: {what} already exists)")]
     Conflict { what: String },
 
+    /// The record changed since it was read: another user's change committed first (the
+    /// optimistic lock of a batch's or a request's version). `what` says so to the operator.
+    #[error("{what}")]
+    Concurrent { what: String },
+
     /// Any other database failure.
     #[error("数据库访问失败 (database error: {0})")]
     Database(#[source] sqlx::Error),
@@ -77,9 +82,12 @@ impl StoreError {
         StoreError::Corrupt { what: what.into() }
     }
 
-    /// Whether this is a [`StoreError::Conflict`].
+    /// Whether this is a [`StoreError::Conflict`] or a [`StoreError::Concurrent`] change.
     pub fn is_conflict(&self) -> bool {
-        matches!(self, StoreError::Conflict { .. })
+        matches!(
+            self,
+            StoreError::Conflict { .. } | StoreError::Concurrent { .. }
+        )
     }
 }
 

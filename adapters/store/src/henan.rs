@@ -408,7 +408,7 @@ impl Store {
         });
         if changed != 1 {
             tx.rollback().await?;
-            return Err(StoreError::Conflict {
+            return Err(StoreError::Concurrent {
                 what: format!(
                     "变更申请{}已被他人处理，请刷新后重试 (change request {} changed concurrently)",
                     m.id, m.id

@@ -133,6 +133,8 @@ struct BatchAcc {
 /// A roster import in progress (holds the write transaction).
 pub struct RosterImport {
     tx: Tx,
+    /// Held until the import ends (after `tx`: dropped second).
+    _same_file: tokio::sync::OwnedMutexGuard<()>,
     vault: Vault,
     roster_id: i64,
     at: String,
@@ -320,6 +322,12 @@ fn batch_row(t: BatchTuple) -> Result<BatchRow> {
 impl Store {
     /// Start importing a roster; `AlreadyImported` when the same file was imported before.
     pub async fn begin_roster(&self, meta: RosterMeta) -> Result<RosterStart> {
+        let same_file = self
+            .file_gate(format!(
+                "roster|{}|{}|{}|{}",
+                meta.province, meta.project.code, meta.period, meta.sha256
+            ))
+            .await;
         let mut tx = self.begin().await?;
         let existing: Option<(i64, String)> = with_tx!(tx, |c| {
             sqlx::query_as("SELECT id, at FROM rosters WHERE province = $1 AND project = $2 AND period = $3 AND sha256 = $4")
@@ -335,23 +343,50 @@ impl Store {
             return Ok(RosterStart::AlreadyImported { roster_id, at });
         }
         let at = now();
-        let roster_id: i64 = with_tx!(tx, |c| {
-            sqlx::query_scalar(
-                "INSERT INTO rosters (province, project, period, file_name, sha256, actor, scope, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-            )
-            .bind(&meta.province)
-            .bind(&meta.project.code)
-            .bind(meta.period.to_string())
-            .bind(&meta.file_name)
-            .bind(&meta.sha256)
-            .bind(&meta.actor)
-            .bind(meta.scope.full())
-            .bind(&at)
-            .fetch_one(&mut *c)
-            .await?
-        });
+        let inserted: Result<i64> = async {
+            Ok(with_tx!(tx, |c| {
+                sqlx::query_scalar(
+                    "INSERT INTO rosters (province, project, period, file_name, sha256, actor, scope, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                )
+                .bind(&meta.province)
+                .bind(&meta.project.code)
+                .bind(meta.period.to_string())
+                .bind(&meta.file_name)
+                .bind(&meta.sha256)
+                .bind(&meta.actor)
+                .bind(meta.scope.full())
+                .bind(&at)
+                .fetch_one(&mut *c)
+                .await?
+            }))
+        }
+        .await;
+        let roster_id = match inserted {
+            Ok(id) => id,
+            Err(e) if e.is_conflict() => {
+                // The same file imported at the same moment by another request, committed
+                // while this insert waited for it (PostgreSQL holds a conflicting insert until
+                // the first transaction ends): that import is this one's answer.
+                tx.rollback().await?;
+                let existing: Option<(i64, String)> = with_pool!(self, |p| {
+                    sqlx::query_as("SELECT id, at FROM rosters WHERE province = $1 AND project = $2 AND period = $3 AND sha256 = $4")
+                        .bind(&meta.province)
+                        .bind(&meta.project.code)
+                        .bind(meta.period.to_string())
+                        .bind(&meta.sha256)
+                        .fetch_optional(p)
+                        .await?
+                });
+                return match existing {
+                    Some((roster_id, at)) => Ok(RosterStart::AlreadyImported { roster_id, at }),
+                    None => Err(e),
+                };
+            }
+            Err(e) => return Err(e),
+        };
         Ok(RosterStart::Started(RosterImport {
             tx,
+            _same_file: same_file,
             vault: self.vault.clone(),
             roster_id,
             at,
@@ -584,7 +619,7 @@ impl Store {
         });
         if changed != 1 {
             tx.rollback().await?;
-            return Err(StoreError::Conflict {
+            return Err(StoreError::Concurrent {
                 what: format!(
                     "批次{}已被他人处理，请刷新后重试 (batch {} changed concurrently)",
                     batch.id, batch.id

@@ -818,9 +818,9 @@ impl Store {
                         .rows_affected()
                 });
                 if changed != 1 {
-                    return Err(StoreError::Conflict {
+                    return Err(StoreError::Concurrent {
                         what: format!(
-                            "批次{}已被他人处理 (batch changed concurrently)",
+                            "批次{}已被他人处理，请刷新后重试 (batch changed concurrently)",
                             o.batch_id
                         ),
                     });

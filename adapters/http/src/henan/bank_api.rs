@@ -18,8 +18,9 @@
 //! `GET .../lines.csv` (a GB18030 CSV streamed as it is read, ending with a `结束` line so a
 //! truncated transfer is recognisable).
 //!
-//! Results (`POST .../results`) are judged as a whole: an unknown line, a wrong amount, a
-//! malformed field or an attempt not yet pulled refuses the post (422) and changes nothing; an
+//! Results (`POST .../results`) are judged as a whole: a body that does not parse (400), an
+//! unknown line, a wrong amount, a malformed field or an attempt not yet pulled (422) refuses
+//! the post, which is logged with the order (`henan_result_posts`) and changes nothing; an
 //! outcome contradicting one already recorded refuses it (409). A result already recorded is a
 //! duplicate and changes nothing, so repeated, partial and reordered posts apply each line once.
 //! Accepted results are kept as received (with the SMS the bank sent) and applied at once.
@@ -611,7 +612,22 @@ async fn post_results(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let bank = api.authenticate(&headers).await?;
     let (_, b) = api.funded_order(&bank, &order_no).await?;
-    let post: ResultPost = parse_body(&body, "发放结果")?;
+    let post: ResultPost = match parse_body(&body, "发放结果") {
+        Ok(p) => p,
+        Err(e) => {
+            // Kept for the department without the parser's detail (it may quote the body).
+            api.store
+                .henan_log_refused_post(
+                    &order_no,
+                    &bank,
+                    0,
+                    0,
+                    "发放结果报文无法解析（不完整或格式错误），整批未处理 (malformed result post; nothing applied)",
+                )
+                .await?;
+            return Err(e);
+        }
+    };
     let n = post.results.len();
     if n == 0 {
         return Err(ApiError::bad_request("结果为空 (no results)"));

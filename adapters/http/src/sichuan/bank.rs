@@ -321,7 +321,12 @@ impl FileDropBank {
         let mut out = Vec::new();
         for name in names {
             let path = dir.join(&name);
-            let bytes = std::fs::read(&path).map_err(|e| io_err("读取", &path, e))?;
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                // Taken meanwhile by a concurrent reader (moved to done/ or rejected/).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err("读取", &path, e)),
+            };
             let sha256 = sha256_hex(&bytes);
             out.push(match parse_result(&bytes, order_no) {
                 Ok((seq, records, total)) => ResultFile::Accepted {

@@ -143,6 +143,7 @@ async fn bank_round_trip_with_failures_repeats_and_a_truncated_file() {
             repeat: FileFault::Orders(vec!["O1".into()]),
             truncate: FileFault::Orders(vec!["O1".into()]),
             sms_url: Some(sms_server.url()),
+            content: Default::default(),
         },
     )
     .unwrap();

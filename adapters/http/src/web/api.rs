@@ -26,6 +26,7 @@ impl From<PageError> for ApiError {
             StatusCode::NOT_FOUND => "not_found",
             StatusCode::UNAUTHORIZED => "unauthorized",
             StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
+            StatusCode::CONFLICT => "conflict",
             StatusCode::BAD_REQUEST => "bad_request",
             _ => "internal",
         };

@@ -158,6 +158,10 @@ pub enum OpError {
     /// The request is not valid (422): bad file, unknown project, wrong state...
     #[error("{0}")]
     Invalid(String),
+    /// Someone else changed the record first, e.g. another reviewer's approval of the same
+    /// step committed a moment earlier (409): refresh and look again.
+    #[error("{0}")]
+    Conflict(String),
     /// Something failed inside (500; the cause is logged, never shown).
     #[error("{0}")]
     Internal(String),
@@ -539,6 +543,7 @@ impl From<OpError> for PageError {
             OpError::Refused(m) => PageError::forbidden(m),
             OpError::Workflow(w) => PageError::forbidden(w.to_string()),
             OpError::Invalid(m) => PageError::new(StatusCode::UNPROCESSABLE_ENTITY, m),
+            OpError::Conflict(m) => PageError::new(StatusCode::CONFLICT, m),
             OpError::Internal(m) => PageError::internal(&m),
         }
     }
@@ -591,6 +596,7 @@ impl From<OpError> for crate::server::ApiError {
                 ApiError::new(StatusCode::FORBIDDEN, workflow_code(&w), w.to_string())
             }
             OpError::Invalid(m) => ApiError::unprocessable(m),
+            OpError::Conflict(m) => ApiError::conflict(m),
             OpError::Internal(m) => ApiError::internal(&m),
         }
     }

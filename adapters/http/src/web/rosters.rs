@@ -272,6 +272,7 @@ pub async fn upload_submit(
                     (StatusCode::FORBIDDEN, "forbidden")
                 }
                 super::OpError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
+                super::OpError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
                 super::OpError::Internal(_) => {
                     return Err(PageError::internal(&e));
                 }

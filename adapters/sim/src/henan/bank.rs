@@ -16,7 +16,9 @@
 //! same line again gives the result it already decided.
 //!
 //! Faults (seeded): repeated posts, posts in shuffled order and in chunks, a connection dropped
-//! mid-pull, a hand-over one line short.
+//! mid-pull, a hand-over one line short; and, to test the platform's judgement, results held
+//! back, a result for a line the order does not have, amounts one fen off, a post cut short, a
+//! bank that pulls and never answers. [`BankSim::set_faults`] changes them between rounds.
 
 use crate::server::SimServer;
 use axum::Json;
@@ -62,6 +64,18 @@ pub struct BankFaults {
     pub drop_after: Option<usize>,
     /// Hand over a credited total one line short (the first hand-over of each order).
     pub handover_short: bool,
+    /// This many lines of each pull (the lowest line ids) held back: neither credited nor
+    /// reported this time (their results are missing).
+    pub withhold: usize,
+    /// One more result in the first post, for a line the order does not have (9999999).
+    pub unknown_line: bool,
+    /// Every posted amount one fen more than the line's.
+    pub wrong_amount: bool,
+    /// The first post's body cut in half (a transfer cut short); posted whole after the
+    /// platform refuses it.
+    pub truncate_post: bool,
+    /// Pull, then post nothing and hand nothing over (the bank does not answer).
+    pub silent: bool,
 }
 
 /// How the bank is set up.
@@ -159,6 +173,9 @@ struct BankState {
     handed: HashSet<String>,
     /// True totals of each hand-over: (order, seq) → (credited, failed).
     handovers: HashMap<(String, i64), (Totals, Totals)>,
+    /// Credited and failed totals posted but not yet in an accepted hand-over, per order (a
+    /// refused hand-over carries them to the next).
+    owed: HashMap<String, (Totals, Totals)>,
     reports: Vec<OrderReport>,
     clock: u32,
 }
@@ -169,6 +186,7 @@ pub struct BankSim {
     cfg: Arc<BankSimConfig>,
     http: reqwest::Client,
     state: Arc<Mutex<BankState>>,
+    faults: Arc<Mutex<BankFaults>>,
     work: Arc<tokio::sync::Mutex<()>>,
     pending: Arc<AtomicUsize>,
     errors: Arc<Mutex<Vec<SimError>>>,
@@ -233,9 +251,11 @@ impl BankSim {
                 dropped: HashSet::new(),
                 handed: HashSet::new(),
                 handovers: HashMap::new(),
+                owed: HashMap::new(),
                 reports: Vec::new(),
                 clock: 0,
             })),
+            faults: Arc::new(Mutex::new(cfg.faults.clone())),
             cfg: Arc::new(cfg),
             http,
             work: Arc::new(tokio::sync::Mutex::new(())),
@@ -246,6 +266,18 @@ impl BankSim {
 
     pub fn code(&self) -> &str {
         &self.cfg.bank
+    }
+
+    /// The faults of the next rounds.
+    pub fn set_faults(&self, faults: BankFaults) {
+        *self.faults.lock().unwrap_or_else(|e| e.into_inner()) = faults;
+    }
+
+    fn faults(&self) -> BankFaults {
+        self.faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn err(&self, message: impl Into<String>) -> SimError {
@@ -295,6 +327,25 @@ impl BankSim {
             .post(self.url(path))
             .bearer_auth(&self.cfg.token)
             .json(body)
+            .send()
+            .await
+            .map_err(|e| self.err(format!("请求失败: {e}")))?;
+        let status = StatusCode::from_u16(r.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        let v: serde_json::Value = r.json().await.unwrap_or(serde_json::Value::Null);
+        Ok((status, v))
+    }
+
+    async fn post_raw(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<(StatusCode, serde_json::Value), SimError> {
+        let r = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(&self.cfg.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
             .send()
             .await
             .map_err(|e| self.err(format!("请求失败: {e}")))?;
@@ -389,16 +440,13 @@ impl BankSim {
 
     /// Pull every open line of an order, resuming after a dropped connection.
     async fn pull(&self, order_no: &str) -> Result<(Vec<PulledLine>, bool), SimError> {
+        let faults = self.faults();
         let first_time = !self.st().dropped.contains(order_no);
         let mut all: Vec<PulledLine> = Vec::new();
         let mut dropped = false;
         match self.cfg.page {
             None => {
-                let mut stop = if first_time {
-                    self.cfg.faults.drop_after
-                } else {
-                    None
-                };
+                let mut stop = if first_time { faults.drop_after } else { None };
                 for _ in 0..5 {
                     let after = all.last().map(|l| l.line_id).unwrap_or(0);
                     let (lines, complete) = self.pull_stream(order_no, after, stop).await?;
@@ -413,7 +461,7 @@ impl BankSim {
             }
             Some(n) => {
                 let mut after = 0i64;
-                let mut drop_next = first_time && self.cfg.faults.drop_after.is_some();
+                let mut drop_next = first_time && faults.drop_after.is_some();
                 loop {
                     let path = format!("/orders/{order_no}/lines?after={after}&limit={n}");
                     if drop_next {
@@ -480,6 +528,7 @@ impl BankSim {
 
     /// Decide which of an order's first-attempt lines fail (once per order).
     fn assign_fates(&self, order_no: &str, lines: &[PulledLine]) {
+        let faults = self.faults();
         let mut st = self.st();
         if !st.decided.insert(order_no.to_owned()) {
             return;
@@ -489,7 +538,7 @@ impl BankSim {
         let st = &mut *st;
         firsts.shuffle(&mut st.rng);
         let mut i = 0;
-        for (reason, n) in &self.cfg.faults.fail {
+        for (reason, n) in &faults.fail {
             for _ in 0..*n {
                 if let Some(l) = firsts.get(i) {
                     st.fate.insert(
@@ -500,9 +549,9 @@ impl BankSim {
                 i += 1;
             }
         }
-        if self.cfg.faults.fail_rate > 0.0 {
+        if faults.fail_rate > 0.0 {
             for l in firsts.iter().skip(i) {
-                if st.rng.gen_bool(self.cfg.faults.fail_rate.min(1.0)) {
+                if st.rng.gen_bool(faults.fail_rate.min(1.0)) {
                     let reason = [
                         FailureReason::WrongAccount,
                         FailureReason::DormantAccount,
@@ -545,13 +594,14 @@ impl BankSim {
     /// Pull an order's open lines, credit the cards, post the results and hand over.
     pub async fn process(&self, order_no: &str) -> Result<OrderReport, SimError> {
         let _one_at_a_time = self.work.lock().await;
+        let faults = self.faults();
         let header = self.get_json(&format!("/orders/{order_no}")).await?;
         let project = header["project"]["code"].as_str().unwrap_or("").to_owned();
         let short = header["project"]["short_name"]
             .as_str()
             .unwrap_or("")
             .to_owned();
-        let (lines, dropped) = self.pull(order_no).await?;
+        let (mut lines, dropped) = self.pull(order_no).await?;
         let mut report = OrderReport {
             order_no: order_no.to_owned(),
             pulled: lines.len(),
@@ -566,6 +616,13 @@ impl BankSim {
             return Ok(report);
         }
         self.assign_fates(order_no, &lines);
+        if faults.withhold > 0 {
+            // Held back: neither credited nor reported this time.
+            let mut ids: Vec<i64> = lines.iter().map(|l| l.line_id).collect();
+            ids.sort_unstable();
+            let held: HashSet<i64> = ids.into_iter().take(faults.withhold).collect();
+            lines.retain(|l| !held.contains(&l.line_id));
+        }
         let today = self.cfg.today;
         let month = format!("{:04}-{:02}", today.year(), today.month());
         let mut results = Vec::with_capacity(lines.len());
@@ -574,10 +631,15 @@ impl BankSim {
             st.pulled.extend(lines.iter().cloned());
             for l in &lines {
                 let (o, new) = Self::decide(&mut st, l);
+                let posted = if faults.wrong_amount {
+                    l.amount + Fen(1)
+                } else {
+                    l.amount
+                };
                 let mut r = serde_json::json!({
                     "line_id": l.line_id,
                     "attempt": l.attempt,
-                    "amount": l.amount.to_string(),
+                    "amount": posted.to_string(),
                     "date": today.to_string(),
                 });
                 match o {
@@ -618,18 +680,48 @@ impl BankSim {
                 }
                 results.push(r);
             }
-            if self.cfg.faults.shuffle {
+            if faults.shuffle {
                 results.shuffle(&mut st.rng);
             }
         }
-        let chunk = match self.cfg.faults.chunk {
+        if faults.unknown_line
+            && let Some(first) = results.first()
+        {
+            let mut stranger = first.clone();
+            stranger["line_id"] = 9_999_999.into();
+            results.insert(1.min(results.len()), stranger);
+        }
+        if faults.silent || results.is_empty() {
+            // Nothing posted, nothing handed over.
+            self.st().reports.push(report.clone());
+            return Ok(report);
+        }
+        let chunk = match faults.chunk {
             0 => results.len().max(1),
             n => n,
         };
+        let mut cut_short = faults.truncate_post;
         for part in results.chunks(chunk) {
             let body = serde_json::json!({ "results": part });
+            if cut_short {
+                cut_short = false;
+                let bytes = body.to_string().into_bytes();
+                let (status, v) = self
+                    .post_raw(
+                        &format!("/orders/{order_no}/results"),
+                        bytes[..bytes.len() / 2].to_vec(),
+                    )
+                    .await?;
+                if status.is_success() {
+                    return Err(self.err(format!(
+                        "截断的结果报文竟被接受 HTTP {status}: {}",
+                        v["message"]
+                    )));
+                }
+                report.posts += 1;
+            }
             let repeat = {
-                let rate = self.cfg.faults.repeat_rate.min(1.0);
+                let rate = faults.repeat_rate.min(1.0);
                 rate > 0.0 && self.st().rng.gen_bool(rate)
             };
             for time in 0..(1 + usize::from(repeat)) {
@@ -654,9 +746,17 @@ impl BankSim {
                 }
             }
         }
-        let mut credited = report.credited;
-        let first = self.st().handed.insert(order_no.to_owned());
-        if self.cfg.faults.handover_short && first && credited.count > 0 {
+        // What this hand-over covers: this run's results and any refused hand-over's.
+        let (mut credited, failed) = {
+            let mut st = self.st();
+            let owed = st.owed.entry(order_no.to_owned()).or_default();
+            owed.0 = owed.0 + report.credited;
+            owed.1 = owed.1 + report.failed;
+            *owed
+        };
+        let true_totals = (credited, failed);
+        let first = !self.st().handed.contains(order_no);
+        if faults.handover_short && first && credited.count > 0 {
             let one = lines
                 .iter()
                 .find(|l| {
@@ -675,17 +775,20 @@ impl BankSim {
                 &serde_json::json!({
                     "handler": self.cfg.handler,
                     "credited": {"count": credited.count, "amount": credited.amount.to_string()},
-                    "failed": {"count": report.failed.count, "amount": report.failed.amount.to_string()},
+                    "failed": {"count": failed.count, "amount": failed.amount.to_string()},
                 }),
             )
             .await?;
         if !status.is_success() {
             return Err(self.err(format!("交接被拒绝 HTTP {status}: {}", v["message"])));
         }
-        if let Some(seq) = v["seq"].as_i64() {
-            self.st()
-                .handovers
-                .insert((order_no.to_owned(), seq), (report.credited, report.failed));
+        {
+            let mut st = self.st();
+            st.handed.insert(order_no.to_owned());
+            st.owed.remove(order_no);
+            if let Some(seq) = v["seq"].as_i64() {
+                st.handovers.insert((order_no.to_owned(), seq), true_totals);
+            }
         }
         report.handover = Some(v);
         self.st().reports.push(report.clone());

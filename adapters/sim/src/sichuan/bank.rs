@@ -13,6 +13,14 @@
 //! 2. every rejection receipt `to_bank/<file>.rej` from the platform: the complete file is sent
 //!    again as `<file stem>_RESEND.txt`.
 //!
+//! Faults inside well-formed files ([`ContentFaults`]: a line's result left out, the lines
+//! reversed, a result for a line the order does not have, every amount one fen off, no result
+//! file at all) keep the header and trailer consistent with the lines, so the file parses and
+//! the platform has to judge the results themselves. They hit every file the bank writes for
+//! the orders they name, its full copy in `bank/sent/` staying right; [`BankSim::resend`]
+//! sends the full copies of an order again (the department chasing a missing or wrong
+//! result), through the faults configured then.
+//!
 //! [`BankSim::spawn`] runs rounds in the background, as a real peer would.
 
 use super::{fnv, from_gb18030, gb18030, parse_fen};
@@ -43,6 +51,22 @@ pub enum FileFault {
     Permille(u32),
 }
 
+/// Faults inside otherwise well-formed result files (header and trailer agree with the
+/// lines written): which orders each hits.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContentFaults {
+    /// The first line's result left out (the line's result dropped).
+    pub drop_line: FileFault,
+    /// The lines written in reverse order.
+    pub reorder: FileFault,
+    /// One more result, for a line id the order does not have (9999999).
+    pub unknown_line: FileFault,
+    /// Every amount one fen more than instructed.
+    pub wrong_amount: FileFault,
+    /// No result file written at all (the bank does not answer); the full copy is kept.
+    pub silent: FileFault,
+}
+
 /// The bank's behaviour.
 #[derive(Debug, Clone, Default)]
 pub struct BankSimConfig {
@@ -57,6 +81,8 @@ pub struct BankSimConfig {
     pub truncate: FileFault,
     /// Where to send SMS (`http://host:port`); none: no SMS.
     pub sms_url: Option<String>,
+    /// Faults inside well-formed result files.
+    pub content: ContentFaults,
 }
 
 /// What one round did.
@@ -71,6 +97,10 @@ pub struct Round {
     pub repeated: Vec<String>,
     pub truncated: Vec<String>,
     pub resent: Vec<String>,
+    /// Result files kept back (the `silent` fault): written only to `bank/sent/`.
+    pub withheld: Vec<String>,
+    /// Result files written with content faults (name, faults).
+    pub altered: Vec<(String, Vec<&'static str>)>,
     pub credited: u64,
     pub failed: u64,
     pub sms_sent: u64,
@@ -220,6 +250,105 @@ fn listing(dir: &Path, prefix: &str, suffix: &str) -> Result<Vec<PathBuf>, BankS
     Ok(v)
 }
 
+/// One line of a result file as the bank writes it.
+#[derive(Debug, Clone)]
+struct ResultLine {
+    line_id: String,
+    attempt: String,
+    account: String,
+    amount: Fen,
+    status: String,
+    code: String,
+    why: String,
+    sms: bool,
+}
+
+/// A result file: the header's order, sequence and value date, the lines (numbered and
+/// totalled when written, so the header and trailer always agree with them).
+fn render_result(order: &str, seq: &str, date: &str, lines: &[ResultLine]) -> Vec<u8> {
+    let mut body = String::new();
+    let (mut ok_n, mut ok_t, mut bad_n, mut bad_t) = (0u64, Fen(0), 0u64, Fen(0));
+    for (n, l) in lines.iter().enumerate() {
+        if l.status == "0" {
+            ok_n += 1;
+            ok_t += l.amount;
+        } else {
+            bad_n += 1;
+            bad_t += l.amount;
+        }
+        body.push_str(&format!(
+            "D|{}|{}|{}|{}|{}|{}|{}|{}|{date}|{}\r\n",
+            n + 1,
+            l.line_id,
+            l.attempt,
+            l.account,
+            l.amount,
+            l.status,
+            l.code,
+            l.why,
+            u8::from(l.sms)
+        ));
+    }
+    let count = lines.len();
+    let total = ok_t + bad_t;
+    gb18030(&format!(
+        "H|SCHP1.0|{order}|{seq}|{date}|{count}|{total}|{ok_n}|{ok_t}|{bad_n}|{bad_t}\r\n{body}T|{count}|{total}\r\n"
+    ))
+}
+
+/// The bank's own reading of a full copy it wrote: (order, seq, date, lines).
+fn read_own_result(bytes: &[u8]) -> Option<(String, String, String, Vec<ResultLine>)> {
+    let text = from_gb18030(bytes)?;
+    let mut rows = text.lines().map(|l| l.split('|').collect::<Vec<_>>());
+    let head = rows.next()?;
+    if head.len() != 11 || head[0] != "H" {
+        return None;
+    }
+    let mut lines = Vec::new();
+    for r in rows {
+        match r.first() {
+            Some(&"D") if r.len() == 11 => lines.push(ResultLine {
+                line_id: r[2].to_owned(),
+                attempt: r[3].to_owned(),
+                account: r[4].to_owned(),
+                amount: parse_fen(r[5])?,
+                status: r[6].to_owned(),
+                code: r[7].to_owned(),
+                why: r[8].to_owned(),
+                sms: r[10] == "1",
+            }),
+            Some(&"T") => break,
+            _ => return None,
+        }
+    }
+    Some((
+        head[2].to_owned(),
+        head[3].to_owned(),
+        head[4].to_owned(),
+        lines,
+    ))
+}
+
+/// The name of the full copy a result file was sent from (`HP_<order>_<seq>.txt`), its
+/// suffixes (`_DUP`, `_RESEND`, `_RESEND<n>`) taken off.
+fn original_name(file: &str) -> Option<String> {
+    let (stem, _) = file.split_once(".txt")?;
+    let mut stem = stem;
+    loop {
+        if let Some(s) = stem.strip_suffix("_DUP") {
+            stem = s;
+            continue;
+        }
+        let digits = stem.trim_end_matches(|c: char| c.is_ascii_digit());
+        if let Some(s) = digits.strip_suffix("_RESEND") {
+            stem = s;
+            continue;
+        }
+        break;
+    }
+    Some(format!("{stem}.txt"))
+}
+
 impl BankSim {
     /// A bank working on the drop at `root` (directories created).
     pub fn new(root: impl Into<PathBuf>, cfg: BankSimConfig) -> Result<BankSim, BankSimError> {
@@ -295,11 +424,104 @@ impl BankSim {
         matches!(r, Ok(resp) if resp.status().is_success())
     }
 
+    /// Send a result file made from its full copy `full` (kept in `bank/sent/`) under `name`,
+    /// through the order's content faults and, for the first file of an order, the truncation
+    /// and repeat faults.
+    fn emit(
+        &self,
+        order: &str,
+        name: &str,
+        full: &[u8],
+        first: bool,
+        round: &mut Round,
+    ) -> Result<(), BankSimError> {
+        let from_bank = self.root.join("from_bank");
+        let c = &self.cfg.content;
+        if self.hits(&c.silent, order, "silent") {
+            round.withheld.push(name.to_owned());
+            return Ok(());
+        }
+        let mut bytes = full.to_vec();
+        let hit = |f: &FileFault, what: &'static str| self.hits(f, order, what).then_some(what);
+        let faults: Vec<&'static str> = [
+            hit(&c.drop_line, "drop_line"),
+            hit(&c.reorder, "reorder"),
+            hit(&c.unknown_line, "unknown_line"),
+            hit(&c.wrong_amount, "wrong_amount"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !faults.is_empty()
+            && let Some((o, seq, date, mut lines)) = read_own_result(full)
+        {
+            if faults.contains(&"drop_line") && !lines.is_empty() {
+                lines.remove(0);
+            }
+            if faults.contains(&"reorder") {
+                lines.reverse();
+            }
+            if faults.contains(&"unknown_line")
+                && let Some(first_line) = lines.first()
+            {
+                let mut stranger = first_line.clone();
+                stranger.line_id = "9999999".into();
+                lines.push(stranger);
+            }
+            if faults.contains(&"wrong_amount") {
+                for l in &mut lines {
+                    l.amount += Fen(1);
+                }
+            }
+            bytes = render_result(&o, &seq, &date, &lines);
+            round.altered.push((name.to_owned(), faults));
+        }
+        if first && self.hits(&self.cfg.truncate, order, "truncate") {
+            // Cut the file two thirds in: mid-line, maybe mid-character.
+            let cut = bytes.len() * 2 / 3;
+            atomic_write(&from_bank.join(name), &bytes[..cut])?;
+            round.truncated.push(name.to_owned());
+        } else {
+            atomic_write(&from_bank.join(name), &bytes)?;
+        }
+        round.results.push(name.to_owned());
+        if first && self.hits(&self.cfg.repeat, order, "repeat") {
+            let dup = name.replace(".txt", "_DUP.txt");
+            atomic_write(&from_bank.join(&dup), &bytes)?;
+            round.results.push(dup.clone());
+            round.repeated.push(dup);
+        }
+        Ok(())
+    }
+
+    /// Send every result file of `order` again from the bank's full copies, each under a name
+    /// never used before (`<file stem>_RESEND<n>.txt`), through the faults configured now (the
+    /// department chasing a result that did not arrive or was wrong).
+    pub fn resend(&self, order: &str) -> Result<Round, BankSimError> {
+        let mut round = Round::default();
+        let sent = self.root.join("bank/sent");
+        let log = self.root.join("bank/resent");
+        std::fs::create_dir_all(&log).map_err(io(&log))?;
+        for copy in listing(&sent, &format!("HP_{order}_"), ".txt")? {
+            let name = copy
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let stem = name.trim_end_matches(".txt");
+            let n = listing(&log, &format!("{stem}_RESEND"), ".txt")?.len() + 1;
+            let again = format!("{stem}_RESEND{n}.txt");
+            let full = std::fs::read(&copy).map_err(io(&copy))?;
+            atomic_write(&log.join(&again), b"")?;
+            self.emit(order, &again, &full, true, &mut round)?;
+            round.resent.push(again);
+        }
+        Ok(round)
+    }
+
     /// One round of the bank's work (see the module docs).
     pub async fn process_once(&self) -> Result<Round, BankSimError> {
         let mut round = Round::default();
         let to_bank = self.root.join("to_bank");
-        let from_bank = self.root.join("from_bank");
         let sent = self.root.join("bank/sent");
         for path in listing(&to_bank, "ZF_", ".txt")? {
             let name = path
@@ -316,62 +538,38 @@ impl BankSim {
                 }
             };
             let date = ins.pay_date.format("%Y%m%d").to_string();
-            let mut body = String::new();
-            let (mut ok_n, mut ok_t, mut bad_n, mut bad_t) = (0u64, Fen(0), 0u64, Fen(0));
-            for (n, l) in ins.lines.iter().enumerate() {
+            let mut lines = Vec::with_capacity(ins.lines.len());
+            for l in &ins.lines {
                 let failure = self.outcome(&ins.order, l);
                 let (status, code, why, sms) = match failure {
                     None => {
-                        ok_n += 1;
-                        ok_t += l.amount;
+                        round.credited += 1;
                         let sms = self.text(&l.phone, &l.sms, &ins.bank).await;
                         round.sms_sent += u64::from(sms);
                         ("0", "00", "成功", sms)
                     }
                     Some(r) => {
-                        bad_n += 1;
-                        bad_t += l.amount;
+                        round.failed += 1;
                         let (code, why) = label(r);
                         ("1", code, why, false)
                     }
                 };
-                body.push_str(&format!(
-                    "D|{}|{}|{}|{}|{}|{status}|{code}|{why}|{date}|{}\r\n",
-                    n + 1,
-                    l.line_id,
-                    l.attempt,
-                    l.account,
-                    l.amount,
-                    u8::from(sms)
-                ));
+                lines.push(ResultLine {
+                    line_id: l.line_id.clone(),
+                    attempt: l.attempt.to_string(),
+                    account: l.account.clone(),
+                    amount: l.amount,
+                    status: status.into(),
+                    code: code.into(),
+                    why: why.into(),
+                    sms,
+                });
             }
-            round.credited += ok_n;
-            round.failed += bad_n;
-            let count = ins.lines.len();
-            let total = ok_t + bad_t;
-            let text = format!(
-                "H|SCHP1.0|{}|{}|{date}|{count}|{total}|{ok_n}|{ok_t}|{bad_n}|{bad_t}\r\n{body}T|{count}|{total}\r\n",
-                ins.order, ins.seq
-            );
-            let full = gb18030(&text);
+            let full = render_result(&ins.order, &ins.seq, &date, &lines);
             let result_name = format!("HP_{}_{}.txt", ins.order, ins.seq);
             atomic_write(&sent.join(&result_name), &full)?;
             let first_for_order = listing(&sent, &format!("HP_{}_", ins.order), ".txt")?.len() == 1;
-            if first_for_order && self.hits(&self.cfg.truncate, &ins.order, "truncate") {
-                // Cut the file two thirds in: mid-line, maybe mid-character.
-                let cut = full.len() * 2 / 3;
-                atomic_write(&from_bank.join(&result_name), &full[..cut])?;
-                round.truncated.push(result_name.clone());
-            } else {
-                atomic_write(&from_bank.join(&result_name), &full)?;
-            }
-            round.results.push(result_name.clone());
-            if first_for_order && self.hits(&self.cfg.repeat, &ins.order, "repeat") {
-                let dup = result_name.replace(".txt", "_DUP.txt");
-                atomic_write(&from_bank.join(&dup), &full)?;
-                round.results.push(dup.clone());
-                round.repeated.push(dup);
-            }
+            self.emit(&ins.order, &result_name, &full, first_for_order, &mut round)?;
             move_into(&path, &to_bank.join("done"))?;
             round.instructions.push(name);
         }
@@ -380,19 +578,13 @@ impl BankSim {
             let refused_file = from_gb18030(&bytes)
                 .and_then(|t| t.split('|').nth(1).map(str::to_owned))
                 .unwrap_or_default();
-            let original = refused_file
-                .split_once(".txt")
-                .map(|(stem, _)| {
-                    let stem = stem.trim_end_matches("_RESEND").trim_end_matches("_DUP");
-                    format!("{stem}.txt")
-                })
-                .unwrap_or_default();
+            let original = original_name(&refused_file).unwrap_or_default();
             let copy = sent.join(&original);
             if !original.is_empty() && copy.is_file() {
                 let full = std::fs::read(&copy).map_err(io(&copy))?;
+                let order = read_own_result(&full).map(|r| r.0).unwrap_or_default();
                 let again = original.replace(".txt", "_RESEND.txt");
-                atomic_write(&from_bank.join(&again), &full)?;
-                round.results.push(again.clone());
+                self.emit(&order, &again, &full, false, &mut round)?;
                 round.resent.push(again);
             }
             move_into(&path, &to_bank.join("done"))?;

@@ -995,6 +995,7 @@ async fn bank_sim(cfg: &Config, a: BankSimArgs) -> anyhow::Result<u8> {
             chunk: a.chunk,
             drop_after: a.drop_after,
             handover_short: false,
+            ..BankFaults::default()
         },
         page: a.page,
     })?;

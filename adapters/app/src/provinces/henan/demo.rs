@@ -43,6 +43,7 @@ pub fn default_faults() -> BankFaults {
         chunk: 25,
         drop_after: Some(40),
         handover_short: false,
+        ..BankFaults::default()
     }
 }
 

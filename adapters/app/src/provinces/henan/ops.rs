@@ -52,7 +52,11 @@ impl OpError {
             self,
             OpError::Refused(_)
                 | OpError::Cycle(CycleError::Refused(_) | CycleError::Invalid(_))
-                | OpError::Store(StoreError::Invalid { .. } | StoreError::Conflict { .. })
+                | OpError::Store(
+                    StoreError::Invalid { .. }
+                        | StoreError::Conflict { .. }
+                        | StoreError::Concurrent { .. }
+                )
         )
     }
 }

@@ -720,6 +720,7 @@ async fn sim(a: SimArgs) -> anyhow::Result<u8> {
             FileFault::Never
         },
         sms_url: None,
+        content: Default::default(),
     };
     if a.once {
         let bank = BankSim::new(&a.dir, cfg)?;

@@ -79,6 +79,7 @@ pub fn faults(seed: u64, fail_accounts: Vec<FailRule>) -> SimConfig {
             repeat: FileFault::Permille(250),
             truncate: FileFault::Permille(250),
             sms_url: None,
+            content: Default::default(),
         },
         pending_polls: 1,
     }
@@ -541,6 +542,7 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
                 repeat: FileFault::Orders(vec![b_fail.order_no.clone()]),
                 truncate: FileFault::Orders(vec![b_refund.order_no.clone()]),
                 sms_url: None,
+                content: Default::default(),
             },
             pending_polls: 1,
         },

@@ -370,7 +370,8 @@ impl SichuanBank {
                     sha256,
                     reason,
                 } => {
-                    sc.store
+                    let recorded = sc
+                        .store
                         .sichuan_record_bank_file(
                             &BankFile {
                                 id: 0,
@@ -387,7 +388,11 @@ impl SichuanBank {
                             &[],
                             "system",
                         )
-                        .await?;
+                        .await;
+                    if taken_by_another(&recorded) {
+                        continue;
+                    }
+                    recorded?;
                     self.drop.reject(&file_name, &reason)?;
                 }
                 ResultFile::Accepted {
@@ -428,7 +433,8 @@ impl SichuanBank {
                             })
                             .collect()
                     };
-                    sc.store
+                    let recorded = sc
+                        .store
                         .sichuan_record_bank_file(
                             &BankFile {
                                 id: 0,
@@ -453,7 +459,11 @@ impl SichuanBank {
                             &lines,
                             "system",
                         )
-                        .await?;
+                        .await;
+                    if taken_by_another(&recorded) {
+                        continue;
+                    }
+                    recorded?;
                     self.drop.archive(&file_name)?;
                     if repeat_of.is_some() {
                         repeats.extend(results);
@@ -500,6 +510,12 @@ impl SichuanBank {
         // (the store counts them as duplicates).
         Ok(replay.into_iter().chain(fresh).chain(repeats).collect())
     }
+}
+
+/// A result file another collection recorded first (two polls at once: the file names are
+/// unique): that collection applies and archives it, this one leaves it alone.
+fn taken_by_another(recorded: &Result<i64, ykt_store::StoreError>) -> bool {
+    matches!(recorded, Err(e) if e.is_conflict())
 }
 
 #[async_trait]
