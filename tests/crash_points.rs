@@ -844,7 +844,7 @@ impl Run {
                 ],
             );
         };
-        let (order_no, unapplied, open_handover) = self.rt.block_on(async {
+        let (order_no, unapplied, open_handover, unhanded) = self.rt.block_on(async {
             let store = self.store().await;
             let b = store.batch(BATCH).await.unwrap().unwrap();
             let unapplied = store
@@ -854,16 +854,66 @@ impl Run {
                 .len();
             // The hand-over `check` takes next (the latest open one), and what the platform
             // found different in it.
-            let open = store
-                .henan_handovers(Some(&b.order_no))
-                .await
-                .unwrap()
-                .into_iter()
+            let handovers = store.henan_handovers(Some(&b.order_no)).await.unwrap();
+            let open = handovers
+                .iter()
                 .rev()
                 .find(|h| h.state == "open")
-                .map(|h| h.discrepancy);
-            (b.order_no, unapplied, open)
+                .map(|h| h.discrepancy.clone());
+            // Results the bank posted and has not handed over yet (its run was cut short).
+            let last = handovers
+                .iter()
+                .filter(|h| h.state != "disputed")
+                .map(|h| h.upto_post)
+                .max()
+                .unwrap_or(0);
+            let (credited, failed, _) = store
+                .henan_round_totals(&b.order_no, last, None)
+                .await
+                .unwrap();
+            (
+                b.order_no,
+                unapplied,
+                open,
+                credited.count + failed.count > 0,
+            )
         });
+        // The agent bank pulls the open detail, posts its results and hands them over (its
+        // connection drops after 3 lines; results come in shuffled chunks, half of them
+        // twice).
+        let bank_sim = |run: &Self, d| {
+            let server = run.server.as_ref().map(|s| s.url.clone()).unwrap();
+            let token = std::fs::read_to_string(run.dir.path().join("token.txt"))
+                .unwrap()
+                .trim()
+                .to_owned();
+            let seed = run.seed.to_string();
+            step(
+                d,
+                &[
+                    "henan",
+                    "bank-sim",
+                    "--url",
+                    &server,
+                    "--bank",
+                    "ABC-HN",
+                    "--token",
+                    &token,
+                    "--seed",
+                    &seed,
+                    "--state",
+                    "bank-books.json",
+                    "--fail-rate",
+                    "0.3",
+                    "--drop-after",
+                    "3",
+                    "--chunk",
+                    "5",
+                    "--repeat-rate",
+                    "0.5",
+                ],
+            )
+        };
         match state {
             BatchState::Draft | BatchState::Returned => {
                 step(d, &["henan", "step", &id, "apply_funds", "--user", "clerk"])
@@ -881,40 +931,7 @@ impl Run {
                 if has(LineState::InFlight) && (unapplied > 0 || after_bank) {
                     step(d, &["henan", "sync"])
                 } else if has(LineState::InFlight) {
-                    // The agent bank pulls the open detail and posts its results (its
-                    // connection drops after 3 lines; results come in shuffled chunks, half
-                    // of them twice).
-                    let server = self.server.as_ref().map(|s| s.url.clone()).unwrap();
-                    let token = std::fs::read_to_string(self.dir.path().join("token.txt"))
-                        .unwrap()
-                        .trim()
-                        .to_owned();
-                    let seed = self.seed.to_string();
-                    step(
-                        d,
-                        &[
-                            "henan",
-                            "bank-sim",
-                            "--url",
-                            &server,
-                            "--bank",
-                            "ABC-HN",
-                            "--token",
-                            &token,
-                            "--seed",
-                            &seed,
-                            "--state",
-                            "bank-books.json",
-                            "--fail-rate",
-                            "0.3",
-                            "--drop-after",
-                            "3",
-                            "--chunk",
-                            "5",
-                            "--repeat-rate",
-                            "0.5",
-                        ],
-                    )
+                    bank_sim(self, d)
                 } else if has(LineState::Pending) {
                     step(d, &["henan", "repull", &id, "--user", "clerk"])
                 } else if let Some(l) = lines.iter().find(|l| l.1 == LineState::Failed && l.2 == 1)
@@ -979,6 +996,9 @@ impl Run {
                         ],
                     )
                 }
+                // The bank's run was cut short before its hand-over: it hands over on its next
+                // run (a bank that never does makes the cycle fail to end).
+                None if unhanded => bank_sim(self, d),
                 None => step(d, &["henan", "reconcile", &id, "--user", "clerk"]),
             },
             BatchState::Reconciled => step(d, &["henan", "publish", &id, "--user", "clerk"]),

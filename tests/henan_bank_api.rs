@@ -253,7 +253,7 @@ async fn bank_interface_rules() {
         assert_eq!((s, v["applied"].as_u64(), v["duplicates"].as_u64()), (200, Some(0), Some(5)));
         check(store, id).await;
         // A hand-over while lines are still in flight is refused.
-        let hand = json!({"handler": "张经办", "credited": {"count": 12, "amount": "5040.00"}, "failed": {"count": 1, "amount": "420.00"}});
+        let hand = json!({"handler": "张经办", "handover_no": 7, "credited": {"count": 12, "amount": "5040.00"}, "failed": {"count": 1, "amount": "420.00"}});
         assert_eq!(abc.post(&format!("/orders/{order}/handover"), hand.clone()).await.0, 409);
         let mut all: Vec<Value> = paged.iter().map(|l| result(l, "credited")).collect();
         all[12] = result(&paged[12], "failed");
@@ -273,6 +273,20 @@ async fn bank_interface_rules() {
         assert_eq!(s, 200, "{v}");
         assert_eq!(v["check_by"], "2023-05-26");
         assert_eq!(v["discrepancies"].as_array().unwrap().len(), 0);
+        assert_eq!((v["handover_no"].as_i64(), v["replayed"].as_bool()), (Some(7), Some(false)));
+        // Re-sent with the same number (its answer was lost): the recorded hand-over's
+        // answer, nothing recorded again.
+        let (s, again) = abc.post(&format!("/orders/{order}/handover"), hand.clone()).await;
+        assert_eq!((s, again["seq"].clone(), again["replayed"].as_bool()), (200, v["seq"].clone(), Some(true)), "{again}");
+        assert_eq!(again["check_by"], v["check_by"]);
+        assert_eq!(store.henan_handovers(Some(&order)).await.unwrap().len(), 1);
+        // The same number with other totals is refused.
+        let mut other = hand.clone();
+        other["credited"] = json!({"count": 11, "amount": "4620.00"});
+        let (s, v) = abc.post(&format!("/orders/{order}/handover"), other).await;
+        assert_eq!(s, 409, "{v}");
+        assert!(v["message"].as_str().unwrap().contains("交接编号7"), "{v}");
+        assert_eq!(store.henan_handovers(Some(&order)).await.unwrap().len(), 1);
 
         // The failed line, corrected with signatures, is pulled again once and credited once.
         let failed_id = paged[12]["line_id"].as_i64().unwrap();

@@ -1519,6 +1519,9 @@ pub struct HandoverRow {
     pub done_on: Option<String>,
     pub done_by: Option<String>,
     pub note: Option<String>,
+    /// The bank's own number of the hand-over (`handover_no`), when it sent one: a hand-over
+    /// re-sent with the same number is the same hand-over (migration `0301`).
+    pub handover_no: Option<i64>,
 }
 
 /// A bank statement compared with the platform.
@@ -1555,12 +1558,12 @@ impl Store {
         let mut tx = self.begin().await?;
         let seq: i64 = with_tx!(tx, |c| {
             sqlx::query_scalar("INSERT INTO henan_handovers (order_no, seq, bank, handler, received_on, bank_credited, bank_credited_fen, bank_failed, bank_failed_fen, \
-                 sys_credited, sys_credited_fen, sys_failed, sys_failed_fen, upto_post, discrepancy, state, at) \
-                 SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'open', $15 FROM henan_handovers WHERE order_no = $1 RETURNING seq")
+                 sys_credited, sys_credited_fen, sys_failed, sys_failed_fen, upto_post, discrepancy, state, at, handover_no) \
+                 SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'open', $15, $16 FROM henan_handovers WHERE order_no = $1 RETURNING seq")
                 .bind(&h.order_no).bind(&h.bank).bind(&h.handler).bind(&h.received_on)
                 .bind(count_i64(&h.bank_credited)).bind(h.bank_credited.amount.0).bind(count_i64(&h.bank_failed)).bind(h.bank_failed.amount.0)
                 .bind(count_i64(&h.sys_credited)).bind(h.sys_credited.amount.0).bind(count_i64(&h.sys_failed)).bind(h.sys_failed.amount.0)
-                .bind(h.upto_post).bind(&h.discrepancy).bind(&at)
+                .bind(h.upto_post).bind(&h.discrepancy).bind(&at).bind(h.handover_no)
                 .fetch_one(&mut *c).await?
         });
         self.append_audit_in(
@@ -1570,7 +1573,7 @@ impl Store {
                 "bank_operator",
                 "henan.handover.receive",
                 format!("henan_order:{}", h.order_no),
-                serde_json::json!({"seq": seq, "received_on": h.received_on, "discrepancy": h.discrepancy}),
+                serde_json::json!({"seq": seq, "handover_no": h.handover_no, "received_on": h.received_on, "discrepancy": h.discrepancy}),
                 &at,
             ),
         )
@@ -1621,7 +1624,7 @@ impl Store {
     /// Hand-overs (of one order when given), by order and seq.
     pub async fn henan_handovers(&self, order_no: Option<&str>) -> Result<Vec<HandoverRow>> {
         const SQL: &str = "SELECT order_no, seq, bank, handler, received_on, bank_credited, bank_credited_fen, bank_failed, bank_failed_fen, \
-             sys_credited, sys_credited_fen, sys_failed, sys_failed_fen, upto_post, discrepancy, state, done_on, done_by, note FROM henan_handovers \
+             sys_credited, sys_credited_fen, sys_failed, sys_failed_fen, upto_post, discrepancy, state, done_on, done_by, note, handover_no FROM henan_handovers \
              WHERE ($1 IS NULL OR order_no = $1) ORDER BY order_no, seq";
         // More columns than sqlx decodes into a tuple: read them one by one.
         let rows: Vec<HandoverRow> = with_pool!(self, |p| {
@@ -1648,6 +1651,7 @@ impl Store {
                     done_on: r.try_get("done_on")?,
                     done_by: r.try_get("done_by")?,
                     note: r.try_get("note")?,
+                    handover_no: r.try_get("handover_no")?,
                 });
             }
             out

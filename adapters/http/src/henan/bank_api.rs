@@ -846,6 +846,78 @@ struct HandoverPost {
     /// The disputed hand-over this one replaces (the bank's remedy), if any.
     #[serde(default)]
     replaces: Option<i64>,
+    /// The bank's own number of this hand-over (optional). A hand-over re-sent with a number
+    /// already recorded for the order (its answer was lost) answers the recorded hand-over and
+    /// records nothing; the same number with other totals is refused (409).
+    #[serde(default)]
+    handover_no: Option<i64>,
+}
+
+/// The answer to a hand-over recorded (now or before: a re-sent one gets the same answer).
+fn handover_answer(
+    api: &BankApi,
+    row: &HandoverRow,
+    replayed: bool,
+) -> Result<serde_json::Value, ApiError> {
+    let received_on = NaiveDate::parse_from_str(&row.received_on, "%Y-%m-%d")
+        .map_err(|e| ApiError::internal(&e))?;
+    let found = compare_handover(
+        HandoverTotals {
+            credited: row.bank_credited,
+            failed: row.bank_failed,
+        },
+        HandoverTotals {
+            credited: row.sys_credited,
+            failed: row.sys_failed,
+        },
+    );
+    let check_by = api
+        .calendar
+        .add_working_days(received_on, reconcile::CHECK_WITHIN)
+        .map(|d| d.to_string());
+    let notify_by = (!found.is_empty())
+        .then(|| api.calendar.add_working_days(received_on, NOTIFY_WITHIN))
+        .transpose()
+        .map(|d| d.map(|d| d.to_string()));
+    let warning = match (&check_by, &notify_by) {
+        (Err(e), _) | (_, Err(e)) => Some(e.to_string()),
+        _ => None,
+    };
+    Ok(serde_json::json!({
+        "order_no": row.order_no,
+        "seq": row.seq,
+        "handover_no": row.handover_no,
+        "received_on": row.received_on,
+        "check_by": check_by.ok(),
+        "notify_by": notify_by.ok().flatten(),
+        "discrepancies": found.iter().map(|d| d.describe()).collect::<Vec<_>>(),
+        "warning": warning,
+        "replayed": replayed,
+    }))
+}
+
+/// A hand-over the order already has under the bank's number `no`: its answer again when
+/// the re-sent one is the same, a refusal when it is another.
+fn repeated_handover(
+    api: &BankApi,
+    order_no: &str,
+    no: i64,
+    earlier: &[HandoverRow],
+    bank_totals: HandoverTotals,
+    replaces: Option<i64>,
+) -> Option<Result<serde_json::Value, ApiError>> {
+    let first = earlier.iter().find(|x| x.handover_no == Some(no))?;
+    let replaced = replaces.is_some_and(|r| r != first.seq);
+    if first.bank_credited != bank_totals.credited
+        || first.bank_failed != bank_totals.failed
+        || replaced
+    {
+        return Some(Err(ApiError::conflict(format!(
+            "发放单{order_no}的交接编号{no}已用于第{}次交接，本次交接的合计与之不同；新的交接请使用新的编号 (hand-over number {no} already used with other totals)",
+            first.seq
+        ))));
+    }
+    Some(handover_answer(api, first, true))
 }
 
 fn wire_totals(t: &WireTotals, what: &str) -> Result<Totals, ApiError> {
@@ -879,6 +951,19 @@ async fn post_handover(
         credited: wire_totals(&h.credited, "已入账")?,
         failed: wire_totals(&h.failed, "发放失败")?,
     };
+    if let Some(no) = h.handover_no {
+        if no < 1 {
+            return Err(ApiError::bad_request(
+                "交接编号应为正整数 (handover_no must be positive)",
+            ));
+        }
+        let earlier = api.store.henan_handovers(Some(&order_no)).await?;
+        if let Some(answer) =
+            repeated_handover(&api, &order_no, no, &earlier, bank_totals, h.replaces)
+        {
+            return answer.map(Json);
+        }
+    }
     let tally = api.store.tally(b.id).await?;
     if tally.in_flight.count > 0 {
         return Err(ApiError::conflict(format!(
@@ -936,47 +1021,40 @@ async fn post_handover(
         .collect::<Vec<_>>()
         .join("；");
     let today = (api.today)();
-    let seq = api
-        .store
-        .henan_record_handover(&HandoverRow {
-            order_no: order_no.clone(),
-            seq: 0,
-            bank: bank.clone(),
-            handler: h.handler.trim().to_owned(),
-            received_on: today.to_string(),
-            bank_credited: bank_totals.credited,
-            bank_failed: bank_totals.failed,
-            sys_credited: sys.credited,
-            sys_failed: sys.failed,
-            upto_post,
-            discrepancy: discrepancy.clone(),
-            state: "open".into(),
-            done_on: None,
-            done_by: None,
-            note: None,
-        })
-        .await?;
-    let check_by = api
-        .calendar
-        .add_working_days(today, reconcile::CHECK_WITHIN)
-        .map(|d| d.to_string());
-    let notify_by = (!found.is_empty())
-        .then(|| api.calendar.add_working_days(today, NOTIFY_WITHIN))
-        .transpose()
-        .map(|d| d.map(|d| d.to_string()));
-    let warning = match (&check_by, &notify_by) {
-        (Err(e), _) | (_, Err(e)) => Some(e.to_string()),
-        _ => None,
+    let row = HandoverRow {
+        order_no: order_no.clone(),
+        seq: 0,
+        bank: bank.clone(),
+        handler: h.handler.trim().to_owned(),
+        received_on: today.to_string(),
+        bank_credited: bank_totals.credited,
+        bank_failed: bank_totals.failed,
+        sys_credited: sys.credited,
+        sys_failed: sys.failed,
+        upto_post,
+        discrepancy,
+        state: "open".into(),
+        done_on: None,
+        done_by: None,
+        note: None,
+        handover_no: h.handover_no,
     };
-    Ok(Json(serde_json::json!({
-        "order_no": order_no,
-        "seq": seq,
-        "received_on": today.to_string(),
-        "check_by": check_by.ok(),
-        "notify_by": notify_by.ok().flatten(),
-        "discrepancies": found.iter().map(|d| d.describe()).collect::<Vec<_>>(),
-        "warning": warning,
-    })))
+    let seq = match api.store.henan_record_handover(&row).await {
+        Ok(seq) => seq,
+        Err(e) => {
+            // The same number sent twice at once: the other request recorded it first.
+            if let Some(no) = h.handover_no {
+                let earlier = api.store.henan_handovers(Some(&order_no)).await?;
+                if let Some(answer) =
+                    repeated_handover(&api, &order_no, no, &earlier, bank_totals, h.replaces)
+                {
+                    return answer.map(Json);
+                }
+            }
+            return Err(e.into());
+        }
+    };
+    handover_answer(&api, &HandoverRow { seq, ..row }, false).map(Json)
 }
 
 #[derive(Debug, Deserialize)]

@@ -173,11 +173,42 @@ struct BankState {
     handed: HashSet<String>,
     /// True totals of each hand-over: (order, seq) → (credited, failed).
     handovers: HashMap<(String, i64), (Totals, Totals)>,
-    /// Credited and failed totals posted but not yet in an accepted hand-over, per order (a
-    /// refused hand-over carries them to the next).
-    owed: HashMap<String, (Totals, Totals)>,
+    /// Results posted (or being posted) since the order's last acknowledged hand-over:
+    /// (line, attempt) → (credited, amount). The next hand-over covers all of them, whether
+    /// or not an earlier one whose answer never came included them.
+    unhanded: HashMap<String, BTreeMap<(i64, i64), (bool, Fen)>>,
+    /// A hand-over sent whose answer (the 200) never came, per order: sent again, with the
+    /// same number and totals, before anything else is posted for the order.
+    unanswered: HashMap<String, SentHandover>,
+    /// The bank's last hand-over number (its own sequence, across orders).
+    handover_no: i64,
     reports: Vec<OrderReport>,
     clock: u32,
+}
+
+/// A hand-over as the bank sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SentHandover {
+    /// The bank's number of the hand-over.
+    no: i64,
+    /// The totals sent (short by one credit under [`BankFaults::handover_short`]).
+    credited: Totals,
+    failed: Totals,
+    /// The true totals of the results it covers.
+    true_totals: (Totals, Totals),
+    /// The results it covers.
+    covers: Vec<(i64, i64)>,
+}
+
+fn totals_json(t: &Totals) -> serde_json::Value {
+    serde_json::json!({"count": t.count, "amount_fen": t.amount.0})
+}
+
+fn totals_of(v: &serde_json::Value) -> Option<Totals> {
+    Some(Totals {
+        count: v["count"].as_u64()?,
+        amount: Fen(v["amount_fen"].as_i64()?),
+    })
 }
 
 /// A simulated agent bank.
@@ -251,7 +282,9 @@ impl BankSim {
                 dropped: HashSet::new(),
                 handed: HashSet::new(),
                 handovers: HashMap::new(),
-                owed: HashMap::new(),
+                unhanded: HashMap::new(),
+                unanswered: HashMap::new(),
+                handover_no: 0,
                 reports: Vec::new(),
                 clock: 0,
             })),
@@ -595,6 +628,13 @@ impl BankSim {
     pub async fn process(&self, order_no: &str) -> Result<OrderReport, SimError> {
         let _one_at_a_time = self.work.lock().await;
         let faults = self.faults();
+        // A hand-over whose answer was lost: the same hand-over again, before anything new is
+        // posted (the platform answers it as recorded, or records it now).
+        let resent = if self.st().unanswered.contains_key(order_no) {
+            Some(self.send_handover(order_no).await?)
+        } else {
+            None
+        };
         let header = self.get_json(&format!("/orders/{order_no}")).await?;
         let project = header["project"]["code"].as_str().unwrap_or("").to_owned();
         let short = header["project"]["short_name"]
@@ -610,9 +650,14 @@ impl BankSim {
             posts: 0,
             repeated: 0,
             dropped,
-            handover: None,
+            handover: resent,
         };
         if lines.is_empty() {
+            // Results posted in an earlier run whose hand-over never went out.
+            if self.owes(order_no) {
+                report.handover = self.hand_over(order_no, &faults).await?;
+                self.st().reports.push(report.clone());
+            }
             return Ok(report);
         }
         self.assign_fates(order_no, &lines);
@@ -696,6 +741,20 @@ impl BankSim {
             self.st().reports.push(report.clone());
             return Ok(report);
         }
+        // Counted before they are posted: a post whose answer is lost may have been recorded.
+        {
+            let mut st = self.st();
+            let mut decided = Vec::with_capacity(lines.len());
+            for l in &lines {
+                if let Some(o) = st.outcomes.get(&(l.line_id, l.attempt)) {
+                    decided.push(((l.line_id, l.attempt), (*o == Outcome::Credited, l.amount)));
+                }
+            }
+            st.unhanded
+                .entry(order_no.to_owned())
+                .or_default()
+                .extend(decided);
+        }
         let chunk = match faults.chunk {
             0 => results.len().max(1),
             n => n,
@@ -746,53 +805,106 @@ impl BankSim {
                 }
             }
         }
-        // What this hand-over covers: this run's results and any refused hand-over's.
-        let (mut credited, failed) = {
+        report.handover = self.hand_over(order_no, &faults).await?;
+        self.st().reports.push(report.clone());
+        Ok(report)
+    }
+
+    /// Whether results of `order_no` await a hand-over (or a hand-over its answer).
+    fn owes(&self, order_no: &str) -> bool {
+        let st = self.st();
+        st.unanswered.contains_key(order_no)
+            || st.unhanded.get(order_no).is_some_and(|u| !u.is_empty())
+    }
+
+    /// Hand over everything posted since the last acknowledged hand-over, under a new number.
+    async fn hand_over(
+        &self,
+        order_no: &str,
+        faults: &BankFaults,
+    ) -> Result<Option<serde_json::Value>, SimError> {
+        {
             let mut st = self.st();
-            let owed = st.owed.entry(order_no.to_owned()).or_default();
-            owed.0 = owed.0 + report.credited;
-            owed.1 = owed.1 + report.failed;
-            *owed
-        };
-        let true_totals = (credited, failed);
-        let first = !self.st().handed.contains(order_no);
-        if faults.handover_short && first && credited.count > 0 {
-            let one = lines
-                .iter()
-                .find(|l| {
-                    self.st().outcomes.get(&(l.line_id, l.attempt)) == Some(&Outcome::Credited)
-                })
-                .map(|l| l.amount)
-                .unwrap_or_default();
-            credited = Totals {
-                count: credited.count - 1,
-                amount: credited.amount - one,
+            let Some(results) = st.unhanded.get(order_no).filter(|u| !u.is_empty()) else {
+                return Ok(None);
             };
+            let (mut credited, mut failed) = (Totals::default(), Totals::default());
+            let mut one = None;
+            for (credit, amount) in results.values() {
+                if *credit {
+                    credited.add(*amount);
+                    one.get_or_insert(*amount);
+                } else {
+                    failed.add(*amount);
+                }
+            }
+            let covers: Vec<(i64, i64)> = results.keys().copied().collect();
+            let true_totals = (credited, failed);
+            if faults.handover_short
+                && !st.handed.contains(order_no)
+                && let Some(one) = one
+            {
+                credited = Totals {
+                    count: credited.count - 1,
+                    amount: credited.amount - one,
+                };
+            }
+            st.handover_no += 1;
+            let no = st.handover_no;
+            st.unanswered.insert(
+                order_no.to_owned(),
+                SentHandover {
+                    no,
+                    credited,
+                    failed,
+                    true_totals,
+                    covers,
+                },
+            );
         }
+        self.send_handover(order_no).await.map(Some)
+    }
+
+    /// Send the order's unanswered hand-over; once answered, the results it covers are
+    /// handed over.
+    async fn send_handover(&self, order_no: &str) -> Result<serde_json::Value, SimError> {
+        let Some(h) = self.st().unanswered.get(order_no).cloned() else {
+            return Err(self.err(format!("发放单{order_no}没有待交接的交易结果")));
+        };
+        // A connection error leaves it unanswered: sent again on the next run.
         let (status, v) = self
             .post_json(
                 &format!("/orders/{order_no}/handover"),
                 &serde_json::json!({
                     "handler": self.cfg.handler,
-                    "credited": {"count": credited.count, "amount": credited.amount.to_string()},
-                    "failed": {"count": failed.count, "amount": failed.amount.to_string()},
+                    "handover_no": h.no,
+                    "credited": {"count": h.credited.count, "amount": h.credited.amount.to_string()},
+                    "failed": {"count": h.failed.count, "amount": h.failed.amount.to_string()},
                 }),
             )
             .await?;
+        if status.is_server_error() {
+            // Perhaps recorded before it failed: the same hand-over again next time.
+            return Err(self.err(format!("交接未获答复 HTTP {status}: {}", v["message"])));
+        }
+        let mut st = self.st();
+        st.unanswered.remove(order_no);
         if !status.is_success() {
+            // Refused, so not recorded: its results go in the next hand-over.
+            drop(st);
             return Err(self.err(format!("交接被拒绝 HTTP {status}: {}", v["message"])));
         }
-        {
-            let mut st = self.st();
-            st.handed.insert(order_no.to_owned());
-            st.owed.remove(order_no);
-            if let Some(seq) = v["seq"].as_i64() {
-                st.handovers.insert((order_no.to_owned(), seq), true_totals);
+        st.handed.insert(order_no.to_owned());
+        if let Some(u) = st.unhanded.get_mut(order_no) {
+            for k in &h.covers {
+                u.remove(k);
             }
         }
-        report.handover = Some(v);
-        self.st().reports.push(report.clone());
-        Ok(report)
+        if let Some(seq) = v["seq"].as_i64() {
+            st.handovers
+                .insert((order_no.to_owned(), seq), h.true_totals);
+        }
+        Ok(v)
     }
 
     /// Hand over the round of a disputed hand-over again, with the true totals (the remedy
@@ -808,6 +920,11 @@ impl BankSim {
             .get(&(order_no.to_owned(), seq))
             .copied()
             .ok_or_else(|| self.err(format!("本行没有发放单{order_no}的第{seq}次交接")))?;
+        let no = {
+            let mut st = self.st();
+            st.handover_no += 1;
+            st.handover_no
+        };
         let (status, v) = self
             .post_json(
                 &format!("/orders/{order_no}/handover"),
@@ -816,6 +933,7 @@ impl BankSim {
                     "credited": {"count": credited.count, "amount": credited.amount.to_string()},
                     "failed": {"count": failed.count, "amount": failed.amount.to_string()},
                     "replaces": seq,
+                    "handover_no": no,
                 }),
             )
             .await?;
@@ -831,9 +949,13 @@ impl BankSim {
         let v = self.get_json("/orders").await?;
         let mut out = Vec::new();
         for o in v["orders"].as_array().cloned().unwrap_or_default() {
-            let waiting =
-                o["funded"].as_bool() == Some(true) && o["open"]["count"].as_u64().unwrap_or(0) > 0;
-            if let (true, Some(no)) = (waiting, o["order_no"].as_str()) {
+            let Some(no) = o["order_no"].as_str() else {
+                continue;
+            };
+            // Lines to pull, or results still to hand over.
+            let waiting = o["funded"].as_bool() == Some(true)
+                && (o["open"]["count"].as_u64().unwrap_or(0) > 0 || self.owes(no));
+            if waiting {
                 out.push(self.process(no).await?);
             }
         }
@@ -918,6 +1040,15 @@ impl BankSim {
             "fate": st.fate.iter().map(|(l, (r, acct, name))| serde_json::json!([l, r.as_str(), acct, name])).collect::<Vec<_>>(),
             "decided": st.decided.iter().collect::<Vec<_>>(),
             "clock": st.clock,
+            "handed": st.handed.iter().collect::<Vec<_>>(),
+            "handovers": st.handovers.iter().map(|((o, seq), (c, f))| serde_json::json!({"order_no": o, "seq": seq, "credited": totals_json(c), "failed": totals_json(f)})).collect::<Vec<_>>(),
+            "unhanded": st.unhanded.iter().flat_map(|(o, u)| u.iter().map(move |((l, a), (c, fen))| serde_json::json!([o, l, a, c, fen.0]))).collect::<Vec<_>>(),
+            "unanswered": st.unanswered.iter().map(|(o, h)| serde_json::json!({
+                "order_no": o, "no": h.no, "credited": totals_json(&h.credited), "failed": totals_json(&h.failed),
+                "true_credited": totals_json(&h.true_totals.0), "true_failed": totals_json(&h.true_totals.1),
+                "covers": h.covers,
+            })).collect::<Vec<_>>(),
+            "handover_no": st.handover_no,
         })
     }
 
@@ -968,6 +1099,65 @@ impl BankSim {
             .as_u64()
             .and_then(|c| u32::try_from(c).ok())
             .unwrap_or(st.clock);
+        for o in arr("handed") {
+            if let Some(o) = o.as_str() {
+                st.handed.insert(o.to_owned());
+            }
+        }
+        for h in arr("handovers") {
+            if let (Some(o), Some(seq), Some(c), Some(f)) = (
+                h["order_no"].as_str(),
+                h["seq"].as_i64(),
+                totals_of(&h["credited"]),
+                totals_of(&h["failed"]),
+            ) {
+                st.handovers.insert((o.to_owned(), seq), (c, f));
+            }
+        }
+        for e in arr("unhanded") {
+            if let (Some(o), Some(l), Some(a), Some(c), Some(fen)) = (
+                e[0].as_str(),
+                e[1].as_i64(),
+                e[2].as_i64(),
+                e[3].as_bool(),
+                e[4].as_i64(),
+            ) {
+                st.unhanded
+                    .entry(o.to_owned())
+                    .or_default()
+                    .insert((l, a), (c, Fen(fen)));
+            }
+        }
+        for h in arr("unanswered") {
+            let covers = h["covers"]
+                .as_array()
+                .map(|c| {
+                    c.iter()
+                        .filter_map(|k| Some((k[0].as_i64()?, k[1].as_i64()?)))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            if let (Some(o), Some(no), Some(c), Some(f), Some(tc), Some(tf)) = (
+                h["order_no"].as_str(),
+                h["no"].as_i64(),
+                totals_of(&h["credited"]),
+                totals_of(&h["failed"]),
+                totals_of(&h["true_credited"]),
+                totals_of(&h["true_failed"]),
+            ) {
+                st.unanswered.insert(
+                    o.to_owned(),
+                    SentHandover {
+                        no,
+                        credited: c,
+                        failed: f,
+                        true_totals: (tc, tf),
+                        covers,
+                    },
+                );
+            }
+        }
+        st.handover_no = v["handover_no"].as_i64().unwrap_or(st.handover_no);
     }
 
     /// Wait until every notified order has been processed (or `timeout` passes). Returns
@@ -1035,6 +1225,64 @@ impl BankSim {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_books_keep_unanswered_hand_overs_across_runs() {
+        let cfg = || BankSimConfig {
+            platform: "http://127.0.0.1:9".into(),
+            bank: "ABC-HN".into(),
+            token: "t".into(),
+            handler: "经办".into(),
+            today: chrono::NaiveDate::from_ymd_opt(2023, 5, 20).unwrap(),
+            seed: 1,
+            faults: BankFaults::default(),
+            page: Some(100),
+        };
+        let a = BankSim::new(cfg()).unwrap();
+        {
+            let mut st = a.st();
+            let u = st.unhanded.entry("FF1".into()).or_default();
+            u.insert((1, 1), (true, Fen(42000)));
+            u.insert((2, 1), (false, Fen(100)));
+            st.unanswered.insert(
+                "FF1".into(),
+                SentHandover {
+                    no: 3,
+                    credited: Totals {
+                        count: 1,
+                        amount: Fen(42000),
+                    },
+                    failed: Totals {
+                        count: 1,
+                        amount: Fen(100),
+                    },
+                    true_totals: (
+                        Totals {
+                            count: 1,
+                            amount: Fen(42000),
+                        },
+                        Totals {
+                            count: 1,
+                            amount: Fen(100),
+                        },
+                    ),
+                    covers: vec![(1, 1), (2, 1)],
+                },
+            );
+            st.handover_no = 3;
+            st.handed.insert("FF0".into());
+            st.handovers.insert(("FF0".into(), 1), Default::default());
+        }
+        let b = BankSim::new(cfg()).unwrap();
+        b.import_state(&a.export_state());
+        assert!(b.owes("FF1") && !b.owes("FF0"));
+        let (sa, sb) = (a.st(), b.st());
+        assert_eq!(sb.unhanded, sa.unhanded);
+        assert_eq!(sb.unanswered, sa.unanswered);
+        assert_eq!(sb.handover_no, 3);
+        assert_eq!(sb.handed, sa.handed);
+        assert_eq!(sb.handovers, sa.handovers);
+    }
 
     #[test]
     fn csv_records() {
