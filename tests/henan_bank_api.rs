@@ -269,7 +269,7 @@ async fn bank_interface_rules() {
         assert_eq!(cards(store).await, Fen(12 * 42000));
 
         // The hand-over, checked against the platform, with its working-day deadline.
-        let (s, v) = abc.post(&format!("/orders/{order}/handover"), hand).await;
+        let (s, v) = abc.post(&format!("/orders/{order}/handover"), hand.clone()).await;
         assert_eq!(s, 200, "{v}");
         assert_eq!(v["check_by"], "2023-05-26");
         assert_eq!(v["discrepancies"].as_array().unwrap().len(), 0);

@@ -24,6 +24,10 @@
 //! outcome contradicting one already recorded refuses it (409). A result already recorded is a
 //! duplicate and changes nothing, so repeated, partial and reordered posts apply each line once.
 //! Accepted results are kept as received (with the SMS the bank sent) and applied at once.
+//!
+//! A hand-over (`POST .../handover`) may carry the bank's own number (`handover_no`): a
+//! hand-over re-sent because its answer was lost answers the one recorded under that number
+//! and records nothing; the number with other totals is refused (409).
 
 use crate::server::ApiError;
 use axum::Json;
