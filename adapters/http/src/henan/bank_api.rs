@@ -908,14 +908,9 @@ fn repeated_handover(
     no: i64,
     earlier: &[HandoverRow],
     bank_totals: HandoverTotals,
-    replaces: Option<i64>,
 ) -> Option<Result<serde_json::Value, ApiError>> {
     let first = earlier.iter().find(|x| x.handover_no == Some(no))?;
-    let replaced = replaces.is_some_and(|r| r != first.seq);
-    if first.bank_credited != bank_totals.credited
-        || first.bank_failed != bank_totals.failed
-        || replaced
-    {
+    if first.bank_credited != bank_totals.credited || first.bank_failed != bank_totals.failed {
         return Some(Err(ApiError::conflict(format!(
             "发放单{order_no}的交接编号{no}已用于第{}次交接，本次交接的合计与之不同；新的交接请使用新的编号 (hand-over number {no} already used with other totals)",
             first.seq
@@ -962,9 +957,7 @@ async fn post_handover(
             ));
         }
         let earlier = api.store.henan_handovers(Some(&order_no)).await?;
-        if let Some(answer) =
-            repeated_handover(&api, &order_no, no, &earlier, bank_totals, h.replaces)
-        {
+        if let Some(answer) = repeated_handover(&api, &order_no, no, &earlier, bank_totals) {
             return answer.map(Json);
         }
     }
@@ -1049,8 +1042,7 @@ async fn post_handover(
             // The same number sent twice at once: the other request recorded it first.
             if let Some(no) = h.handover_no {
                 let earlier = api.store.henan_handovers(Some(&order_no)).await?;
-                if let Some(answer) =
-                    repeated_handover(&api, &order_no, no, &earlier, bank_totals, h.replaces)
+                if let Some(answer) = repeated_handover(&api, &order_no, no, &earlier, bank_totals)
                 {
                     return answer.map(Json);
                 }
