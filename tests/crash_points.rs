@@ -47,8 +47,6 @@ use std::time::{Duration, Instant};
 use ykt_kernel::{BatchState, Fen, LineState};
 use ykt_store::failpoints::POINTS;
 
-const BATCH: i64 = 1;
-
 fn scenario() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/standard")
 }
@@ -184,6 +182,53 @@ struct Run {
     disputed: u32,
     #[cfg(feature = "province-henan")]
     server: Option<Server>,
+    /// The cycle's batch, once the roster is imported (0 before). Not always 1: on PostgreSQL
+    /// an import killed before its commit still used up its sequence numbers.
+    batch: i64,
+    /// The run's PostgreSQL database (a copy of the template's), dropped with the run; `None`
+    /// on SQLite (the file in the run's directory).
+    pg: Option<(String, String)>,
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if let Some((_, database)) = self.pg.take() {
+            #[cfg(feature = "province-henan")]
+            drop(self.server.take());
+            self.rt
+                .block_on(ykt_store::testing::drop_test_database(&database));
+        }
+    }
+}
+
+/// The database the matrix runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// The prepared directory every run copies (registers imported, users added) and, on
+/// PostgreSQL, the prepared database every run copies; the database is dropped with it.
+struct Template {
+    dir: tempfile::TempDir,
+    pg: Option<(String, String)>,
+}
+
+impl Template {
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Template {
+    fn drop(&mut self) {
+        if let Some((_, database)) = self.pg.take() {
+            tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(ykt_store::testing::drop_test_database(&database));
+        }
+    }
 }
 
 enum Ran {
@@ -250,10 +295,21 @@ fn free_port() -> u16 {
 }
 
 impl Run {
-    fn start(prov: Prov, template: &Path, seed: u64) -> Run {
+    fn start(prov: Prov, template: &Template, seed: u64) -> Run {
         let dir = tempfile::tempdir().unwrap();
-        copy_dir(template, dir.path());
-        let (sim, env, books_url) = match prov {
+        copy_dir(template.path(), dir.path());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let pg = template.pg.as_ref().map(|(_, tmpl)| {
+            rt.block_on(ykt_store::testing::copy_postgres_database(
+                tmpl,
+                &format!("crash_{prov:?}"),
+            ))
+            .expect("copy the template database")
+        });
+        let (sim, mut env, books_url) = match prov {
             #[cfg(feature = "province-heilongjiang")]
             Prov::Heilongjiang => {
                 let (bp, kp) = (free_port(), free_port());
@@ -354,6 +410,9 @@ impl Run {
             }
         };
         let counter = dir.path().join("failpoint.count");
+        if let Some((url, _)) = &pg {
+            env.push(("YKT_DATABASE_URL".to_owned(), url.clone()));
+        }
         Run {
             prov,
             seed,
@@ -366,14 +425,13 @@ impl Run {
             counter,
             crashed_at: None,
             log: Vec::new(),
-            rt: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
+            rt,
             last: Vec::new(),
             disputed: 0,
             #[cfg(feature = "province-henan")]
             server: None,
+            batch: 0,
+            pg,
         }
     }
 
@@ -554,8 +612,17 @@ impl Run {
     }
 
     fn state(&mut self) -> Option<BatchState> {
+        if self.batch == 0 {
+            let out = match self.ykt_any(&["batch", "list", "--json"], "2023-05-20") {
+                Ran::Exit(0, out, _) => out,
+                _ => unreachable!("listing batches crosses no crash point"),
+            };
+            let list: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+            assert!(list.len() <= 1, "one roster makes one batch: {out}");
+            self.batch = list.first()?["id"].as_i64().unwrap();
+        }
         match self.ykt_any(
-            &["batch", "show", &BATCH.to_string(), "--json"],
+            &["batch", "show", &self.batch.to_string(), "--json"],
             "2023-05-20",
         ) {
             Ran::Exit(0, out, _) => {
@@ -569,7 +636,7 @@ impl Run {
 
     /// `(line id, state, attempt)` of the batch's lines.
     fn lines(&mut self) -> Vec<(i64, LineState, u32)> {
-        let out = match self.ykt(&["batch", "lines", &BATCH.to_string()], "2023-05-20") {
+        let out = match self.ykt(&["batch", "lines", &self.batch.to_string()], "2023-05-20") {
             Ran::Exit(0, out, _) => out,
             _ => unreachable!("listing lines crosses no crash point"),
         };
@@ -612,7 +679,7 @@ impl Run {
     #[cfg(any(feature = "province-heilongjiang", feature = "province-sichuan"))]
     /// A failed line's next command: corrected once (its first attempt), else refunded.
     fn failed_line(&self, lines: &[(i64, LineState, u32)], correct: bool) -> Option<Vec<String>> {
-        let id = BATCH.to_string();
+        let id = self.batch.to_string();
         if correct {
             if let Some(l) = lines.iter().find(|l| l.1 == LineState::Failed && l.2 == 1) {
                 return Some(strings(&[
@@ -664,10 +731,10 @@ impl Run {
     #[cfg(feature = "province-heilongjiang")]
     fn next_heilongjiang(&mut self) -> Option<Step> {
         let d = "2023-05-20";
-        let id = BATCH.to_string();
         let Some(state) = self.state() else {
             return self.import(d, Some("heilongjiang"));
         };
+        let id = self.batch.to_string();
         let hlj = |step_name: &str, user: &str| {
             step(d, &["heilongjiang", "step", &id, step_name, "--user", user])
         };
@@ -711,10 +778,10 @@ impl Run {
 
     #[cfg(feature = "province-sichuan")]
     fn next_sichuan(&mut self) -> Option<Step> {
-        let id = BATCH.to_string();
         let Some(state) = self.state() else {
             return self.import("2023-05-08", None);
         };
+        let id = self.batch.to_string();
         let batch_step = |today: &'static str, name: &str, user: &str| {
             step(today, &["batch", "step", &id, name, "--user", user])
         };
@@ -724,7 +791,11 @@ impl Run {
                 // One objection raised during the publicity and resolved before the township
                 // submits (乐山办法: objections are resolved before the list goes on).
                 let objections = self.rt.block_on(async {
-                    self.store().await.sichuan_objections(BATCH).await.unwrap()
+                    self.store()
+                        .await
+                        .sichuan_objections(self.batch)
+                        .await
+                        .unwrap()
                 });
                 match objections.iter().find(|o| o.status == "open") {
                     _ if objections.is_empty() => step(
@@ -826,7 +897,6 @@ impl Run {
     #[cfg(feature = "province-henan")]
     fn next_henan(&mut self) -> Option<Step> {
         let d = "2023-05-20";
-        let id = BATCH.to_string();
         let Some(state) = self.state() else {
             let roster = scenario().join("roster.csv");
             return step(
@@ -844,9 +914,10 @@ impl Run {
                 ],
             );
         };
+        let id = self.batch.to_string();
         let (order_no, unapplied, open_handover, unhanded) = self.rt.block_on(async {
             let store = self.store().await;
-            let b = store.batch(BATCH).await.unwrap().unwrap();
+            let b = store.batch(self.batch).await.unwrap().unwrap();
             let unapplied = store
                 .henan_unapplied_results(&b.order_no)
                 .await
@@ -1060,7 +1131,10 @@ impl Run {
 
     async fn store(&self) -> ykt_store::Store {
         let cfg = yikatong::config::Config {
-            database_url: format!("sqlite://{}", self.dir.path().join("data/ykt.db").display()),
+            database_url: match &self.pg {
+                Some((url, _)) => url.clone(),
+                None => format!("sqlite://{}", self.dir.path().join("data/ykt.db").display()),
+            },
             key_file: self.dir.path().join("data/ykt.key"),
             ..Default::default()
         };
@@ -1235,16 +1309,20 @@ fn check(run: &Run, label: &str) -> Outcome {
     let books = run.peer_books();
     run.rt.block_on(async {
         let store = run.store().await;
-        let b = store.batch(BATCH).await.unwrap().unwrap();
+        let b = store.batch(run.batch).await.unwrap().unwrap();
         assert_eq!(b.state, BatchState::Closed, "{label}: not closed");
-        let tally = store.tally(BATCH).await.unwrap();
+        let tally = store.tally(run.batch).await.unwrap();
         // Control totals equal: every line accounted for, count and amount.
-        ykt_kernel::batch::check_balance(BATCH, b.control, &tally)
+        ykt_kernel::batch::check_balance(run.batch, b.control, &tally)
             .unwrap_or_else(|e| panic!("{label}: {e}"));
         assert!(tally.is_settled(), "{label}: lines still open");
         // No line lost: as many lines as the roster accepted, all credited or refunded.
-        let roster = store.roster(1).await.unwrap().unwrap();
-        let lines = store.lines(BATCH, 0, i64::MAX).await.unwrap();
+        let roster = store
+            .roster(b.roster_id.expect("the batch comes from a roster"))
+            .await
+            .unwrap()
+            .unwrap();
+        let lines = store.lines(run.batch, 0, i64::MAX).await.unwrap();
         assert_eq!(lines.len() as i64, roster.accepted, "{label}: lines lost");
         assert_eq!(
             tally.credited.count + tally.refunded.count,
@@ -1273,14 +1351,14 @@ fn check(run: &Run, label: &str) -> Outcome {
         assert_eq!(books.credited_sum, tally.credited.amount, "{label}");
         #[cfg(feature = "province-heilongjiang")]
         if run.prov == Prov::Heilongjiang {
-            assert_eq!(store.hlj_lines_credited_twice(BATCH).await.unwrap(), 0);
+            assert_eq!(store.hlj_lines_credited_twice(run.batch).await.unwrap(), 0);
         }
         // Refunded once: the treasury's (or its agent bank's) refunds are the store's.
         assert_eq!(books.refunded, tally.refunded.amount, "{label}: refunds");
         // Henan: every refund in the register of corrections and refunds (第二十三条).
         #[cfg(feature = "province-henan")]
         if run.prov == Prov::Henan {
-            let events = store.henan_line_events(Some(BATCH)).await.unwrap();
+            let events = store.henan_line_events(Some(run.batch)).await.unwrap();
             let refunds: BTreeSet<i64> = events
                 .iter()
                 .filter(|e| e.kind == "refund")
@@ -1317,11 +1395,17 @@ fn check(run: &Run, label: &str) -> Outcome {
             .await
             .unwrap_or_else(|e| panic!("{label}: audit chain: {e}"));
         Outcome {
-            lines: lines.iter().map(|l| (l.id, l.state)).collect(),
+            // By position in the batch: on PostgreSQL an import killed before its commit
+            // still used up its line ids, so the resumed import's lines have other ids.
+            lines: lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (i as i64, l.state))
+                .collect(),
             credited: tally.credited.amount,
             refunded: tally.refunded.amount,
             steps: store
-                .batch_steps(BATCH)
+                .batch_steps(run.batch)
                 .await
                 .unwrap()
                 .into_iter()
@@ -1332,8 +1416,19 @@ fn check(run: &Run, label: &str) -> Outcome {
 }
 
 /// Registers, users and the province's standing records once; each run starts from a copy.
-fn template(prov: Prov) -> tempfile::TempDir {
+fn template(prov: Prov, db: Db) -> Template {
     let dir = tempfile::tempdir().unwrap();
+    let pg = match db {
+        Db::Sqlite => None,
+        Db::Postgres => Some(
+            tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(ykt_store::testing::empty_postgres_database(&format!(
+                    "crash_tmpl_{prov:?}"
+                )))
+                .expect("PostgreSQL reachable (checked by the caller)"),
+        ),
+    };
     let today = match prov {
         #[cfg(feature = "province-henan")]
         Prov::Henan => "2023-05-20",
@@ -1353,6 +1448,7 @@ fn template(prov: Prov) -> tempfile::TempDir {
             .env_remove("YKT_PROVINCE_SETTINGS")
             .env_remove("FAILPOINTS")
             .env("YKT_TODAY", today)
+            .envs(pg.iter().map(|(url, _)| ("YKT_DATABASE_URL", url)))
             .output()
             .unwrap();
         assert!(o.status.success(), "{args:?}: {o:?}");
@@ -1415,6 +1511,7 @@ fn template(prov: Prov) -> tempfile::TempDir {
                 .env_remove("YKT_MASTER_KEY")
                 .env_remove("FAILPOINTS")
                 .env("YKT_TODAY", today)
+                .envs(pg.iter().map(|(url, _)| ("YKT_DATABASE_URL", url)))
                 .output()
                 .unwrap();
             assert!(o.status.success(), "{o:?}");
@@ -1469,14 +1566,14 @@ fn template(prov: Prov) -> tempfile::TempDir {
             ]);
         }
     }
-    dir
+    Template { dir, pg }
 }
 
 /// One case: crash the cycle there, resume it to the end, check it against `expected`.
 /// Returns how many hand-overs the resumed cycle had to dispute (Henan).
 fn crash_and_resume(
     prov: Prov,
-    template: &Path,
+    template: &Template,
     seed: u64,
     case: &Crash,
     expected: &Outcome,
@@ -1504,17 +1601,11 @@ fn crash_and_resume(
 /// picks: the uncrashed cycle, then the crash there and the resumed cycle.
 #[cfg(any(feature = "province-sichuan", feature = "province-henan"))]
 fn regression(prov: Prov, point: &'static str, nth: u64, mode: Mode) {
-    let template = template(prov);
-    let mut reference = Run::start(prov, template.path(), 100);
+    let template = template(prov, Db::Sqlite);
+    let mut reference = Run::start(prov, &template, 100);
     reference.drive();
     let expected = check(&reference, &format!("{prov:?}, no crash"));
-    crash_and_resume(
-        prov,
-        template.path(),
-        0,
-        &Crash { point, nth, mode },
-        &expected,
-    );
+    crash_and_resume(prov, &template, 0, &Crash { point, nth, mode }, &expected);
 }
 
 /// Found by the matrix: killed after recording the bank's truncated result file as refused
@@ -1541,7 +1632,24 @@ fn henan_killed_between_a_refund_and_its_register_entry() {
 }
 
 /// The matrix for one province: a traced run without a crash, then one run per crash.
-fn matrix(prov: Prov) {
+fn matrix(prov: Prov, db: Db) {
+    if db == Db::Postgres {
+        let probe = tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(ykt_store::testing::empty_postgres_database("crash_probe"));
+        match probe {
+            Ok((_, database)) => tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(ykt_store::testing::drop_test_database(&database)),
+            Err(reason) if ykt_store::testing::postgres_required() => {
+                panic!("PostgreSQL is required (YKT_REQUIRE_PG=1) but unavailable: {reason}")
+            }
+            Err(reason) => {
+                eprintln!("skipped PostgreSQL for the {prov:?} crash matrix: {reason}");
+                return;
+            }
+        }
+    }
     assert!(
         ykt_store::failpoints::ENABLED,
         "the test build has crash points"
@@ -1555,7 +1663,7 @@ fn matrix(prov: Prov) {
     } else {
         1
     };
-    let template = template(prov);
+    let template = template(prov, db);
     let started = Instant::now();
     let mut crashes = 0u64;
     let mut points_seen: BTreeSet<&str> = BTreeSet::new();
@@ -1563,7 +1671,7 @@ fn matrix(prov: Prov) {
     let mut failed: Vec<(String, String)> = Vec::new();
     for seed in 0..seeds {
         // The cycle without a crash, traced: every occurrence of every point.
-        let mut reference = Run::start(prov, template.path(), 100 + seed);
+        let mut reference = Run::start(prov, &template, 100 + seed);
         let trace = reference.dir.path().join("trace");
         reference.trace = Some(trace.clone());
         reference.drive();
@@ -1619,7 +1727,7 @@ fn matrix(prov: Prov) {
             let what = format!("{} #{} {:?}", case.point, case.nth, case.mode);
             // Every case runs; the failures are listed at the end.
             let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                crash_and_resume(prov, template.path(), seed, &case, &expected)
+                crash_and_resume(prov, &template, seed, &case, &expected)
             }));
             match ran {
                 Ok(n) => {
@@ -1646,7 +1754,7 @@ fn matrix(prov: Prov) {
         }
     }
     eprintln!(
-        "{prov:?} crash matrix: {} points, {crashes} crashes resumed over {seeds} seed(s): 0 lines lost, 0 paid twice, ledger balanced, control totals equal ({:.0?}); {} of them with a hand-over disputed: {disputed:?}; {} cases failed: {:?}",
+        "{prov:?} crash matrix on {db:?}: {} points, {crashes} crashes resumed over {seeds} seed(s): 0 lines lost, 0 paid twice, ledger balanced, control totals equal ({:.0?}); {} of them with a hand-over disputed: {disputed:?}; {} cases failed: {:?}",
         points_seen.len(),
         started.elapsed(),
         disputed.len(),
@@ -1655,7 +1763,7 @@ fn matrix(prov: Prov) {
     );
     assert!(
         failed.is_empty(),
-        "{prov:?}: {} crash cases failed:\n{}",
+        "{prov:?} on {db:?}: {} crash cases failed:\n{}",
         failed.len(),
         failed
             .iter()
@@ -1675,17 +1783,35 @@ fn matrix(prov: Prov) {
 #[cfg(feature = "province-heilongjiang")]
 #[test]
 fn heilongjiang_crash_at_every_commit_boundary_then_resume() {
-    matrix(Prov::Heilongjiang);
+    matrix(Prov::Heilongjiang, Db::Sqlite);
 }
 
 #[cfg(feature = "province-sichuan")]
 #[test]
 fn sichuan_crash_at_every_commit_boundary_then_resume() {
-    matrix(Prov::Sichuan);
+    matrix(Prov::Sichuan, Db::Sqlite);
 }
 
 #[cfg(feature = "province-henan")]
 #[test]
 fn henan_crash_at_every_commit_boundary_then_resume() {
-    matrix(Prov::Henan);
+    matrix(Prov::Henan, Db::Sqlite);
+}
+
+#[cfg(feature = "province-heilongjiang")]
+#[test]
+fn heilongjiang_crash_at_every_commit_boundary_then_resume_on_postgres() {
+    matrix(Prov::Heilongjiang, Db::Postgres);
+}
+
+#[cfg(feature = "province-sichuan")]
+#[test]
+fn sichuan_crash_at_every_commit_boundary_then_resume_on_postgres() {
+    matrix(Prov::Sichuan, Db::Postgres);
+}
+
+#[cfg(feature = "province-henan")]
+#[test]
+fn henan_crash_at_every_commit_boundary_then_resume_on_postgres() {
+    matrix(Prov::Henan, Db::Postgres);
 }

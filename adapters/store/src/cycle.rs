@@ -731,6 +731,22 @@ struct Settle {
     bank_date: String,
 }
 
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+/// Bind each row's six values, in the order of the `VALUES` rows of [`settle`].
+fn bind_settles<'q>(mut q: SqliteQuery<'q>, rows: &'q [Settle]) -> SqliteQuery<'q> {
+    for r in rows {
+        q = q
+            .bind(r.line_id)
+            .bind(r.attempt)
+            .bind(r.state)
+            .bind(r.outcome)
+            .bind(r.reason)
+            .bind(r.bank_date.as_str());
+    }
+    q
+}
+
 /// Lines per statement of [`settle`] on SQLite (6 parameters each, far under its limit).
 const SETTLE_ROWS: usize = 500;
 
@@ -750,34 +766,19 @@ async fn settle(tx: &mut Tx, rows: &[Settle], at: &str) -> Result<()> {
                      FROM (VALUES {values}) AS v \
                      WHERE payment_lines.id = v.column1 AND payment_lines.attempt = v.column2 AND payment_lines.state = 'in_flight'"
                 );
-                let mut q = sqlx::query(&sql);
-                for r in chunk {
-                    q = q
-                        .bind(r.line_id)
-                        .bind(r.attempt)
-                        .bind(r.state)
-                        .bind(r.outcome)
-                        .bind(r.reason)
-                        .bind(r.bank_date.as_str());
-                }
-                changed += q.execute(&mut **t).await?.rows_affected();
+                changed += bind_settles(sqlx::query(&sql), chunk)
+                    .execute(&mut **t)
+                    .await?
+                    .rows_affected();
                 let sql = format!(
                     "UPDATE line_attempts SET outcome = v.column4, reason = v.column5, bank_date = v.column6, settled_at = ? \
                      FROM (VALUES {values}) AS v \
                      WHERE line_attempts.line_id = v.column1 AND line_attempts.attempt = v.column2"
                 );
                 // The `?` of `settled_at` comes first in the statement's text.
-                let mut q = sqlx::query(&sql).bind(at);
-                for r in chunk {
-                    q = q
-                        .bind(r.line_id)
-                        .bind(r.attempt)
-                        .bind(r.state)
-                        .bind(r.outcome)
-                        .bind(r.reason)
-                        .bind(r.bank_date.as_str());
-                }
-                q.execute(&mut **t).await?;
+                bind_settles(sqlx::query(&sql).bind(at), chunk)
+                    .execute(&mut **t)
+                    .await?;
             }
         }
         TxInner::Postgres(t) => {

@@ -346,6 +346,31 @@ pub async fn empty_postgres_database(name: &str) -> Result<(String, String), Str
     Ok((url_with_database(&pg_admin_url(), &database), database))
 }
 
+/// A new database `name` (made unique like every test database) copied from the database
+/// `template` (`CREATE DATABASE … TEMPLATE`, which needs no other session on `template`):
+/// its URL and name. For tests that prepare a database once and run many cases on copies.
+pub async fn copy_postgres_database(
+    template: &str,
+    name: &str,
+) -> Result<(String, String), String> {
+    let mut admin = pg_admin().await?;
+    let database = test_database_name(name);
+    sqlx::raw_sql(&format!(
+        "CREATE DATABASE \"{database}\" TEMPLATE \"{template}\""
+    ))
+    .execute(&mut admin)
+    .await
+    .map_err(|e| format!("CREATE DATABASE … TEMPLATE failed: {e}"))?;
+    let _ = admin.close().await;
+    Ok((url_with_database(&pg_admin_url(), &database), database))
+}
+
+/// Whether PostgreSQL is required (`YKT_REQUIRE_PG=1`): a test that cannot reach it fails
+/// instead of saying it skipped.
+pub fn postgres_required() -> bool {
+    pg_required()
+}
+
 /// Drop a database made by [`empty_postgres_database`] (open connections are ended).
 pub async fn drop_test_database(database: &str) {
     drop_database(database).await;
