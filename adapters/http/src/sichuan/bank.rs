@@ -373,7 +373,14 @@ impl FileDropBank {
             to = self.incoming().join(sub).join(format!("{file_name}.{n}"));
             n += 1;
         }
-        std::fs::rename(&from, &to).map_err(|e| io_err("移动", &from, e))
+        match std::fs::rename(&from, &to) {
+            Ok(()) => Ok(()),
+            // Already moved by another poll that read the same file at the same moment (each
+            // file is recorded once, by its content hash, before it is moved): nothing left
+            // to move.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !from.exists() => Ok(()),
+            Err(e) => Err(io_err("移动", &from, e)),
+        }
     }
 }
 
