@@ -193,6 +193,13 @@ async fn bank_round_trip_with_failures_repeats_and_a_truncated_file() {
     assert_eq!(records[1].failure, Some(FailureReason::AccountClosed));
     platform.reject(files[0].file_name(), reason).unwrap();
     platform.archive(files[1].file_name()).unwrap();
+    // A second poll that read the same file and archives it after the first: nothing left
+    // to move, not an error; the file is in `done/` once.
+    platform.archive(files[1].file_name()).unwrap();
+    let done = std::fs::read_dir(dir.path().join("from_bank/done"))
+        .unwrap()
+        .count();
+    assert_eq!(done, 1);
     assert!(dir.path().join("to_bank/HP_O1_01.txt.rej").exists());
 
     // The bank sees the rejection receipt and sends the complete file again.
