@@ -8,7 +8,10 @@
 //! Operations: workflow steps by the maker, the finance reviewer, a user holding both roles
 //! (self-approval, refused by maker-checker) and the system; bank results (success, failure,
 //! repeated, stale attempt, unknown line, wrong amount; several queued = out of order);
-//! correction, re-payment, refund (and a refund approved by its requester, refused).
+//! correction, re-payment, refund (and a refund approved by its requester, refused);
+//! cancellation (作废, by anyone: only the maker's of a draft takes effect) and a re-import of
+//! the same people in a corrected file (accepted only for those whose line was cancelled or
+//! refunded: one line per person, project and period).
 //! `MODEL_CASES` sets the number of cases (default 8; each runs on both backends).
 
 mod common;
@@ -26,6 +29,12 @@ use ykt_kernel::ports::{
 use ykt_kernel::{BatchState, Fen, LineState, RegionCode, Role, User};
 use ykt_store::Store;
 use ykt_store::cycle::LineFix;
+
+/// Reimports in all cases: (some lines accepted again, none accepted).
+static REIMPORTS: [std::sync::atomic::AtomicU64; 2] = [
+    std::sync::atomic::AtomicU64::new(0),
+    std::sync::atomic::AtomicU64::new(0),
+];
 
 struct Treasury;
 #[async_trait]
@@ -89,6 +98,8 @@ enum Op {
     Redispatch,
     Refund(usize),
     RefundBySelf(usize),
+    /// Import the same roster again (a new file: the same lines with a BOM in front).
+    Reimport,
 }
 
 const STEPS: &[&str] = &[
@@ -101,15 +112,20 @@ const STEPS: &[&str] = &[
     "collect_results",
     "reconcile",
     "publish",
+    "cancel",
 ];
 
-fn op() -> impl Strategy<Value = Op> {
-    let who = prop_oneof![
+fn who() -> impl Strategy<Value = Who> {
+    prop_oneof![
         Just(Who::Maker),
         Just(Who::Finance),
         Just(Who::Both),
         Just(Who::System)
-    ];
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let by = who();
     let res = prop_oneof![
         3 => Just(Res::Success),
         2 => Just(Res::Failure),
@@ -120,12 +136,14 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => Just(Op::Advance),
         1 => Just(Op::PayAll),
-        2 => (proptest::sample::select(STEPS), who).prop_map(|(s, w)| Op::Step(s, w)),
+        2 => (proptest::sample::select(STEPS), by).prop_map(|(s, w)| Op::Step(s, w)),
         5 => (0usize..64, res).prop_map(|(l, r)| Op::Result(l, r)),
         2 => (0usize..64).prop_map(Op::Correct),
         1 => Just(Op::Redispatch),
         1 => (0usize..64).prop_map(Op::Refund),
         1 => (0usize..64).prop_map(Op::RefundBySelf),
+        2 => who().prop_map(|w| Op::Step("cancel", w)),
+        1 => Just(Op::Reimport),
     ]
 }
 
@@ -138,6 +156,8 @@ struct Model {
     anomalies: usize,
     queue: Vec<BankResult>,
     history: Vec<(&'static str, &'static str)>,
+    /// The roster was imported a second time (its new batch's lines hold their people).
+    reimported: bool,
 }
 
 fn user(w: Who) -> User {
@@ -215,6 +235,7 @@ impl Model {
             "collect_results" => (&[S::Dispatched], S::Settled, Role::System, false),
             "reconcile" => (&[S::Settled], S::Reconciled, Role::FinanceReviewer, false),
             "publish" => (&[S::Reconciled], S::Closed, Role::DeptMaker, false),
+            "cancel" => (&[S::Draft], S::Cancelled, Role::DeptMaker, false),
             _ => unreachable!(),
         };
         if !from.contains(&self.state) || !has(w, role) {
@@ -239,6 +260,11 @@ impl Model {
                     return None;
                 }
                 self.dispatch();
+            }
+            "cancel" => {
+                for l in &mut self.lines {
+                    l.1 = LineState::Cancelled;
+                }
             }
             "collect_results" => {
                 for r in std::mem::take(&mut self.queue) {
@@ -336,7 +362,11 @@ impl World<'_> {
                 }
             }
             Op::Step(code, w) => {
-                let reason = (*code == "finance_return").then_some("材料不全");
+                let reason = match *code {
+                    "finance_return" => Some("材料不全"),
+                    "cancel" => Some("名单有误，重新造册"),
+                    _ => None,
+                };
                 let got = cycle.step(b, code, &user(*w), reason).await;
                 let expect = m.step(code, *w);
                 match (&got, expect) {
@@ -400,6 +430,35 @@ impl World<'_> {
                 if got.is_ok() != expect {
                     return Err(format!("{op:?}: store {got:?}, model {expect}"));
                 }
+            }
+            Op::Reimport => {
+                // A corrected file with the same people: a line is accepted again only where
+                // this batch's line no longer holds the person's project and period.
+                if m.reimported {
+                    // Once: the second batch now holds the people it accepted.
+                    return self.check(m).await;
+                }
+                let expect = m
+                    .lines
+                    .iter()
+                    .filter(|l| matches!(l.1, LineState::Cancelled | LineState::Refunded))
+                    .count() as u64;
+                m.reimported = true;
+                let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+                let file = dir.path().join("roster.csv");
+                let mut bytes = b"\xEF\xBB\xBF".to_vec();
+                bytes.extend(
+                    std::fs::read(scenario().join("roster.csv")).map_err(|e| e.to_string())?,
+                );
+                std::fs::write(&file, bytes).map_err(|e| e.to_string())?;
+                let (_, result) = import(self.store, self.province.as_ref(), PROJECT, &file).await;
+                let got: u64 = result.batches.iter().map(|b| b.control.count).sum();
+                if got != expect {
+                    return Err(format!(
+                        "{op:?}: store accepted {got} lines, model {expect}"
+                    ));
+                }
+                REIMPORTS[usize::from(got == 0)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             Op::Refund(i) | Op::RefundBySelf(i) => {
                 let id = line(*i);
@@ -518,6 +577,7 @@ async fn case(db: &ykt_store::testing::TestDb, ops: &[Op]) -> Result<u64, String
         anomalies: 0,
         queue: Vec::new(),
         history: Vec::new(),
+        reimported: false,
     };
     w.check(&m).await?;
     for (n, o) in ops.iter().enumerate() {
@@ -571,8 +631,10 @@ fn the_lifecycle_agrees_with_the_model() {
         panic!("{e}");
     }
     eprintln!(
-        "model: {cases} cases × backends, {} operations checked against the model; final states reached: {:?}",
+        "model: {cases} cases × backends, {} operations checked against the model; final states reached: {:?}; re-imports of the same people: {} accepted some lines (cancelled or refunded before), {} accepted none",
         checked.load(std::sync::atomic::Ordering::Relaxed),
-        states.lock().unwrap()
+        states.lock().unwrap(),
+        REIMPORTS[0].load(std::sync::atomic::Ordering::Relaxed),
+        REIMPORTS[1].load(std::sync::atomic::Ordering::Relaxed),
     );
 }

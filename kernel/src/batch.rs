@@ -1,6 +1,7 @@
 //! Batches (发放批次) and payment lines, with their state machines and the control-total
 //! invariant of DOMAIN.md §5: for every batch, count and amount of
-//! `pending + in flight + credited + failed-open + refunded` equal the frozen control totals,
+//! `pending + in flight + credited + failed-open + refunded` (+ `cancelled`, for a batch
+//! cancelled before submission) equal the frozen control totals,
 //! and a line is credited at most once.
 
 use crate::money::Fen;
@@ -74,12 +75,16 @@ states!(LineState {
     Credited => "credited", "已到账";
     Failed => "failed", "发放失败";
     Refunded => "refunded", "已退回";
+    Cancelled => "cancelled", "已作废";
 });
 
 impl LineState {
     /// Final states: a line in one of them never moves again.
     pub fn is_final(self) -> bool {
-        matches!(self, LineState::Credited | LineState::Refunded)
+        matches!(
+            self,
+            LineState::Credited | LineState::Refunded | LineState::Cancelled
+        )
     }
 }
 
@@ -97,6 +102,9 @@ pub enum LineEvent {
     Correct,
     /// The money goes back through the original channel.
     Refund,
+    /// The batch was cancelled (作废) before anything was sent: the line will never be paid
+    /// from this batch, and no longer counts as the person's line for the project and period.
+    Cancel,
 }
 
 /// A transition the line state machine does not allow.
@@ -111,7 +119,8 @@ impl LineState {
     /// The line state machine:
     /// `pending -dispatch-> in_flight -credit-> credited`,
     /// `in_flight -fail-> failed -correct-> pending`, `failed -dispatch-> in_flight` (re-pay
-    /// with unchanged data, e.g. a dormant account reactivated), `failed -refund-> refunded`.
+    /// with unchanged data, e.g. a dormant account reactivated), `failed -refund-> refunded`,
+    /// `pending -cancel-> cancelled` (the whole batch cancelled before it was submitted).
     pub fn on(self, event: LineEvent) -> Result<LineState, LineTransitionError> {
         use LineEvent as E;
         use LineState as S;
@@ -121,6 +130,7 @@ impl LineState {
             (S::InFlight, E::Fail) => Ok(S::Failed),
             (S::Failed, E::Correct) => Ok(S::Pending),
             (S::Failed, E::Refund) => Ok(S::Refunded),
+            (S::Pending, E::Cancel) => Ok(S::Cancelled),
             (from, event) => Err(LineTransitionError { from, event }),
         }
     }
@@ -188,6 +198,8 @@ pub fn apply_result(line: LineStatus, r: &BankResult) -> ResultEffect {
             to: LineState::Failed,
             reason: Some(*reason),
         },
+        // A cancelled batch was never sent: whatever the bank says of it is an anomaly.
+        (LineState::Cancelled, _) => ResultEffect::NotInFlight,
         (LineState::Credited, BankOutcome::Credited) => ResultEffect::Duplicate,
         (LineState::Failed, BankOutcome::Failed { .. }) => ResultEffect::Duplicate,
         (LineState::Refunded, BankOutcome::Failed { .. }) => ResultEffect::Duplicate,
@@ -210,6 +222,9 @@ pub struct Totals {
 }
 
 impl Totals {
+    pub fn is_zero(&self) -> bool {
+        self.count == 0 && self.amount == Fen(0)
+    }
     pub fn add(&mut self, amount: Fen) {
         self.count += 1;
         self.amount += amount;
@@ -234,6 +249,9 @@ pub struct Tally {
     pub credited: Totals,
     pub failed: Totals,
     pub refunded: Totals,
+    /// Lines of a cancelled batch (作废): counted in the control totals, never paid.
+    #[serde(default, skip_serializing_if = "Totals::is_zero")]
+    pub cancelled: Totals,
 }
 
 impl Tally {
@@ -244,6 +262,7 @@ impl Tally {
             LineState::Credited => &mut self.credited,
             LineState::Failed => &mut self.failed,
             LineState::Refunded => &mut self.refunded,
+            LineState::Cancelled => &mut self.cancelled,
         }
     }
     pub fn get(&self, s: LineState) -> Totals {
@@ -253,10 +272,11 @@ impl Tally {
             LineState::Credited => self.credited,
             LineState::Failed => self.failed,
             LineState::Refunded => self.refunded,
+            LineState::Cancelled => self.cancelled,
         }
     }
     pub fn total(&self) -> Totals {
-        self.pending + self.in_flight + self.credited + self.failed + self.refunded
+        self.pending + self.in_flight + self.credited + self.failed + self.refunded + self.cancelled
     }
     /// Every line is credited or refunded.
     pub fn is_settled(&self) -> bool {
@@ -320,6 +340,19 @@ mod tests {
         assert!(LineState::Pending.on(Credit).is_err());
         assert_eq!(LineState::Failed.on(Refund).unwrap(), LineState::Refunded);
         assert!(LineState::Refunded.on(Dispatch).is_err());
+        assert_eq!(LineState::Pending.on(Cancel).unwrap(), LineState::Cancelled);
+        for s in [
+            LineState::InFlight,
+            LineState::Credited,
+            LineState::Failed,
+            LineState::Refunded,
+            LineState::Cancelled,
+        ] {
+            assert!(s.on(Cancel).is_err(), "{s} cannot be cancelled");
+        }
+        for e in [Dispatch, Credit, Fail, Correct, Refund] {
+            assert!(LineState::Cancelled.on(e).is_err(), "cancelled is final");
+        }
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub enum Effect {
     Return,
     /// Close the batch.
     Close,
+    /// Cancel (作废) a batch that was never submitted: every line becomes `cancelled`, which
+    /// frees the person's project and period for a corrected roster. Nothing was sent and no
+    /// money moved, so nothing needs undoing outside.
+    Cancel,
 }
 
 /// A deadline attached to a step: it must be taken within `days` (calendar or working days)

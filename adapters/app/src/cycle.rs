@@ -182,6 +182,9 @@ impl Cycle<'_> {
         if t.step.effect == Effect::Return && reason.is_none_or(|r| r.trim().is_empty()) {
             return Err(invalid("退回须说明原因 (a return needs a reason)"));
         }
+        if t.step.effect == Effect::Cancel && reason.is_none_or(|r| r.trim().is_empty()) {
+            return Err(invalid("作废须说明原因 (a cancellation needs a reason)"));
+        }
         let tally = self.store.tally(id).await?;
         check_balance(id, b.control, &tally).map_err(|e| invalid(e.to_string()))?;
         let (bank, treasury_ref) = self.store.batch_refs(id).await?;
@@ -292,6 +295,17 @@ impl Cycle<'_> {
             Effect::Publish => {
                 let published = self.publish(&b).await?;
                 detail["published_records"] = published.into();
+            }
+            Effect::Cancel => {
+                // Only a batch none of whose lines was ever sent can be cancelled: nothing
+                // outside the platform knows of it, no money moved.
+                if tally.pending != b.control {
+                    return Err(invalid(format!(
+                        "批次{id}已有明细发送或发放，不能作废 (batch {id} has lines that were sent)"
+                    )));
+                }
+                detail["cancelled"] = b.control.count.into();
+                report.note = format!("已作废{}笔明细", b.control.count);
             }
             _ => {}
         }

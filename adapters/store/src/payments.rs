@@ -626,6 +626,36 @@ impl Store {
                 ),
             });
         }
+        if t.step.effect == ykt_kernel::workflow::Effect::Cancel {
+            // 作废: every line of a batch that was never sent leaves `pending` for `cancelled`
+            // with the batch, in the same transaction. A line in any other state means
+            // something was sent or paid: refuse, change nothing.
+            let (cancelled, others): (i64, i64) = with_tx!(tx, |c| {
+                let n = sqlx::query(
+                    "UPDATE payment_lines SET state = 'cancelled' WHERE batch_id = $1 AND state = 'pending' AND attempt = 0",
+                )
+                .bind(batch.id)
+                .execute(&mut *c)
+                .await?
+                .rows_affected();
+                let others: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM payment_lines WHERE batch_id = $1 AND state <> 'cancelled'",
+                )
+                .bind(batch.id)
+                .fetch_one(&mut *c)
+                .await?;
+                (i64::try_from(n).unwrap_or(i64::MAX), others)
+            });
+            if others != 0 || u64::try_from(cancelled).ok() != Some(batch.control.count) {
+                tx.rollback().await?;
+                return Err(StoreError::Invalid {
+                    reason: format!(
+                        "批次{}已有明细发送或发放（{others}笔），不能作废 (batch {} has lines that were sent; it cannot be cancelled)",
+                        batch.id, batch.id
+                    ),
+                });
+            }
+        }
         if let Some(r) = treasury_ref {
             with_tx!(tx, |c| {
                 sqlx::query("UPDATE batches SET treasury_ref = $1 WHERE id = $2")
@@ -781,10 +811,10 @@ impl Store {
         // PostgreSQL, anonymous `?` on SQLite (see `registers::rows_by_person`).
         let head = match self.backend() {
             Backend::Sqlite => {
-                "SELECT person_idx, period, project FROM payment_lines WHERE project = ? AND state <> 'refunded' AND person_idx"
+                "SELECT person_idx, period, project FROM payment_lines WHERE project = ? AND state NOT IN ('refunded', 'cancelled') AND person_idx"
             }
             Backend::Postgres => {
-                "SELECT person_idx, period, project FROM payment_lines WHERE project = $1 AND state <> 'refunded' AND person_idx"
+                "SELECT person_idx, period, project FROM payment_lines WHERE project = $1 AND state NOT IN ('refunded', 'cancelled') AND person_idx"
             }
         };
         for project in projects {

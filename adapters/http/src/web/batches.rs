@@ -268,7 +268,7 @@ pub async fn detail_page(
             }
             div.actions id="actions" {
                 @for s in &actions {
-                    @let needs_reason = s.effect == Effect::Return;
+                    @let needs_reason = matches!(s.effect, Effect::Return | Effect::Cancel);
                     @let bank_choice = b.province == "henan" && s.code == "finance_review";
                     (action_form(&op, &format!("/batches/{id}/step"), s.label,
                         &format!("确认对批次{id}执行「{}」？", s.label),
