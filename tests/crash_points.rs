@@ -31,7 +31,8 @@
 //!
 //! By default one occurrence of each point in each mode, on one seed (CI); the whole matrix
 //! with `CRASH_MATRIX_FULL=1` (every occurrence, both modes, `CRASH_MATRIX_SEEDS` seeds,
-//! default 3). `CRASH_MATRIX_ONLY=<prefix>` keeps the points with that prefix.
+//! default 3, from `CRASH_MATRIX_FIRST_SEED`, default 0). `CRASH_MATRIX_ONLY=<prefix>` keeps
+//! the points with that prefix.
 #![cfg(any(
     feature = "province-heilongjiang",
     feature = "province-sichuan",
@@ -1669,7 +1670,12 @@ fn matrix(prov: Prov, db: Db) {
     let mut points_seen: BTreeSet<&str> = BTreeSet::new();
     let mut disputed: Vec<String> = Vec::new();
     let mut failed: Vec<(String, String)> = Vec::new();
-    for seed in 0..seeds {
+    // `CRASH_MATRIX_FIRST_SEED` starts elsewhere (to run further seeds apart).
+    let first: u64 = std::env::var("CRASH_MATRIX_FIRST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    for seed in first..first + seeds {
         // The cycle without a crash, traced: every occurrence of every point.
         let mut reference = Run::start(prov, &template, 100 + seed);
         let trace = reference.dir.path().join("trace");
