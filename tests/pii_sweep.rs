@@ -6,10 +6,12 @@
 //! bank account or phone number of the data set (read from the generated inputs), and any
 //! valid 18-digit resident ID or 11-digit mobile number at all.
 //!
-//! The web console is swept too (`no_full_identifier_in_the_console_pages_and_exports`): a
-//! user of each role logs in and fetches every page, every export and every read of the JSON
-//! API of a Heilongjiang batch at each stage of its cycle (draft, submitted, payment requested,
-//! paid to the bank, results collected).
+//! The web console is swept too: after the demo, every demo login (eight roles in each of the
+//! three provinces) fetches every page, export and read of the JSON API for every batch of its
+//! province, each taken through the whole cycle with corrections and refunds; and
+//! (`no_full_identifier_in_the_console_pages_and_exports`) a user of each role fetches them for
+//! a Heilongjiang batch at each stage of its cycle (draft, submitted, payment requested, paid to
+//! the bank, results collected).
 //!
 //! DOMAIN.md §3: "Masking for anything public or exported outside the department ... Full
 //! identifiers never appear in logs." The outputs allowed to carry full identifiers are listed
@@ -473,12 +475,13 @@ fn no_full_identifier_leaves_the_department_unmasked() {
         .iter()
         .filter(|(w, _, _)| w.ends_with("(200 OK)"))
         .count();
+    // A refunded line as the JSON API shows it (`"state":"refunded"`).
     let refunds = console
         .iter()
-        .filter(|(_, t, _)| t.contains("已退回"))
+        .filter(|(w, t, _)| w.contains("/lines (200") && t.contains("\"refunded\""))
         .count();
     eprintln!(
-        "console: {} responses ({ok} 200 OK) of 24 logins × 3 provinces' batches, {console_exempt_hits} identifiers in the department's own line views, {refunds} pages showing refunded lines, {} leaks",
+        "console: {} responses ({ok} 200 OK) of 24 logins × 3 provinces' batches, {console_exempt_hits} identifiers in the department's own line views, {refunds} line lists holding refunded lines, {} leaks",
         console.len(),
         console_leaks.len()
     );
