@@ -279,6 +279,57 @@ inventory::submit! {
 mod tests {
     use super::*;
 
+    /// 作废: the department's maker may cancel a draft or a batch finance returned, never one
+    /// that is with finance or past it; nobody else may.
+    #[test]
+    fn cancel_only_before_the_order_leaves() {
+        use ykt_kernel::workflow::{BatchFacts, authorize};
+        use ykt_kernel::{RegionCode, User};
+        let region = RegionCode::parse("410902").unwrap();
+        let user = |roles: Vec<Role>| User {
+            login: "u".into(),
+            name: "u".into(),
+            roles,
+            region: region.clone(),
+            bank: None,
+        };
+        let facts = |state| BatchFacts {
+            id: 1,
+            state,
+            region: &region,
+            maker: "maker",
+            history: &[],
+        };
+        let maker = user(vec![Role::DeptMaker]);
+        for state in [S::Draft, S::Returned] {
+            let t = authorize(&WORKFLOW, "cancel", &facts(state), &maker).unwrap();
+            assert_eq!((t.to, t.step.effect), (S::Cancelled, Effect::Cancel));
+            assert!(
+                authorize(
+                    &WORKFLOW,
+                    "cancel",
+                    &facts(state),
+                    &user(vec![Role::FinanceReviewer])
+                )
+                .is_err()
+            );
+        }
+        for state in [
+            S::Submitted,
+            S::Approved,
+            S::PlanPushed,
+            S::Funded,
+            S::Dispatched,
+            S::Closed,
+            S::Cancelled,
+        ] {
+            assert!(
+                authorize(&WORKFLOW, "cancel", &facts(state), &maker).is_err(),
+                "{state}"
+            );
+        }
+    }
+
     #[test]
     fn library_loads_with_four_character_short_names() {
         let c = catalog().unwrap();
