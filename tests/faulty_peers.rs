@@ -54,33 +54,6 @@ fn dead_url() -> String {
     format!("http://127.0.0.1:{port}")
 }
 
-/// Run the futures together on this task (interleaved at their await points) and return
-/// their outputs in order.
-#[allow(dead_code)]
-async fn join_all<F: std::future::Future>(fs: Vec<F>) -> Vec<F::Output> {
-    use std::task::Poll;
-    let mut fs: Vec<_> = fs.into_iter().map(Box::pin).collect();
-    let mut out: Vec<Option<F::Output>> = fs.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (f, o) in fs.iter_mut().zip(out.iter_mut()) {
-            if o.is_none() {
-                match f.as_mut().poll(cx) {
-                    Poll::Ready(v) => *o = Some(v),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    out.into_iter().flatten().collect()
-}
-
 #[cfg(feature = "province-heilongjiang")]
 mod heilongjiang {
     use super::common::*;
@@ -248,7 +221,7 @@ mod heilongjiang {
         // every other run finds it already applied (a duplicate) or is refused saying why; no
         // transition yet (failed lines are open), no line credited twice.
         set(Fault::None);
-        let runs = super::join_all(
+        let runs = join_all(
             (0..16)
                 .map(|_| cycle.step(b, "collect_results", &sys, None))
                 .collect(),
@@ -307,9 +280,9 @@ mod heilongjiang {
 
 #[cfg(feature = "province-sichuan")]
 mod sichuan {
-    use super::common::{self, PROJECT, clerk, load_registers, scenario};
+    use super::common::{self, PROJECT, clerk, join_all, load_registers, scenario};
     use super::sichuan_common::{check_money, day, finance, head, poll_until_funded, township};
-    use super::{dead_url, join_all, snapshot};
+    use super::{dead_url, snapshot};
     use yikatong::config::Config;
     use yikatong::cycle::StepReport;
     use yikatong::provinces::sichuan::demo::{ScratchDir, SimConfig, Simulators};

@@ -588,7 +588,33 @@ async fn notice_deadlines_are_tracked_and_overdue_ones_flagged() {
         let far = user("nangang-clerk", &[Role::DeptMaker], "230103");
         assert!(h.post_bulletin(b.id, &far, None).await.is_err());
         w.day(8);
+        // Sixteen postings at once (two clerks clicking, a retried request): one notice, one
+        // audit entry, the same posting date for all.
+        let audited = async || {
+            store
+                .audit_entries(1, i64::MAX)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.record.action == "notice.bulletin")
+                .count()
+        };
+        let poster = clerk();
+        let posts = join_all(
+            (0..16)
+                .map(|_| h.post_bulletin(b.id, &poster, None))
+                .collect(),
+        )
+        .await;
+        let mut dates = std::collections::BTreeSet::new();
+        for p in posts {
+            dates.insert(p.unwrap().0.published_on);
+        }
+        assert_eq!(dates.len(), 1, "{dates:?}");
+        assert_eq!(audited().await, 1, "one audit entry for sixteen postings");
+        store.verify_audit().await.unwrap();
         let (n, _) = h.post_bulletin(b.id, &clerk(), None).await.unwrap();
+        assert_eq!(audited().await, 1);
         assert!(!n.body.contains("230102194702041018"), "masked");
         assert!(n.body.contains("230102********1018"));
         let d = bulletin(&notices::duties(store, "heilongjiang").await.unwrap());

@@ -142,3 +142,30 @@ pub fn PERIOD_OF(file: &Path) -> &'static str {
         PERIOD
     }
 }
+
+/// Run the futures together on this task (interleaved at their await points) and return
+/// their outputs in order.
+#[allow(dead_code)]
+pub async fn join_all<F: std::future::Future>(fs: Vec<F>) -> Vec<F::Output> {
+    use std::task::Poll;
+    let mut fs: Vec<_> = fs.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = fs.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, o) in fs.iter_mut().zip(out.iter_mut()) {
+            if o.is_none() {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => *o = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
+}

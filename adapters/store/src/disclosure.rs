@@ -2,7 +2,7 @@
 //! records of the public personal lookup (补贴查询), keyed by the person's blind index. The web
 //! portal reads them; publishing twice is harmless (same id or same record: no change).
 
-use crate::db::{Store, TxInner, with_pool};
+use crate::db::{Store, TxInner, with_pool, with_tx};
 use crate::error::Result;
 use async_trait::async_trait;
 use ykt_kernel::Fen;
@@ -27,6 +27,42 @@ pub struct NoticeRow {
 }
 
 impl Store {
+    /// Publish `n` and record `audit` with it, once: in one transaction the notice is inserted
+    /// unless one with its id exists, and the audit entry is appended only when it was. Returns
+    /// whether this call published it. Two operators posting the same notice at the same moment
+    /// make one notice and one audit entry.
+    pub async fn publish_notice_once(
+        &self,
+        n: &Notice,
+        audit: ykt_kernel::audit::AuditRecord,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let inserted = with_tx!(tx, |c| {
+            sqlx::query(
+                "INSERT INTO notices (id, kind, region, project_name, title, body, published_on, until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&n.id)
+            .bind(&n.kind)
+            .bind(n.region.full())
+            .bind(&n.project_name)
+            .bind(&n.title)
+            .bind(&n.body)
+            .bind(&n.published_on)
+            .bind(n.until.as_deref())
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        }) == 1;
+        if inserted {
+            self.append_audit_in(&mut tx, audit).await?;
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
+        Ok(inserted)
+    }
+
     /// Notices, newest first, optionally those whose region lies within `region_prefix`.
     pub async fn notices(&self, region_prefix: Option<&str>) -> Result<Vec<NoticeRow>> {
         let like = format!("{}%", region_prefix.unwrap_or(""));

@@ -207,36 +207,27 @@ impl<'a> Hlj<'a> {
         }
         let (mut notice, html) =
             super::notices::bulletin(self.store, self.province, &b, self.today()).await?;
-        let existing = self
-            .store
-            .notices(Some(&b.region))
-            .await?
-            .into_iter()
-            .find(|n| n.id == notice.id);
-        if let Some(e) = &existing {
-            notice.published_on = e.published_on.clone();
-        } else {
-            own_disclosure(self.store)
-                .publish(&notice)
-                .await
-                .map_err(|e| anyhow!("{e}"))?;
-            self.store
-                .append_audit(AuditRecord {
-                    at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                    actor: user.login.clone(),
-                    role: user
-                        .roles
-                        .first()
-                        .map(|r| r.as_str())
-                        .unwrap_or("")
-                        .to_owned(),
-                    action: "notice.bulletin".into(),
-                    subject: format!("batch:{id}"),
-                    from_state: None,
-                    to_state: None,
-                    detail: serde_json::json!({"notice": notice.id, "published_on": notice.published_on}),
-                })
-                .await?;
+        let audit = AuditRecord {
+            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            actor: user.login.clone(),
+            role: user
+                .roles
+                .first()
+                .map(|r| r.as_str())
+                .unwrap_or("")
+                .to_owned(),
+            action: "notice.bulletin".into(),
+            subject: format!("batch:{id}"),
+            from_state: None,
+            to_state: None,
+            detail: serde_json::json!({"notice": notice.id, "published_on": notice.published_on}),
+        };
+        // Published and audited once, in one transaction, even when two operators post at the
+        // same moment; a later posting keeps the first posting's date.
+        if !self.store.publish_notice_once(&notice, audit).await?
+            && let Some(e) = self.store.notice(&notice.id).await?
+        {
+            notice.published_on = e.published_on;
         }
         let path = match out {
             Some(dir) => {
