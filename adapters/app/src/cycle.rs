@@ -338,10 +338,28 @@ impl Cycle<'_> {
                 .map_err(|e| invalid(e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let after = self
+        let after = match self
             .store
             .apply_step(&b, &t, user, reason, detail, &entries, new_ref.as_deref())
-            .await?;
+            .await
+        {
+            Ok(after) => after,
+            // A collection whose results are applied (committed with their audit entry) and
+            // that then lost the transition to a collection running at the same moment: the
+            // other one settled the batch. Not a refusal: say what this one did.
+            Err(StoreError::Concurrent { what }) if t.step.effect == Effect::CollectResults => {
+                let now = self.batch(id).await?;
+                if now.state != t.to {
+                    return Err(StoreError::Concurrent { what }.into());
+                }
+                report.note = format!(
+                    "结果已入账；批次已由同时进行的另一次结果收取办结 (results applied; another collection settled batch {id})"
+                );
+                report.batch = now;
+                return Ok(report);
+            }
+            Err(e) => return Err(e.into()),
+        };
         report.moved = Some((t.from, after.state));
         report.batch = after;
         Ok(report)
