@@ -146,3 +146,60 @@ async fn a_draft_is_cancelled_by_its_maker_and_frees_its_people() {
     })
     .await;
 }
+
+/// Henan: a batch finance returned may still be cancelled (its order number never went to the
+/// budget system); one with finance may not.
+#[cfg(feature = "province-henan")]
+#[tokio::test]
+async fn henan_cancels_a_returned_batch_but_not_one_with_finance() {
+    ykt_store::testing::each_backend("cancel_batch_henan", |db| async move {
+        let store = &db.store;
+        load_registers(store).await;
+        let cfg = yikatong::config::Config::default();
+        let province = yikatong::build_province(
+            yikatong::select_province(Some("henan"), &cfg).unwrap(),
+            &cfg,
+        )
+        .unwrap();
+        let (_, r) = import(
+            store,
+            province.as_ref(),
+            "HN03",
+            &scenario().join("roster.csv"),
+        )
+        .await;
+        let b = r.batches[0].clone();
+        let ports = Ports {
+            treasury: None,
+            bank: None,
+            disclosure: None,
+        };
+        let cycle = Cycle {
+            store,
+            province: province.as_ref(),
+            ports: &ports,
+            today: chrono::NaiveDate::from_ymd_opt(2023, 5, 20).unwrap(),
+        };
+        cycle
+            .step(b.id, "apply_funds", &clerk(), None)
+            .await
+            .unwrap();
+        let e = cycle
+            .step(b.id, "cancel", &clerk(), Some("有误"))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("不能执行"), "{e}");
+        cycle
+            .step(b.id, "finance_return", &finance(), Some("材料不全"))
+            .await
+            .unwrap();
+        let r = cycle
+            .step(b.id, "cancel", &clerk(), Some("重新采集"))
+            .await
+            .unwrap();
+        assert_eq!(r.moved, Some((BatchState::Returned, BatchState::Cancelled)));
+        let t = store.tally(b.id).await.unwrap();
+        assert_eq!((t.cancelled, t.pending.count), (b.control, 0));
+    })
+    .await;
+}
