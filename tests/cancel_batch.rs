@@ -22,6 +22,17 @@ fn finance() -> User {
     }
 }
 
+/// The cycle with no outside system: the steps before anything leaves the platform need none.
+fn offline<'a>(store: &'a ykt_store::Store, province: &'a dyn ykt_kernel::Province) -> Cycle<'a> {
+    static NONE: std::sync::LazyLock<Ports> = std::sync::LazyLock::new(Ports::default);
+    Cycle {
+        store,
+        province,
+        ports: &NONE,
+        today: chrono::NaiveDate::from_ymd_opt(2023, 5, 20).unwrap(),
+    }
+}
+
 /// The scenario's roster again, as a new file (a BOM in front: same lines, other bytes).
 fn corrected_roster(dir: &std::path::Path) -> std::path::PathBuf {
     let file = dir.join("roster.csv");
@@ -36,12 +47,7 @@ async fn a_draft_is_cancelled_by_its_maker_and_frees_its_people() {
     ykt_store::testing::each_backend("cancel_batch", |db| async move {
         let store = &db.store;
         load_registers(store).await;
-        let cfg = yikatong::config::Config::default();
-        let province = yikatong::build_province(
-            yikatong::select_province(Some("heilongjiang"), &cfg).unwrap(),
-            &cfg,
-        )
-        .unwrap();
+        let province = built_province("heilongjiang");
         let (_, first) = import(
             store,
             province.as_ref(),
@@ -51,17 +57,7 @@ async fn a_draft_is_cancelled_by_its_maker_and_frees_its_people() {
         .await;
         let b = first.batches[0].clone();
         assert!(b.control.count > 0);
-        let ports = Ports {
-            treasury: None,
-            bank: None,
-            disclosure: None,
-        };
-        let cycle = Cycle {
-            store,
-            province: province.as_ref(),
-            ports: &ports,
-            today: chrono::NaiveDate::from_ymd_opt(2023, 5, 20).unwrap(),
-        };
+        let cycle = offline(store, province.as_ref());
 
         // While the batch holds its people, the same people in a new file are refused.
         let dir = tempfile::tempdir().unwrap();
@@ -155,12 +151,7 @@ async fn henan_cancels_a_returned_batch_but_not_one_with_finance() {
     ykt_store::testing::each_backend("cancel_batch_henan", |db| async move {
         let store = &db.store;
         load_registers(store).await;
-        let cfg = yikatong::config::Config::default();
-        let province = yikatong::build_province(
-            yikatong::select_province(Some("henan"), &cfg).unwrap(),
-            &cfg,
-        )
-        .unwrap();
+        let province = built_province("henan");
         let (_, r) = import(
             store,
             province.as_ref(),
@@ -169,17 +160,7 @@ async fn henan_cancels_a_returned_batch_but_not_one_with_finance() {
         )
         .await;
         let b = r.batches[0].clone();
-        let ports = Ports {
-            treasury: None,
-            bank: None,
-            disclosure: None,
-        };
-        let cycle = Cycle {
-            store,
-            province: province.as_ref(),
-            ports: &ports,
-            today: chrono::NaiveDate::from_ymd_opt(2023, 5, 20).unwrap(),
-        };
+        let cycle = offline(store, province.as_ref());
         cycle
             .step(b.id, "apply_funds", &clerk(), None)
             .await

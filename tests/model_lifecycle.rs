@@ -538,12 +538,7 @@ impl World<'_> {
 async fn case(db: &ykt_store::testing::TestDb, ops: &[Op]) -> Result<u64, String> {
     let store = &db.store;
     load_registers(store).await;
-    let cfg = yikatong::config::Config::default();
-    let province = yikatong::build_province(
-        yikatong::select_province(Some("heilongjiang"), &cfg).unwrap(),
-        &cfg,
-    )
-    .unwrap();
+    let province = built_province("heilongjiang");
     let (_, result) = import(
         store,
         province.as_ref(),

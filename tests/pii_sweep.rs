@@ -192,12 +192,8 @@ const DEMO_ROLES: &[&str] = &[
 /// Of those, the department's own staff (`sees_full_data`), who work with full lines.
 const FULL_DATA: &[&str] = &["township", "clerk", "head"];
 
-/// Every console page and export and every read of the JSON API (the router's own route
-/// lists), for every demo login of every province, each batch of the login's province in
-/// place of `{id}`: the batches the demo took through their whole cycle, with corrections,
-/// re-payments and refunds. Returns (what, body, exempt): exempt are the department's own
-/// staff's views of a batch's lines.
-fn console_responses(http: &reqwest::blocking::Client, base: &str) -> Vec<(String, String, bool)> {
+/// Every GET route of the console and of the JSON API (the routers' own route lists).
+fn get_routes() -> Vec<&'static str> {
     let mut routes: Vec<&str> = ykt_http::web::console_routes()
         .into_iter()
         .chain(ykt_http::web::api::routes())
@@ -206,6 +202,16 @@ fn console_responses(http: &reqwest::blocking::Client, base: &str) -> Vec<(Strin
         .collect();
     routes.sort_unstable();
     routes.dedup();
+    routes
+}
+
+/// Every console page and export and every read of the JSON API (the router's own route
+/// lists), for every demo login of every province, each batch of the login's province in
+/// place of `{id}`: the batches the demo took through their whole cycle, with corrections,
+/// re-payments and refunds. Returns (what, body, exempt): exempt are the department's own
+/// staff's views of a batch's lines.
+fn console_responses(http: &reqwest::blocking::Client, base: &str) -> Vec<(String, String, bool)> {
+    let routes = get_routes();
     let line_views = [
         "/batches/{id}",
         "/batches/{id}/lines.xlsx",
@@ -578,14 +584,7 @@ async fn no_full_identifier_in_the_console_pages_and_exports() {
         .unwrap()
         .1
         .clone();
-    let mut routes: Vec<&str> = ykt_http::web::console_routes()
-        .into_iter()
-        .chain(ykt_http::web::api::routes())
-        .filter(|(m, _)| *m == "GET")
-        .map(|(_, p)| p)
-        .collect();
-    routes.sort_unstable();
-    routes.dedup();
+    let routes = get_routes();
     let paths: Vec<String> = routes
         .iter()
         .filter_map(|p| {

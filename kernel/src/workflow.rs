@@ -104,6 +104,27 @@ pub struct StepDef {
     pub basis: &'static str,
 }
 
+impl StepDef {
+    /// The cancellation step (作废批次, [`Effect::Cancel`], code `cancel`): the department's
+    /// maker cancels a batch in one of `from`, which must be states in which nothing of the
+    /// batch has left the platform; `basis` is the province's clause.
+    pub const fn cancel(from: &'static [BatchState], basis: &'static str) -> StepDef {
+        StepDef {
+            code: "cancel",
+            label: "作废批次",
+            role: Role::DeptMaker,
+            from,
+            to: BatchState::Cancelled,
+            effect: Effect::Cancel,
+            separate_from: &[],
+            deadline: None,
+            artifacts: &[],
+            ledger: &[],
+            basis,
+        }
+    }
+}
+
 /// A province's whole workflow.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct WorkflowDef {

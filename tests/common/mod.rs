@@ -169,3 +169,10 @@ pub async fn join_all<F: std::future::Future>(fs: Vec<F>) -> Vec<F::Output> {
     .await;
     out.into_iter().flatten().collect()
 }
+
+/// A compiled-in province with the default configuration.
+#[allow(dead_code)]
+pub fn built_province(code: &str) -> Box<dyn ykt_kernel::Province> {
+    let cfg = yikatong::config::Config::default();
+    yikatong::build_province(yikatong::select_province(Some(code), &cfg).unwrap(), &cfg).unwrap()
+}

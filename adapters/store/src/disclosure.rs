@@ -8,6 +8,27 @@ use async_trait::async_trait;
 use ykt_kernel::Fen;
 use ykt_kernel::ports::{DisclosureChannel, LookupRecord, Notice, PortError};
 
+/// Insert `n` unless a notice with its id exists; whether it was inserted.
+async fn insert_notice_in(tx: &mut crate::db::Tx, n: &Notice) -> Result<bool> {
+    Ok(with_tx!(tx, |c| {
+        sqlx::query(
+                "INSERT INTO notices (id, kind, region, project_name, title, body, published_on, until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&n.id)
+            .bind(&n.kind)
+            .bind(n.region.full())
+            .bind(&n.project_name)
+            .bind(&n.title)
+            .bind(&n.body)
+            .bind(&n.published_on)
+            .bind(n.until.as_deref())
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+    }) == 1)
+}
+
 fn port(e: crate::error::StoreError) -> PortError {
     PortError::new("信息公开", e.to_string(), true)
 }
@@ -37,23 +58,7 @@ impl Store {
         audit: ykt_kernel::audit::AuditRecord,
     ) -> Result<bool> {
         let mut tx = self.begin().await?;
-        let inserted = with_tx!(tx, |c| {
-            sqlx::query(
-                "INSERT INTO notices (id, kind, region, project_name, title, body, published_on, until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(&n.id)
-            .bind(&n.kind)
-            .bind(n.region.full())
-            .bind(&n.project_name)
-            .bind(&n.title)
-            .bind(&n.body)
-            .bind(&n.published_on)
-            .bind(n.until.as_deref())
-            .execute(&mut *c)
-            .await?
-            .rows_affected()
-        }) == 1;
+        let inserted = insert_notice_in(&mut tx, n).await?;
         if inserted {
             self.append_audit_in(&mut tx, audit).await?;
             tx.commit().await?;
@@ -209,23 +214,12 @@ fn record(t: (String, String, String, String, i64, String, String)) -> Option<Lo
 #[async_trait]
 impl DisclosureChannel for Store {
     async fn publish(&self, n: &Notice) -> std::result::Result<String, PortError> {
-        with_pool!(self, |p| {
-            sqlx::query(
-                "INSERT INTO notices (id, kind, region, project_name, title, body, published_on, until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(&n.id)
-            .bind(&n.kind)
-            .bind(n.region.full())
-            .bind(&n.project_name)
-            .bind(&n.title)
-            .bind(&n.body)
-            .bind(&n.published_on)
-            .bind(n.until.as_deref())
-            .execute(p)
-            .await
-            .map_err(|e| port(e.into()))?;
-        });
+        let run = async {
+            let mut tx = self.begin().await?;
+            insert_notice_in(&mut tx, n).await?;
+            tx.commit().await
+        };
+        run.await.map_err(port)?;
         Ok(n.id.clone())
     }
 

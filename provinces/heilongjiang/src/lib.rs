@@ -268,21 +268,12 @@ const STEPS: &[StepDef] = &[
         ledger: &[],
         basis: "黑财监〔2021〕30号 二(三)三：国库集中支付申请须经财政部门审核",
     },
-    StepDef {
-        code: "cancel",
-        label: "作废批次",
-        role: Role::DeptMaker,
-        // Only before the plan goes out: once pushed, the budget system holds the plan and a
-        // returned batch is corrected and submitted again (二(三)三), not cancelled here.
-        from: &[S::Draft],
-        to: S::Cancelled,
-        effect: Effect::Cancel,
-        separate_from: &[],
-        deadline: None,
-        artifacts: &[],
-        ledger: &[],
-        basis: "黑财监〔2021〕30号 二(三)二：通过与社会保障卡信息的匹配、比对、校验，生成补贴资金发放计划。平台规则：发放计划推送前发现有误的批次由主管部门作废、重新造册",
-    },
+    // Only before the plan goes out: once pushed, the budget system holds the plan and a
+    // returned batch is corrected and submitted again (二(三)三), not cancelled here.
+    StepDef::cancel(
+        &[S::Draft],
+        "黑财监〔2021〕30号 二(三)二：通过与社会保障卡信息的匹配、比对、校验，生成补贴资金发放计划。平台规则：发放计划推送前发现有误的批次由主管部门作废、重新造册",
+    ),
     StepDef {
         code: "treasury_pay",
         label: "国库集中支付代理银行打卡发放",

@@ -139,21 +139,12 @@ const STEPS: &[StepDef] = &[
         ledger: &[],
         basis: "濮阳规程 第二十一条：财政部门对……补贴数据进行程序性审核",
     },
-    StepDef {
-        code: "cancel",
-        label: "作废批次",
-        role: Role::DeptMaker,
-        // Before the order number goes to the budget system (第二十一条 push): a draft, or a
-        // batch finance returned.
-        from: &[S::Draft, S::Returned],
-        to: S::Cancelled,
-        effect: Effect::Cancel,
-        separate_from: &[],
-        deadline: None,
-        artifacts: &[],
-        ledger: &[],
-        basis: "濮阳规程 第十三条：各级补贴项目主管部门……进行采集数据的准确性审核。平台规则：发放单号推送前发现有误的批次由主管部门作废、重新采集",
-    },
+    // Before the order number goes to the budget system (第二十一条 push): a draft, or a
+    // batch finance returned.
+    StepDef::cancel(
+        &[S::Draft, S::Returned],
+        "濮阳规程 第十三条：各级补贴项目主管部门……进行采集数据的准确性审核。平台规则：发放单号推送前发现有误的批次由主管部门作废、重新采集",
+    ),
     StepDef {
         code: "push_order",
         label: "生成发放申请，推送发放单号、资金总额、预算单位至预算管理一体化系统",

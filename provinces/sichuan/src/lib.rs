@@ -221,21 +221,12 @@ const STEPS: &[StepDef] = &[
         ledger: &[],
         basis: "乐山办法 三(四)1：将审核存在错误的数据及时返回到业务主管部门进行修改；四(三)2：如数据有误，退回主管部门重新修改",
     },
-    StepDef {
-        code: "cancel",
-        label: "作废批次",
-        role: Role::DeptMaker,
-        // Only a draft: from the village publicity on (四(二)1) the list is public, and a
-        // wrong list is corrected through objections and the finance review's return.
-        from: &[S::Draft],
-        to: S::Cancelled,
-        effect: Effect::Cancel,
-        separate_from: &[],
-        deadline: None,
-        artifacts: &[],
-        ledger: &[],
-        basis: "乐山办法 三(三)3：确保补贴对象和发放数据的真实性和准确性。平台规则：公示前发现有误的草稿批次由主管部门作废、重新造册",
-    },
+    // Only a draft: from the village publicity on (四(二)1) the list is public, and a
+    // wrong list is corrected through objections and the finance review's return.
+    StepDef::cancel(
+        &[S::Draft],
+        "乐山办法 三(三)3：确保补贴对象和发放数据的真实性和准确性。平台规则：公示前发现有误的草稿批次由主管部门作废、重新造册",
+    ),
     StepDef {
         code: "fund_zero_balance",
         label: "资金拨付至单位零余额账户",
