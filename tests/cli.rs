@@ -393,6 +393,48 @@ fn maker_can_never_approve_their_own_batch() {
     );
     let o = step("finance_return", "finance", &[]);
     assert_eq!(code(&o), 1, "a return needs a reason");
+    // `ykt batch step` takes Henan's review through the province's own operation: it needs
+    // the county's agent bank (第二十一条), which provincial finance lists and the county picks.
+    let o = step("finance_review", "finance", &[]);
+    assert_eq!(code(&o), 1, "no agent bank yet");
+    assert!(stderr(&o).contains("代发银行"), "{}", stderr(&o));
+    let o = e.ykt(&[
+        "user",
+        "add",
+        "prov-cz",
+        "--name",
+        "省财政厅",
+        "--roles",
+        "finance_reviewer",
+        "--region",
+        "23",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = e.ykt(&[
+        "henan",
+        "bank",
+        "add",
+        "ABC-HN",
+        "--name",
+        "中国农业银行河南省分行",
+        "--agreement",
+        "豫财监代〔2021〕1号",
+        "--user",
+        "prov-cz",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = e.ykt(&[
+        "henan",
+        "bank",
+        "select",
+        "230102",
+        "ABC-HN",
+        "--agreement",
+        "道里财代〔2023〕1号",
+        "--user",
+        "finance",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
     let o = step("finance_review", "finance", &[]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let o = e.ykt(&["batch", "show", "1"]);

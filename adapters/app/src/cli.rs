@@ -895,6 +895,47 @@ async fn batch(cfg: &Config, cmd: BatchCmd) -> anyhow::Result<u8> {
             reason,
         } => {
             let user = load_user(&store, &user).await?;
+            let province = store.batch(id).await?.map(|b| b.province);
+            if matches!(province.as_deref(), Some("sichuan" | "henan")) {
+                // Sichuan and Henan take some steps through their own operations (Sichuan's
+                // plan declaration and procedural review, Henan's review with the agent bank,
+                // the payable check before the order is pushed, the reconciliation's checks):
+                // the same code path as the console, so no step skips its province's records.
+                use ykt_http::web::{ConsoleOps, OpError};
+                let console = crate::web::AppConsole {
+                    cfg: cfg.clone(),
+                    store: store.clone(),
+                };
+                let input = ykt_http::web::StepInput {
+                    reason,
+                    ..Default::default()
+                };
+                return match console.step(id, &step, &user, &input).await {
+                    Ok(done) => {
+                        for d in done {
+                            match (d.from, d.to) {
+                                (Some(from), Some(to)) if from != to => outln!(
+                                    "批次 {id}：{} → {}（{}，{}）{}",
+                                    from.label_zh(),
+                                    to.label_zh(),
+                                    d.label,
+                                    user.login,
+                                    d.note
+                                ),
+                                _ => {
+                                    outln!("批次 {id}：{}（状态不变 unchanged）{}", d.label, d.note)
+                                }
+                            }
+                        }
+                        Ok(0)
+                    }
+                    Err(OpError::Internal(m)) => Err(anyhow!(m)),
+                    Err(e) => {
+                        eprintln!("拒绝 refused: {e}");
+                        Ok(1)
+                    }
+                };
+            }
             let (p, ports) = batch_context(&store, cfg, id).await?;
             let cycle = Cycle {
                 store: &store,
