@@ -18,7 +18,7 @@ use crate::money::{Fen, Yuan};
 use crate::period::{Period, PeriodError};
 use crate::ports::{CardRegistry, PortError, ReferenceData};
 use crate::reason::ReasonCode;
-use crate::roster::{Column, Issue, RawLine};
+use crate::roster::{Column, Issue, RawLine, RawLineRef};
 use chrono::NaiveDate;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -193,8 +193,14 @@ fn yes_no(s: &str) -> Option<bool> {
 
 /// Normalise the middle dots used in minority names so `阿依·买买提` matches `阿依•买买提`.
 pub fn normalise_name(s: &str) -> String {
-    s.trim()
-        .chars()
+    let t = s.trim();
+    // Most names have nothing to replace or drop: copy them at once.
+    if !t.chars().any(|c| {
+        matches!(c, '•' | '・' | '．' | '.' | '‧' | '∙') || c.is_whitespace() || c == '\u{3000}'
+    }) {
+        return t.to_owned();
+    }
+    t.chars()
         .map(|c| match c {
             '•' | '・' | '．' | '.' | '‧' | '∙' => '·',
             c => c,
@@ -273,7 +279,7 @@ fn parse_id(d: &mut LineDraft, col: Column, text: &str, today: NaiveDate) -> Opt
 
 /// Check a line's own fields (stage 1: no registers needed).
 pub fn check_line(ctx: &IntakeContext<'_>, raw: &RawLine) -> LineDraft {
-    check_line_cached(ctx, raw, &mut LineCache::default())
+    check_line_cached(ctx, &raw.view(), &mut LineCache::default())
 }
 
 /// Most distinct texts a [`LineCache`] map keeps before starting afresh.
@@ -287,6 +293,31 @@ const CACHE_MAX: usize = 65_536;
 struct LineCache {
     periods: HashMap<String, Result<Period, PeriodError>>,
     regions: HashMap<String, RegionVerdict>,
+    /// The last period checked against the project's window and cross-period rule.
+    fit: Option<(Period, PeriodFit)>,
+}
+
+/// Where a line's period stands against the project's window ([`ActiveWindow`]) and its
+/// cross-period rule around the current period (the window is checked first).
+///
+/// [`ActiveWindow`]: crate::catalog::ActiveWindow
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PeriodFit {
+    Inside,
+    OutsideWindow,
+    OutsideCrossPeriod,
+}
+
+impl PeriodFit {
+    fn of(ctx: &IntakeContext<'_>, p: &Period) -> PeriodFit {
+        if ctx.project.active.as_ref().is_some_and(|w| !w.contains(p)) {
+            PeriodFit::OutsideWindow
+        } else if !ctx.project.cross_period.allows(&ctx.current, p) {
+            PeriodFit::OutsideCrossPeriod
+        } else {
+            PeriodFit::Inside
+        }
+    }
 }
 
 /// What a region text is under the run's region table and scope.
@@ -301,6 +332,18 @@ enum RegionVerdict {
 }
 
 impl LineCache {
+    /// [`PeriodFit::of`], remembered for the last period (a roster's lines mostly share one).
+    fn fit(&mut self, ctx: &IntakeContext<'_>, p: Period) -> PeriodFit {
+        match self.fit {
+            Some((q, f)) if q == p => f,
+            _ => {
+                let f = PeriodFit::of(ctx, &p);
+                self.fit = Some((p, f));
+                f
+            }
+        }
+    }
+
     fn period(&mut self, t: &str) -> Result<Period, PeriodError> {
         if let Some(r) = self.periods.get(t) {
             return r.clone();
@@ -333,7 +376,11 @@ impl LineCache {
     }
 }
 
-fn check_line_cached(ctx: &IntakeContext<'_>, raw: &RawLine, cache: &mut LineCache) -> LineDraft {
+fn check_line_cached(
+    ctx: &IntakeContext<'_>,
+    raw: &RawLineRef<'_>,
+    cache: &mut LineCache,
+) -> LineDraft {
     let mut d = LineDraft {
         row: raw.row,
         name: None,
@@ -530,16 +577,15 @@ fn check_line_cached(ctx: &IntakeContext<'_>, raw: &RawLine, cache: &mut LineCac
         // A line's period must lie inside the project's window (the plan's 发放周期, e.g.
         // 黑财监〔2023〕1号 附表「2023年1-12月」) and inside its cross-period rule around the
         // batch's current period; either failure is `period.out_of_window` (one per line).
-        if let Some(w) = &ctx.project.active
-            && !w.contains(&p)
-        {
+        let fit = cache.fit(ctx, p);
+        if let (PeriodFit::OutsideWindow, Some(w)) = (fit, &ctx.project.active) {
             push(
                 &mut d,
                 Column::Period,
                 ReasonCode::PeriodOutOfWindow,
                 format!("属期{}不在项目发放属期{}内", p.label_zh(), w.label_zh()),
             );
-        } else if !ctx.project.cross_period.allows(&ctx.current, &p) {
+        } else if fit == PeriodFit::OutsideCrossPeriod {
             push(
                 &mut d,
                 Column::Period,
@@ -993,6 +1039,35 @@ pub enum IntakeError<E: std::error::Error + 'static> {
 /// Lines processed per round-trip to the registers.
 pub const CHUNK: usize = 4096;
 
+/// A source of roster lines that lends each line until the next is asked for (a reader
+/// keeping its current row in one buffer), so validating a line copies none of its cells.
+pub trait LineSource {
+    type Error: std::error::Error + 'static;
+    /// The next line, `None` at the end; an `Err` stops the intake (as for
+    /// [`IntakeRun::next_chunk`]'s iterator).
+    fn next_line_ref(&mut self) -> Option<Result<RawLineRef<'_>, Self::Error>>;
+}
+
+/// An iterator of owned lines as a [`LineSource`]: holds the line lent last.
+struct OwnedLines<'i, I> {
+    lines: &'i mut I,
+    current: Option<RawLine>,
+}
+
+impl<I, E> LineSource for OwnedLines<'_, I>
+where
+    E: std::error::Error + 'static,
+    I: Iterator<Item = Result<RawLine, E>>,
+{
+    type Error = E;
+    fn next_line_ref(&mut self) -> Option<Result<RawLineRef<'_>, E>> {
+        match self.lines.next()? {
+            Err(e) => Some(Err(e)),
+            Ok(line) => Some(Ok(self.current.insert(line).view())),
+        }
+    }
+}
+
 /// An intake in progress: pull outcomes chunk by chunk with [`IntakeRun::next_chunk`], so the
 /// caller can store each chunk (inside its own transaction) before reading on. Memory holds
 /// one chunk plus the duplicate tracker, whatever the roster's size.
@@ -1031,12 +1106,38 @@ impl<'c> IntakeRun<'c> {
         E: std::error::Error + 'static,
         I: Iterator<Item = Result<RawLine, E>>,
     {
+        self.next_chunk_from(
+            &mut OwnedLines {
+                lines,
+                current: None,
+            },
+            registry,
+            refs,
+        )
+            .await
+    }
+
+    /// [`IntakeRun::next_chunk`] over a source that lends its lines
+    /// ([`LineSource`]): no allocation per cell.
+    pub async fn next_chunk_from<S: LineSource>(
+        &mut self,
+        lines: &mut S,
+        registry: &dyn CardRegistry,
+        refs: &dyn ReferenceData,
+    ) -> Result<Vec<LineOutcome>, IntakeError<S::Error>> {
         let ctx = self.ctx;
+        // The raw ID text is kept only for a line without a parsed person: the report shows
+        // it (masked) in place of the ID (`LineOutcome::Rejected::raw_id`).
         let mut chunk: Vec<(LineDraft, Option<String>)> = Vec::with_capacity(CHUNK);
-        for item in lines.by_ref() {
+        while let Some(item) = lines.next_line_ref() {
             let raw = item.map_err(IntakeError::Source)?;
             let draft = check_line_cached(ctx, &raw, &mut self.cache);
-            chunk.push((draft, raw.resident_id));
+            let raw_id = if draft.person().is_none() {
+                raw.resident_id.map(str::to_owned)
+            } else {
+                None
+            };
+            chunk.push((draft, raw_id));
             if chunk.len() == CHUNK {
                 break;
             }

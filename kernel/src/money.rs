@@ -173,8 +173,9 @@ pub struct Yuan(Decimal);
 /// The pieces of a decimal text after removing decoration.
 struct Lexed<'a> {
     negative: bool,
-    /// Integer digits, separators removed, leading zeros stripped (may be empty for 0).
-    int: String,
+    /// Integer digits, separators removed, leading zeros stripped (may be empty for 0);
+    /// borrowed from the text unless it had separators.
+    int: std::borrow::Cow<'a, str>,
     /// Fraction digits, trailing zeros stripped (may be empty).
     frac: &'a str,
 }
@@ -253,11 +254,16 @@ fn lex(s: &str) -> Result<Lexed<'_>, AmountError> {
     if !first_ok || !groups.all(|g| g.len() == 3 && g.bytes().all(|b| b.is_ascii_digit())) {
         return Err(AmountError::Format);
     }
-    let int: String = int_part
-        .chars()
-        .filter(|c| *c != ',')
-        .skip_while(|c| *c == '0')
-        .collect();
+    let int: std::borrow::Cow<'_, str> = if has_commas {
+        int_part
+            .chars()
+            .filter(|c| *c != ',')
+            .skip_while(|c| *c == '0')
+            .collect::<String>()
+            .into()
+    } else {
+        int_part.trim_start_matches('0').into()
+    };
     Ok(Lexed {
         negative: sign,
         int,

@@ -181,10 +181,10 @@ pub async fn check(
     let mask = req.province.mask_policy();
     let ctx = req.context(&mask);
     let mut run = IntakeRun::new(&ctx);
-    let mut lines = std::iter::from_fn(|| reader.next_line());
     let mut problems = Vec::new();
     loop {
-        let chunk = run.next_chunk(&mut lines, registry, refs).await?;
+        // The reader lends each line from its row buffer: no allocation per cell.
+        let chunk = run.next_chunk_from(&mut reader, registry, refs).await?;
         if chunk.is_empty() {
             break;
         }
@@ -281,7 +281,6 @@ pub async fn import(
     let mask = req.province.mask_policy();
     let ctx = req.context(&mask);
     let mut run = IntakeRun::new(&ctx);
-    let mut lines = std::iter::from_fn(|| reader.next_line());
     let mut problems = Vec::new();
     // Pipelined: a writer task owns the transaction and stores chunk k (encryption, INSERT or
     // COPY) while this task reads, validates and looks up chunk k + 1. The lookups read
@@ -302,7 +301,7 @@ pub async fn import(
     let fed: Result<(), IntakeFailure> = async {
         loop {
             let t = std::time::Instant::now();
-            let chunk = run.next_chunk(&mut lines, store, store).await?;
+            let chunk = run.next_chunk_from(&mut reader, store, store).await?;
             checking += t.elapsed();
             if chunk.is_empty() {
                 return Ok(());
