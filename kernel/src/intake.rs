@@ -293,8 +293,62 @@ const CACHE_MAX: usize = 65_536;
 struct LineCache {
     periods: HashMap<String, Result<Period, PeriodError>>,
     regions: HashMap<String, RegionVerdict>,
+    /// In front of `periods` and `regions`: the last text seen in each of a few slots, so
+    /// most lines find their answer without SipHash (the maps stay SipHash: their texts come
+    /// from the file).
+    recent_periods: Recent<Result<Period, PeriodError>>,
+    recent_regions: Recent<RegionVerdict>,
     /// The last period checked against the project's window and cross-period rule.
     fit: Option<(Period, PeriodFit)>,
+}
+
+/// A direct-mapped cache of [`RECENT_SLOTS`] slots: a text goes to the slot of its cheap
+/// hash, replacing whatever was there. A collision only costs a miss (the caller then asks
+/// its map), so crafted texts cannot make it slow.
+#[derive(Debug)]
+struct Recent<V> {
+    slots: Vec<Option<(String, V)>>,
+}
+
+const RECENT_SLOTS: usize = 64;
+
+impl<V> Default for Recent<V> {
+    fn default() -> Self {
+        Recent { slots: Vec::new() }
+    }
+}
+
+impl<V: Clone> Recent<V> {
+    fn slot(t: &str) -> usize {
+        // FNV-1a: a handful of instructions for a short cell.
+        let h = t.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        (h ^ (h >> 32)) as usize % RECENT_SLOTS
+    }
+
+    fn get(&self, t: &str) -> Option<V> {
+        match self.slots.get(Self::slot(t)) {
+            Some(Some((k, v))) if k == t => Some(v.clone()),
+            _ => None,
+        }
+    }
+
+    fn put(&mut self, t: &str, v: &V) {
+        if self.slots.is_empty() {
+            self.slots.resize_with(RECENT_SLOTS, || None);
+        }
+        if let Some(slot) = self.slots.get_mut(Self::slot(t)) {
+            match slot {
+                Some((k, old)) => {
+                    k.clear();
+                    k.push_str(t);
+                    *old = v.clone();
+                }
+                None => *slot = Some((t.to_owned(), v.clone())),
+            }
+        }
+    }
 }
 
 /// Where a line's period stands against the project's window ([`ActiveWindow`]) and its
@@ -345,6 +399,15 @@ impl LineCache {
     }
 
     fn period(&mut self, t: &str) -> Result<Period, PeriodError> {
+        if let Some(r) = self.recent_periods.get(t) {
+            return r;
+        }
+        let r = self.period_mapped(t);
+        self.recent_periods.put(t, &r);
+        r
+    }
+
+    fn period_mapped(&mut self, t: &str) -> Result<Period, PeriodError> {
         if let Some(r) = self.periods.get(t) {
             return r.clone();
         }
@@ -357,6 +420,15 @@ impl LineCache {
     }
 
     fn region(&mut self, ctx: &IntakeContext<'_>, t: &str) -> RegionVerdict {
+        if let Some(v) = self.recent_regions.get(t) {
+            return v;
+        }
+        let v = self.region_mapped(ctx, t);
+        self.recent_regions.put(t, &v);
+        v
+    }
+
+    fn region_mapped(&mut self, ctx: &IntakeContext<'_>, t: &str) -> RegionVerdict {
         if let Some(v) = self.regions.get(t) {
             return v.clone();
         }

@@ -177,7 +177,9 @@ impl RawLine {
 /// The text a cell keeps as a field: trimmed (ASCII and ideographic spaces), `None` when
 /// empty. Shared by [`RawLine::set`] and [`RawLineRef::set`].
 fn field_text(value: &str) -> Option<&str> {
-    let v = value.trim().trim_matches('\u{3000}');
+    // `trim` removes every White_Space character at both ends, the ideographic space U+3000
+    // among them (checked in the tests), so no second pass for it.
+    let v = value.trim();
     (!v.is_empty()).then_some(v)
 }
 
@@ -380,6 +382,13 @@ mod tests {
         }
         l.set(Column::Name, "  ");
         assert_eq!(l.get(Column::Name), None);
+    }
+
+    #[test]
+    fn trim_removes_ideographic_spaces() {
+        assert!('\u{3000}'.is_whitespace());
+        assert_eq!(field_text("\u{3000} \u{3000}张三\u{3000} \u{3000}"), Some("张三"));
+        assert_eq!(field_text("\u{3000}"), None);
     }
 
     #[test]

@@ -106,7 +106,12 @@ pub struct ResidentId([u8; 18]);
 
 /// The earliest birth date accepted (DOMAIN.md §3: "not before 1880").
 fn earliest_birth() -> NaiveDate {
-    NaiveDate::from_ymd_opt(1880, 1, 1).unwrap_or(NaiveDate::MIN)
+    // Computed once, at compile time (this runs for every ID of a roster).
+    const EARLIEST: NaiveDate = match NaiveDate::from_ymd_opt(1880, 1, 1) {
+        Some(d) => d,
+        None => NaiveDate::MIN,
+    };
+    EARLIEST
 }
 
 /// Value of the ASCII digits `b` (caller guarantees digits).
