@@ -223,7 +223,17 @@ impl<'a> RawLineRef<'a> {
 
     /// Set the field for `col`, trimmed exactly as [`RawLine::set`] does; empty text is `None`.
     pub fn set(&mut self, col: Column, value: &'a str) {
-        let v = field_text(value);
+        self.assign(col, field_text(value));
+    }
+
+    /// [`RawLineRef::set`] for a text that has no whitespace at either end already (a
+    /// reader's cleaned cell): the same field, without trimming it a second time.
+    pub fn set_trimmed(&mut self, col: Column, value: &'a str) {
+        debug_assert_eq!(value, value.trim(), "set_trimmed needs trimmed text");
+        self.assign(col, (!value.is_empty()).then_some(value));
+    }
+
+    fn assign(&mut self, col: Column, v: Option<&'a str>) {
         match col {
             Column::Name => self.name = v,
             Column::ResidentId => self.resident_id = v,

@@ -139,7 +139,10 @@ impl RosterReader {
                 if cell.is_empty() {
                     continue;
                 }
-                line.set(*col, cell);
+                // Cells are cleaned by the table reader (`table::clean` strips every
+                // whitespace character at both ends, and more), so trimming again in
+                // `RawLineRef::set` would find nothing.
+                line.set_trimmed(*col, cell);
                 if *col == Column::ResidentId && row.numeric(i) {
                     line.resident_id_numeric = true;
                 }
