@@ -468,14 +468,14 @@ fn check_line_cached(
     };
 
     // 姓名
-    match check_name(raw.name.as_deref()) {
+    match check_name(raw.name) {
         Ok(n) => d.name = Some(n),
         Err((code, msg)) => push(&mut d, Column::Name, code, msg),
     }
 
     // Proxy (代领人 / 代管人): parsed first because a receipt proxy stands in for a missing ID.
     if raw.proxy_name.is_some() || raw.proxy_id.is_some() {
-        let kind = match raw.proxy_kind.as_deref().map(str::trim) {
+        let kind = match raw.proxy_kind.map(str::trim) {
             Some("代管" | "custody" | "代管代持") => ProxyKind::Custody,
             Some("代领" | "receipt" | "代为领取") => ProxyKind::Receipt,
             _ if raw.resident_id.is_none() => ProxyKind::Receipt,
@@ -483,9 +483,8 @@ fn check_line_cached(
         };
         let pid = raw
             .proxy_id
-            .as_deref()
             .and_then(|t| parse_id(&mut d, Column::ProxyId, t, ctx.today));
-        let pname = match check_name(raw.proxy_name.as_deref()) {
+        let pname = match check_name(raw.proxy_name) {
             Ok(n) => n,
             Err((code, msg)) => {
                 push(&mut d, Column::ProxyName, code, format!("代领人{msg}"));
@@ -516,7 +515,7 @@ fn check_line_cached(
             "身份证号码在表格中存为数字，Excel只保留15位有效数字，号码已失真；请将该列设为文本后重新填写",
         );
     } else {
-        match raw.resident_id.as_deref() {
+        match raw.resident_id {
             Some(t) => d.id = parse_id(&mut d, Column::ResidentId, t, ctx.today),
             None if matches!(
                 d.proxy,
@@ -535,7 +534,7 @@ fn check_line_cached(
     }
 
     // 手机号码 (warning only)
-    if let Some(p) = raw.phone.as_deref() {
+    if let Some(p) = raw.phone {
         match Phone::parse(p) {
             Ok(p) => d.phone = Some(p),
             Err(_) => push(
@@ -548,7 +547,7 @@ fn check_line_cached(
     }
 
     // 行政区划代码
-    match raw.region.as_deref() {
+    match raw.region {
         None => push(
             &mut d,
             Column::Region,
@@ -593,7 +592,7 @@ fn check_line_cached(
     }
 
     // 补贴项目 (optional column: the roster is for ctx.project)
-    if let Some(p) = raw.project.as_deref() {
+    if let Some(p) = raw.project {
         let same = p == ctx.project.code || p == ctx.project.name;
         if !same {
             match ctx.catalog.find(p) {
@@ -617,7 +616,7 @@ fn check_line_cached(
     }
 
     // 属期
-    let period = match raw.period.as_deref() {
+    let period = match raw.period {
         None => Some(ctx.current),
         Some(t) => match cache.period(t) {
             Ok(p) if p.kind() == ctx.project.period_kind() => Some(p),
@@ -674,7 +673,7 @@ fn check_line_cached(
     }
 
     // 补贴金额, 补贴标准 × 数量
-    match raw.amount.as_deref() {
+    match raw.amount {
         None => push(
             &mut d,
             Column::Amount,
@@ -691,8 +690,8 @@ fn check_line_cached(
             Ok(a) => d.amount = Some(a),
         },
     }
-    if let (Some(amount), Some(q)) = (d.amount, raw.quantity.as_deref()) {
-        let standard = match raw.standard.as_deref() {
+    if let (Some(amount), Some(q)) = (d.amount, raw.quantity) {
+        let standard = match raw.standard {
             Some(s) => crate::money::parse_decimal(s).ok(),
             None => ctx.project.standard.map(|y| y.as_decimal()),
         };
@@ -728,7 +727,7 @@ fn check_line_cached(
     }
 
     // 户主 (household-based projects pay the household head's card)
-    if let Some(h) = raw.household_head.as_deref() {
+    if let Some(h) = raw.household_head {
         d.household_head = yes_no(h).or_else(|| d.name.as_ref().map(|n| normalise_name(h) == *n));
     }
     if ctx.project.basis == PaymentBasis::Household && d.household_head == Some(false) {
@@ -744,7 +743,7 @@ fn check_line_cached(
     }
 
     // 银行账号 (optional: the registry's account is authoritative)
-    if let Some(a) = raw.bank_account.as_deref() {
+    if let Some(a) = raw.bank_account {
         match BankAccount::parse(a) {
             Ok(acc) => {
                 if !acc.luhn_ok() {
@@ -1186,7 +1185,7 @@ impl<'c> IntakeRun<'c> {
             registry,
             refs,
         )
-            .await
+        .await
     }
 
     /// [`IntakeRun::next_chunk`] over a source that lends its lines

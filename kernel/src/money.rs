@@ -370,7 +370,10 @@ impl Yuan {
         {
             return None;
         }
-        let value = |t: &str| t.bytes().fold(0i64, |acc, b| acc * 10 + i64::from(b - b'0'));
+        let value = |t: &str| {
+            t.bytes()
+                .fold(0i64, |acc, b| acc * 10 + i64::from(b - b'0'))
+        };
         let fen = value(int) * 100
             + match frac.len() {
                 0 => 0,

@@ -397,13 +397,23 @@ mod tests {
     #[test]
     fn trim_removes_ideographic_spaces() {
         assert!('\u{3000}'.is_whitespace());
-        assert_eq!(field_text("\u{3000} \u{3000}张三\u{3000} \u{3000}"), Some("张三"));
+        assert_eq!(
+            field_text("\u{3000} \u{3000}张三\u{3000} \u{3000}"),
+            Some("张三")
+        );
         assert_eq!(field_text("\u{3000}"), None);
     }
 
     #[test]
     fn borrowed_line_sets_like_the_owned_one() {
-        let texts = [" a ", "\u{3000}b\u{3000}", "  ", "", " \u{3000} c d \u{3000}", "e"];
+        let texts = [
+            " a ",
+            "\u{3000}b\u{3000}",
+            "  ",
+            "",
+            " \u{3000} c d \u{3000}",
+            "e",
+        ];
         for (i, t) in texts.iter().enumerate() {
             let mut owned = RawLine {
                 row: 7,
