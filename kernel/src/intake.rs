@@ -781,9 +781,9 @@ pub struct DupKey {
 
 impl DupKey {
     pub fn new(id: &ResidentId, period: Period) -> DupKey {
-        let person = id.as_str()[..17]
-            .bytes()
-            .fold(0u64, |acc, b| acc * 10 + u64::from(b - b'0'));
+        let person = id.as_bytes()[..17]
+            .iter()
+            .fold(0u64, |acc, &b| acc * 10 + u64::from(b - b'0'));
         DupKey { person, period }
     }
 }

@@ -38,7 +38,7 @@ pub fn demo_regions() -> Vec<RegionEntry> {
 /// character is their check character (GB 11643-1999), and every [`ResidentId`] was checked,
 /// so the 17 digits identify the ID.
 fn id_key(id: &ResidentId) -> IdKey {
-    let n = id.as_str().bytes().take(17).fold(0u64, |acc, b| {
+    let n = id.as_bytes()[..17].iter().fold(0u64, |acc, &b| {
         acc * 10 + u64::from(b.wrapping_sub(b'0') % 10)
     });
     IdKey([(n >> 32) as u32, n as u32])

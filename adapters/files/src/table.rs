@@ -181,7 +181,15 @@ struct SparseRow {
 /// Trim what people and exports leave around cell text: whitespace (including the
 /// ideographic space U+3000 and NBSP), byte-order marks and zero-width spaces.
 pub(crate) fn clean(s: &str) -> &str {
-    s.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}' || c == '\u{200b}')
+    // Most cells begin and end with a visible ASCII character (digits, codes): nothing to
+    // trim, no characters to decode. ASCII whitespace is exactly `\t \n \x0b \x0c \r` and the
+    // space, so any other ASCII byte at both ends leaves `trim_matches` below nothing to do.
+    let visible = |b: u8| b.is_ascii() && !matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ');
+    match s.as_bytes() {
+        [first, .., last] if visible(*first) && visible(*last) => s,
+        [only] if visible(*only) => s,
+        _ => s.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}' || c == '\u{200b}'),
+    }
 }
 
 /// How many times `byte` occurs in `bytes` (vectorised by the compiler).
@@ -1065,6 +1073,35 @@ mod tests {
             "cell ****************** at A2"
         );
         assert_eq!(redact_digits("row 12345"), "row 12345");
+    }
+
+    #[test]
+    fn clean_fast_path_agrees_with_trimming() {
+        fn slow(s: &str) -> &str {
+            s.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}' || c == '\u{200b}')
+        }
+        for b in 0u8..=127 {
+            for s in [
+                format!("{}", b as char),
+                format!("{}x", b as char),
+                format!("x{}", b as char),
+                format!("{}张三{}", b as char, b as char),
+                format!("{}1{}", b as char, b as char),
+            ] {
+                assert_eq!(clean(&s), slow(&s), "{s:?}");
+            }
+        }
+        for s in [
+            "",
+            "\u{3000}",
+            "a\u{3000}",
+            "\u{feff}1",
+            "1\u{200b}",
+            "\u{85}a",
+            "a\u{a0}",
+        ] {
+            assert_eq!(clean(s), slow(s), "{s:?}");
+        }
     }
 
     #[test]

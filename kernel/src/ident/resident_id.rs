@@ -219,6 +219,12 @@ impl ResidentId {
         std::str::from_utf8(&self.0).unwrap_or_default()
     }
 
+    /// The 18 ASCII characters as bytes. **For storage, keys and encryption only**, like
+    /// [`ResidentId::as_str`] (without its UTF-8 check).
+    pub fn as_bytes(&self) -> &[u8; 18] {
+        &self.0
+    }
+
     /// The birth date of digits 7-14.
     pub fn birth_date(&self) -> NaiveDate {
         // Every constructor checks that the date is real.
