@@ -18,7 +18,7 @@ use crate::money::{Fen, Yuan};
 use crate::period::{Period, PeriodError};
 use crate::ports::{CardRegistry, PortError, ReferenceData};
 use crate::reason::ReasonCode;
-use crate::roster::{Column, Issue, RawLine};
+use crate::roster::{Column, Issue, RawLine, RawLineRef};
 use chrono::NaiveDate;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -193,8 +193,14 @@ fn yes_no(s: &str) -> Option<bool> {
 
 /// Normalise the middle dots used in minority names so `阿依·买买提` matches `阿依•买买提`.
 pub fn normalise_name(s: &str) -> String {
-    s.trim()
-        .chars()
+    let t = s.trim();
+    // Most names have nothing to replace or drop: copy them at once.
+    if !t.chars().any(|c| {
+        matches!(c, '•' | '・' | '．' | '.' | '‧' | '∙') || c.is_whitespace() || c == '\u{3000}'
+    }) {
+        return t.to_owned();
+    }
+    t.chars()
         .map(|c| match c {
             '•' | '・' | '．' | '.' | '‧' | '∙' => '·',
             c => c,
@@ -273,7 +279,7 @@ fn parse_id(d: &mut LineDraft, col: Column, text: &str, today: NaiveDate) -> Opt
 
 /// Check a line's own fields (stage 1: no registers needed).
 pub fn check_line(ctx: &IntakeContext<'_>, raw: &RawLine) -> LineDraft {
-    check_line_cached(ctx, raw, &mut LineCache::default())
+    check_line_cached(ctx, &raw.view(), &mut LineCache::default())
 }
 
 /// Most distinct texts a [`LineCache`] map keeps before starting afresh.
@@ -287,6 +293,85 @@ const CACHE_MAX: usize = 65_536;
 struct LineCache {
     periods: HashMap<String, Result<Period, PeriodError>>,
     regions: HashMap<String, RegionVerdict>,
+    /// In front of `periods` and `regions`: the last text seen in each of a few slots, so
+    /// most lines find their answer without SipHash (the maps stay SipHash: their texts come
+    /// from the file).
+    recent_periods: Recent<Result<Period, PeriodError>>,
+    recent_regions: Recent<RegionVerdict>,
+    /// The last period checked against the project's window and cross-period rule.
+    fit: Option<(Period, PeriodFit)>,
+}
+
+/// A direct-mapped cache of [`RECENT_SLOTS`] slots: a text goes to the slot of its cheap
+/// hash, replacing whatever was there. A collision only costs a miss (the caller then asks
+/// its map), so crafted texts cannot make it slow.
+#[derive(Debug)]
+struct Recent<V> {
+    slots: Vec<Option<(String, V)>>,
+}
+
+const RECENT_SLOTS: usize = 64;
+
+impl<V> Default for Recent<V> {
+    fn default() -> Self {
+        Recent { slots: Vec::new() }
+    }
+}
+
+impl<V: Clone> Recent<V> {
+    fn slot(t: &str) -> usize {
+        // FNV-1a: a handful of instructions for a short cell.
+        let h = t.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        (h ^ (h >> 32)) as usize % RECENT_SLOTS
+    }
+
+    fn get(&self, t: &str) -> Option<V> {
+        match self.slots.get(Self::slot(t)) {
+            Some(Some((k, v))) if k == t => Some(v.clone()),
+            _ => None,
+        }
+    }
+
+    fn put(&mut self, t: &str, v: &V) {
+        if self.slots.is_empty() {
+            self.slots.resize_with(RECENT_SLOTS, || None);
+        }
+        if let Some(slot) = self.slots.get_mut(Self::slot(t)) {
+            match slot {
+                Some((k, old)) => {
+                    k.clear();
+                    k.push_str(t);
+                    *old = v.clone();
+                }
+                None => *slot = Some((t.to_owned(), v.clone())),
+            }
+        }
+    }
+}
+
+/// Where a line's period stands against the project's window ([`ActiveWindow`]) and its
+/// cross-period rule around the current period (the window is checked first).
+///
+/// [`ActiveWindow`]: crate::catalog::ActiveWindow
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PeriodFit {
+    Inside,
+    OutsideWindow,
+    OutsideCrossPeriod,
+}
+
+impl PeriodFit {
+    fn of(ctx: &IntakeContext<'_>, p: &Period) -> PeriodFit {
+        if ctx.project.active.as_ref().is_some_and(|w| !w.contains(p)) {
+            PeriodFit::OutsideWindow
+        } else if !ctx.project.cross_period.allows(&ctx.current, p) {
+            PeriodFit::OutsideCrossPeriod
+        } else {
+            PeriodFit::Inside
+        }
+    }
 }
 
 /// What a region text is under the run's region table and scope.
@@ -301,7 +386,28 @@ enum RegionVerdict {
 }
 
 impl LineCache {
+    /// [`PeriodFit::of`], remembered for the last period (a roster's lines mostly share one).
+    fn fit(&mut self, ctx: &IntakeContext<'_>, p: Period) -> PeriodFit {
+        match self.fit {
+            Some((q, f)) if q == p => f,
+            _ => {
+                let f = PeriodFit::of(ctx, &p);
+                self.fit = Some((p, f));
+                f
+            }
+        }
+    }
+
     fn period(&mut self, t: &str) -> Result<Period, PeriodError> {
+        if let Some(r) = self.recent_periods.get(t) {
+            return r;
+        }
+        let r = self.period_mapped(t);
+        self.recent_periods.put(t, &r);
+        r
+    }
+
+    fn period_mapped(&mut self, t: &str) -> Result<Period, PeriodError> {
         if let Some(r) = self.periods.get(t) {
             return r.clone();
         }
@@ -314,6 +420,15 @@ impl LineCache {
     }
 
     fn region(&mut self, ctx: &IntakeContext<'_>, t: &str) -> RegionVerdict {
+        if let Some(v) = self.recent_regions.get(t) {
+            return v;
+        }
+        let v = self.region_mapped(ctx, t);
+        self.recent_regions.put(t, &v);
+        v
+    }
+
+    fn region_mapped(&mut self, ctx: &IntakeContext<'_>, t: &str) -> RegionVerdict {
         if let Some(v) = self.regions.get(t) {
             return v.clone();
         }
@@ -333,7 +448,11 @@ impl LineCache {
     }
 }
 
-fn check_line_cached(ctx: &IntakeContext<'_>, raw: &RawLine, cache: &mut LineCache) -> LineDraft {
+fn check_line_cached(
+    ctx: &IntakeContext<'_>,
+    raw: &RawLineRef<'_>,
+    cache: &mut LineCache,
+) -> LineDraft {
     let mut d = LineDraft {
         row: raw.row,
         name: None,
@@ -349,14 +468,14 @@ fn check_line_cached(ctx: &IntakeContext<'_>, raw: &RawLine, cache: &mut LineCac
     };
 
     // 姓名
-    match check_name(raw.name.as_deref()) {
+    match check_name(raw.name) {
         Ok(n) => d.name = Some(n),
         Err((code, msg)) => push(&mut d, Column::Name, code, msg),
     }
 
     // Proxy (代领人 / 代管人): parsed first because a receipt proxy stands in for a missing ID.
     if raw.proxy_name.is_some() || raw.proxy_id.is_some() {
-        let kind = match raw.proxy_kind.as_deref().map(str::trim) {
+        let kind = match raw.proxy_kind.map(str::trim) {
             Some("代管" | "custody" | "代管代持") => ProxyKind::Custody,
             Some("代领" | "receipt" | "代为领取") => ProxyKind::Receipt,
             _ if raw.resident_id.is_none() => ProxyKind::Receipt,
@@ -364,9 +483,8 @@ fn check_line_cached(ctx: &IntakeContext<'_>, raw: &RawLine, cache: &mut LineCac
         };
         let pid = raw
             .proxy_id
-            .as_deref()
             .and_then(|t| parse_id(&mut d, Column::ProxyId, t, ctx.today));
-        let pname = match check_name(raw.proxy_name.as_deref()) {
+        let pname = match check_name(raw.proxy_name) {
             Ok(n) => n,
             Err((code, msg)) => {
                 push(&mut d, Column::ProxyName, code, format!("代领人{msg}"));
@@ -397,7 +515,7 @@ fn check_line_cached(ctx: &IntakeContext<'_>, raw: &RawLine, cache: &mut LineCac
             "身份证号码在表格中存为数字，Excel只保留15位有效数字，号码已失真；请将该列设为文本后重新填写",
         );
     } else {
-        match raw.resident_id.as_deref() {
+        match raw.resident_id {
             Some(t) => d.id = parse_id(&mut d, Column::ResidentId, t, ctx.today),
             None if matches!(
                 d.proxy,
@@ -416,7 +534,7 @@ fn check_line_cached(ctx: &IntakeContext<'_>, raw: &RawLine, cache: &mut LineCac
     }
 
     // 手机号码 (warning only)
-    if let Some(p) = raw.phone.as_deref() {
+    if let Some(p) = raw.phone {
         match Phone::parse(p) {
             Ok(p) => d.phone = Some(p),
             Err(_) => push(
@@ -429,7 +547,7 @@ fn check_line_cached(ctx: &IntakeContext<'_>, raw: &RawLine, cache: &mut LineCac
     }
 
     // 行政区划代码
-    match raw.region.as_deref() {
+    match raw.region {
         None => push(
             &mut d,
             Column::Region,
@@ -474,7 +592,7 @@ fn check_line_cached(ctx: &IntakeContext<'_>, raw: &RawLine, cache: &mut LineCac
     }
 
     // 补贴项目 (optional column: the roster is for ctx.project)
-    if let Some(p) = raw.project.as_deref() {
+    if let Some(p) = raw.project {
         let same = p == ctx.project.code || p == ctx.project.name;
         if !same {
             match ctx.catalog.find(p) {
@@ -498,7 +616,7 @@ fn check_line_cached(ctx: &IntakeContext<'_>, raw: &RawLine, cache: &mut LineCac
     }
 
     // 属期
-    let period = match raw.period.as_deref() {
+    let period = match raw.period {
         None => Some(ctx.current),
         Some(t) => match cache.period(t) {
             Ok(p) if p.kind() == ctx.project.period_kind() => Some(p),
@@ -530,16 +648,15 @@ fn check_line_cached(ctx: &IntakeContext<'_>, raw: &RawLine, cache: &mut LineCac
         // A line's period must lie inside the project's window (the plan's 发放周期, e.g.
         // 黑财监〔2023〕1号 附表「2023年1-12月」) and inside its cross-period rule around the
         // batch's current period; either failure is `period.out_of_window` (one per line).
-        if let Some(w) = &ctx.project.active
-            && !w.contains(&p)
-        {
+        let fit = cache.fit(ctx, p);
+        if let (PeriodFit::OutsideWindow, Some(w)) = (fit, &ctx.project.active) {
             push(
                 &mut d,
                 Column::Period,
                 ReasonCode::PeriodOutOfWindow,
                 format!("属期{}不在项目发放属期{}内", p.label_zh(), w.label_zh()),
             );
-        } else if !ctx.project.cross_period.allows(&ctx.current, &p) {
+        } else if fit == PeriodFit::OutsideCrossPeriod {
             push(
                 &mut d,
                 Column::Period,
@@ -556,7 +673,7 @@ fn check_line_cached(ctx: &IntakeContext<'_>, raw: &RawLine, cache: &mut LineCac
     }
 
     // 补贴金额, 补贴标准 × 数量
-    match raw.amount.as_deref() {
+    match raw.amount {
         None => push(
             &mut d,
             Column::Amount,
@@ -573,8 +690,8 @@ fn check_line_cached(ctx: &IntakeContext<'_>, raw: &RawLine, cache: &mut LineCac
             Ok(a) => d.amount = Some(a),
         },
     }
-    if let (Some(amount), Some(q)) = (d.amount, raw.quantity.as_deref()) {
-        let standard = match raw.standard.as_deref() {
+    if let (Some(amount), Some(q)) = (d.amount, raw.quantity) {
+        let standard = match raw.standard {
             Some(s) => crate::money::parse_decimal(s).ok(),
             None => ctx.project.standard.map(|y| y.as_decimal()),
         };
@@ -610,7 +727,7 @@ fn check_line_cached(ctx: &IntakeContext<'_>, raw: &RawLine, cache: &mut LineCac
     }
 
     // 户主 (household-based projects pay the household head's card)
-    if let Some(h) = raw.household_head.as_deref() {
+    if let Some(h) = raw.household_head {
         d.household_head = yes_no(h).or_else(|| d.name.as_ref().map(|n| normalise_name(h) == *n));
     }
     if ctx.project.basis == PaymentBasis::Household && d.household_head == Some(false) {
@@ -626,7 +743,7 @@ fn check_line_cached(ctx: &IntakeContext<'_>, raw: &RawLine, cache: &mut LineCac
     }
 
     // 银行账号 (optional: the registry's account is authoritative)
-    if let Some(a) = raw.bank_account.as_deref() {
+    if let Some(a) = raw.bank_account {
         match BankAccount::parse(a) {
             Ok(acc) => {
                 if !acc.luhn_ok() {
@@ -664,9 +781,9 @@ pub struct DupKey {
 
 impl DupKey {
     pub fn new(id: &ResidentId, period: Period) -> DupKey {
-        let person = id.as_str()[..17]
-            .bytes()
-            .fold(0u64, |acc, b| acc * 10 + u64::from(b - b'0'));
+        let person = id.as_bytes()[..17]
+            .iter()
+            .fold(0u64, |acc, &b| acc * 10 + u64::from(b - b'0'));
         DupKey { person, period }
     }
 }
@@ -993,6 +1110,35 @@ pub enum IntakeError<E: std::error::Error + 'static> {
 /// Lines processed per round-trip to the registers.
 pub const CHUNK: usize = 4096;
 
+/// A source of roster lines that lends each line until the next is asked for (a reader
+/// keeping its current row in one buffer), so validating a line copies none of its cells.
+pub trait LineSource {
+    type Error: std::error::Error + 'static;
+    /// The next line, `None` at the end; an `Err` stops the intake (as for
+    /// [`IntakeRun::next_chunk`]'s iterator).
+    fn next_line_ref(&mut self) -> Option<Result<RawLineRef<'_>, Self::Error>>;
+}
+
+/// An iterator of owned lines as a [`LineSource`]: holds the line lent last.
+struct OwnedLines<'i, I> {
+    lines: &'i mut I,
+    current: Option<RawLine>,
+}
+
+impl<I, E> LineSource for OwnedLines<'_, I>
+where
+    E: std::error::Error + 'static,
+    I: Iterator<Item = Result<RawLine, E>>,
+{
+    type Error = E;
+    fn next_line_ref(&mut self) -> Option<Result<RawLineRef<'_>, E>> {
+        match self.lines.next()? {
+            Err(e) => Some(Err(e)),
+            Ok(line) => Some(Ok(self.current.insert(line).view())),
+        }
+    }
+}
+
 /// An intake in progress: pull outcomes chunk by chunk with [`IntakeRun::next_chunk`], so the
 /// caller can store each chunk (inside its own transaction) before reading on. Memory holds
 /// one chunk plus the duplicate tracker, whatever the roster's size.
@@ -1031,12 +1177,38 @@ impl<'c> IntakeRun<'c> {
         E: std::error::Error + 'static,
         I: Iterator<Item = Result<RawLine, E>>,
     {
+        self.next_chunk_from(
+            &mut OwnedLines {
+                lines,
+                current: None,
+            },
+            registry,
+            refs,
+        )
+        .await
+    }
+
+    /// [`IntakeRun::next_chunk`] over a source that lends its lines
+    /// ([`LineSource`]): no allocation per cell.
+    pub async fn next_chunk_from<S: LineSource>(
+        &mut self,
+        lines: &mut S,
+        registry: &dyn CardRegistry,
+        refs: &dyn ReferenceData,
+    ) -> Result<Vec<LineOutcome>, IntakeError<S::Error>> {
         let ctx = self.ctx;
+        // The raw ID text is kept only for a line without a parsed person: the report shows
+        // it (masked) in place of the ID (`LineOutcome::Rejected::raw_id`).
         let mut chunk: Vec<(LineDraft, Option<String>)> = Vec::with_capacity(CHUNK);
-        for item in lines.by_ref() {
+        while let Some(item) = lines.next_line_ref() {
             let raw = item.map_err(IntakeError::Source)?;
             let draft = check_line_cached(ctx, &raw, &mut self.cache);
-            chunk.push((draft, raw.resident_id));
+            let raw_id = if draft.person().is_none() {
+                raw.resident_id.map(str::to_owned)
+            } else {
+                None
+            };
+            chunk.push((draft, raw_id));
             if chunk.len() == CHUNK {
                 break;
             }

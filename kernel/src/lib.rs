@@ -33,7 +33,7 @@ pub use money::{Fen, Yuan};
 pub use period::{Period, PeriodKind};
 pub use province::{FundingModel, Province, ProvinceConfig, ProvinceDescriptor, provinces};
 pub use reason::{FollowUp, ReasonCode, Severity};
-pub use roster::{Column, Issue, RawLine};
+pub use roster::{Column, Issue, RawLine, RawLineRef};
 
 /// Re-exported so province crates can `inventory::submit!` without their own dependency
 /// version drifting.

@@ -173,8 +173,9 @@ pub struct Yuan(Decimal);
 /// The pieces of a decimal text after removing decoration.
 struct Lexed<'a> {
     negative: bool,
-    /// Integer digits, separators removed, leading zeros stripped (may be empty for 0).
-    int: String,
+    /// Integer digits, separators removed, leading zeros stripped (may be empty for 0);
+    /// borrowed from the text unless it had separators.
+    int: std::borrow::Cow<'a, str>,
     /// Fraction digits, trailing zeros stripped (may be empty).
     frac: &'a str,
 }
@@ -253,11 +254,16 @@ fn lex(s: &str) -> Result<Lexed<'_>, AmountError> {
     if !first_ok || !groups.all(|g| g.len() == 3 && g.bytes().all(|b| b.is_ascii_digit())) {
         return Err(AmountError::Format);
     }
-    let int: String = int_part
-        .chars()
-        .filter(|c| *c != ',')
-        .skip_while(|c| *c == '0')
-        .collect();
+    let int: std::borrow::Cow<'_, str> = if has_commas {
+        int_part
+            .chars()
+            .filter(|c| *c != ',')
+            .skip_while(|c| *c == '0')
+            .collect::<String>()
+            .into()
+    } else {
+        int_part.trim_start_matches('0').into()
+    };
     Ok(Lexed {
         negative: sign,
         int,
@@ -326,6 +332,14 @@ impl Yuan {
     /// (zero or negative), [`AmountError::Scale`] (a non-zero digit after the second
     /// decimal, e.g. `12.345`).
     pub fn parse(s: &str) -> Result<Yuan, AmountError> {
+        match Yuan::parse_plain(s) {
+            Some(y) => Ok(y),
+            None => Yuan::parse_lexed(s),
+        }
+    }
+
+    /// [`Yuan::parse`] through the general lexer.
+    fn parse_lexed(s: &str) -> Result<Yuan, AmountError> {
         let l = lex(s)?;
         if l.negative || l.is_zero() {
             // Still reject absurd sizes as Format first.
@@ -336,6 +350,37 @@ impl Yuan {
             return Err(AmountError::Scale);
         }
         fen_of(&l).map(Yuan::from_fen)
+    }
+
+    /// The common cell `123`, `123.4` or `123.45` (ASCII digits, at most 15 before the point,
+    /// one or two after it, not zero) without the general lexer: `None` for anything else,
+    /// which [`Yuan::parse`] then reads the long way (with the same result for these texts).
+    fn parse_plain(s: &str) -> Option<Yuan> {
+        let (int, frac) = match s.split_once('.') {
+            Some((i, f)) => (i, f),
+            None => (s, ""),
+        };
+        let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+        if int.is_empty()
+            || int.len() > 15
+            || frac.len() > 2
+            || (s.len() > int.len() && frac.is_empty())
+            || !digits(int)
+            || !digits(frac)
+        {
+            return None;
+        }
+        let value = |t: &str| {
+            t.bytes()
+                .fold(0i64, |acc, b| acc * 10 + i64::from(b - b'0'))
+        };
+        let fen = value(int) * 100
+            + match frac.len() {
+                0 => 0,
+                1 => value(frac) * 10,
+                _ => value(frac),
+            };
+        (fen > 0).then(|| Yuan::from_fen(Fen(fen)))
     }
 
     /// The amount of `fen` 分 (exact, any sign).
@@ -598,6 +643,14 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn plain_amounts_parse_as_the_lexer_reads_them(s in "[0-9]{0,17}(\\.[0-9]{0,3})?") {
+            if let Some(y) = Yuan::parse_plain(&s) {
+                prop_assert_eq!(Ok(y), Yuan::parse_lexed(&s));
+            }
+            prop_assert_eq!(Yuan::parse(&s), Yuan::parse_lexed(&s));
+        }
+
         #[test]
         fn fen_yuan_round_trip(x in any::<i64>()) {
             prop_assert_eq!(Fen(x).to_yuan().to_fen(), Fen(x));

@@ -127,12 +127,7 @@ pub struct RawLine {
 impl RawLine {
     /// Set the field for `col` (used by readers after header mapping). Empty text is `None`.
     pub fn set(&mut self, col: Column, value: &str) {
-        let v = value.trim().trim_matches('\u{3000}');
-        let v = if v.is_empty() {
-            None
-        } else {
-            Some(v.to_owned())
-        };
+        let v = field_text(value).map(str::to_owned);
         match col {
             Column::Name => self.name = v,
             Column::ResidentId => self.resident_id = v,
@@ -176,6 +171,144 @@ impl RawLine {
             Column::Remark => &self.remark,
         };
         v.as_deref()
+    }
+}
+
+/// The text a cell keeps as a field: trimmed (ASCII and ideographic spaces), `None` when
+/// empty. Shared by [`RawLine::set`] and [`RawLineRef::set`].
+fn field_text(value: &str) -> Option<&str> {
+    // `trim` removes every White_Space character at both ends, the ideographic space U+3000
+    // among them (checked in the tests), so no second pass for it.
+    let v = value.trim();
+    (!v.is_empty()).then_some(v)
+}
+
+/// A [`RawLine`] borrowed from where it was read (a reader's row buffer): the same fields,
+/// nothing allocated. The validation reads lines through this view, so a reader that keeps
+/// its row in one reusable buffer hands a million lines over without a heap allocation per
+/// cell ([`crate::intake::LineSource`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RawLineRef<'a> {
+    /// See [`RawLine::row`].
+    pub row: u32,
+    pub name: Option<&'a str>,
+    pub resident_id: Option<&'a str>,
+    /// See [`RawLine::resident_id_numeric`].
+    pub resident_id_numeric: bool,
+    pub phone: Option<&'a str>,
+    pub region: Option<&'a str>,
+    pub project: Option<&'a str>,
+    pub standard: Option<&'a str>,
+    pub quantity: Option<&'a str>,
+    pub unit: Option<&'a str>,
+    pub amount: Option<&'a str>,
+    pub period: Option<&'a str>,
+    pub pay_date: Option<&'a str>,
+    pub household_head: Option<&'a str>,
+    pub bank_account: Option<&'a str>,
+    pub proxy_name: Option<&'a str>,
+    pub proxy_id: Option<&'a str>,
+    pub proxy_kind: Option<&'a str>,
+    pub remark: Option<&'a str>,
+}
+
+impl<'a> RawLineRef<'a> {
+    /// An empty line at `row`.
+    pub fn new(row: u32) -> RawLineRef<'a> {
+        RawLineRef {
+            row,
+            ..RawLineRef::default()
+        }
+    }
+
+    /// Set the field for `col`, trimmed exactly as [`RawLine::set`] does; empty text is `None`.
+    pub fn set(&mut self, col: Column, value: &'a str) {
+        self.assign(col, field_text(value));
+    }
+
+    /// [`RawLineRef::set`] for a text that has no whitespace at either end already (a
+    /// reader's cleaned cell): the same field, without trimming it a second time.
+    pub fn set_trimmed(&mut self, col: Column, value: &'a str) {
+        debug_assert_eq!(value, value.trim(), "set_trimmed needs trimmed text");
+        self.assign(col, (!value.is_empty()).then_some(value));
+    }
+
+    fn assign(&mut self, col: Column, v: Option<&'a str>) {
+        match col {
+            Column::Name => self.name = v,
+            Column::ResidentId => self.resident_id = v,
+            Column::Phone => self.phone = v,
+            Column::Region => self.region = v,
+            Column::Project => self.project = v,
+            Column::Standard => self.standard = v,
+            Column::Quantity => self.quantity = v,
+            Column::Unit => self.unit = v,
+            Column::Amount => self.amount = v,
+            Column::Period => self.period = v,
+            Column::PayDate => self.pay_date = v,
+            Column::HouseholdHead => self.household_head = v,
+            Column::BankAccount => self.bank_account = v,
+            Column::ProxyName => self.proxy_name = v,
+            Column::ProxyId => self.proxy_id = v,
+            Column::ProxyKind => self.proxy_kind = v,
+            Column::Remark => self.remark = v,
+        }
+    }
+
+    /// The owned line.
+    pub fn to_line(&self) -> RawLine {
+        let o = |v: Option<&str>| v.map(str::to_owned);
+        RawLine {
+            row: self.row,
+            name: o(self.name),
+            resident_id: o(self.resident_id),
+            resident_id_numeric: self.resident_id_numeric,
+            phone: o(self.phone),
+            region: o(self.region),
+            project: o(self.project),
+            standard: o(self.standard),
+            quantity: o(self.quantity),
+            unit: o(self.unit),
+            amount: o(self.amount),
+            period: o(self.period),
+            pay_date: o(self.pay_date),
+            household_head: o(self.household_head),
+            bank_account: o(self.bank_account),
+            proxy_name: o(self.proxy_name),
+            proxy_id: o(self.proxy_id),
+            proxy_kind: o(self.proxy_kind),
+            remark: o(self.remark),
+        }
+    }
+}
+
+impl RawLine {
+    /// The line as a borrowed view (what the validation reads).
+    pub fn view(&self) -> RawLineRef<'_> {
+        fn r(v: &Option<String>) -> Option<&str> {
+            v.as_deref()
+        }
+        RawLineRef {
+            row: self.row,
+            name: r(&self.name),
+            resident_id: r(&self.resident_id),
+            resident_id_numeric: self.resident_id_numeric,
+            phone: r(&self.phone),
+            region: r(&self.region),
+            project: r(&self.project),
+            standard: r(&self.standard),
+            quantity: r(&self.quantity),
+            unit: r(&self.unit),
+            amount: r(&self.amount),
+            period: r(&self.period),
+            pay_date: r(&self.pay_date),
+            household_head: r(&self.household_head),
+            bank_account: r(&self.bank_account),
+            proxy_name: r(&self.proxy_name),
+            proxy_id: r(&self.proxy_id),
+            proxy_kind: r(&self.proxy_kind),
+            remark: r(&self.remark),
+        }
     }
 }
 
@@ -259,5 +392,40 @@ mod tests {
         }
         l.set(Column::Name, "  ");
         assert_eq!(l.get(Column::Name), None);
+    }
+
+    #[test]
+    fn trim_removes_ideographic_spaces() {
+        assert!('\u{3000}'.is_whitespace());
+        assert_eq!(
+            field_text("\u{3000} \u{3000}张三\u{3000} \u{3000}"),
+            Some("张三")
+        );
+        assert_eq!(field_text("\u{3000}"), None);
+    }
+
+    #[test]
+    fn borrowed_line_sets_like_the_owned_one() {
+        let texts = [
+            " a ",
+            "\u{3000}b\u{3000}",
+            "  ",
+            "",
+            " \u{3000} c d \u{3000}",
+            "e",
+        ];
+        for (i, t) in texts.iter().enumerate() {
+            let mut owned = RawLine {
+                row: 7,
+                ..RawLine::default()
+            };
+            let mut borrowed = RawLineRef::new(7);
+            for c in Column::ALL.iter().skip(i % 3) {
+                owned.set(*c, t);
+                borrowed.set(*c, t);
+            }
+            assert_eq!(borrowed, owned.view());
+            assert_eq!(borrowed.to_line(), owned);
+        }
     }
 }

@@ -142,19 +142,19 @@ pub fn resolve<'p>(
 pub fn problems_of(outcomes: &[LineOutcome], mask: &MaskPolicy, out: &mut Vec<Problem>) {
     // Most lines have no problem: nothing to copy for them.
     for o in outcomes.iter().filter(|o| !o.issues().is_empty()) {
-        let (name, id) = match o {
-            LineOutcome::Accepted(a) => (Some(a.name.clone()), Some(a.id.as_str().to_owned())),
+        let (name, id): (Option<&str>, Option<&str>) = match o {
+            LineOutcome::Accepted(a) => (Some(&a.name), Some(a.id.as_str())),
             LineOutcome::Rejected {
                 name, id, raw_id, ..
             } => (
-                name.clone(),
-                id.as_ref()
-                    .map(|i| i.as_str().to_owned())
-                    .or_else(|| raw_id.clone()),
+                name.as_deref(),
+                id.as_ref().map(|i| i.as_str()).or(raw_id.as_deref()),
             ),
         };
+        // Masked once per line, not per problem (`ReportLine::from_issue`'s ID masking).
+        let id_masked = ykt_files::export::ReportLine::mask_id(id);
+        let name_masked = name.map(|n| mask.name(n)).unwrap_or_default();
         for i in o.issues() {
-            let line = ykt_files::export::ReportLine::from_issue(i, name.as_deref(), id.as_deref());
             out.push(Problem {
                 row: i.row,
                 column: i.column.map(|c| c.label().to_owned()),
@@ -162,8 +162,8 @@ pub fn problems_of(outcomes: &[LineOutcome], mask: &MaskPolicy, out: &mut Vec<Pr
                 severity: i.severity.as_str().to_owned(),
                 follow_up: i.code.follow_up().label().to_owned(),
                 message: i.message.clone(),
-                name: name.as_deref().map(|n| mask.name(n)).unwrap_or_default(),
-                id: line.id_masked,
+                name: name_masked.clone(),
+                id: id_masked.clone(),
             });
         }
     }
@@ -181,10 +181,10 @@ pub async fn check(
     let mask = req.province.mask_policy();
     let ctx = req.context(&mask);
     let mut run = IntakeRun::new(&ctx);
-    let mut lines = std::iter::from_fn(|| reader.next_line());
     let mut problems = Vec::new();
     loop {
-        let chunk = run.next_chunk(&mut lines, registry, refs).await?;
+        // The reader lends each line from its row buffer: no allocation per cell.
+        let chunk = run.next_chunk_from(&mut reader, registry, refs).await?;
         if chunk.is_empty() {
             break;
         }
@@ -281,7 +281,6 @@ pub async fn import(
     let mask = req.province.mask_policy();
     let ctx = req.context(&mask);
     let mut run = IntakeRun::new(&ctx);
-    let mut lines = std::iter::from_fn(|| reader.next_line());
     let mut problems = Vec::new();
     // Pipelined: a writer task owns the transaction and stores chunk k (encryption, INSERT or
     // COPY) while this task reads, validates and looks up chunk k + 1. The lookups read
@@ -302,7 +301,7 @@ pub async fn import(
     let fed: Result<(), IntakeFailure> = async {
         loop {
             let t = std::time::Instant::now();
-            let chunk = run.next_chunk(&mut lines, store, store).await?;
+            let chunk = run.next_chunk_from(&mut reader, store, store).await?;
             checking += t.elapsed();
             if chunk.is_empty() {
                 return Ok(());

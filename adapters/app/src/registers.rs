@@ -38,7 +38,7 @@ pub fn demo_regions() -> Vec<RegionEntry> {
 /// character is their check character (GB 11643-1999), and every [`ResidentId`] was checked,
 /// so the 17 digits identify the ID.
 fn id_key(id: &ResidentId) -> IdKey {
-    let n = id.as_str().bytes().take(17).fold(0u64, |acc, b| {
+    let n = id.as_bytes()[..17].iter().fold(0u64, |acc, &b| {
         acc * 10 + u64::from(b.wrapping_sub(b'0') % 10)
     });
     IdKey([(n >> 32) as u32, n as u32])
@@ -247,7 +247,9 @@ impl CardTable {
 #[derive(Debug, Default)]
 pub struct MemRegisters {
     pub cards: CardTable,
-    pub deaths: HashMap<String, DeathRecord>,
+    /// The death register by person (the 17-digit key of [`CardTable`]: no SipHash of the
+    /// ID text per line looked up).
+    deaths: IdMap<DeathRecord>,
     pub regions: HashSet<RegionCode>,
     /// Row problems met while loading the files, with the file they came from.
     pub problems: Vec<(String, RowProblem)>,
@@ -289,7 +291,7 @@ impl MemRegisters {
     ) -> Result<(), ykt_files::FileError> {
         let l = read_death_register(file, today)?;
         self.keep(file, l, |s, d| {
-            s.deaths.insert(d.resident_id.as_str().to_owned(), d);
+            s.deaths.insert(id_key(&d.resident_id), d);
         });
         Ok(())
     }
@@ -325,7 +327,7 @@ impl ReferenceData for MemRegisters {
     async fn deaths(&self, ids: &[ResidentId]) -> Result<Vec<Option<DeathRecord>>, PortError> {
         Ok(ids
             .iter()
-            .map(|i| self.deaths.get(i.as_str()).cloned())
+            .map(|i| self.deaths.get(&id_key(i)).cloned())
             .collect())
     }
     async fn paid_or_in_flight(

@@ -66,13 +66,7 @@ impl ReportLine {
     pub fn from_issue(issue: &Issue, name: Option<&str>, id: Option<&str>) -> ReportLine {
         let policy = MaskPolicy::default();
         let name_masked = name.map(|n| policy.name(n)).unwrap_or_default();
-        let id_masked = match id.map(str::trim).filter(|s| !s.is_empty()) {
-            None => String::new(),
-            Some(text) => match ResidentId::from_trusted(text) {
-                Ok(valid) => policy.id(valid.as_str()),
-                Err(_) => mask_middle(text, policy.id_head, policy.id_tail),
-            },
-        };
+        let id_masked = ReportLine::mask_id(id);
         ReportLine {
             row: issue.row,
             name_masked,
@@ -85,6 +79,18 @@ impl ReportLine {
             severity: issue.severity.label().to_owned(),
             follow_up: issue.code.follow_up().label().to_owned(),
             message: issue.message.clone(),
+        }
+    }
+
+    /// The `id_masked` of [`ReportLine::from_issue`] for a line's ID text (`""` for none).
+    pub fn mask_id(id: Option<&str>) -> String {
+        let policy = MaskPolicy::default();
+        match id.map(str::trim).filter(|s| !s.is_empty()) {
+            None => String::new(),
+            Some(text) => match ResidentId::from_trusted(text) {
+                Ok(valid) => policy.id(valid.as_str()),
+                Err(_) => mask_middle(text, policy.id_head, policy.id_tail),
+            },
         }
     }
 

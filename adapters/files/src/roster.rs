@@ -8,7 +8,8 @@
 use crate::error::FileError;
 use crate::table::TableReader;
 use std::path::Path;
-use ykt_kernel::roster::{Column, RawLine};
+use ykt_kernel::intake::LineSource;
+use ykt_kernel::roster::{Column, RawLine, RawLineRef};
 
 pub use crate::table::{MAX_CELL_CHARS, MAX_COLUMNS, SourceFormat, TextEncoding};
 
@@ -114,20 +115,34 @@ impl RosterReader {
         }
     }
 
-    /// The current row as a line: one allocation per non-empty mapped cell.
+    /// The next line, borrowed from the reader's row buffer (valid until the next call):
+    /// what [`next_line`](RosterReader::next_line) gives, without copying the cells.
+    pub fn next_line_ref(&mut self) -> Option<Result<RawLineRef<'_>, FileError>> {
+        match self.table.advance()? {
+            Err(e) => Some(Err(e)),
+            Ok(()) => Some(Ok(self.current_line())),
+        }
+    }
+
+    /// The current row as an owned line: one allocation per non-empty mapped cell.
     fn to_line(&self) -> RawLine {
+        self.current_line().to_line()
+    }
+
+    /// The current row as a borrowed line.
+    fn current_line(&self) -> RawLineRef<'_> {
         let row = self.table.current();
-        let mut line = RawLine {
-            row: row.row,
-            ..RawLine::default()
-        };
+        let mut line = RawLineRef::new(row.row);
         for (i, col) in self.mapping.iter().enumerate() {
             if let Some(col) = col {
                 let cell = row.cell(i);
                 if cell.is_empty() {
                     continue;
                 }
-                line.set(*col, cell);
+                // Cells are cleaned by the table reader (`table::clean` strips every
+                // whitespace character at both ends, and more), so trimming again in
+                // `RawLineRef::set` would find nothing.
+                line.set_trimmed(*col, cell);
                 if *col == Column::ResidentId && row.numeric(i) {
                     line.resident_id_numeric = true;
                 }
@@ -151,3 +166,10 @@ impl Iterator for RosterReader {
 }
 
 impl std::iter::FusedIterator for RosterReader {}
+
+impl LineSource for RosterReader {
+    type Error = FileError;
+    fn next_line_ref(&mut self) -> Option<Result<RawLineRef<'_>, FileError>> {
+        RosterReader::next_line_ref(self)
+    }
+}

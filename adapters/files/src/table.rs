@@ -181,7 +181,15 @@ struct SparseRow {
 /// Trim what people and exports leave around cell text: whitespace (including the
 /// ideographic space U+3000 and NBSP), byte-order marks and zero-width spaces.
 pub(crate) fn clean(s: &str) -> &str {
-    s.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}' || c == '\u{200b}')
+    // Most cells begin and end with a visible ASCII character (digits, codes): nothing to
+    // trim, no characters to decode. ASCII whitespace is exactly `\t \n \x0b \x0c \r` and the
+    // space, so any other ASCII byte at both ends leaves `trim_matches` below nothing to do.
+    let visible = |b: u8| b.is_ascii() && !matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ');
+    match s.as_bytes() {
+        [first, .., last] if visible(*first) && visible(*last) => s,
+        [only] if visible(*only) => s,
+        _ => s.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}' || c == '\u{200b}'),
+    }
 }
 
 /// How many times `byte` occurs in `bytes` (vectorised by the compiler).
@@ -354,9 +362,16 @@ impl TableReader {
                 Source::Csv(c) => match c.next_record(&self.file) {
                     None => None,
                     Some(Err(e)) => Some(Err(e)),
-                    Some(Ok(row)) => {
-                        Some(Ok(c.fill(row, &self.file, &self.headers, &mut self.buf)))
-                    }
+                    Some(Ok(row)) => match c.record_text(&self.file, row) {
+                        Err(e) => Some(Err(e)),
+                        Ok(text) => Some(Ok(c.fill(
+                            text,
+                            row,
+                            &self.file,
+                            &self.headers,
+                            &mut self.buf,
+                        ))),
+                    },
                 },
                 Source::Xlsx(x) => match x.rx.recv().ok() {
                     None => None,
@@ -590,9 +605,9 @@ struct CsvSource {
 }
 
 impl CsvSource {
-    /// Read the next record into `self.record`: its spreadsheet row number. The record is
-    /// checked to be UTF-8 as a whole (the decoder produces UTF-8 and fields are split at
-    /// ASCII bytes, so every field is UTF-8 then).
+    /// Read the next record into `self.record`: its spreadsheet row number. The caller then
+    /// checks it to be UTF-8 as a whole ([`CsvSource::record_text`], an error that ends the
+    /// reading).
     fn next_record(&mut self, file: &str) -> Option<Result<u32, FileError>> {
         let before = self.rdr.position().line();
         match self.rdr.read_byte_record(&mut self.record) {
@@ -611,9 +626,6 @@ impl CsvSource {
                     .prev_row
                     .saturating_add(u32::try_from(gap).unwrap_or(u32::MAX));
                 self.prev_row = row;
-                if std::str::from_utf8(self.record.as_slice()).is_err() {
-                    return Some(Err(self.encoding_error(file, row)));
-                }
                 Some(Ok(row))
             }
             Err(e) => Some(Err(self.map_error(e, file))),
@@ -628,12 +640,17 @@ impl CsvSource {
         }
     }
 
-    /// Field `i` of the current record as text.
-    fn field(&self, i: usize) -> Option<&str> {
-        let bytes = self.record.get(i)?;
-        // Checked as a whole in `next_record`; a field split inside a character cannot
-        // happen (fields are split at ASCII bytes) and would read as blank.
-        std::str::from_utf8(bytes).ok()
+    /// The current record's fields, concatenated, as text: checked to be UTF-8 once as a
+    /// whole (the decoder produces UTF-8 and fields are split at ASCII bytes, so every field
+    /// is UTF-8 then). An error here is the source failing ([`FileError::Encoding`]).
+    fn record_text(&self, file: &str, row: u32) -> Result<&str, FileError> {
+        std::str::from_utf8(self.record.as_slice()).map_err(|_| self.encoding_error(file, row))
+    }
+
+    /// Field `i` of the current record, out of its [`CsvSource::record_text`]. A field split
+    /// inside a character cannot happen (fields are split at ASCII bytes) and would be `None`.
+    fn field<'t>(&self, text: &'t str, i: usize) -> Option<&'t str> {
+        text.get(self.record.range(i)?)
     }
 
     /// The current record as a sparse row (for the header search).
@@ -642,9 +659,13 @@ impl CsvSource {
             Ok(row) => row,
             Err(e) => return Some(Err(e)),
         };
+        let record = match self.record_text(file, row) {
+            Ok(t) => t,
+            Err(e) => return Some(Err(e)),
+        };
         let mut cells = Vec::new();
         for i in 0..self.record.len() {
-            let Some(text) = self.field(i) else {
+            let Some(text) = self.field(record, i) else {
                 return Some(Err(self.encoding_error(file, row)));
             };
             if text.is_empty() {
@@ -656,13 +677,13 @@ impl CsvSource {
                 // the width the error reports.
                 let last = (i..self.record.len())
                     .rev()
-                    .find(|&j| self.field(j).is_some_and(|t| !clean(t).is_empty()))
+                    .find(|&j| self.field(record, j).is_some_and(|t| !clean(t).is_empty()))
                     .unwrap_or(i);
                 cells.truncate(MAX_COLUMNS);
                 cells.push((
                     u32::try_from(last).unwrap_or(u32::MAX),
                     RawCell {
-                        text: self.field(last).unwrap_or_default().to_owned(),
+                        text: self.field(record, last).unwrap_or_default().to_owned(),
                         numeric: false,
                         error: None,
                     },
@@ -685,6 +706,7 @@ impl CsvSource {
     /// are row-level.
     fn fill(
         &self,
+        record: &str,
         row: u32,
         file: &str,
         headers: &[String],
@@ -695,7 +717,7 @@ impl CsvSource {
         let mut beyond = 0usize;
         let mut any = false;
         for i in 0..self.record.len() {
-            let Some(field) = self.field(i) else {
+            let Some(field) = self.field(record, i) else {
                 return Err(self.encoding_error(file, row));
             };
             if field.is_empty() {
@@ -1051,6 +1073,35 @@ mod tests {
             "cell ****************** at A2"
         );
         assert_eq!(redact_digits("row 12345"), "row 12345");
+    }
+
+    #[test]
+    fn clean_fast_path_agrees_with_trimming() {
+        fn slow(s: &str) -> &str {
+            s.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}' || c == '\u{200b}')
+        }
+        for b in 0u8..=127 {
+            for s in [
+                format!("{}", b as char),
+                format!("{}x", b as char),
+                format!("x{}", b as char),
+                format!("{}张三{}", b as char, b as char),
+                format!("{}1{}", b as char, b as char),
+            ] {
+                assert_eq!(clean(&s), slow(&s), "{s:?}");
+            }
+        }
+        for s in [
+            "",
+            "\u{3000}",
+            "a\u{3000}",
+            "\u{feff}1",
+            "1\u{200b}",
+            "\u{85}a",
+            "a\u{a0}",
+        ] {
+            assert_eq!(clean(s), slow(s), "{s:?}");
+        }
     }
 
     #[test]

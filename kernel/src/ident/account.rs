@@ -70,10 +70,14 @@ impl BankAccount {
     /// and `-` are removed; what remains must be 12 to 30 ASCII digits. The Luhn check is
     /// not applied (see [`BankAccount::luhn_ok`]).
     pub fn parse(s: &str) -> Result<BankAccount, AccountError> {
-        let digits: String = s
-            .chars()
-            .filter(|c| !c.is_whitespace() && *c != '-')
-            .collect();
+        // Most cells are the bare digits: copy them at once, not character by character.
+        let digits: String = if s.bytes().all(|b| b.is_ascii_digit()) {
+            s.to_owned()
+        } else {
+            s.chars()
+                .filter(|c| !c.is_whitespace() && *c != '-')
+                .collect()
+        };
         if !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(AccountError::Format);
         }

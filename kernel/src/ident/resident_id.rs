@@ -106,7 +106,12 @@ pub struct ResidentId([u8; 18]);
 
 /// The earliest birth date accepted (DOMAIN.md §3: "not before 1880").
 fn earliest_birth() -> NaiveDate {
-    NaiveDate::from_ymd_opt(1880, 1, 1).unwrap_or(NaiveDate::MIN)
+    // Computed once, at compile time (this runs for every ID of a roster).
+    const EARLIEST: NaiveDate = match NaiveDate::from_ymd_opt(1880, 1, 1) {
+        Some(d) => d,
+        None => NaiveDate::MIN,
+    };
+    EARLIEST
 }
 
 /// Value of the ASCII digits `b` (caller guarantees digits).
@@ -212,6 +217,12 @@ impl ResidentId {
     pub fn as_str(&self) -> &str {
         // Only ASCII digits and `X` are ever stored, so this is always valid UTF-8.
         std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// The 18 ASCII characters as bytes. **For storage, keys and encryption only**, like
+    /// [`ResidentId::as_str`] (without its UTF-8 check).
+    pub fn as_bytes(&self) -> &[u8; 18] {
+        &self.0
     }
 
     /// The birth date of digits 7-14.
