@@ -11,7 +11,7 @@ use crate::db::{Store, Tx, TxInner, with_pool, with_tx};
 use crate::error::{Result, StoreError};
 use crate::imports::Val;
 use crate::payments::insert_rows;
-use crate::registers::{aad, open_str, placeholders};
+use crate::registers::{aad, in_list_bucket, list_placeholders, open_str};
 use crate::vault::BlindIndex;
 use std::collections::HashMap;
 use ykt_kernel::audit::AuditRecord;
@@ -340,18 +340,16 @@ impl Store {
         let ids: Vec<i64> = results.iter().map(|r| r.line_id).collect();
         let mut status: HashMap<i64, LineStatus> = HashMap::new();
         for chunk in ids.chunks(900) {
-            let sql = format!(
-                "SELECT id, state, attempt, amount_fen FROM payment_lines WHERE batch_id = $1 AND id IN ({})",
-                placeholders(2, chunk.len())
-            );
-            let rows: Vec<(i64, String, i64, i64)> = with_tx!(tx, |c| {
-                let mut q = sqlx::query_as(&sql).bind(batch_id);
-                for id in chunk {
-                    q = q.bind(*id);
+            let sql = line_status_sql(tx.backend(), chunk.len());
+            let rows: Vec<(i64, i64, String, i64, i64)> = with_tx!(tx, |c| {
+                let mut q = sqlx::query_as(&sql);
+                // Padded with the last id to the bucket's size (few distinct statements).
+                for i in 0..in_list_bucket(chunk.len()) {
+                    q = q.bind(chunk[i.min(chunk.len() - 1)]);
                 }
                 q.fetch_all(&mut *c).await?
             });
-            for (id, state, attempt, fen) in rows {
+            for (id, _, state, attempt, fen) in rows.into_iter().filter(|r| r.1 == batch_id) {
                 let state = LineState::parse(&state)
                     .ok_or_else(|| StoreError::corrupt("payment_lines.state"))?;
                 status.insert(
@@ -719,6 +717,20 @@ impl Store {
     }
 }
 
+/// The statement reading `id, batch_id, state, attempt, amount_fen` of up to `n` lines by
+/// id (at most [`crate::registers::MAX_IN_LIST`]), for the results of one delivery; bind the
+/// ids padded with the last one to `in_list_bucket(n)` (few distinct statements). The caller
+/// keeps the rows of its batch. By primary key on purpose: with `batch_id = $1 AND id IN
+/// (...)` SQLite's planner chose the `(batch_id, state)` index and read every line of the
+/// batch for each delivery, so a 25-result post on a 25,000-line order read 25,000 rows and
+/// an order's results cost time quadratic in its size.
+pub(crate) fn line_status_sql(backend: crate::db::Backend, n: usize) -> String {
+    format!(
+        "SELECT id, batch_id, state, attempt, amount_fen FROM payment_lines WHERE id IN ({})",
+        list_placeholders(backend, in_list_bucket(n))
+    )
+}
+
 /// One result that settles its line's attempt, for [`settle`].
 struct Settle {
     line_id: i64,
@@ -827,4 +839,47 @@ async fn settle(tx: &mut Tx, rows: &[Settle], at: &str) -> Result<()> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Vault;
+    use crate::db::{Backend, Pool};
+
+    /// The lines of a delivery are read by primary key, not through the batch index (which
+    /// read every line of the batch per delivery).
+    #[tokio::test]
+    async fn line_status_reads_by_primary_key() {
+        let (vault, _) = Vault::generate();
+        let store = Store::connect("sqlite::memory:", vault)
+            .await
+            .expect("memory store");
+        let Pool::Sqlite(p) = &store.pool else {
+            unreachable!("an SQLite store")
+        };
+        for n in [1, 25, 900] {
+            let sql = format!("EXPLAIN QUERY PLAN {}", line_status_sql(Backend::Sqlite, n));
+            let mut q = sqlx::query_as::<_, (i64, i64, i64, String)>(&sql);
+            for i in 0..in_list_bucket(n) {
+                q = q.bind(i as i64 + 1);
+            }
+            let plan: Vec<String> = q
+                .fetch_all(p)
+                .await
+                .expect("plan")
+                .into_iter()
+                .map(|r| r.3)
+                .collect();
+            assert!(
+                plan.iter().any(|d| d.contains("INTEGER PRIMARY KEY")),
+                "{n} ids: {plan:?}"
+            );
+            assert!(
+                !plan.iter().any(|d| d.contains("payment_lines_batch")),
+                "{n} ids: {plan:?}"
+            );
+        }
+        store.close().await;
+    }
 }
