@@ -281,6 +281,9 @@ impl Store {
     /// Record that the bank accepted these attempts (after [`Store::dispatch_pending`]).
     pub async fn mark_sent(&self, lines: &[InstructionLine]) -> Result<()> {
         let at = now();
+        let mut sorted: Vec<&InstructionLine> = lines.iter().collect();
+        sorted.sort_by_key(|l| (l.line_id, l.attempt));
+        let lines = sorted;
         let mut tx = self.begin().await?;
         // A few statements for the whole delivery (was one UPDATE per line: 50,000
         // round trips to the database for a 50,000-line release).
@@ -463,6 +466,10 @@ impl Store {
                 }
             }
         }
+        // In line order, as `mark_sent` locks them: two transactions settling and marking
+        // the same attempts on PostgreSQL then take their row locks in the same order
+        // (shuffled results against a release being recorded as sent deadlocked).
+        settles.sort_by_key(|r| (r.line_id, r.attempt));
         settle(tx, &settles, &at).await?;
         for a in &report.anomalies {
             with_tx!(tx, |c| {
