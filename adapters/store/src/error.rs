@@ -133,6 +133,9 @@ fn rolled_back_by_server(sqlstate: &str) -> bool {
     matches!(sqlstate, "40001" | "40P01")
 }
 
+/// Shorthand used throughout the crate.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -142,6 +145,3 @@ mod tests {
         assert!(!super::rolled_back_by_server("23505"));
     }
 }
-
-/// Shorthand used throughout the crate.
-pub type Result<T, E = StoreError> = std::result::Result<T, E>;
