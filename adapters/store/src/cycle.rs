@@ -11,7 +11,7 @@ use crate::db::{Store, Tx, TxInner, with_pool, with_tx};
 use crate::error::{Result, StoreError};
 use crate::imports::Val;
 use crate::payments::insert_rows;
-use crate::registers::{aad, open_str, placeholders};
+use crate::registers::{aad, in_list_bucket, list_placeholders, open_str};
 use crate::vault::BlindIndex;
 use std::collections::HashMap;
 use ykt_kernel::audit::AuditRecord;
@@ -281,16 +281,44 @@ impl Store {
     /// Record that the bank accepted these attempts (after [`Store::dispatch_pending`]).
     pub async fn mark_sent(&self, lines: &[InstructionLine]) -> Result<()> {
         let at = now();
+        let mut sorted: Vec<&InstructionLine> = lines.iter().collect();
+        sorted.sort_by_key(|l| (l.line_id, l.attempt));
+        let lines = sorted;
         let mut tx = self.begin().await?;
-        for l in lines {
-            with_tx!(tx, |c| {
-                sqlx::query("UPDATE line_attempts SET sent_at = $1 WHERE line_id = $2 AND attempt = $3 AND sent_at IS NULL")
+        // A few statements for the whole delivery (was one UPDATE per line: 50,000
+        // round trips to the database for a 50,000-line release).
+        match &mut tx.inner {
+            TxInner::Sqlite(t) => {
+                for chunk in lines.chunks(SENT_ROWS) {
+                    let values = vec!["(?, ?)"; chunk.len()].join(", ");
+                    let sql = format!(
+                        "UPDATE line_attempts SET sent_at = ? FROM (VALUES {values}) AS v \
+                         WHERE line_attempts.line_id = v.column1 AND line_attempts.attempt = v.column2 AND line_attempts.sent_at IS NULL"
+                    );
+                    // The `?` of `sent_at` comes first in the statement's text.
+                    let mut q = sqlx::query(&sql).bind(&at);
+                    for l in chunk {
+                        q = q.bind(l.line_id).bind(i64::from(l.attempt));
+                    }
+                    q.execute(&mut **t).await?;
+                }
+            }
+            TxInner::Postgres(t) => {
+                if !lines.is_empty() {
+                    let ids: Vec<i64> = lines.iter().map(|l| l.line_id).collect();
+                    let attempts: Vec<i64> = lines.iter().map(|l| i64::from(l.attempt)).collect();
+                    sqlx::query(
+                        "UPDATE line_attempts SET sent_at = $1 \
+                         FROM UNNEST($2::bigint[], $3::bigint[]) AS v (line_id, attempt) \
+                         WHERE line_attempts.line_id = v.line_id AND line_attempts.attempt = v.attempt AND line_attempts.sent_at IS NULL",
+                    )
                     .bind(&at)
-                    .bind(l.line_id)
-                    .bind(i64::from(l.attempt))
-                    .execute(&mut *c)
+                    .bind(&ids)
+                    .bind(&attempts)
+                    .execute(&mut **t)
                     .await?;
-            });
+                }
+            }
         }
         crate::failpoints::hit("sent.before_commit");
         tx.commit().await?;
@@ -340,18 +368,16 @@ impl Store {
         let ids: Vec<i64> = results.iter().map(|r| r.line_id).collect();
         let mut status: HashMap<i64, LineStatus> = HashMap::new();
         for chunk in ids.chunks(900) {
-            let sql = format!(
-                "SELECT id, state, attempt, amount_fen FROM payment_lines WHERE batch_id = $1 AND id IN ({})",
-                placeholders(2, chunk.len())
-            );
-            let rows: Vec<(i64, String, i64, i64)> = with_tx!(tx, |c| {
-                let mut q = sqlx::query_as(&sql).bind(batch_id);
-                for id in chunk {
-                    q = q.bind(*id);
+            let sql = line_status_sql(tx.backend(), chunk.len());
+            let rows: Vec<(i64, i64, String, i64, i64)> = with_tx!(tx, |c| {
+                let mut q = sqlx::query_as(&sql);
+                // Padded with the last id to the bucket's size (few distinct statements).
+                for i in 0..in_list_bucket(chunk.len()) {
+                    q = q.bind(chunk[i.min(chunk.len() - 1)]);
                 }
                 q.fetch_all(&mut *c).await?
             });
-            for (id, state, attempt, fen) in rows {
+            for (id, _, state, attempt, fen) in rows.into_iter().filter(|r| r.1 == batch_id) {
                 let state = LineState::parse(&state)
                     .ok_or_else(|| StoreError::corrupt("payment_lines.state"))?;
                 status.insert(
@@ -440,6 +466,10 @@ impl Store {
                 }
             }
         }
+        // In line order, as `mark_sent` locks them: two transactions settling and marking
+        // the same attempts on PostgreSQL then take their row locks in the same order
+        // (shuffled results against a release being recorded as sent deadlocked).
+        settles.sort_by_key(|r| (r.line_id, r.attempt));
         settle(tx, &settles, &at).await?;
         for a in &report.anomalies {
             with_tx!(tx, |c| {
@@ -719,6 +749,20 @@ impl Store {
     }
 }
 
+/// The statement reading `id, batch_id, state, attempt, amount_fen` of up to `n` lines by
+/// id (at most [`crate::registers::MAX_IN_LIST`]), for the results of one delivery; bind the
+/// ids padded with the last one to `in_list_bucket(n)` (few distinct statements). The caller
+/// keeps the rows of its batch. By primary key on purpose: with `batch_id = $1 AND id IN
+/// (...)` SQLite's planner chose the `(batch_id, state)` index and read every line of the
+/// batch for each delivery, so a 25-result post on a 25,000-line order read 25,000 rows and
+/// an order's results cost time quadratic in its size.
+pub(crate) fn line_status_sql(backend: crate::db::Backend, n: usize) -> String {
+    format!(
+        "SELECT id, batch_id, state, attempt, amount_fen FROM payment_lines WHERE id IN ({})",
+        list_placeholders(backend, in_list_bucket(n))
+    )
+}
+
 /// One result that settles its line's attempt, for [`settle`].
 struct Settle {
     line_id: i64,
@@ -746,6 +790,9 @@ fn bind_settles<'q>(mut q: SqliteQuery<'q>, rows: &'q [Settle]) -> SqliteQuery<'
     }
     q
 }
+
+/// Attempts per statement of [`Store::mark_sent`] on SQLite (2 parameters each).
+const SENT_ROWS: usize = 1000;
 
 /// Lines per statement of [`settle`] on SQLite (6 parameters each, far under its limit).
 const SETTLE_ROWS: usize = 500;
@@ -827,4 +874,47 @@ async fn settle(tx: &mut Tx, rows: &[Settle], at: &str) -> Result<()> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Vault;
+    use crate::db::{Backend, Pool};
+
+    /// The lines of a delivery are read by primary key, not through the batch index (which
+    /// read every line of the batch per delivery).
+    #[tokio::test]
+    async fn line_status_reads_by_primary_key() {
+        let (vault, _) = Vault::generate();
+        let store = Store::connect("sqlite::memory:", vault)
+            .await
+            .expect("memory store");
+        let Pool::Sqlite(p) = &store.pool else {
+            unreachable!("an SQLite store")
+        };
+        for n in [1, 25, 900] {
+            let sql = format!("EXPLAIN QUERY PLAN {}", line_status_sql(Backend::Sqlite, n));
+            let mut q = sqlx::query_as::<_, (i64, i64, i64, String)>(&sql);
+            for i in 0..in_list_bucket(n) {
+                q = q.bind(i as i64 + 1);
+            }
+            let plan: Vec<String> = q
+                .fetch_all(p)
+                .await
+                .expect("plan")
+                .into_iter()
+                .map(|r| r.3)
+                .collect();
+            assert!(
+                plan.iter().any(|d| d.contains("INTEGER PRIMARY KEY")),
+                "{n} ids: {plan:?}"
+            );
+            assert!(
+                !plan.iter().any(|d| d.contains("payment_lines_batch")),
+                "{n} ids: {plan:?}"
+            );
+        }
+        store.close().await;
+    }
 }

@@ -108,6 +108,18 @@ impl From<sqlx::Error> for StoreError {
             }
             _ => None,
         };
+        if let sqlx::Error::Database(db) = &e
+            && db.code().is_some_and(|c| rolled_back_by_server(&c))
+        {
+            // The server rolled the whole transaction back: nothing of it was applied, so
+            // the caller may do it again (a bank's post is answered 409, "repost").
+            return StoreError::Concurrent {
+                what: format!(
+                    "与另一请求同时修改相同数据，已整体回退，请重试 (concurrent transaction rolled back: {})",
+                    db.message()
+                ),
+            };
+        }
         match conflict {
             Some(what) => StoreError::Conflict { what },
             None => StoreError::Database(e),
@@ -115,5 +127,21 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// PostgreSQL's SQLSTATEs for a transaction the server rolled back because of another one
+/// (`serialization_failure`, `deadlock_detected`).
+fn rolled_back_by_server(sqlstate: &str) -> bool {
+    matches!(sqlstate, "40001" | "40P01")
+}
+
 /// Shorthand used throughout the crate.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn deadlocks_and_serialization_failures_are_concurrent_changes() {
+        assert!(super::rolled_back_by_server("40P01"));
+        assert!(super::rolled_back_by_server("40001"));
+        assert!(!super::rolled_back_by_server("23505"));
+    }
+}

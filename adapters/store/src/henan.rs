@@ -11,7 +11,7 @@
 
 use crate::db::{Backend, Store, Tx, TxInner, with_pool, with_tx};
 use crate::error::{Result, StoreError};
-use crate::registers::{open_str, placeholders};
+use crate::registers::{in_list_bucket, list_placeholders, open_str};
 use crate::vault::BlindIndex;
 use std::collections::HashMap;
 use ykt_kernel::audit::AuditRecord;
@@ -1194,18 +1194,17 @@ impl Store {
     ) -> Result<HashMap<i64, LineFacts>> {
         let mut out = HashMap::new();
         for chunk in ids.chunks(900) {
-            let sql = format!(
-                "SELECT id, state, attempt, amount_fen FROM payment_lines WHERE batch_id = $1 AND id IN ({})",
-                placeholders(2, chunk.len())
-            );
-            let rows: Vec<(i64, String, i64, i64)> = with_pool!(self, |p| {
-                let mut q = sqlx::query_as(&sql).bind(batch_id);
-                for id in chunk {
-                    q = q.bind(*id);
+            // By primary key, the batch checked here (see `line_status_sql`).
+            let sql = crate::cycle::line_status_sql(self.backend(), chunk.len());
+            let rows: Vec<(i64, i64, String, i64, i64)> = with_pool!(self, |p| {
+                let mut q = sqlx::query_as(&sql);
+                // Padded with the last id to the bucket's size (few distinct statements).
+                for i in 0..in_list_bucket(chunk.len()) {
+                    q = q.bind(chunk[i.min(chunk.len() - 1)]);
                 }
                 q.fetch_all(p).await?
             });
-            for (id, state, attempt, fen) in rows {
+            for (id, _, state, attempt, fen) in rows.into_iter().filter(|r| r.1 == batch_id) {
                 let state = LineState::parse(&state)
                     .ok_or_else(|| StoreError::corrupt("payment_lines.state"))?;
                 out.insert(
@@ -1230,12 +1229,12 @@ impl Store {
         for chunk in ids.chunks(900) {
             let sql = format!(
                 "SELECT line_id, attempt, outcome FROM henan_results WHERE line_id IN ({})",
-                placeholders(1, chunk.len())
+                list_placeholders(self.backend(), in_list_bucket(chunk.len()))
             );
             let rows: Vec<(i64, i64, String)> = with_pool!(self, |p| {
                 let mut q = sqlx::query_as(&sql);
-                for id in chunk {
-                    q = q.bind(*id);
+                for i in 0..in_list_bucket(chunk.len()) {
+                    q = q.bind(chunk[i.min(chunk.len() - 1)]);
                 }
                 q.fetch_all(p).await?
             });

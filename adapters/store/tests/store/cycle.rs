@@ -364,3 +364,75 @@ async fn results_apply_once_and_failures_are_repaid_or_refunded() {
     })
     .await;
 }
+
+/// A delivery larger than one statement (mark_sent writes 1,000 attempts a statement, a
+/// delivery's lines are read 900 at a time, settled 500 at a time): every attempt is
+/// recorded as sent exactly when asked, every result applied once.
+#[tokio::test]
+async fn large_deliveries_span_statements() {
+    each_backend("cycle_large", |db| async move {
+        let s = &db.store;
+        let meta = RosterMeta {
+            province: "test".into(),
+            order_prefix: "T".into(),
+            project: project(),
+            period: Period::Month {
+                year: 2023,
+                month: 5,
+            },
+            file_name: "r.csv".into(),
+            sha256: "abc".into(),
+            actor: "clerk".into(),
+            actor_role: "dept_maker".into(),
+            scope: RegionCode::parse("230102").unwrap(),
+            initial_state: BatchState::Draft,
+        };
+        let RosterStart::Started(mut imp) = s.begin_roster(meta).await.unwrap() else {
+            panic!()
+        };
+        const N: u64 = 2_100;
+        let lines: Vec<LineOutcome> = (0..N).map(|n| line(n, 10_000)).collect();
+        imp.add(&lines).await.unwrap();
+        let summary = IntakeSummary {
+            lines: N,
+            accepted: N,
+            accepted_amount: Fen(10_000 * N as i64),
+            ..Default::default()
+        };
+        let res = imp.finish(&summary, s).await.unwrap();
+        let b = res.batches[0].clone();
+        let sent = s.dispatch_pending(b.id, "system", "system").await.unwrap();
+        assert_eq!(sent.len(), N as usize);
+        s.mark_sent(&sent[..1_500]).await.unwrap();
+        let unsent = s.unsent_attempts(b.id).await.unwrap();
+        assert_eq!(
+            unsent,
+            sent[1_500..].to_vec(),
+            "exactly the attempts not marked"
+        );
+        s.mark_sent(&sent).await.unwrap();
+        assert!(s.unsent_attempts(b.id).await.unwrap().is_empty());
+
+        let results: Vec<BankResult> = sent
+            .iter()
+            .rev()
+            .map(|l| result(&b.order_no, l.line_id, l.attempt, 10_000, true))
+            .collect();
+        let r = s
+            .apply_results(b.id, &b.order_no, &results, "system", &BANK(), &CARDS())
+            .await
+            .unwrap();
+        assert_eq!(r.credited.count, N);
+        assert_eq!(r.credited.amount, Fen(10_000 * N as i64));
+        assert!(r.anomalies.is_empty(), "{:?}", r.anomalies.first());
+        let again = s
+            .apply_results(b.id, &b.order_no, &results, "system", &BANK(), &CARDS())
+            .await
+            .unwrap();
+        assert_eq!(again.duplicates, N, "a repeated delivery changes nothing");
+        assert_eq!(again.credited.count, 0);
+        let tally = s.tally(b.id).await.unwrap();
+        assert_eq!(tally.credited.count, N);
+    })
+    .await;
+}
