@@ -313,39 +313,58 @@ impl Run {
         let (sim, mut env, books_url) = match prov {
             #[cfg(feature = "province-heilongjiang")]
             Prov::Heilongjiang => {
-                let (bp, kp) = (free_port(), free_port());
-                let mut c = Command::new(ykt_bin());
-                c.args([
-                    "heilongjiang",
-                    "sim",
-                    "--budget-port",
-                    &bp.to_string(),
-                    "--bank-port",
-                    &kp.to_string(),
-                    "--seed",
-                    &seed.to_string(),
-                    "--fail-share",
-                    "0.25",
-                    "--bank-name",
-                    "中国工商银行",
-                ])
-                .env("YKT_TODAY", "2023-05-20");
-                let child = c
-                    .current_dir(dir.path())
-                    .env_remove("FAILPOINTS")
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap();
-                let start = Instant::now();
-                while std::net::TcpStream::connect(("127.0.0.1", kp)).is_err()
-                    || std::net::TcpStream::connect(("127.0.0.1", bp)).is_err()
-                {
-                    assert!(
-                        start.elapsed() < Duration::from_secs(20),
-                        "simulator did not start"
-                    );
-                    std::thread::sleep(Duration::from_millis(20));
+                // Free ports are picked, then bound by the simulator: another process may take
+                // one in between (then the simulator exits at once), so a simulator that is gone
+                // is started again on two other ports; one that is slow (a loaded machine) gets
+                // a minute.
+                let (mut child, mut bp, mut kp);
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    (bp, kp) = (free_port(), free_port());
+                    let mut c = Command::new(ykt_bin());
+                    c.args([
+                        "heilongjiang",
+                        "sim",
+                        "--budget-port",
+                        &bp.to_string(),
+                        "--bank-port",
+                        &kp.to_string(),
+                        "--seed",
+                        &seed.to_string(),
+                        "--fail-share",
+                        "0.25",
+                        "--bank-name",
+                        "中国工商银行",
+                    ])
+                    .env("YKT_TODAY", "2023-05-20");
+                    child = c
+                        .current_dir(dir.path())
+                        .env_remove("FAILPOINTS")
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .unwrap();
+                    let start = Instant::now();
+                    let mut up = false;
+                    while start.elapsed() < Duration::from_secs(60) {
+                        if std::net::TcpStream::connect(("127.0.0.1", kp)).is_ok()
+                            && std::net::TcpStream::connect(("127.0.0.1", bp)).is_ok()
+                        {
+                            up = true;
+                            break;
+                        }
+                        if child.try_wait().ok().flatten().is_some() {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    if up {
+                        break;
+                    }
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    assert!(attempt < 3, "simulator did not start (3 attempts)");
                 }
                 (
                     Sim(child),
