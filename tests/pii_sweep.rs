@@ -210,7 +210,7 @@ fn get_routes() -> Vec<&'static str> {
 /// place of `{id}`: the batches the demo took through their whole cycle, with corrections,
 /// re-payments and refunds. Returns (what, body, exempt): exempt are the department's own
 /// staff's views of a batch's lines.
-fn console_responses(http: &reqwest::blocking::Client, base: &str) -> Vec<(String, String, bool)> {
+fn console_responses(http: &reqwest::blocking::Client, base: &str) -> ConsoleResponses {
     let routes = get_routes();
     let line_views = [
         "/batches/{id}",
@@ -275,10 +275,14 @@ fn console_responses(http: &reqwest::blocking::Client, base: &str) -> Vec<(Strin
     got
 }
 
+/// Console responses: (what, body, exempt).
+type ConsoleResponses = Vec<(String, String, bool)>;
+
+/// The portal's responses, the console's, and the server's log.
 fn portal_responses(
     dir: &Path,
     lookups: &[(String, String)],
-) -> (Vec<(String, String)>, Vec<(String, String, bool)>, String) {
+) -> (Vec<(String, String)>, ConsoleResponses, String) {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let log = dir.join("serve.log");
