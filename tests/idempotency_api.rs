@@ -411,3 +411,99 @@ async fn two_finance_reviewers_on(database_url: Option<String>) {
         "the approval went through"
     );
 }
+
+/// Every mutating route of the API (the router's own list), sent by sixteen senders at once with
+/// one key: sixteen identical answers, fifteen of them replays, at most one effect; the same key
+/// with another body refused. The step route cancels the draft batch (one transition, one audit
+/// entry); the others, sent with what this user may not or cannot do, answer the same refusal to
+/// all sixteen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_mutating_route_has_one_effect_and_one_response() {
+    let env = prepared(&[("maker", "dept_maker", "230102")]);
+    let srv = serve(&env.config(), |_| {}).await;
+    let base = srv.base.clone();
+    let (maker, _) = login(&base, "maker", PASSWORD).await.unwrap();
+    let audit_len = async || srv.store.verify_audit().await.unwrap().entries;
+    let mut routes: Vec<&str> = ykt_http::web::api::routes()
+        .into_iter()
+        .filter(|(m, p)| *m == "POST" && !p.ends_with("/login") && !p.ends_with("/logout"))
+        .filter(|(_, p)| *p != "/api/v1/rosters") // multipart: its own tests above
+        .map(|(_, p)| p)
+        .collect();
+    // The one that changes something last.
+    routes.sort_by_key(|p| p.contains("{step}"));
+    assert!(routes.len() >= 10, "{routes:?}");
+    for (n, route) in routes.iter().enumerate() {
+        let path = route
+            .replace("{step}", "cancel")
+            .replace("{line}", "1")
+            .replace("{id}", "1");
+        let body = json!({"reason": "名单有误，重新造册"});
+        let key = format!("k-every-{n}");
+        let before = audit_len().await;
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let (b, t, p, k, body) = (
+                base.clone(),
+                maker.clone(),
+                path.clone(),
+                key.clone(),
+                body.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                post_keyed(&b, &t, &p, Some(&k), body).await
+            }));
+        }
+        let mut answers = Vec::new();
+        for t in tasks {
+            answers.push(t.await.unwrap());
+        }
+        let first = answers
+            .iter()
+            .find(|a| a.1.is_none())
+            .expect("one did the work")
+            .clone();
+        for a in &answers {
+            assert_eq!(
+                (a.0, &a.2),
+                (first.0, &first.2),
+                "{path}: the same answer to all"
+            );
+        }
+        let replays = answers
+            .iter()
+            .filter(|a| a.1.as_deref() == Some("true"))
+            .count();
+        assert_eq!(replays, 15, "{path}");
+        let effects = audit_len().await - before;
+        assert!(effects <= 1, "{path}: {effects} audit entries");
+        let (st, _, text) = post_keyed(
+            &base,
+            &maker,
+            &path,
+            Some(&key),
+            json!({"reason": "另一请求"}),
+        )
+        .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {text}");
+        assert!(text.contains("idempotency_key_reused"), "{text}");
+        eprintln!(
+            "{path}: 16 senders, answer {} ({} replays), {effects} audit entries",
+            first.0, replays
+        );
+        if route.contains("{step}") {
+            assert_eq!(first.0, StatusCode::OK, "{}", first.2);
+            assert_eq!(effects, 1);
+            assert_eq!(
+                srv.store.batch(1).await.unwrap().unwrap().state,
+                ykt_kernel::BatchState::Cancelled
+            );
+            assert_eq!(effects_of(&srv.store, "cancel").await, 1);
+        }
+    }
+}
+
+/// Steps `step` recorded on batch 1.
+async fn effects_of(store: &ykt_store::Store, step: &str) -> usize {
+    effects(store, step).await.0
+}
