@@ -124,52 +124,42 @@ pub struct RawLine {
     pub remark: Option<String>,
 }
 
+/// The field of a roster line (`RawLine` or `RawLineRef`: the same field names) that holds
+/// column `$col`, as `&mut` (`column_field!(self, mut; col)`) or `&` (`column_field!(self; col)`).
+macro_rules! column_field {
+    ($line:ident $(, $m:ident)?; $col:expr) => {
+        match $col {
+            Column::Name => &$($m)? $line.name,
+            Column::ResidentId => &$($m)? $line.resident_id,
+            Column::Phone => &$($m)? $line.phone,
+            Column::Region => &$($m)? $line.region,
+            Column::Project => &$($m)? $line.project,
+            Column::Standard => &$($m)? $line.standard,
+            Column::Quantity => &$($m)? $line.quantity,
+            Column::Unit => &$($m)? $line.unit,
+            Column::Amount => &$($m)? $line.amount,
+            Column::Period => &$($m)? $line.period,
+            Column::PayDate => &$($m)? $line.pay_date,
+            Column::HouseholdHead => &$($m)? $line.household_head,
+            Column::BankAccount => &$($m)? $line.bank_account,
+            Column::ProxyName => &$($m)? $line.proxy_name,
+            Column::ProxyId => &$($m)? $line.proxy_id,
+            Column::ProxyKind => &$($m)? $line.proxy_kind,
+            Column::Remark => &$($m)? $line.remark,
+        }
+    };
+}
+
 impl RawLine {
     /// Set the field for `col` (used by readers after header mapping). Empty text is `None`.
     pub fn set(&mut self, col: Column, value: &str) {
         let v = field_text(value).map(str::to_owned);
-        match col {
-            Column::Name => self.name = v,
-            Column::ResidentId => self.resident_id = v,
-            Column::Phone => self.phone = v,
-            Column::Region => self.region = v,
-            Column::Project => self.project = v,
-            Column::Standard => self.standard = v,
-            Column::Quantity => self.quantity = v,
-            Column::Unit => self.unit = v,
-            Column::Amount => self.amount = v,
-            Column::Period => self.period = v,
-            Column::PayDate => self.pay_date = v,
-            Column::HouseholdHead => self.household_head = v,
-            Column::BankAccount => self.bank_account = v,
-            Column::ProxyName => self.proxy_name = v,
-            Column::ProxyId => self.proxy_id = v,
-            Column::ProxyKind => self.proxy_kind = v,
-            Column::Remark => self.remark = v,
-        }
+        *column_field!(self, mut; col) = v;
     }
 
     /// The field for `col`.
     pub fn get(&self, col: Column) -> Option<&str> {
-        let v = match col {
-            Column::Name => &self.name,
-            Column::ResidentId => &self.resident_id,
-            Column::Phone => &self.phone,
-            Column::Region => &self.region,
-            Column::Project => &self.project,
-            Column::Standard => &self.standard,
-            Column::Quantity => &self.quantity,
-            Column::Unit => &self.unit,
-            Column::Amount => &self.amount,
-            Column::Period => &self.period,
-            Column::PayDate => &self.pay_date,
-            Column::HouseholdHead => &self.household_head,
-            Column::BankAccount => &self.bank_account,
-            Column::ProxyName => &self.proxy_name,
-            Column::ProxyId => &self.proxy_id,
-            Column::ProxyKind => &self.proxy_kind,
-            Column::Remark => &self.remark,
-        };
+        let v = column_field!(self; col);
         v.as_deref()
     }
 }
@@ -234,25 +224,7 @@ impl<'a> RawLineRef<'a> {
     }
 
     fn assign(&mut self, col: Column, v: Option<&'a str>) {
-        match col {
-            Column::Name => self.name = v,
-            Column::ResidentId => self.resident_id = v,
-            Column::Phone => self.phone = v,
-            Column::Region => self.region = v,
-            Column::Project => self.project = v,
-            Column::Standard => self.standard = v,
-            Column::Quantity => self.quantity = v,
-            Column::Unit => self.unit = v,
-            Column::Amount => self.amount = v,
-            Column::Period => self.period = v,
-            Column::PayDate => self.pay_date = v,
-            Column::HouseholdHead => self.household_head = v,
-            Column::BankAccount => self.bank_account = v,
-            Column::ProxyName => self.proxy_name = v,
-            Column::ProxyId => self.proxy_id = v,
-            Column::ProxyKind => self.proxy_kind = v,
-            Column::Remark => self.remark = v,
-        }
+        *column_field!(self, mut; col) = v;
     }
 
     /// The owned line.
