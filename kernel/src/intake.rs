@@ -191,33 +191,32 @@ fn yes_no(s: &str) -> Option<bool> {
     }
 }
 
+/// The dots written for the middle dot `·` of minority names.
+fn is_name_dot(c: char) -> bool {
+    matches!(c, '•' | '・' | '．' | '.' | '‧' | '∙')
+}
+
+/// Spaces dropped from names (ASCII, Unicode and the ideographic space).
+fn is_name_space(c: char) -> bool {
+    c.is_whitespace() || c == '\u{3000}'
+}
+
 /// Normalise the middle dots used in minority names so `阿依·买买提` matches `阿依•买买提`.
 pub fn normalise_name(s: &str) -> String {
     let t = s.trim();
     // Most names have nothing to replace or drop: copy them at once.
-    if !t.chars().any(|c| {
-        matches!(c, '•' | '・' | '．' | '.' | '‧' | '∙') || c.is_whitespace() || c == '\u{3000}'
-    }) {
+    if !t.chars().any(|c| is_name_dot(c) || is_name_space(c)) {
         return t.to_owned();
     }
-    t.chars()
-        .map(|c| match c {
-            '•' | '・' | '．' | '.' | '‧' | '∙' => '·',
-            c => c,
-        })
-        .filter(|c| !c.is_whitespace() && *c != '\u{3000}')
-        .collect()
+    normalised_chars(t).collect()
 }
 
 /// The characters of [`normalise_name`]`(s)`, without building the string.
 fn normalised_chars(s: &str) -> impl Iterator<Item = char> + '_ {
     s.trim()
         .chars()
-        .map(|c| match c {
-            '•' | '・' | '．' | '.' | '‧' | '∙' => '·',
-            c => c,
-        })
-        .filter(|c| !c.is_whitespace() && *c != '\u{3000}')
+        .map(|c| if is_name_dot(c) { '·' } else { c })
+        .filter(|c| !is_name_space(*c))
 }
 
 /// `normalise_name(a) == b`, without allocating.

@@ -11,7 +11,7 @@ use crate::db::{Store, Tx, TxInner, with_pool, with_tx};
 use crate::error::{Result, StoreError};
 use crate::imports::Val;
 use crate::payments::insert_rows;
-use crate::registers::{aad, in_list_bucket, list_placeholders, open_str};
+use crate::registers::{aad, in_list_bucket, list_placeholders, open_str, padded};
 use crate::vault::BlindIndex;
 use std::collections::HashMap;
 use ykt_kernel::audit::AuditRecord;
@@ -371,9 +371,9 @@ impl Store {
             let sql = line_status_sql(tx.backend(), chunk.len());
             let rows: Vec<(i64, i64, String, i64, i64)> = with_tx!(tx, |c| {
                 let mut q = sqlx::query_as(&sql);
-                // Padded with the last id to the bucket's size (few distinct statements).
-                for i in 0..in_list_bucket(chunk.len()) {
-                    q = q.bind(chunk[i.min(chunk.len() - 1)]);
+                // Padded to the bucket's size (few distinct statements).
+                for id in padded(chunk) {
+                    q = q.bind(id);
                 }
                 q.fetch_all(&mut *c).await?
             });

@@ -26,6 +26,15 @@ pub(crate) fn in_list_bucket(n: usize) -> usize {
         .unwrap_or(MAX_IN_LIST)
 }
 
+/// `keys` followed by their last one repeated, [`in_list_bucket`]`(keys.len())` values in all:
+/// what to bind to an `IN` list of that many placeholders.
+pub(crate) fn padded<T: Copy>(keys: &[T]) -> impl Iterator<Item = T> + '_ {
+    keys.iter()
+        .copied()
+        .chain(keys.last().copied().into_iter().cycle())
+        .take(in_list_bucket(keys.len()))
+}
+
 /// `$first, $first+1, ...` for `n` placeholders: works on both backends. On SQLite each `$N`
 /// costs a linear scan when binding, so a statement with thousands of `$N` binds in quadratic
 /// time; for long lists in a statement without other parameters use [`list_placeholders`].
@@ -181,12 +190,11 @@ where
             for chunk in keys.chunks(MAX_IN_LIST) {
                 let n = in_list_bucket(chunk.len());
                 let sql = format!("{head} IN ({})", list_placeholders(Backend::Sqlite, n));
-                let last = chunk.last().copied().unwrap_or_default();
                 let mut q = sqlx::query_as::<_, T>(&sql);
                 if let Some(f) = first {
                     q = q.bind(f);
                 }
-                for k in chunk.iter().copied().chain(std::iter::repeat(last)).take(n) {
+                for k in padded(chunk) {
                     q = q.bind(k.to_vec());
                 }
                 out.extend(q.fetch_all(p).await?);
@@ -465,6 +473,21 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn padded_repeats_the_last_key_to_the_bucket() {
+        assert_eq!(super::padded::<i64>(&[]).count(), 0);
+        assert_eq!(super::padded(&[7]).collect::<Vec<_>>(), [7]);
+        assert_eq!(super::padded(&[1, 2]).collect::<Vec<_>>(), [1, 2, 2, 2]);
+        let many: Vec<i64> = (0..17).collect();
+        let p: Vec<i64> = super::padded(&many).collect();
+        assert_eq!(p.len(), 64);
+        assert_eq!(
+            (&p[..17], p[17..].iter().all(|&k| k == 16)),
+            (&many[..], true)
+        );
+    }
+
     use super::*;
 
     #[test]
