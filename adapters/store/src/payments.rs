@@ -630,7 +630,7 @@ impl Store {
             // 作废: every line of a batch that was never sent leaves `pending` for `cancelled`
             // with the batch, in the same transaction. A line in any other state means
             // something was sent or paid: refuse, change nothing.
-            let (cancelled, others): (i64, i64) = with_tx!(tx, |c| {
+            let (cancelled, others): (u64, i64) = with_tx!(tx, |c| {
                 let n = sqlx::query(
                     "UPDATE payment_lines SET state = 'cancelled' WHERE batch_id = $1 AND state = 'pending' AND attempt = 0",
                 )
@@ -644,9 +644,9 @@ impl Store {
                 .bind(batch.id)
                 .fetch_one(&mut *c)
                 .await?;
-                (i64::try_from(n).unwrap_or(i64::MAX), others)
+                (n, others)
             });
-            if others != 0 || u64::try_from(cancelled).ok() != Some(batch.control.count) {
+            if others != 0 || cancelled != batch.control.count {
                 tx.rollback().await?;
                 return Err(StoreError::Invalid {
                     reason: format!(
