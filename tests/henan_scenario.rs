@@ -323,6 +323,23 @@ async fn cycle(db: &TestDb) -> Vec<(&'static str, String)> {
     ));
     snaps.push(("results", res));
 
+    // The paged readers give what the whole-batch readers give, in the order asked, and
+    // leave out lines of other batches.
+    let whole = store.lines(id, 0, i64::MAX).await.unwrap();
+    let mut ids = store.line_ids(id).await.unwrap();
+    assert_eq!(ids, whole.iter().map(|l| l.id).collect::<Vec<_>>());
+    ids.reverse();
+    let paged = store.lines_by_id(id, &ids).await.unwrap();
+    assert_eq!(
+        paged.iter().map(|l| (l.id, l.state)).collect::<Vec<_>>(),
+        whole.iter().rev().map(|l| (l.id, l.state)).collect::<Vec<_>>()
+    );
+    ids.sort_unstable();
+    let digest = store.henan_line_digest(id).await.unwrap();
+    assert_eq!(store.henan_line_digest_of(id, &ids).await.unwrap(), digest);
+    let foreign = store.lines_by_id(id + 1_000, &ids[..1]).await.unwrap();
+    assert!(foreign.is_empty(), "a line of another batch was returned");
+
     let mut corr = render::line_events(&store.henan_line_events(Some(id)).await.unwrap(), &mask);
     for l in &corrected {
         for a in store.line_attempts(*l).await.unwrap() {

@@ -1851,43 +1851,79 @@ impl Store {
     /// A batch's lines whose card accounts are needed masked (rendering): id, row, name,
     /// masked account, amount, state, attempt, failure reason.
     pub async fn henan_line_digest(&self, batch_id: i64) -> Result<Vec<LineDigest>> {
-        type T = (
-            i64,
-            i64,
-            Vec<u8>,
-            String,
-            Vec<u8>,
-            i64,
-            String,
-            i64,
-            Option<String>,
-        );
-        let rows: Vec<T> = with_pool!(self, |p| {
-            sqlx::query_as("SELECT id, row_no, person_idx, name, account_enc, amount_fen, state, attempt, fail_reason FROM payment_lines WHERE batch_id = $1 ORDER BY id")
-                .bind(batch_id)
-                .fetch_all(p)
-                .await?
+        let rows: Vec<DigestTuple> = with_pool!(self, |p| {
+            sqlx::query_as(&format!(
+                "SELECT {DIGEST_SELECT} FROM payment_lines WHERE batch_id = $1 ORDER BY id"
+            ))
+            .bind(batch_id)
+            .fetch_all(p)
+            .await?
         });
-        rows.into_iter()
-            .map(|t| {
-                let idx: BlindIndex =
-                    t.2.as_slice()
-                        .try_into()
-                        .map_err(|_| StoreError::corrupt("payment_lines.person_idx"))?;
-                let account = open_str(&self.vault, "payment_lines.account", &idx, &t.4)?;
-                Ok(LineDigest {
-                    line_id: t.0,
-                    row_no: t.1,
-                    name: t.3,
-                    account_masked: ykt_kernel::mask::mask_middle(&account, 4, 4),
-                    amount: Fen(t.5),
-                    state: LineState::parse(&t.6)
-                        .ok_or_else(|| StoreError::corrupt("payment_lines.state"))?,
-                    attempt: t.7,
-                    fail_reason: t.8,
-                })
-            })
-            .collect()
+        rows.into_iter().map(|t| self.line_digest(t)).collect()
+    }
+
+    /// [`Store::henan_line_digest`] of some lines of a batch, in the order of `ids` (ids of
+    /// other batches are left out): a page at a time, by primary key, for batches too large
+    /// to read whole.
+    pub async fn henan_line_digest_of(
+        &self,
+        batch_id: i64,
+        ids: &[i64],
+    ) -> Result<Vec<LineDigest>> {
+        let mut found: HashMap<i64, LineDigest> = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(crate::registers::MAX_IN_LIST) {
+            let sql = format!(
+                "SELECT {DIGEST_SELECT}, batch_id FROM payment_lines WHERE id IN ({})",
+                crate::registers::list_placeholders(
+                    self.backend(),
+                    crate::registers::in_list_bucket(chunk.len())
+                )
+            );
+            let rows: Vec<(
+                i64,
+                i64,
+                Vec<u8>,
+                String,
+                Vec<u8>,
+                i64,
+                String,
+                i64,
+                Option<String>,
+                i64,
+            )> = with_pool!(self, |p| {
+                let mut q = sqlx::query_as(&sql);
+                for id in crate::registers::padded(chunk) {
+                    q = q.bind(id);
+                }
+                q.fetch_all(p).await?
+            });
+            for t in rows {
+                if t.9 == batch_id {
+                    let d = self.line_digest((t.0, t.1, t.2, t.3, t.4, t.5, t.6, t.7, t.8))?;
+                    found.insert(d.line_id, d);
+                }
+            }
+        }
+        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+    }
+
+    fn line_digest(&self, t: DigestTuple) -> Result<LineDigest> {
+        let idx: BlindIndex =
+            t.2.as_slice()
+                .try_into()
+                .map_err(|_| StoreError::corrupt("payment_lines.person_idx"))?;
+        let account = open_str(&self.vault, "payment_lines.account", &idx, &t.4)?;
+        Ok(LineDigest {
+            line_id: t.0,
+            row_no: t.1,
+            name: t.3,
+            account_masked: ykt_kernel::mask::mask_middle(&account, 4, 4),
+            amount: Fen(t.5),
+            state: LineState::parse(&t.6)
+                .ok_or_else(|| StoreError::corrupt("payment_lines.state"))?,
+            attempt: t.7,
+            fail_reason: t.8,
+        })
     }
 }
 
@@ -1903,3 +1939,18 @@ pub struct LineDigest {
     pub attempt: i64,
     pub fail_reason: Option<String>,
 }
+
+/// The columns of a [`LineDigest`], and their row type.
+const DIGEST_SELECT: &str =
+    "id, row_no, person_idx, name, account_enc, amount_fen, state, attempt, fail_reason";
+type DigestTuple = (
+    i64,
+    i64,
+    Vec<u8>,
+    String,
+    Vec<u8>,
+    i64,
+    String,
+    i64,
+    Option<String>,
+);

@@ -133,6 +133,48 @@ pub struct PulledLine {
     pub region: String,
 }
 
+/// How many pulled lines and SMS the simulator keeps for [`BankSim::pulled`] and
+/// [`BankSim::sms`], and how many bytes of received files for [`BankSim::files`]: its journal
+/// for the demo's artifacts and the tests. Beyond it only the books the bank needs go on
+/// (outcomes, ledger, hand-overs), so a province-scale order (a million lines) does not keep
+/// every line's name, account and text in memory twice over.
+pub const JOURNAL_LINES: usize = 20_000;
+/// See [`JOURNAL_LINES`].
+pub const JOURNAL_FILE_BYTES: usize = 8 << 20;
+
+/// A line as the bank works on it: what deciding, crediting and reporting need. The whole
+/// pulled line is kept beside it only while the journal has room.
+#[derive(Debug, Clone)]
+struct Line {
+    line_id: i64,
+    attempt: i64,
+    amount: Fen,
+    /// [`fnv`] of the name and of the account: what deciding needs of them.
+    name_fp: u64,
+    account_fp: u64,
+    full: Option<Box<PulledLine>>,
+}
+
+/// One result as posted (field order: alphabetical, as the JSON maps it replaced).
+#[derive(Debug, Clone, serde::Serialize)]
+struct PostedResult<'a> {
+    amount: String,
+    attempt: i64,
+    date: &'a str,
+    line_id: i64,
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sms: Option<PostedSms>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+struct PostedSms {
+    sent_at: String,
+    text: String,
+}
+
 /// What processing an order did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderReport {
@@ -251,11 +293,41 @@ fn mask(account: &str) -> String {
 
 /// A fingerprint of an account or name (FNV-1a): enough to tell whether the platform changed
 /// it, without keeping the value in the bank's books.
-fn fingerprint(s: &str) -> String {
-    let h = s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    })
+}
+
+/// [`fnv`] as the bank's books write it.
+fn fingerprint_text(h: u64) -> String {
     format!("{h:016x}")
+}
+
+/// The SMS of a credit sent at `minutes` past midnight of `today`: (sent at, text).
+fn sms_text(today: NaiveDate, short: &str, amount: Fen, minutes: u32) -> (String, String) {
+    let sent_at = format!("{today} {:02}:{:02}", minutes / 60 % 24, minutes % 60);
+    let text = format!("【{short}】{amount}元已于{sent_at}到账，请查收。");
+    (sent_at, text)
+}
+
+impl Line {
+    /// The working line of `pulled`, keeping `pulled` whole while `journal` has room.
+    fn of(pulled: PulledLine, journal: &mut usize) -> Line {
+        let mut line = Line {
+            line_id: pulled.line_id,
+            attempt: pulled.attempt,
+            amount: pulled.amount,
+            name_fp: fnv(&pulled.name),
+            account_fp: fnv(&pulled.account),
+            full: None,
+        };
+        if *journal > 0 {
+            *journal -= 1;
+            line.full = Some(Box::new(pulled));
+        }
+        line
+    }
 }
 
 impl BankSim {
@@ -393,7 +465,8 @@ impl BankSim {
         order_no: &str,
         after: i64,
         stop: Option<usize>,
-    ) -> Result<(Vec<PulledLine>, bool), SimError> {
+        journal: &mut usize,
+    ) -> Result<(Vec<Line>, bool), SimError> {
         let mut resp = self
             .http
             .get(self.url(&format!("/orders/{order_no}/lines.csv?after={after}")))
@@ -407,6 +480,10 @@ impl BankSim {
             return Err(self.err(format!("获取明细失败 HTTP {status}: {body}")));
         }
         let mut decoder = encoding_rs::GB18030.new_decoder();
+        let mut file_room = {
+            let kept: usize = self.st().files.iter().map(|(_, b)| b.len()).sum();
+            JOURNAL_FILE_BYTES.saturating_sub(kept)
+        };
         let mut raw = Vec::new();
         let mut text = String::new();
         let mut lines = Vec::new();
@@ -419,7 +496,14 @@ impl BankSim {
                 Ok(None) => break,
                 Err(_) => break,
             };
-            raw.extend_from_slice(&chunk);
+            if chunk.len() <= file_room {
+                raw.extend_from_slice(&chunk);
+                file_room -= chunk.len();
+            } else {
+                // The journal's room is used up: this file is not kept.
+                file_room = 0;
+                raw = Vec::new();
+            }
             let need = decoder
                 .max_utf8_buffer_length(chunk.len())
                 .unwrap_or(chunk.len() * 4);
@@ -442,7 +526,7 @@ impl BankSim {
                     return Err(self.err(format!("明细行格式错误: {} 列", f.len())));
                 }
                 let num = |i: usize| f[i].parse::<i64>().map_err(|_| self.err("明细号格式错误"));
-                lines.push(PulledLine {
+                let pulled = PulledLine {
                     order_no: order_no.to_owned(),
                     line_id: num(0)?,
                     attempt: num(1)?,
@@ -452,7 +536,8 @@ impl BankSim {
                     amount: super::amount(&f[5]).ok_or_else(|| self.err("金额格式错误"))?,
                     period: f[6].clone(),
                     region: f[7].clone(),
-                });
+                };
+                lines.push(Line::of(pulled, journal));
                 if stop.is_some_and(|s| lines.len() >= s) {
                     dropped = true;
                     break 'read;
@@ -460,7 +545,9 @@ impl BankSim {
             }
         }
         drop(resp); // a dropped connection, when stopping early
-        self.st().files.push((order_no.to_owned(), raw));
+        if file_room > 0 || !raw.is_empty() {
+            self.st().files.push((order_no.to_owned(), raw));
+        }
         self.st().pulls.push(PullLog {
             order_no: order_no.to_owned(),
             mode: "stream",
@@ -472,17 +559,20 @@ impl BankSim {
     }
 
     /// Pull every open line of an order, resuming after a dropped connection.
-    async fn pull(&self, order_no: &str) -> Result<(Vec<PulledLine>, bool), SimError> {
+    async fn pull(&self, order_no: &str) -> Result<(Vec<Line>, bool), SimError> {
         let faults = self.faults();
         let first_time = !self.st().dropped.contains(order_no);
-        let mut all: Vec<PulledLine> = Vec::new();
+        let mut all: Vec<Line> = Vec::new();
+        let mut journal = JOURNAL_LINES.saturating_sub(self.st().pulled.len());
         let mut dropped = false;
         match self.cfg.page {
             None => {
                 let mut stop = if first_time { faults.drop_after } else { None };
                 for _ in 0..5 {
                     let after = all.last().map(|l| l.line_id).unwrap_or(0);
-                    let (lines, complete) = self.pull_stream(order_no, after, stop).await?;
+                    let (lines, complete) = self
+                        .pull_stream(order_no, after, stop, &mut journal)
+                        .await?;
                     all.extend(lines);
                     if complete {
                         break;
@@ -518,7 +608,7 @@ impl BankSim {
                         continue;
                     }
                     let v = self.get_json(&path).await?;
-                    let page: Vec<PulledLine> = v["lines"]
+                    let page: Vec<Line> = v["lines"]
                         .as_array()
                         .cloned()
                         .unwrap_or_default()
@@ -537,6 +627,7 @@ impl BankSim {
                             period: l["period"].as_str().unwrap_or("").to_owned(),
                             region: l["region"].as_str().unwrap_or("").to_owned(),
                         })
+                        .map(|l| Line::of(l, &mut journal))
                         .collect();
                     self.st().pulls.push(PullLog {
                         order_no: order_no.to_owned(),
@@ -560,13 +651,13 @@ impl BankSim {
     }
 
     /// Decide which of an order's first-attempt lines fail (once per order).
-    fn assign_fates(&self, order_no: &str, lines: &[PulledLine]) {
+    fn assign_fates(&self, order_no: &str, lines: &[Line]) {
         let faults = self.faults();
         let mut st = self.st();
         if !st.decided.insert(order_no.to_owned()) {
             return;
         }
-        let mut firsts: Vec<&PulledLine> = lines.iter().filter(|l| l.attempt == 1).collect();
+        let mut firsts: Vec<&Line> = lines.iter().filter(|l| l.attempt == 1).collect();
         firsts.sort_by_key(|l| l.line_id);
         let st = &mut *st;
         firsts.shuffle(&mut st.rng);
@@ -576,7 +667,11 @@ impl BankSim {
                 if let Some(l) = firsts.get(i) {
                     st.fate.insert(
                         l.line_id,
-                        (*reason, fingerprint(&l.account), fingerprint(&l.name)),
+                        (
+                            *reason,
+                            fingerprint_text(l.account_fp),
+                            fingerprint_text(l.name_fp),
+                        ),
                     );
                 }
                 i += 1;
@@ -592,14 +687,18 @@ impl BankSim {
                     ][st.rng.gen_range(0..3)];
                     st.fate.insert(
                         l.line_id,
-                        (reason, fingerprint(&l.account), fingerprint(&l.name)),
+                        (
+                            reason,
+                            fingerprint_text(l.account_fp),
+                            fingerprint_text(l.name_fp),
+                        ),
                     );
                 }
             }
         }
     }
 
-    fn decide(st: &mut BankState, l: &PulledLine) -> (Outcome, bool) {
+    fn decide(st: &mut BankState, l: &Line) -> (Outcome, bool) {
         if let Some(o) = st.outcomes.get(&(l.line_id, l.attempt)) {
             return (*o, false);
         }
@@ -607,11 +706,11 @@ impl BankSim {
             None => Outcome::Credited,
             Some((reason, account, name)) => match reason {
                 FailureReason::WrongAccount | FailureReason::AccountClosed
-                    if fingerprint(&l.account) == *account =>
+                    if fingerprint_text(l.account_fp) == *account =>
                 {
                     Outcome::Failed(*reason)
                 }
-                FailureReason::NameMismatch if fingerprint(&l.name) == *name => {
+                FailureReason::NameMismatch if fingerprint_text(l.name_fp) == *name => {
                     Outcome::Failed(*reason)
                 }
                 FailureReason::DormantAccount | FailureReason::Other if l.attempt == 1 => {
@@ -669,33 +768,25 @@ impl BankSim {
             lines.retain(|l| !held.contains(&l.line_id));
         }
         let today = self.cfg.today;
+        let today_text = today.to_string();
         let month = format!("{:04}-{:02}", today.year(), today.month());
-        let mut results = Vec::with_capacity(lines.len());
+        // What the bank decided, line by line: the outcome and, for a credit, the minute of
+        // its SMS. The posts are made from these a chunk at a time, so a million-line order
+        // is not held as a million JSON results.
+        let mut decisions: Vec<(Outcome, u32)> = Vec::with_capacity(lines.len());
+        // The posting order: (line, whether it is the stranger of `unknown_line`).
+        let mut order: Vec<(usize, bool)>;
         {
             let mut st = self.st();
-            st.pulled.extend(lines.iter().cloned());
+            st.pulled
+                .extend(lines.iter().filter_map(|l| l.full.as_deref().cloned()));
             for l in &lines {
                 let (o, new) = Self::decide(&mut st, l);
-                let posted = if faults.wrong_amount {
-                    l.amount + Fen(1)
-                } else {
-                    l.amount
-                };
-                let mut r = serde_json::json!({
-                    "line_id": l.line_id,
-                    "attempt": l.attempt,
-                    "amount": posted.to_string(),
-                    "date": today.to_string(),
-                });
+                let minutes = 9 * 60 + st.clock;
                 match o {
                     Outcome::Credited => {
                         report.credited.add(l.amount);
-                        r["outcome"] = "credited".into();
                         // The bank remembers the SMS of a credit it already made.
-                        let minutes = 9 * 60 + st.clock;
-                        let sent_at =
-                            format!("{today} {:02}:{:02}", minutes / 60 % 24, minutes % 60);
-                        let text = format!("【{short}】{}元已于{sent_at}到账，请查收。", l.amount);
                         if new {
                             st.clock += 1;
                             let e = st
@@ -707,40 +798,67 @@ impl BankSim {
                                     count: 1,
                                     amount: l.amount,
                                 };
-                            st.sms.push(Sms {
-                                order_no: order_no.to_owned(),
-                                line_id: l.line_id,
-                                account_masked: mask(&l.account),
-                                text: text.clone(),
-                                sent_at: sent_at.clone(),
-                            });
+                            if let Some(full) = &l.full
+                                && st.sms.len() < JOURNAL_LINES
+                            {
+                                let (sent_at, text) = sms_text(today, &short, l.amount, minutes);
+                                st.sms.push(Sms {
+                                    order_no: order_no.to_owned(),
+                                    line_id: l.line_id,
+                                    account_masked: mask(&full.account),
+                                    text,
+                                    sent_at,
+                                });
+                            }
                         }
-                        r["sms"] = serde_json::json!({"text": text, "sent_at": sent_at});
                     }
-                    Outcome::Failed(reason) => {
-                        report.failed.add(l.amount);
-                        r["outcome"] = "failed".into();
-                        r["reason"] = reason.as_str().into();
-                    }
+                    Outcome::Failed(_) => report.failed.add(l.amount),
                 }
-                results.push(r);
+                decisions.push((o, minutes));
             }
+            order = (0..lines.len()).map(|i| (i, false)).collect();
             if faults.shuffle {
-                results.shuffle(&mut st.rng);
+                order.shuffle(&mut st.rng);
             }
         }
         if faults.unknown_line
-            && let Some(first) = results.first()
+            && let Some(&(first, _)) = order.first()
         {
-            let mut stranger = first.clone();
-            stranger["line_id"] = 9_999_999.into();
-            results.insert(1.min(results.len()), stranger);
+            order.insert(1.min(order.len()), (first, true));
         }
-        if faults.silent || results.is_empty() {
+        if faults.silent || order.is_empty() {
             // Nothing posted, nothing handed over.
             self.st().reports.push(report.clone());
             return Ok(report);
         }
+        let result = |&(i, stranger): &(usize, bool)| {
+            let (l, (o, minutes)) = (&lines[i], decisions[i]);
+            let posted = if faults.wrong_amount {
+                l.amount + Fen(1)
+            } else {
+                l.amount
+            };
+            let mut r = PostedResult {
+                amount: posted.to_string(),
+                attempt: l.attempt,
+                date: &today_text,
+                line_id: if stranger { 9_999_999 } else { l.line_id },
+                outcome: "credited",
+                reason: None,
+                sms: None,
+            };
+            match o {
+                Outcome::Credited => {
+                    let (sent_at, text) = sms_text(today, &short, l.amount, minutes);
+                    r.sms = Some(PostedSms { sent_at, text });
+                }
+                Outcome::Failed(reason) => {
+                    r.outcome = "failed";
+                    r.reason = Some(reason.as_str());
+                }
+            }
+            r
+        };
         // Counted before they are posted: a post whose answer is lost may have been recorded.
         {
             let mut st = self.st();
@@ -756,11 +874,12 @@ impl BankSim {
                 .extend(decided);
         }
         let chunk = match faults.chunk {
-            0 => results.len().max(1),
+            0 => order.len().max(1),
             n => n,
         };
         let mut cut_short = faults.truncate_post;
-        for part in results.chunks(chunk) {
+        for part in order.chunks(chunk) {
+            let part: Vec<PostedResult<'_>> = part.iter().map(result).collect();
             let body = serde_json::json!({ "results": part });
             if cut_short {
                 cut_short = false;
@@ -992,7 +1111,7 @@ impl BankSim {
         Ok(v)
     }
 
-    /// The SMS sent so far.
+    /// The SMS sent so far: the first [`JOURNAL_LINES`].
     pub fn sms(&self) -> Vec<Sms> {
         self.st().sms.clone()
     }
@@ -1000,11 +1119,13 @@ impl BankSim {
     pub fn pulls(&self) -> Vec<PullLog> {
         self.st().pulls.clone()
     }
-    /// The lines pulled so far (full accounts: the bank's data; mask before showing).
+    /// The lines pulled so far (full accounts: the bank's data; mask before showing): the
+    /// first [`JOURNAL_LINES`].
     pub fn pulled(&self) -> Vec<PulledLine> {
         self.st().pulled.clone()
     }
-    /// The CSV files received, as bytes (GB18030), per order.
+    /// The CSV files received, as bytes (GB18030), per order: those that fit in
+    /// [`JOURNAL_FILE_BYTES`].
     pub fn files(&self) -> Vec<(String, Vec<u8>)> {
         self.st().files.clone()
     }

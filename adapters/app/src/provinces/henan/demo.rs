@@ -14,13 +14,13 @@ use anyhow::{Context, anyhow};
 use chrono::Datelike;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 use ykt_kernel::batch::LineState;
 use ykt_kernel::card::{CardRecord, CardStatus};
-use ykt_kernel::ports::FailureReason;
+use ykt_kernel::ports::{FailureReason, LookupRecord};
 use ykt_kernel::province::Province;
 use ykt_kernel::{BankAccount, Role};
 use ykt_province_henan::banks::Candidate;
@@ -188,6 +188,54 @@ fn expect_refused<T>(what: &str, r: Result<T, super::ops::OpError>) -> anyhow::R
 fn write(dir: &Path, name: &str, text: &str) -> anyhow::Result<()> {
     let p = dir.join(name);
     std::fs::write(&p, text).with_context(|| format!("无法写入 {}", p.display()))
+}
+
+/// A file of the demo's artifacts written as it is made, batch by batch, instead of held
+/// whole in memory (at province scale a file lists a million lines). `write!` into it
+/// records the first I/O error, which [`Artifact::finish`] reports.
+struct Artifact {
+    path: std::path::PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+    error: Option<std::io::Error>,
+}
+
+impl Artifact {
+    fn create(dir: &Path, name: &str) -> anyhow::Result<Artifact> {
+        let path = dir.join(name);
+        let file =
+            std::fs::File::create(&path).with_context(|| format!("无法写入 {}", path.display()))?;
+        Ok(Artifact {
+            path,
+            out: std::io::BufWriter::new(file),
+            error: None,
+        })
+    }
+
+    fn push_str(&mut self, s: &str) {
+        let _ = std::fmt::Write::write_str(self, s);
+    }
+
+    fn finish(mut self) -> anyhow::Result<()> {
+        use std::io::Write as _;
+        let flushed = self.out.flush();
+        match self.error.take().map_or(flushed, Err) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("无法写入 {}", self.path.display())),
+        }
+    }
+}
+
+impl std::fmt::Write for Artifact {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        use std::io::Write as _;
+        if self.error.is_some() {
+            return Err(std::fmt::Error);
+        }
+        self.out.write_all(s.as_bytes()).map_err(|e| {
+            self.error = Some(e);
+            std::fmt::Error
+        })
+    }
 }
 
 fn luhn_account(bin: &str, rng: &mut StdRng) -> String {
@@ -758,6 +806,38 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Each line's public lookup records (公开查询记录), in line order: the lines read and
+/// decrypted a page at a time and the page's records in one query, not one query a line.
+async fn published_records(
+    store: &Store,
+    batch: i64,
+    line_ids: &[i64],
+    out: &mut Artifact,
+) -> anyhow::Result<()> {
+    const PAGE: usize = 500;
+    for ids in line_ids.chunks(PAGE) {
+        let keys: Vec<String> = store
+            .lines_by_id(batch, ids)
+            .await?
+            .iter()
+            .map(|l| crate::cycle::lookup_key(store, l.resident_id.as_str(), &l.name))
+            .collect();
+        let mut unique = keys.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        let mut by_key: HashMap<String, Vec<LookupRecord>> = HashMap::new();
+        for r in store.lookup_records_many(&unique).await? {
+            by_key.entry(r.person_key.clone()).or_default().push(r);
+        }
+        for k in &keys {
+            out.push_str(&render::published(
+                by_key.get(k).map(Vec::as_slice).unwrap_or_default(),
+            ));
+        }
+    }
+    Ok(())
+}
+
 async fn write_artifacts(
     dir: &Path,
     store: &Store,
@@ -768,12 +848,12 @@ async fn write_artifacts(
     today: chrono::NaiveDate,
 ) -> anyhow::Result<()> {
     let mask = province.mask_policy();
-    let mut trace = String::new();
-    let mut results = String::new();
-    let mut sms = String::new();
-    let mut events = String::new();
-    let mut published = String::new();
-    let mut orders = String::new();
+    let mut orders = Artifact::create(dir, "发放申请.txt")?;
+    let mut trace = Artifact::create(dir, "流程记录.txt")?;
+    let mut results = Artifact::create(dir, "发放结果.txt")?;
+    let mut sms = Artifact::create(dir, "到账短信.txt")?;
+    let mut events = Artifact::create(dir, "更正与退回.txt")?;
+    let mut published = Artifact::create(dir, "公开查询记录.txt")?;
     for b in batches {
         let b = store
             .batch(b.id)
@@ -800,24 +880,27 @@ async fn write_artifacts(
         let rows = store.henan_results(&b.order_no).await?;
         results.push_str(&render::results(&rows));
         results.push_str("明细终态：\n");
-        results.push_str(&render::lines(&store.henan_line_digest(b.id).await?, &mask));
+        // A batch may hold a million lines: read a page at a time.
+        let ids = store.line_ids(b.id).await?;
+        let mut by_id = ids.clone();
+        by_id.sort_unstable();
+        for page in by_id.chunks(1000) {
+            results.push_str(&render::lines(
+                &store.henan_line_digest_of(b.id, page).await?,
+                &mask,
+            ));
+        }
         let _ = writeln!(sms, "{}：", b.order_no);
         sms.push_str(&render::sms(&rows));
         events.push_str(&render::line_events(
             &store.henan_line_events(Some(b.id)).await?,
             &mask,
         ));
-        for l in store.lines(b.id, 0, i64::MAX).await? {
-            let key = crate::cycle::lookup_key(store, l.resident_id.as_str(), &l.name);
-            published.push_str(&render::published(&store.lookup_records(&key).await?));
-        }
+        published_records(store, b.id, &ids, &mut published).await?;
     }
-    write(dir, "发放申请.txt", &orders)?;
-    write(dir, "流程记录.txt", &trace)?;
-    write(dir, "发放结果.txt", &results)?;
-    write(dir, "到账短信.txt", &sms)?;
-    write(dir, "更正与退回.txt", &events)?;
-    write(dir, "公开查询记录.txt", &published)?;
+    for file in [orders, trace, results, sms, events, published] {
+        file.finish()?;
+    }
     write(
         dir,
         "交易结果交接.txt",

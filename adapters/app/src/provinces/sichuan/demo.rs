@@ -24,6 +24,7 @@ use chrono::Days;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use ykt_kernel::intake::ProxyKind;
 use ykt_kernel::ports::FailureReason;
@@ -988,12 +989,25 @@ async fn write_artifacts(
             std::fs::write(&path, &v.xml)?;
         }
         if let Some(v) = sc.store.sichuan_verification(b.id).await? {
-            let lines = sc.store.lines(b.id, 0, i64::MAX).await?;
+            // Only the lines that differ are read (a batch may hold a million lines).
+            let differing: Vec<i64> = serde_json::from_str::<
+                Vec<ykt_province_sichuan::rules::Difference>,
+            >(&v.differences)
+            .unwrap_or_default()
+            .iter()
+            .map(|d| d.line_id())
+            .collect();
+            let lines: HashMap<i64, _> = sc
+                .store
+                .lines_by_id(b.id, &differing)
+                .await?
+                .into_iter()
+                .map(|l| (l.id, l))
+                .collect();
             verification.push_str(&format!("批次{} {}\n", b.id, b.order_no));
             verification.push_str(&render::verification(&v, |id| {
                 lines
-                    .iter()
-                    .find(|l| l.id == id)
+                    .get(&id)
                     .map(|l| format!("{} {}", mask.name(&l.name), l.state.label_zh()))
                     .unwrap_or_default()
             }));
