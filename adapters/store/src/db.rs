@@ -89,10 +89,10 @@ const SQLITE_WRITE_CACHE: &str = "PRAGMA cache_size = -65536";
 ///   (512 rows) journals every page it changes for the first time in that statement, so the
 ///   statement alone can be undone; the lines' indexes are keyed by random blind indexes, so
 ///   that is two or three pages a row. SQLite keeps a statement journal in memory up to
-///   64 KiB and writes the rest to a temporary file: a million-line import wrote about 7 GB
-///   through `pwrite` (11 % of the import's CPU at 100,000 lines, profiled). In memory it is
-///   a few MB at a time (the largest statement's pages), freed when the statement ends. The
-///   roster import creates no temporary tables.
+///   64 KiB and writes the rest to a temporary file: `pwrite` from the statement journal was
+///   11 % of the import's CPU at 100,000 lines (profiled; a million lines journal an
+///   estimated 7 GB). In memory it is the largest statement's pages at a time (estimated a
+///   few MB), freed when the statement ends. The roster import creates no temporary tables.
 const SQLITE_BEGIN: &str = "PRAGMA temp_store = DEFAULT; BEGIN IMMEDIATE";
 const SQLITE_BEGIN_BULK: &str = "PRAGMA temp_store = MEMORY; BEGIN IMMEDIATE";
 
