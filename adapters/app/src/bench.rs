@@ -12,7 +12,7 @@
 //! | `check` | `ykt check`: registry loaded into memory, then validation + card match |
 //! | `raw-sqlite` | the raw limit: the same rows, no validation, multi-row INSERTs in one transaction |
 //! | `sqlite-registry` | `Store::import_cards` (and regions, deaths) into a fresh SQLite file |
-//! | `sqlite-import` | the real roster import (`intake::import`) into that file |
+//! | `sqlite-import` | the real roster import (`intake::import_with`, the problems kept in the database only, as the console and `ykt import roster` without `--report` do) into that file |
 //! | `raw-pg` | the raw limit on PostgreSQL: `COPY` in one transaction |
 //! | `pg-registry`, `pg-import` | as on SQLite, in a fresh database dropped afterwards |
 //! | `cycle` | each province's whole cycle on SQLite and PostgreSQL, per phase, with the raw limits measured in the same child (see [`cycle`]) |
@@ -31,7 +31,7 @@ use crate::demo::{
     DEATH_HEADERS, DEMO_PERIOD, DEMO_PROJECT, REGISTRY_HEADERS, ROSTER_HEADERS, RosterGen,
     card_cells, death_cells, defect_plan, lines_without_card, province_prefix,
 };
-use crate::intake::{self, ImportResult, Request};
+use crate::intake::{self, ImportResult, Problems, Request};
 use crate::registers::{MemRegisters, demo_regions};
 use anyhow::{Context, anyhow, bail};
 use chrono::NaiveDate;
@@ -1079,7 +1079,9 @@ async fn stage_import(
         bank: None,
     };
     let req = request(province, &regions, Some(scope), today)?;
-    let result = intake::import(&store, &files.roster, &req, &user).await?;
+    // As the console and `ykt import roster` without `--report` import: the problems go to
+    // the roster's issue list only.
+    let result = intake::import_with(&store, &files.roster, &req, &user, Problems::Stored).await?;
     let (report, batches) = match result {
         ImportResult::Imported { report, result } => (report, result.batches.len()),
         ImportResult::AlreadyImported { .. } => bail!("roster already imported"),

@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use crate::cycle::{Cycle, CycleError};
-use crate::intake::{self, ImportResult, IntakeFailure, Request};
+use crate::intake::{self, ImportResult, IntakeFailure, Problems, Request};
 use crate::output;
 use crate::registers::{MemRegisters, demo_regions};
 use anyhow::{Context, anyhow, bail};
@@ -688,7 +688,13 @@ async fn import(cfg: &Config, cmd: ImportCmd) -> anyhow::Result<u8> {
                 regions: Some(&table),
                 check_cards: true,
             };
-            return match intake::import(&store, file, &req, &user).await {
+            // The problems are kept in memory only for the report files.
+            let keep = if report.is_some() {
+                Problems::Keep
+            } else {
+                Problems::Stored
+            };
+            return match intake::import_with(&store, file, &req, &user, keep).await {
                 Err(e) => fail(e),
                 Ok(ImportResult::AlreadyImported { roster_id, at }) => {
                     outln!(

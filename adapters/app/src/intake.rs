@@ -67,7 +67,11 @@ pub struct CheckReport {
     /// database was available).
     pub history_checked: bool,
     pub summary: IntakeSummary,
+    /// Every problem, in file order; empty when an import was asked not to keep them
+    /// ([`Problems::Stored`]: they are in the roster's issue list in the database).
     pub problems: Vec<Problem>,
+    /// How many problems were found (kept or not).
+    pub problem_count: u64,
 }
 
 impl CheckReport {
@@ -206,8 +210,21 @@ pub async fn check(
         cards_checked: req.check_cards,
         history_checked: false,
         summary: run.summary().clone(),
+        problem_count: problems.len() as u64,
         problems,
     })
+}
+
+/// Whether an import's [`CheckReport`] lists the problems it found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problems {
+    /// In [`CheckReport::problems`]: for a caller that prints them or writes the report
+    /// files (`ykt import roster --report`), and the tests.
+    Keep,
+    /// Not in the report, only their count: the import stores them in the roster's issue
+    /// list (`roster_issues`), where the console reads them. A million-line roster has about
+    /// a hundred thousand; held in memory they were a quarter of the import's peak.
+    Stored,
 }
 
 /// What importing a roster did.
@@ -234,13 +251,26 @@ pub fn order_prefix(province: &str) -> String {
 }
 
 /// Import a roster into the database: validate, match, cross-check and form batches, all in
-/// one transaction. The file is read once (its hash identifies it) and streamed.
+/// one transaction. The file is read once (its hash identifies it) and streamed. The report
+/// lists every problem ([`Problems::Keep`]); see [`import_with`].
 pub async fn import(
     store: &Store,
     file: &Path,
     req: &Request<'_>,
     user: &User,
 ) -> Result<ImportResult, IntakeFailure> {
+    import_with(store, file, req, user, Problems::Keep).await
+}
+
+/// [`import`], keeping the problems in the report or not (`problems`).
+pub async fn import_with(
+    store: &Store,
+    file: &Path,
+    req: &Request<'_>,
+    user: &User,
+    problems: Problems,
+) -> Result<ImportResult, IntakeFailure> {
+    let keep = problems == Problems::Keep;
     if !user.has(Role::DeptMaker) && !user.has(Role::TownshipClerk) {
         return Err(IntakeFailure::Request(format!(
             "用户{}不具备「主管部门经办」或「乡镇经办」角色，不能导入清册 (user lacks the role to import rosters)",
@@ -282,6 +312,7 @@ pub async fn import(
     let ctx = req.context(&mask);
     let mut run = IntakeRun::new(&ctx);
     let mut problems = Vec::new();
+    let mut problem_count = 0u64;
     // Pipelined: a writer task owns the transaction and stores chunk k (encryption, INSERT or
     // COPY) while this task reads, validates and looks up chunk k + 1. The lookups read
     // committed data only, on other connections, so the overlap changes no result: lines of
@@ -306,7 +337,11 @@ pub async fn import(
             if chunk.is_empty() {
                 return Ok(());
             }
-            problems_of(&chunk, &mask, &mut problems);
+            if keep {
+                problems_of(&chunk, &mask, &mut problems);
+            } else {
+                problem_count += chunk.iter().map(|o| o.issues().len() as u64).sum::<u64>();
+            }
             if to_writer.send(chunk).await.is_err() {
                 // The writer stopped on an error: it is reported below.
                 return Ok(());
@@ -348,6 +383,11 @@ pub async fn import(
         cards_checked: true,
         history_checked: true,
         summary,
+        problem_count: if keep {
+            problems.len() as u64
+        } else {
+            problem_count
+        },
         problems,
     };
     Ok(ImportResult::Imported { report, result })

@@ -6,7 +6,7 @@
 use crate::cli::open_store;
 use crate::config::Config;
 use crate::cycle::{Cycle, CycleError, StepReport};
-use crate::intake::{self, ImportResult, IntakeFailure, Request};
+use crate::intake::{self, ImportResult, IntakeFailure, Problems, Request};
 use crate::registers::{MemRegisters, demo_regions};
 use anyhow::Context;
 use async_trait::async_trait;
@@ -346,7 +346,9 @@ impl ConsoleOps for AppConsole {
             regions: Some(&table),
             check_cards: true,
         };
-        match intake::import(&self.store, upload.path, &req, user).await {
+        // The console shows the problems from the roster's issue list: the report need not
+        // hold them.
+        match intake::import_with(&self.store, upload.path, &req, user, Problems::Stored).await {
             Ok(ImportResult::AlreadyImported { roster_id, at }) => {
                 Ok(RosterDone::AlreadyImported { roster_id, at })
             }

@@ -328,7 +328,7 @@ impl Store {
                 meta.province, meta.project.code, meta.period, meta.sha256
             ))
             .await;
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_bulk().await?;
         let existing: Option<(i64, String)> = with_tx!(tx, |c| {
             sqlx::query_as("SELECT id, at FROM rosters WHERE province = $1 AND project = $2 AND period = $3 AND sha256 = $4")
                 .bind(&meta.province)

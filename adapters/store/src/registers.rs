@@ -156,11 +156,14 @@ pub(crate) fn aad(column: &str, person_idx: &BlindIndex) -> Vec<u8> {
 /// The rows of `head` (a `SELECT ... WHERE ... person_idx` missing only its key test) for
 /// every key of `keys`, with `first` (if any) bound as the statement's first parameter.
 ///
-/// PostgreSQL: ONE statement, `head = ANY($n)` with all keys as one `bytea[]` parameter (a
-/// roster chunk's 4,096 keys in one round trip and one plan, instead of five 900-key `IN`
-/// lists each planned with 900 parameters). SQLite: `head IN (?, ...)` lists of at most
-/// [`MAX_IN_LIST`] keys, padded to [`in_list_bucket`] sizes (anonymous `?`, see
-/// [`placeholders`]).
+/// ONE statement on either backend (a roster chunk's 4,096 keys in one round trip and one
+/// plan, instead of five 900-key `IN` lists each bound with 900 parameters):
+///
+/// - PostgreSQL: `head = ANY($n)` with all keys as one `bytea[]` parameter;
+/// - SQLite (no array parameter): `head IN (SELECT unhex(value) FROM json_each(?))` with the
+///   keys as one JSON array of hex texts. SQLite reads the subquery into a sorted ephemeral
+///   index and probes the key's index once per distinct key, as it did for the `IN` lists
+///   (`EXPLAIN QUERY PLAN`: `SEARCH ... USING INDEX ... (person_idx=?)`, `LIST SUBQUERY`).
 pub(crate) async fn rows_by_person<T>(
     store: &Store,
     head: &str,
@@ -186,22 +189,43 @@ where
             Ok(q.bind(keys).fetch_all(p).await?)
         }
         Pool::Sqlite(p) => {
-            let mut out = Vec::new();
-            for chunk in keys.chunks(MAX_IN_LIST) {
-                let n = in_list_bucket(chunk.len());
-                let sql = format!("{head} IN ({})", list_placeholders(Backend::Sqlite, n));
-                let mut q = sqlx::query_as::<_, T>(&sql);
-                if let Some(f) = first {
-                    q = q.bind(f);
-                }
-                for k in padded(chunk) {
-                    q = q.bind(k.to_vec());
-                }
-                out.extend(q.fetch_all(p).await?);
+            let sql = format!("{head} IN (SELECT unhex(value) FROM json_each(?))");
+            let mut q = sqlx::query_as::<_, T>(&sql);
+            if let Some(f) = first {
+                q = q.bind(f);
             }
-            Ok(out)
+            // Given back to the pool before returning, not by a task spawned when it drops
+            // (what `fetch_all(pool)` does): the next lookup of the chunk finds it idle
+            // instead of opening another connection. An import's lookups follow one another,
+            // and with the deferred return they went round seven connections, seven 8 MiB
+            // page caches of random card pages (56 MiB) where one serves.
+            let mut conn = p.acquire().await?;
+            let rows = q.bind(hex_json_array(keys)).fetch_all(&mut *conn).await?;
+            conn.return_to_pool().await;
+            Ok(rows)
         }
     }
+}
+
+/// `["00ff...", ...]`: the keys as a JSON array of lower-case hex texts (what SQLite's
+/// `json_each` and `unhex` read back into the keys' bytes).
+fn hex_json_array(keys: &[BlindIndex]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(2 + keys.len() * (2 * crate::vault::INDEX_LEN + 3));
+    out.push('[');
+    for (i, k) in keys.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        for b in k {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0x0f)]));
+        }
+        out.push('"');
+    }
+    out.push(']');
+    out
 }
 
 pub(crate) fn open_str(

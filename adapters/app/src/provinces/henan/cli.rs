@@ -869,7 +869,13 @@ async fn import(
         regions: Some(&table),
         check_cards: true,
     };
-    match intake::import(&ctx.store, file, &req, u).await {
+    // The problems are kept in memory only for the report files.
+    let keep = if report.is_some() {
+        intake::Problems::Keep
+    } else {
+        intake::Problems::Stored
+    };
+    match intake::import_with(&ctx.store, file, &req, u, keep).await {
         Err(intake::IntakeFailure::File(f)) => {
             eprintln!("文件不可用，未处理任何一行 (file unusable, nothing processed): {f}");
             Ok(2)
