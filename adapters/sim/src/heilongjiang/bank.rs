@@ -26,7 +26,6 @@ use axum::routing::{get, post};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 
 /// Why a detail failed, as the bank reports it.
@@ -60,11 +59,9 @@ impl Failure {
 /// in the return), not its element tree (a province-scale voucher's tree is ~1 KB a detail).
 #[derive(Debug, Clone)]
 struct Paid {
-    id: String,
-    name: String,
-    account: String,
-    bank: String,
-    remark: String,
+    /// The detail's own leaves (`Id` to `Remark`) as the return repeats them, GB18030 bytes
+    /// encoded once at receipt: a province-scale return is written many times.
+    own: Box<[u8]>,
     line_id: i64,
     attempt: u32,
     amount: i64,
@@ -319,12 +316,17 @@ async fn receive(State(bank): State<Arc<Bank>>, body: Bytes) -> Response {
             if failure.is_none() {
                 st.credited.insert(line);
             }
+            let mut own = xml::Out::fragment();
+            own.leaf(5, "Id", d.get("Id"));
+            own.leaf(5, "LineId", &line.to_string());
+            own.leaf(5, "Attempt", &attempt.to_string());
+            own.leaf(5, "PayeeAcctName", d.get("PayeeAcctName"));
+            own.leaf(5, "PayeeAcctNo", &account);
+            own.leaf(5, "PayeeAcctBankName", d.get("PayeeAcctBankName"));
+            own.leaf(5, "PayAmt", &fmt_amt(amount));
+            own.leaf(5, "Remark", d.get("Remark"));
             paid.push(Paid {
-                id: d.get("Id").to_owned(),
-                name: d.get("PayeeAcctName").to_owned(),
-                account,
-                bank: d.get("PayeeAcctBankName").to_owned(),
-                remark: d.get("Remark").to_owned(),
+                own: own.finish().into_boxed_slice(),
                 line_id: line,
                 attempt,
                 amount,
@@ -420,21 +422,21 @@ async fn returns(State(bank): State<Arc<Bank>>, Path(no): Path<String>) -> Respo
         o.el(c, 3);
     }
     o.open(3, "DetailList", &[]);
-    let mut num = String::new();
+    // The bank's wordings, encoded once per return.
+    let words = |w: &str| xml::gb18030(w).into_owned();
+    let success = words("支付成功");
+    let bearer = words("代理银行");
+    let failed: Vec<(Failure, Vec<u8>)> = [
+        Failure::WrongAccount,
+        Failure::Dormant,
+        Failure::NameMismatch,
+    ]
+    .into_iter()
+    .map(|f| (f, words(f.words())))
+    .collect();
     for p in &items {
         o.open(4, "Detail", &[]);
-        o.leaf(5, "Id", &p.id);
-        num.clear();
-        let _ = write!(num, "{}", p.line_id);
-        o.leaf(5, "LineId", &num);
-        num.clear();
-        let _ = write!(num, "{}", p.attempt);
-        o.leaf(5, "Attempt", &num);
-        o.leaf(5, "PayeeAcctName", &p.name);
-        o.leaf(5, "PayeeAcctNo", &p.account);
-        o.leaf(5, "PayeeAcctBankName", &p.bank);
-        o.leaf(5, "PayAmt", &fmt_amt(p.amount));
-        o.leaf(5, "Remark", &p.remark);
+        o.raw(&p.own);
         o.leaf(5, "XPayDate", &r.date);
         o.leaf(
             5,
@@ -443,14 +445,18 @@ async fn returns(State(bank): State<Arc<Bank>>, Path(no): Path<String>) -> Respo
         );
         o.leaf(5, "XPayFlag", if p.failure.is_none() { "1" } else { "2" });
         o.leaf(5, "XFailCode", p.failure.map(Failure::code).unwrap_or(""));
-        o.leaf(
-            5,
-            "XAddWord",
-            p.failure.map(Failure::words).unwrap_or("支付成功"),
-        );
+        let word = match p.failure {
+            None => &success,
+            Some(f) => failed
+                .iter()
+                .find(|(g, _)| *g == f)
+                .map(|(_, w)| w)
+                .unwrap_or(&success),
+        };
+        o.leaf_encoded(5, "XAddWord", word);
         o.leaf(5, "XCrossBank", if p.cross_bank { "1" } else { "0" });
         o.leaf(5, "XFee", &fmt_amt(p.fee));
-        o.leaf(5, "XFeeBearer", "代理银行");
+        o.leaf_encoded(5, "XFeeBearer", &bearer);
         o.close(4, "Detail");
     }
     o.close(3, "DetailList");

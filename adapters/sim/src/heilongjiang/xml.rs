@@ -124,11 +124,12 @@ pub fn to_bytes(root: &El) -> Vec<u8> {
 }
 
 /// A document written piece by piece as GB18030 bytes, in the layout of [`to_bytes`], for
-/// messages too large to build as a tree first (a province-scale return voucher): text is
-/// gathered in a small buffer and encoded as it fills, so the document exists once, as bytes.
+/// messages too large to build as a tree first (a province-scale return voucher): the
+/// document exists once, as bytes. ASCII text is copied as is (GB18030 is ASCII-compatible);
+/// only other text goes through the encoder, and parts that repeat can be encoded once
+/// ([`Out::raw`]).
 pub struct Out {
     bytes: Vec<u8>,
-    buf: String,
 }
 
 impl Default for Out {
@@ -137,70 +138,110 @@ impl Default for Out {
     }
 }
 
-impl Out {
-    const FLUSH: usize = 64 * 1024;
+/// Text as GB18030 bytes (ASCII unchanged).
+pub fn gb18030(s: &str) -> std::borrow::Cow<'_, [u8]> {
+    if s.is_ascii() {
+        std::borrow::Cow::Borrowed(s.as_bytes())
+    } else {
+        GB18030.encode(s).0
+    }
+}
 
+fn needs_escape(s: &str) -> bool {
+    s.bytes()
+        .any(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\''))
+}
+
+impl Out {
     /// A document with its declaration.
     pub fn new() -> Out {
+        Out::part(b"<?xml version=\"1.0\" encoding=\"GB18030\"?>\n")
+    }
+    /// A part of a document (no declaration), to be copied into one with [`Out::raw`].
+    pub fn fragment() -> Out {
+        Out::part(b"")
+    }
+    fn part(start: &[u8]) -> Out {
         Out {
-            bytes: Vec::new(),
-            buf: String::from("<?xml version=\"1.0\" encoding=\"GB18030\"?>\n"),
-        }
-    }
-    fn flush(&mut self) {
-        if !self.buf.is_empty() {
-            let (b, _, _) = GB18030.encode(&self.buf);
-            self.bytes.extend_from_slice(&b);
-            self.buf.clear();
-        }
-    }
-    fn maybe_flush(&mut self) {
-        if self.buf.len() >= Self::FLUSH {
-            self.flush();
+            bytes: start.to_vec(),
         }
     }
     fn pad(&mut self, depth: usize) {
         for _ in 0..depth {
-            self.buf.push_str("  ");
+            self.bytes.extend_from_slice(b"  ");
+        }
+    }
+    fn text(&mut self, s: &str) {
+        if needs_escape(s) {
+            let e = escape(s);
+            self.bytes.extend_from_slice(&gb18030(&e));
+        } else {
+            self.bytes.extend_from_slice(&gb18030(s));
         }
     }
     /// `<name k="v">` on a line of its own.
     pub fn open(&mut self, depth: usize, name: &str, attrs: &[(&str, &str)]) {
         self.pad(depth);
-        let _ = write!(self.buf, "<{name}");
+        self.bytes.push(b'<');
+        self.bytes.extend_from_slice(name.as_bytes());
         for (k, v) in attrs {
-            let _ = write!(self.buf, " {k}=\"{}\"", escape(v));
+            self.bytes.push(b' ');
+            self.bytes.extend_from_slice(k.as_bytes());
+            self.bytes.extend_from_slice(b"=\"");
+            self.text(v);
+            self.bytes.push(b'"');
         }
-        self.buf.push_str(">\n");
+        self.bytes.extend_from_slice(b">\n");
     }
     pub fn close(&mut self, depth: usize, name: &str) {
         self.pad(depth);
-        let _ = writeln!(self.buf, "</{name}>");
-        self.maybe_flush();
+        self.bytes.extend_from_slice(b"</");
+        self.bytes.extend_from_slice(name.as_bytes());
+        self.bytes.extend_from_slice(b">\n");
     }
     /// A leaf, written as [`to_bytes`] writes it (`<name/>` when the text is empty).
     pub fn leaf(&mut self, depth: usize, name: &str, text: &str) {
         self.pad(depth);
+        self.bytes.push(b'<');
+        self.bytes.extend_from_slice(name.as_bytes());
         if text.is_empty() {
-            let _ = writeln!(self.buf, "<{name}/>");
+            self.bytes.extend_from_slice(b"/>\n");
         } else {
-            let _ = writeln!(self.buf, "<{name}>{}</{name}>", escape(text));
+            self.bytes.push(b'>');
+            self.text(text);
+            self.bytes.extend_from_slice(b"</");
+            self.bytes.extend_from_slice(name.as_bytes());
+            self.bytes.extend_from_slice(b">\n");
         }
+    }
+    /// A leaf whose text is already escaped and encoded (see [`gb18030`]); never empty.
+    pub fn leaf_encoded(&mut self, depth: usize, name: &str, text: &[u8]) {
+        self.pad(depth);
+        self.bytes.push(b'<');
+        self.bytes.extend_from_slice(name.as_bytes());
+        self.bytes.push(b'>');
+        self.bytes.extend_from_slice(text);
+        self.bytes.extend_from_slice(b"</");
+        self.bytes.extend_from_slice(name.as_bytes());
+        self.bytes.extend_from_slice(b">\n");
     }
     /// A (small) element tree.
     pub fn el(&mut self, el: &El, depth: usize) {
-        write_el(&mut self.buf, el, depth);
-        self.maybe_flush();
+        let mut s = String::new();
+        write_el(&mut s, el, depth);
+        self.bytes.extend_from_slice(&gb18030(&s));
     }
-    /// Bytes already GB18030-encoded (a part of another document), then a newline.
+    /// Bytes already GB18030-encoded (a part of this or another document).
+    pub fn raw(&mut self, bytes: &[u8]) {
+        self.bytes.extend_from_slice(bytes);
+    }
+    /// [`Out::raw`] at `depth`, then a newline.
     pub fn raw_line(&mut self, depth: usize, bytes: &[u8]) {
         self.pad(depth);
-        self.flush();
         self.bytes.extend_from_slice(bytes);
-        self.buf.push('\n');
+        self.bytes.push(b'\n');
     }
-    pub fn finish(mut self) -> Vec<u8> {
-        self.flush();
+    pub fn finish(self) -> Vec<u8> {
         self.bytes
     }
 }
