@@ -459,6 +459,17 @@ impl Cycle<'_> {
         fix: &LineFix,
         user: &User,
     ) -> Result<(), CycleError> {
+        self.correct_many(id, &[(line_id, fix)], user).await
+    }
+
+    /// Correct failed lines of one batch at once: the same checks and records as
+    /// [`Cycle::correct`] for each, in one transaction (all or none).
+    pub async fn correct_many(
+        &self,
+        id: i64,
+        fixes: &[(i64, &LineFix)],
+        user: &User,
+    ) -> Result<(), CycleError> {
         if !user.has(Role::DeptMaker) {
             return Err(invalid(format!(
                 "用户{}不具备「主管部门经办」角色，不能更正明细 (only a department maker corrects lines)",
@@ -473,11 +484,11 @@ impl Cycle<'_> {
                 b.region, user.login
             )));
         }
-        if fix.reason.trim().is_empty() {
+        if fixes.iter().any(|(_, f)| f.reason.trim().is_empty()) {
             return Err(invalid("更正须说明原因 (a correction needs a reason)"));
         }
         self.store
-            .correct_line(id, line_id, fix, &user.login, Role::DeptMaker.as_str())
+            .correct_lines(id, fixes, &user.login, Role::DeptMaker.as_str())
             .await?;
         Ok(())
     }
@@ -492,6 +503,41 @@ impl Cycle<'_> {
         requester: &User,
         approver: &User,
     ) -> Result<Fen, CycleError> {
+        let (done, failed) = self
+            .refund_many(id, &[(line_id, reason)], requester, approver)
+            .await;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(done.first().copied().unwrap_or_default()),
+        }
+    }
+
+    /// Refund failed lines of one batch: each line's refund asked of the treasury (its own
+    /// idempotent request, as [`Cycle::refund`]), then all that the treasury granted recorded
+    /// in one transaction. Returns the amounts recorded, in order, and the error that stopped
+    /// the rest (the lines before it are recorded; a retry of a line whose refund the
+    /// treasury granted but the platform did not record sends the same key and gets the
+    /// first receipt).
+    pub async fn refund_many(
+        &self,
+        id: i64,
+        lines: &[(i64, &str)],
+        requester: &User,
+        approver: &User,
+    ) -> (Vec<Fen>, Option<CycleError>) {
+        match self.refund_checked(id, lines, requester, approver).await {
+            Ok(x) => x,
+            Err(e) => (Vec::new(), Some(e)),
+        }
+    }
+
+    async fn refund_checked(
+        &self,
+        id: i64,
+        lines: &[(i64, &str)],
+        requester: &User,
+        approver: &User,
+    ) -> Result<(Vec<Fen>, Option<CycleError>), CycleError> {
         if !requester.has(Role::DeptMaker) {
             return Err(invalid(format!(
                 "退款须由主管部门申请；{}不具备该角色",
@@ -507,28 +553,51 @@ impl Cycle<'_> {
         let b = self.batch(id).await?;
         let (bank, treasury_ref) = self.store.batch_refs(id).await?;
         let route = self.province.route(channel_of(&b));
-        let line = self
-            .store
-            .line(id, line_id)
-            .await?
-            .ok_or_else(|| invalid(format!("批次{id}没有明细{line_id}")))?;
-        if line.state != LineState::Failed {
-            return Err(invalid(format!(
-                "明细{line_id}状态为「{}」，只有发放失败的明细可以退回",
-                line.state.label_zh()
-            )));
+        let treasury = self.treasury()?;
+        let mut granted: Vec<(i64, &str)> = Vec::with_capacity(lines.len());
+        let mut stopped = None;
+        for &(line_id, reason) in lines {
+            let line = match self.store.line(id, line_id).await {
+                Ok(Some(l)) => l,
+                Ok(None) => {
+                    stopped = Some(invalid(format!("批次{id}没有明细{line_id}")));
+                    break;
+                }
+                Err(e) => {
+                    stopped = Some(e.into());
+                    break;
+                }
+            };
+            if line.state != LineState::Failed {
+                stopped = Some(invalid(format!(
+                    "明细{line_id}状态为「{}」，只有发放失败的明细可以退回",
+                    line.state.label_zh()
+                )));
+                break;
+            }
+            // The key is the line's and attempt's alone: a refund retried after a crash
+            // between the treasury's answer and the commit below sends the same key, and the
+            // treasury answers with its first receipt instead of refusing (or refunding
+            // twice).
+            let req = RefundRequest {
+                reference: treasury_ref.clone().unwrap_or_else(|| b.order_no.clone()),
+                request_no: RefundRequest::request_no_for(&b.order_no, line.id, line.attempt),
+                line_id: line.id,
+                amount: line.amount,
+                reason: reason.to_owned(),
+            };
+            if let Err(e) = treasury.refund(&req).await {
+                stopped = Some(e.into());
+                break;
+            }
+            granted.push((line_id, reason));
         }
-        // The key is the line's and attempt's alone: a refund retried after a crash between
-        // the treasury's answer and the commit below sends the same key, and the treasury
-        // answers with its first receipt instead of refusing (or refunding twice).
-        let req = RefundRequest {
-            reference: treasury_ref.unwrap_or_else(|| b.order_no.clone()),
-            request_no: RefundRequest::request_no_for(&b.order_no, line.id, line.attempt),
-            line_id: line.id,
-            amount: line.amount,
-            reason: reason.to_owned(),
-        };
-        self.treasury()?.refund(&req).await?;
+        if granted.is_empty() {
+            return match stopped {
+                Some(e) => Err(e),
+                None => Ok((Vec::new(), None)),
+            };
+        }
         ykt_store::failpoints::hit("refund.after_port_call");
         let entries = |amount: Fen| {
             route
@@ -547,17 +616,11 @@ impl Cycle<'_> {
                 })
                 .collect()
         };
-        Ok(self
+        let done = self
             .store
-            .refund_line(
-                id,
-                line_id,
-                reason,
-                &requester.login,
-                &approver.login,
-                entries,
-            )
-            .await?)
+            .refund_lines(id, &granted, &requester.login, &approver.login, entries)
+            .await?;
+        Ok((done, stopped))
     }
 
     /// Publish a settled batch: a masked notice of what was paid, and lookup records for the

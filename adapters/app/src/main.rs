@@ -8,7 +8,26 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// glibc's malloc still serves the C code (SQLite): a large blob read or written (an
+/// archived province-scale message is tens of MB) is a large allocation, and after the first
+/// one is freed glibc raises its mmap threshold to that size, so later ones come from the
+/// per-thread arenas (one per SQLite connection's worker thread) and stay resident after they
+/// are freed. A fixed threshold keeps allocations of 4 MiB and more in their own mappings,
+/// returned when freed (the HLJ 50k cycle's peak fell by a quarter; BENCHMARKS.md).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn fix_c_mmap_threshold() {
+    // SAFETY: mallopt only sets a parameter of glibc's allocator; called before any thread
+    // starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn fix_c_mmap_threshold() {}
+
 fn main() -> ExitCode {
+    fix_c_mmap_threshold();
     // Crash points (`FAILPOINTS`) exist only in the test build; elsewhere this does nothing.
     let _failpoints = ykt_store::failpoints::setup();
     yikatong::cli::main()

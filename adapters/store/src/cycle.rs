@@ -365,7 +365,10 @@ impl Store {
         paid_to: &Account,
     ) -> Result<ResultReport> {
         let at = now();
-        let ids: Vec<i64> = results.iter().map(|r| r.line_id).collect();
+        // Each line read once, however often the delivery repeats it.
+        let mut ids: Vec<i64> = results.iter().map(|r| r.line_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
         let mut status: HashMap<i64, LineStatus> = HashMap::new();
         for chunk in ids.chunks(900) {
             let sql = line_status_sql(tx.backend(), chunk.len());
@@ -526,9 +529,44 @@ impl Store {
         actor: &str,
         role: &str,
     ) -> Result<()> {
+        self.correct_lines(batch_id, &[(line_id, fix)], actor, role)
+            .await
+    }
+
+    /// Correct failed lines of a batch in one transaction (each with its correction record
+    /// and audit entry, as [`Store::correct_line`]): all or none, one commit for a delivery's
+    /// failures instead of one each.
+    pub async fn correct_lines(
+        &self,
+        batch_id: i64,
+        fixes: &[(i64, &LineFix)],
+        actor: &str,
+        role: &str,
+    ) -> Result<()> {
         let at = now();
         let mut tx = self.begin().await?;
-        let row: Option<(Vec<u8>, i64, String)> = with_tx!(tx, |c| {
+        for &(line_id, fix) in fixes {
+            self.correct_in(&mut tx, batch_id, line_id, fix, actor, role, &at)
+                .await?;
+        }
+        crate::failpoints::hit("correct.before_commit");
+        tx.commit().await?;
+        crate::failpoints::hit("correct.after_commit");
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn correct_in(
+        &self,
+        tx: &mut Tx,
+        batch_id: i64,
+        line_id: i64,
+        fix: &LineFix,
+        actor: &str,
+        role: &str,
+        at: &str,
+    ) -> Result<()> {
+        let row: Option<(Vec<u8>, i64, String)> = with_tx!(*tx, |c| {
             sqlx::query_as("SELECT person_idx, attempt, state FROM payment_lines WHERE id = $1 AND batch_id = $2").bind(line_id).bind(batch_id).fetch_optional(&mut *c).await?
         });
         let Some((idx, attempt, state)) = row else {
@@ -561,7 +599,7 @@ impl Store {
         if fix.name.is_some() {
             changed.push("姓名");
         }
-        with_tx!(tx, |c| {
+        with_tx!(*tx, |c| {
             sqlx::query(
                 "UPDATE payment_lines SET state = 'pending', fail_reason = NULL, account_enc = COALESCE($1, account_enc), bank = COALESCE($2, bank), name = COALESCE($3, name) \
                  WHERE id = $4 AND state = 'failed'",
@@ -580,26 +618,23 @@ impl Store {
                 .bind(fix.beneficiary_signed.as_deref())
                 .bind(fix.head_signoff.as_deref())
                 .bind(actor)
-                .bind(&at)
+                .bind(at)
                 .execute(&mut *c)
                 .await?;
         });
         let detail = serde_json::json!({"line": line_id, "changed": changed, "reason": fix.reason, "beneficiary_signed": fix.beneficiary_signed.is_some(), "head_signoff": fix.head_signoff});
         self.append_audit_in(
-            &mut tx,
+            tx,
             audit(
                 actor,
                 role,
                 "line.correct",
                 format!("batch:{batch_id}"),
                 detail,
-                &at,
+                at,
             ),
         )
         .await?;
-        crate::failpoints::hit("correct.before_commit");
-        tx.commit().await?;
-        crate::failpoints::hit("correct.after_commit");
         Ok(())
     }
 
@@ -613,73 +648,100 @@ impl Store {
         reason: &str,
         requested_by: &str,
         approved_by: &str,
-        entries: impl FnOnce(Fen) -> Vec<Entry>,
+        entries: impl Fn(Fen) -> Vec<Entry>,
     ) -> Result<Fen> {
+        let fen = self
+            .refund_lines(
+                batch_id,
+                &[(line_id, reason)],
+                requested_by,
+                approved_by,
+                entries,
+            )
+            .await?;
+        Ok(fen.first().copied().unwrap_or_default())
+    }
+
+    /// Refund failed lines of a batch in one transaction (each with its refund record, ledger
+    /// entries and audit entry, as [`Store::refund_line`]): all or none. Returns each line's
+    /// amount, in order.
+    pub async fn refund_lines(
+        &self,
+        batch_id: i64,
+        lines: &[(i64, &str)],
+        requested_by: &str,
+        approved_by: &str,
+        entries: impl Fn(Fen) -> Vec<Entry>,
+    ) -> Result<Vec<Fen>> {
         if requested_by == approved_by {
             return Err(StoreError::Invalid { reason: "退款须由主管部门申请、财政部门同意，不能是同一人 (the requester cannot approve the refund)".into() });
         }
         let at = now();
         let mut tx = self.begin().await?;
-        let row: Option<(i64, String)> = with_tx!(tx, |c| {
-            sqlx::query_as(
-                "SELECT amount_fen, state FROM payment_lines WHERE id = $1 AND batch_id = $2",
-            )
-            .bind(line_id)
-            .bind(batch_id)
-            .fetch_optional(&mut *c)
-            .await?
-        });
-        let Some((fen, state)) = row else {
-            return Err(StoreError::Invalid {
-                reason: format!(
-                    "批次{batch_id}没有明细{line_id} (no line {line_id} in batch {batch_id})"
-                ),
-            });
-        };
-        if state != LineState::Failed.as_str() {
-            return Err(StoreError::Invalid {
-                reason: format!(
-                    "明细{line_id}状态为{state}，只有发放失败的明细可以退回 (only failed lines can be refunded)"
-                ),
-            });
-        }
-        with_tx!(tx, |c| {
-            sqlx::query(
-                "UPDATE payment_lines SET state = 'refunded' WHERE id = $1 AND state = 'failed'",
-            )
-            .bind(line_id)
-            .execute(&mut *c)
-            .await?;
-            sqlx::query("INSERT INTO refunds (line_id, amount_fen, reason, requested_by, approved_by, at) VALUES ($1, $2, $3, $4, $5, $6)")
+        let mut out = Vec::with_capacity(lines.len());
+        for &(line_id, reason) in lines {
+            let row: Option<(i64, String)> = with_tx!(tx, |c| {
+                sqlx::query_as(
+                    "SELECT amount_fen, state FROM payment_lines WHERE id = $1 AND batch_id = $2",
+                )
                 .bind(line_id)
-                .bind(fen)
-                .bind(reason)
-                .bind(requested_by)
-                .bind(approved_by)
-                .bind(&at)
+                .bind(batch_id)
+                .fetch_optional(&mut *c)
+                .await?
+            });
+            let Some((fen, state)) = row else {
+                return Err(StoreError::Invalid {
+                    reason: format!(
+                        "批次{batch_id}没有明细{line_id} (no line {line_id} in batch {batch_id})"
+                    ),
+                });
+            };
+            if state != LineState::Failed.as_str() {
+                return Err(StoreError::Invalid {
+                    reason: format!(
+                        "明细{line_id}状态为{state}，只有发放失败的明细可以退回 (only failed lines can be refunded)"
+                    ),
+                });
+            }
+            with_tx!(tx, |c| {
+                sqlx::query(
+                    "UPDATE payment_lines SET state = 'refunded' WHERE id = $1 AND state = 'failed'",
+                )
+                .bind(line_id)
                 .execute(&mut *c)
                 .await?;
-        });
-        for e in entries(Fen(fen)) {
-            self.post_entry_in(&mut tx, &e).await?;
+                sqlx::query("INSERT INTO refunds (line_id, amount_fen, reason, requested_by, approved_by, at) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(line_id)
+                    .bind(fen)
+                    .bind(reason)
+                    .bind(requested_by)
+                    .bind(approved_by)
+                    .bind(&at)
+                    .execute(&mut *c)
+                    .await?;
+            });
+            for e in entries(Fen(fen)) {
+                self.post_entry_in(&mut tx, &e).await?;
+            }
+            let detail = serde_json::json!({"line": line_id, "amount_fen": fen, "reason": reason, "requested_by": requested_by, "approved_by": approved_by});
+            self.append_audit_in(
+                &mut tx,
+                audit(
+                    approved_by,
+                    "finance_reviewer",
+                    "line.refund",
+                    format!("batch:{batch_id}"),
+                    detail,
+                    at.as_str(),
+                ),
+            )
+            .await?;
+            out.push(Fen(fen));
         }
-        let detail = serde_json::json!({"line": line_id, "amount_fen": fen, "reason": reason, "requested_by": requested_by, "approved_by": approved_by});
-        self.append_audit_in(
-            &mut tx,
-            audit(
-                approved_by,
-                "finance_reviewer",
-                "line.refund",
-                format!("batch:{batch_id}"),
-                detail,
-                &at,
-            ),
-        )
-        .await?;
         crate::failpoints::hit("refund.before_commit");
         tx.commit().await?;
         crate::failpoints::hit("refund.after_commit");
-        Ok(Fen(fen))
+        Ok(out)
     }
 
     /// The anomalies recorded for a batch, oldest first.
@@ -700,6 +762,56 @@ impl Store {
                 detail,
             })
             .collect())
+    }
+
+    /// Every attempt to pay every line of a batch, accounts masked, by line and attempt: one
+    /// query for a batch's report instead of one per line.
+    pub async fn batch_line_attempts(&self, batch_id: i64) -> Result<Vec<(i64, AttemptRow)>> {
+        type T = (
+            i64,
+            Vec<u8>,
+            i64,
+            Vec<u8>,
+            i64,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<T> = with_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT a.line_id, l.person_idx, a.attempt, a.account_enc, a.amount_fen, a.outcome, a.reason, a.bank_date \
+                 FROM line_attempts a JOIN payment_lines l ON l.id = a.line_id \
+                 WHERE l.batch_id = $1 ORDER BY a.line_id, a.attempt",
+            )
+            .bind(batch_id)
+            .fetch_all(p)
+            .await?
+        });
+        rows.into_iter()
+            .map(
+                |(line, idx, attempt, enc, fen, outcome, reason, bank_date)| {
+                    let idx: BlindIndex = idx
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| StoreError::corrupt("payment_lines.person_idx"))?;
+                    let account = open_str(&self.vault, "line_attempts.account", &idx, &enc)?;
+                    let account_masked = BankAccount::parse(&account)
+                        .map(|a| a.masked())
+                        .unwrap_or_else(|_| ykt_kernel::mask::mask_middle(&account, 4, 4));
+                    Ok((
+                        line,
+                        AttemptRow {
+                            attempt,
+                            account_masked,
+                            amount: Fen(fen),
+                            outcome,
+                            reason,
+                            bank_date,
+                        },
+                    ))
+                },
+            )
+            .collect()
     }
 
     /// Every attempt to pay a line, accounts masked.

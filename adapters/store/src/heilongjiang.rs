@@ -9,7 +9,7 @@
 //!   黑财监〔2023〕1号 三, the ledger entries of a batch (for the grain-risk-fund clearing
 //!   statement), the card-activation census.
 
-use crate::db::{Store, with_pool, with_tx};
+use crate::db::{Store, TxInner, with_pool};
 use crate::error::{Result, StoreError};
 use crate::payments::BatchRow;
 use crate::registers::{open_str, placeholders};
@@ -19,6 +19,25 @@ use std::collections::HashMap;
 use ykt_kernel::Fen;
 use ykt_kernel::batch::LineState;
 use ykt_kernel::ledger::AccountKind;
+
+type MessageTuple = (
+    i64,
+    Option<i64>,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<i64>,
+    Vec<u8>,
+    String,
+    String,
+);
+
+const MESSAGE_SELECT: &str = "id, batch_id, order_no, voucher_no, kind, direction, request, status, body_enc, body_sha256, on_date";
+
+/// Returns recorded per SQLite statement (nine parameters each).
+const RETURN_ROWS: usize = 500;
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
@@ -195,49 +214,59 @@ impl Store {
 
     /// The archived messages of a batch's order number, oldest first, decrypted.
     pub async fn hlj_messages(&self, order_no: &str) -> Result<Vec<MessageRow>> {
-        type T = (
-            i64,
-            Option<i64>,
-            String,
-            String,
-            String,
-            String,
-            String,
-            Option<i64>,
-            Vec<u8>,
-            String,
-            String,
-        );
-        let rows: Vec<T> = with_pool!(self, |p| {
-            sqlx::query_as(
-                "SELECT id, batch_id, order_no, voucher_no, kind, direction, request, status, body_enc, body_sha256, on_date \
-                 FROM hlj_messages WHERE order_no = $1 ORDER BY id",
-            )
+        let rows: Vec<MessageTuple> = with_pool!(self, |p| {
+            sqlx::query_as(&format!(
+                "SELECT {MESSAGE_SELECT} FROM hlj_messages WHERE order_no = $1 ORDER BY id"
+            ))
             .bind(order_no)
             .fetch_all(p)
             .await?
         });
-        rows.into_iter()
-            .map(|t| {
-                let body = self.vault.decrypt(&t.8)?;
-                if hex::encode(Sha256::digest(&body)) != t.9 {
-                    return Err(StoreError::corrupt("hlj_messages.body"));
-                }
-                Ok(MessageRow {
-                    id: t.0,
-                    batch_id: t.1,
-                    order_no: t.2,
-                    voucher_no: t.3,
-                    kind: t.4,
-                    direction: t.5,
-                    request: t.6,
-                    status: t.7,
-                    body,
-                    body_sha256: t.9,
-                    on_date: t.10,
-                })
-            })
-            .collect()
+        rows.into_iter().map(|t| self.message_row(t)).collect()
+    }
+
+    /// The ids of an order's archived messages, oldest first: read them one at a time with
+    /// [`Store::hlj_message`] (a province-scale order's messages are hundreds of MB together).
+    pub async fn hlj_message_ids(&self, order_no: &str) -> Result<Vec<i64>> {
+        Ok(with_pool!(self, |p| {
+            sqlx::query_scalar("SELECT id FROM hlj_messages WHERE order_no = $1 ORDER BY id")
+                .bind(order_no)
+                .fetch_all(p)
+                .await?
+        }))
+    }
+
+    /// One archived message, decrypted.
+    pub async fn hlj_message(&self, id: i64) -> Result<Option<MessageRow>> {
+        let row: Option<MessageTuple> = with_pool!(self, |p| {
+            sqlx::query_as(&format!(
+                "SELECT {MESSAGE_SELECT} FROM hlj_messages WHERE id = $1"
+            ))
+            .bind(id)
+            .fetch_optional(p)
+            .await?
+        });
+        row.map(|t| self.message_row(t)).transpose()
+    }
+
+    fn message_row(&self, t: MessageTuple) -> Result<MessageRow> {
+        let body = self.vault.decrypt(&t.8)?;
+        if hex::encode(Sha256::digest(&body)) != t.9 {
+            return Err(StoreError::corrupt("hlj_messages.body"));
+        }
+        Ok(MessageRow {
+            id: t.0,
+            batch_id: t.1,
+            order_no: t.2,
+            voucher_no: t.3,
+            kind: t.4,
+            direction: t.5,
+            request: t.6,
+            status: t.7,
+            body,
+            body_sha256: t.9,
+            on_date: t.10,
+        })
     }
 
     /// Kind, status and platform date of every message of an order, oldest first.
@@ -272,34 +301,99 @@ impl Store {
                 reason: "回单金额或次数无效 (negative amount or attempt below 1)".into(),
             });
         }
+        // The first report of a line's attempt wins, also within one delivery: keep the
+        // first, then insert the rest in a few statements (was one INSERT per return).
+        let mut seen = std::collections::HashSet::new();
+        let rows: Vec<&NewReturn<'_>> = rows
+            .iter()
+            .filter(|r| seen.insert((r.line_id, r.attempt)))
+            .collect();
         let mut tx = self.begin().await?;
         let mut n = 0;
-        for r in rows {
-            n += with_tx!(tx, |c| {
-                sqlx::query(
-                    "INSERT INTO hlj_returns (line_id, attempt, batch_id, voucher_no, agent_bank, card_bank, credited, cross_bank, fee_fen, paid_fen, bank_date) \
-                     SELECT id, $2, batch_id, $3, $4, bank, $5, $6, $7, $8, $9 FROM payment_lines WHERE id = $1 AND batch_id = $10 \
-                     ON CONFLICT (line_id, attempt) DO NOTHING",
-                )
-                .bind(r.line_id)
-                .bind(r.attempt)
-                .bind(r.voucher_no)
-                .bind(r.agent_bank)
-                .bind(i64::from(r.credited))
-                .bind(i64::from(r.cross_bank))
-                .bind(r.fee.0)
-                .bind(r.paid.0)
-                .bind(r.bank_date)
-                .bind(batch_id)
-                .execute(&mut *c)
-                .await?
-                .rows_affected()
-            });
+        match &mut tx.inner {
+            TxInner::Sqlite(t) => {
+                for chunk in rows.chunks(RETURN_ROWS) {
+                    let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+                    let sql = format!(
+                        "INSERT INTO hlj_returns (line_id, attempt, batch_id, voucher_no, agent_bank, card_bank, credited, cross_bank, fee_fen, paid_fen, bank_date) \
+                         SELECT l.id, v.column2, l.batch_id, v.column3, v.column4, l.bank, v.column5, v.column6, v.column7, v.column8, v.column9 \
+                         FROM (VALUES {values}) AS v JOIN payment_lines l ON l.id = v.column1 WHERE l.batch_id = ? \
+                         ON CONFLICT (line_id, attempt) DO NOTHING"
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for r in chunk {
+                        q = q
+                            .bind(r.line_id)
+                            .bind(r.attempt)
+                            .bind(r.voucher_no)
+                            .bind(r.agent_bank)
+                            .bind(i64::from(r.credited))
+                            .bind(i64::from(r.cross_bank))
+                            .bind(r.fee.0)
+                            .bind(r.paid.0)
+                            .bind(r.bank_date);
+                    }
+                    n += q.bind(batch_id).execute(&mut **t).await?.rows_affected();
+                }
+            }
+            TxInner::Postgres(t) => {
+                for chunk in rows.chunks(RETURN_ROWS * 10) {
+                    let col = |f: &dyn Fn(&NewReturn<'_>) -> i64| -> Vec<i64> {
+                        chunk.iter().map(|r| f(r)).collect()
+                    };
+                    let txt = |f: &dyn Fn(&NewReturn<'_>) -> String| -> Vec<String> {
+                        chunk.iter().map(|r| f(r)).collect()
+                    };
+                    n += sqlx::query(
+                        "INSERT INTO hlj_returns (line_id, attempt, batch_id, voucher_no, agent_bank, card_bank, credited, cross_bank, fee_fen, paid_fen, bank_date) \
+                         SELECT l.id, v.attempt, l.batch_id, v.voucher_no, v.agent_bank, l.bank, v.credited, v.cross_bank, v.fee, v.paid, v.bank_date \
+                         FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[]) \
+                           AS v (line_id, attempt, voucher_no, agent_bank, credited, cross_bank, fee, paid, bank_date) \
+                         JOIN payment_lines l ON l.id = v.line_id WHERE l.batch_id = $10 \
+                         ON CONFLICT (line_id, attempt) DO NOTHING",
+                    )
+                    .bind(col(&|r| r.line_id))
+                    .bind(col(&|r| r.attempt))
+                    .bind(txt(&|r| r.voucher_no.to_owned()))
+                    .bind(txt(&|r| r.agent_bank.to_owned()))
+                    .bind(col(&|r| i64::from(r.credited)))
+                    .bind(col(&|r| i64::from(r.cross_bank)))
+                    .bind(col(&|r| r.fee.0))
+                    .bind(col(&|r| r.paid.0))
+                    .bind(txt(&|r| r.bank_date.to_owned()))
+                    .bind(batch_id)
+                    .execute(&mut **t)
+                    .await?
+                    .rows_affected();
+                }
+            }
         }
         crate::failpoints::hit("hlj.returns.before_commit");
         tx.commit().await?;
         crate::failpoints::hit("hlj.returns.after_commit");
         Ok(n)
+    }
+
+    /// Every line of a batch with its current attempt and period, without decrypting anything
+    /// (what a delivery or a collection needs of the lines it does not send).
+    pub async fn hlj_line_attempts(&self, batch_id: i64) -> Result<Vec<(i64, i64, String)>> {
+        Ok(with_pool!(self, |p| {
+            sqlx::query_as("SELECT id, attempt, period FROM payment_lines WHERE batch_id = $1")
+                .bind(batch_id)
+                .fetch_all(p)
+                .await?
+        }))
+    }
+
+    /// Which attempts of a batch's lines have a recorded return, and whether it was credited.
+    pub async fn hlj_return_flags(&self, batch_id: i64) -> Result<Vec<(i64, i64, bool)>> {
+        let rows: Vec<(i64, i64, i64)> = with_pool!(self, |p| {
+            sqlx::query_as("SELECT line_id, attempt, credited FROM hlj_returns WHERE batch_id = $1")
+                .bind(batch_id)
+                .fetch_all(p)
+                .await?
+        });
+        Ok(rows.into_iter().map(|(l, a, c)| (l, a, c == 1)).collect())
     }
 
     /// The numbers of the vouchers sent to the agent bank for an order (the original and its

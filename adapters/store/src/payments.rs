@@ -591,6 +591,21 @@ impl Store {
         Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
     }
 
+    /// The lines of a batch in one state, in row order, decrypted (by the `(batch_id, state)`
+    /// index: the failed lines of a large batch without reading the others).
+    pub async fn lines_in_state(&self, batch_id: i64, state: LineState) -> Result<Vec<LineRow>> {
+        let rows: Vec<LineTuple> = with_pool!(self, |p| {
+            sqlx::query_as(&format!(
+                "SELECT {LINE_SELECT} FROM payment_lines WHERE batch_id = $1 AND state = $2 ORDER BY row_no, id"
+            ))
+            .bind(batch_id)
+            .bind(state.as_str())
+            .fetch_all(p)
+            .await?
+        });
+        rows.into_iter().map(|t| self.line_row(t)).collect()
+    }
+
     /// One line of a batch (`None` when the batch has no such line), without reading the
     /// others: a refund or correction of one line in a million-line batch reads one row.
     pub async fn line(&self, batch_id: i64, line_id: i64) -> Result<Option<LineRow>> {

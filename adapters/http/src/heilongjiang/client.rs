@@ -122,16 +122,35 @@ impl BudgetSystem {
         b: Option<&BatchRow>,
         order_no: &str,
         voucher_no: &str,
+        kinds: (&str, &str),
+        method_path: (&str, String),
+        body: Option<Vec<u8>>,
+    ) -> Result<Node, PortError> {
+        let request = format!("{} {}", method_path.0, method_path.1);
+        let (_, doc) = self
+            .exchange(b, order_no, voucher_no, kinds, method_path, body, true)
+            .await?;
+        doc.ok_or_else(|| fail(format!("{request}：空报文")))
+    }
+
+    /// [`Self::call`], answering the bytes of a successful reply as received (not parsed: a
+    /// province-scale reply is read as it streams); `parse` says whether to parse it too.
+    #[allow(clippy::too_many_arguments)]
+    async fn exchange(
+        &self,
+        b: Option<&BatchRow>,
+        order_no: &str,
+        voucher_no: &str,
         (kind_out, kind_in): (&str, &str),
         method_path: (&str, String),
-        body: Option<Node>,
-    ) -> Result<Node, PortError> {
+        body: Option<Vec<u8>>,
+        parse: bool,
+    ) -> Result<(axum::body::Bytes, Option<Node>), PortError> {
         let (method, path) = method_path;
         let request = format!("{method} {path}");
         let on_date = self.date.get().to_string();
         let batch_id = b.map(|b| b.id);
-        let bytes = body.as_ref().map(xml::encode);
-        if let Some(bytes) = &bytes {
+        if let Some(bytes) = &body {
             self.store
                 .hlj_archive(&NewMessage {
                     batch_id,
@@ -148,7 +167,7 @@ impl BudgetSystem {
                 .map_err(store_err)?;
         }
         let url = format!("{}{path}", self.base);
-        let rb = match bytes {
+        let rb = match body {
             Some(bytes) => self
                 .http
                 .post(&url)
@@ -165,10 +184,14 @@ impl BudgetSystem {
             .bytes()
             .await
             .map_err(|e| crate::client::transport(SYSTEM, e))?;
-        let doc = xml::parse(&got);
+        let doc = if parse || !status.is_success() {
+            Some(xml::parse(&got))
+        } else {
+            None
+        };
         let in_voucher = doc
             .as_ref()
-            .ok()
+            .and_then(|d| d.as_ref().ok())
             .map(|d| d.text_of("VoucherNo").to_owned())
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| voucher_no.to_owned());
@@ -194,7 +217,7 @@ impl BudgetSystem {
             // A refusal that is not XML (e.g. 413 from a size limit in front of the system)
             // is reported by its status, not as a malformed reply.
             let msg = match &doc {
-                Ok(doc) if doc.name == "Error" => {
+                Some(Ok(doc)) if doc.name == "Error" => {
                     format!("{}（{}）", doc.text_of("Message"), doc.text_of("Code"))
                 }
                 _ => format!("HTTP {status}"),
@@ -205,7 +228,13 @@ impl BudgetSystem {
                 status.is_server_error(),
             ));
         }
-        doc.map_err(|e| fail(format!("{request}：{e}")))
+        match doc {
+            None => Ok((got, None)),
+            Some(d) => {
+                let d = d.map_err(|e| fail(format!("{request}：{e}")))?;
+                Ok((got, Some(d)))
+            }
+        }
     }
 
     async fn batch(&self, order_no: &str) -> Result<BatchRow, PortError> {
@@ -305,7 +334,7 @@ impl BudgetSystem {
             .last()
             .and_then(|s| s.reason.clone())
             .unwrap_or_default();
-        let doc = m::plan(
+        let doc = m::plan_bytes(
             &PlanHeader {
                 plan_no: &b.order_no,
                 province: "黑龙江省",
@@ -366,12 +395,12 @@ impl BudgetSystem {
         let region_plan =
             region_plan.ok_or_else(|| fail("批次尚无区划发放计划号，请先推送发放计划"))?;
         let (code, name) = self.agency(b).await?;
-        let doc = m::payment_request(
+        let doc = xml::encode(&m::payment_request(
             &region_plan,
             &code,
             &name,
             &format!("{} {}", b.project_name, b.period),
-        );
+        ));
         let n = self
             .call(
                 Some(b),
@@ -404,7 +433,7 @@ impl BudgetSystem {
                 &voucher,
                 ("approval", "voucher_notice"),
                 ("POST", format!("/vouchers/{voucher}/approve")),
-                Some(m::approval(&self.approver)),
+                Some(xml::encode(&m::approval(&self.approver))),
             )
             .await?;
         let n = m::read_notice(&n).map_err(fail)?;
@@ -434,36 +463,39 @@ impl BudgetSystem {
     /// Every return detail of an order as the budget system relays it (repeats and all).
     pub async fn returns(&self, order_no: &str) -> Result<Vec<m::ReturnDetail>, PortError> {
         let b = self.batch(order_no).await?;
-        let doc = self
-            .call(
+        let (bytes, _) = self
+            .exchange(
                 Some(&b),
                 order_no,
                 "",
                 ("returns_query", "return_5201"),
                 ("GET", format!("/plans/{order_no}/returns")),
                 None,
+                false,
             )
             .await?;
-        let details = m::read_returns(&doc, order_no).map_err(fail)?;
+        let details = m::read_returns_bytes(&bytes, order_no)
+            .map_err(|e| fail(format!("GET /plans/{order_no}/returns：{e}")))?;
+        drop(bytes);
         let (bank, _) = self.store.batch_refs(b.id).await.map_err(store_err)?;
         let bank = bank.unwrap_or_default();
         // What was already reported, per line and attempt (the first report wins).
         let before: HashMap<(i64, i64), bool> = self
             .store
-            .hlj_returns(&b.province, Some(b.id))
+            .hlj_return_flags(b.id)
             .await
             .map_err(store_err)?
             .into_iter()
-            .map(|r| ((r.line_id, r.attempt), r.credited))
+            .map(|(l, a, c)| ((l, a), c))
             .collect();
-        // The line's current attempt on the platform.
+        // The line's current attempt on the platform (nothing decrypted).
         let latest: HashMap<i64, u32> = self
             .store
-            .lines(b.id, 0, i64::MAX)
+            .hlj_line_attempts(b.id)
             .await
             .map_err(store_err)?
             .into_iter()
-            .map(|l| (l.id, u32::try_from(l.attempt).unwrap_or(0)))
+            .map(|(id, attempt, _)| (id, u32::try_from(attempt).unwrap_or(0)))
             .collect();
         let mut out = Vec::with_capacity(details.len());
         for d in details {
@@ -556,7 +588,11 @@ impl TreasuryPayment for BudgetSystem {
                 reference,
                 ("refund_request", "refund_receipt"),
                 ("POST", format!("/vouchers/{reference}/refunds")),
-                Some(m::refund_request(&req.request_no, amount, &req.reason)),
+                Some(xml::encode(&m::refund_request(
+                    &req.request_no,
+                    amount,
+                    &req.reason,
+                ))),
             )
             .await?;
         let (no, refunded) = m::read_refund(&doc).map_err(fail)?;
@@ -586,11 +622,11 @@ impl BankAgent for BudgetSystem {
         };
         let periods: HashMap<i64, String> = self
             .store
-            .lines(b.id, 0, i64::MAX)
+            .hlj_line_attempts(b.id)
             .await
             .map_err(store_err)?
             .into_iter()
-            .map(|l| (l.id, l.period))
+            .map(|(id, _, period)| (id, period))
             .collect();
         let payees: Vec<Payee<'_>> = ins
             .lines
@@ -618,7 +654,7 @@ impl BankAgent for BudgetSystem {
         let first = ins.lines.iter().all(|l| l.attempt == 1);
         match n.status.as_str() {
             "approved" | "sent" if first => {
-                let doc = m::voucher_5201(&n, &voucher, "", &summary, exp, today, &payees);
+                let doc = m::voucher_5201_bytes(&n, &voucher, "", &summary, exp, today, &payees);
                 let r = self
                     .call(
                         Some(&b),
@@ -632,7 +668,7 @@ impl BankAgent for BudgetSystem {
                 Ok(m::read_notice(&r).map_err(fail)?.voucher_no)
             }
             "sent" => {
-                let doc = m::voucher_5201(&n, "", &voucher, &summary, exp, today, &payees);
+                let doc = m::voucher_5201_bytes(&n, "", &voucher, &summary, exp, today, &payees);
                 let r = self
                     .call(
                         Some(&b),

@@ -81,14 +81,14 @@ pub fn encode(root: &Node) -> Vec<u8> {
     GB18030.encode(&utf8).0.into_owned()
 }
 
-/// Decode bytes per their declaration (GB18030/GBK/GB2312, or UTF-8 when undeclared).
-pub fn decode(bytes: &[u8]) -> Result<String, String> {
+/// The encoding a message's declaration names (GB18030/GBK/GB2312, or UTF-8 when undeclared).
+pub fn encoding_of(bytes: &[u8]) -> Result<&'static encoding_rs::Encoding, String> {
     let head: String = bytes
         .iter()
         .take(128)
         .map(|b| (*b as char).to_ascii_lowercase())
         .collect();
-    let enc = match head.find("encoding=") {
+    Ok(match head.find("encoding=") {
         None => UTF_8,
         Some(i) => {
             let rest = &head[i + 9..];
@@ -103,10 +103,124 @@ pub fn decode(bytes: &[u8]) -> Result<String, String> {
                 other => return Err(format!("报文字符集{other}不受支持 (unsupported charset)")),
             }
         }
-    };
-    enc.decode_without_bom_handling_and_without_replacement(bytes)
+    })
+}
+
+const INVALID_BYTES: &str = "报文含非法字节 (bytes invalid for the declared charset)";
+
+/// Decode bytes per their declaration (GB18030/GBK/GB2312, or UTF-8 when undeclared).
+pub fn decode(bytes: &[u8]) -> Result<String, String> {
+    encoding_of(bytes)?
+        .decode_without_bom_handling_and_without_replacement(bytes)
         .map(|s| s.into_owned())
-        .ok_or_else(|| "报文含非法字节 (bytes invalid for the declared charset)".into())
+        .ok_or_else(|| INVALID_BYTES.into())
+}
+
+/// Check that the bytes are valid in `enc` without keeping the decoded text (a
+/// province-scale message is read as it streams, never decoded whole).
+pub fn check_encoding(bytes: &[u8], enc: &'static encoding_rs::Encoding) -> Result<(), String> {
+    let mut dec = enc.new_decoder_without_bom_handling();
+    let mut buf = String::with_capacity(64 * 1024);
+    let mut src = bytes;
+    loop {
+        buf.clear();
+        let (res, read) = dec.decode_to_string_without_replacement(src, &mut buf, true);
+        src = &src[read..];
+        match res {
+            encoding_rs::DecoderResult::InputEmpty => return Ok(()),
+            encoding_rs::DecoderResult::OutputFull => {}
+            encoding_rs::DecoderResult::Malformed(..) => return Err(INVALID_BYTES.into()),
+        }
+    }
+}
+
+/// A document written piece by piece, in the layout of [`encode`] (declaration, two-space
+/// indentation), as GB18030 bytes: text is gathered in a small buffer and encoded as it fills,
+/// so a province-scale plan or voucher exists once, as bytes, never as a tree.
+pub struct Out {
+    bytes: Vec<u8>,
+    buf: String,
+    depth: usize,
+}
+
+impl Default for Out {
+    fn default() -> Self {
+        Out::new()
+    }
+}
+
+impl Out {
+    const FLUSH: usize = 64 * 1024;
+
+    pub fn new() -> Out {
+        Out {
+            bytes: Vec::new(),
+            buf: String::from("<?xml version=\"1.0\" encoding=\"GB18030\"?>"),
+            depth: 0,
+        }
+    }
+    fn flush(&mut self) {
+        if !self.buf.is_empty() {
+            let (b, _, _) = GB18030.encode(&self.buf);
+            self.bytes.extend_from_slice(&b);
+            self.buf.clear();
+        }
+    }
+    fn line(&mut self) {
+        if self.buf.len() >= Self::FLUSH {
+            self.flush();
+        }
+        self.buf.push('\n');
+        for _ in 0..self.depth {
+            self.buf.push_str("  ");
+        }
+    }
+    fn escaped(&mut self, s: &str) {
+        self.buf.push_str(&quick_xml::escape::escape(s));
+    }
+    /// Open an element (attribute values escaped).
+    pub fn open(&mut self, name: &str, attrs: &[(&str, &str)]) {
+        self.line();
+        self.buf.push('<');
+        self.buf.push_str(name);
+        for (k, v) in attrs {
+            self.buf.push(' ');
+            self.buf.push_str(k);
+            self.buf.push_str("=\"");
+            self.escaped(v);
+            self.buf.push('"');
+        }
+        self.buf.push('>');
+        self.depth += 1;
+    }
+    pub fn close(&mut self, name: &str) {
+        self.depth = self.depth.saturating_sub(1);
+        self.line();
+        self.buf.push_str("</");
+        self.buf.push_str(name);
+        self.buf.push('>');
+    }
+    /// A leaf `<name>text</name>` (`<name/>` when the text is empty), as [`encode`] writes it.
+    pub fn leaf(&mut self, name: &str, text: &str) {
+        self.line();
+        self.buf.push('<');
+        self.buf.push_str(name);
+        if text.is_empty() {
+            self.buf.push_str("/>");
+        } else {
+            self.buf.push('>');
+            self.escaped(text);
+            self.buf.push_str("</");
+            self.buf.push_str(name);
+            self.buf.push('>');
+        }
+    }
+    /// The document's bytes (with the final newline [`encode`] writes).
+    pub fn finish(mut self) -> Vec<u8> {
+        self.buf.push('\n');
+        self.flush();
+        self.bytes
+    }
 }
 
 /// Parse a message.

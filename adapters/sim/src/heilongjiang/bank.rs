@@ -14,7 +14,9 @@
 //! again.
 
 use super::xml::{self, El};
-use super::{BankConfig, SimClock, error, fmt_amt, fnv, parse_amt, xml_response, ymd};
+use super::{
+    BankConfig, SimClock, error, fmt_amt, fnv, parse_amt, xml_bytes_response, xml_response, ymd,
+};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -53,10 +55,13 @@ impl Failure {
     }
 }
 
-/// One detail of a received voucher and what happened to it.
+/// One detail of a received voucher and what happened to it: the detail's own fields (echoed
+/// in the return), not its element tree (a province-scale voucher's tree is ~1 KB a detail).
 #[derive(Debug, Clone)]
 struct Paid {
-    detail: El,
+    /// The detail's own leaves (`Id` to `Remark`) as the return repeats them, GB18030 bytes
+    /// encoded once at receipt: a province-scale return is written many times.
+    own: Box<[u8]>,
     line_id: i64,
     attempt: u32,
     amount: i64,
@@ -67,6 +72,7 @@ struct Paid {
 
 #[derive(Debug, Clone)]
 struct Received {
+    /// The voucher's header (every element but its `DetailList`).
     voucher: El,
     ori: String,
     paid: Vec<Paid>,
@@ -88,6 +94,10 @@ struct BankState {
     /// Refunded amount per original voucher.
     refunded: HashMap<String, i64>,
     refund_seq: u32,
+    /// What failed in a voucher family (the voucher and its re-payments, latest attempt of
+    /// each line), computed once after each received voucher: a refund per failed line of a
+    /// province-scale voucher would otherwise walk the whole family each time.
+    failed_in_family: HashMap<String, i64>,
     /// Refunds by the platform's request number: (voucher, amount, the receipt sent).
     refund_requests: HashMap<String, (String, i64, El)>,
 }
@@ -241,7 +251,7 @@ async fn receive(State(bank): State<Arc<Bank>>, body: Bytes) -> Response {
                         Some(s) => s,
                         None => return bad("金额溢出"),
                     };
-                    parsed.push((d.clone(), x));
+                    parsed.push((d, x));
                 }
                 Err(e) => return bad(e),
             }
@@ -297,7 +307,7 @@ async fn receive(State(bank): State<Arc<Bank>>, body: Bytes) -> Response {
                 );
             }
         }
-        let mut paid = Vec::new();
+        let mut paid = Vec::with_capacity(parsed.len());
         for (d, (line, attempt, amount)) in parsed {
             let account = d.get("PayeeAcctNo").to_owned();
             let failure = bank.fate(&mut st, &account, d.get("PayeeAcctName"));
@@ -306,8 +316,17 @@ async fn receive(State(bank): State<Arc<Bank>>, body: Bytes) -> Response {
             if failure.is_none() {
                 st.credited.insert(line);
             }
+            let mut own = xml::Out::fragment();
+            own.leaf(5, "Id", d.get("Id"));
+            own.leaf(5, "LineId", &line.to_string());
+            own.leaf(5, "Attempt", &attempt.to_string());
+            own.leaf(5, "PayeeAcctName", d.get("PayeeAcctName"));
+            own.leaf(5, "PayeeAcctNo", &account);
+            own.leaf(5, "PayeeAcctBankName", d.get("PayeeAcctBankName"));
+            own.leaf(5, "PayAmt", &fmt_amt(amount));
+            own.leaf(5, "Remark", d.get("Remark"));
             paid.push(Paid {
-                detail: d,
+                own: own.finish().into_boxed_slice(),
                 line_id: line,
                 attempt,
                 amount,
@@ -326,10 +345,19 @@ async fn receive(State(bank): State<Arc<Bank>>, body: Bytes) -> Response {
                 .with(El::leaf("DetailCount", paid.len().to_string()))
                 .with(El::leaf("AcceptDate", date.clone())),
         );
+        let mut header = El::new(&v.name);
+        header.attrs = v.attrs.clone();
+        header.children = v
+            .children
+            .iter()
+            .filter(|c| c.name != "DetailList")
+            .cloned()
+            .collect();
+        st.failed_in_family.clear();
         st.vouchers.insert(
             no,
             Received {
-                voucher: v.clone(),
+                voucher: header,
                 ori: v.get("OriVoucherNo").to_owned(),
                 paid,
                 date: date.clone(),
@@ -371,43 +399,71 @@ async fn returns(State(bank): State<Arc<Bank>>, Path(no): Path<String>) -> Respo
         let copy = items.clone();
         items.extend(copy);
     }
-    let mut list = El::new("DetailList");
-    for p in &items {
-        let mut d = p.detail.clone();
-        d.set("XPayDate", r.date.clone());
-        d.set(
-            "XPayAmt",
-            fmt_amt(if p.failure.is_none() { p.amount } else { 0 }),
-        );
-        d.set("XPayFlag", if p.failure.is_none() { "1" } else { "2" });
-        d.set("XFailCode", p.failure.map(Failure::code).unwrap_or(""));
-        d.set(
-            "XAddWord",
-            p.failure.map(Failure::words).unwrap_or("支付成功"),
-        );
-        d.set("XCrossBank", if p.cross_bank { "1" } else { "0" });
-        d.set("XFee", fmt_amt(p.fee));
-        d.set("XFeeBearer", "代理银行");
-        list.push(d);
-    }
+    // Written as it goes: a province-scale return (every detail, repeated) is never a tree.
     let mut v = r.voucher.clone();
-    v.children.retain(|c| c.name != "DetailList");
     v.set("XPayDate", r.date.clone());
     v.set("XPayAmt", fmt_amt(paid_amt));
     v.set("XDetailCount", items.len().to_string());
-    v.push(list);
-    let body = El::new("VoucherBody")
-        .attr("AdmDivCode", v.get("AdmDivCode"))
-        .attr("StYear", v.get("StYear"))
-        .attr("VtCode", "5201")
-        .attr("VoucherNo", no.clone())
-        .with(v);
-    xml_response(
-        StatusCode::OK,
-        &El::new("MOF")
-            .with(El::leaf("VoucherCount", "1"))
-            .with(body),
-    )
+    let mut o = xml::Out::new();
+    o.open(0, "MOF", &[]);
+    o.leaf(1, "VoucherCount", "1");
+    o.open(
+        1,
+        "VoucherBody",
+        &[
+            ("AdmDivCode", v.get("AdmDivCode")),
+            ("StYear", v.get("StYear")),
+            ("VtCode", "5201"),
+            ("VoucherNo", &no),
+        ],
+    );
+    o.open(2, &v.name, &[]);
+    for c in &v.children {
+        o.el(c, 3);
+    }
+    o.open(3, "DetailList", &[]);
+    // The bank's wordings, encoded once per return.
+    let words = |w: &str| xml::gb18030(w).into_owned();
+    let success = words("支付成功");
+    let bearer = words("代理银行");
+    let failed: Vec<(Failure, Vec<u8>)> = [
+        Failure::WrongAccount,
+        Failure::Dormant,
+        Failure::NameMismatch,
+    ]
+    .into_iter()
+    .map(|f| (f, words(f.words())))
+    .collect();
+    for p in &items {
+        o.open(4, "Detail", &[]);
+        o.raw(&p.own);
+        o.leaf(5, "XPayDate", &r.date);
+        o.leaf(
+            5,
+            "XPayAmt",
+            &fmt_amt(if p.failure.is_none() { p.amount } else { 0 }),
+        );
+        o.leaf(5, "XPayFlag", if p.failure.is_none() { "1" } else { "2" });
+        o.leaf(5, "XFailCode", p.failure.map(Failure::code).unwrap_or(""));
+        let word = match p.failure {
+            None => &success,
+            Some(f) => failed
+                .iter()
+                .find(|(g, _)| *g == f)
+                .map(|(_, w)| w)
+                .unwrap_or(&success),
+        };
+        o.leaf_encoded(5, "XAddWord", word);
+        o.leaf(5, "XCrossBank", if p.cross_bank { "1" } else { "0" });
+        o.leaf(5, "XFee", &fmt_amt(p.fee));
+        o.leaf_encoded(5, "XFeeBearer", &bearer);
+        o.close(4, "Detail");
+    }
+    o.close(3, "DetailList");
+    o.close(2, &v.name);
+    o.close(1, "VoucherBody");
+    o.close(0, "MOF");
+    xml_bytes_response(StatusCode::OK, o.finish())
 }
 
 /// Money that could not be paid goes back to the paying account (原渠道退回): at most what
@@ -451,19 +507,29 @@ async fn refund(State(bank): State<Arc<Bank>>, body: Bytes) -> Response {
         );
     };
     let pay_acct = orig.voucher.get("PayAcctName").to_owned();
-    // Latest attempt of every line of the family.
-    let mut latest: HashMap<i64, (u32, i64, bool)> = HashMap::new();
-    for r in st.vouchers.values().filter(|r| r_family(r, &no)) {
-        for p in &r.paid {
-            let e = latest
-                .entry(p.line_id)
-                .or_insert((p.attempt, p.amount, p.failure.is_some()));
-            if p.attempt >= e.0 {
-                *e = (p.attempt, p.amount, p.failure.is_some());
+    let cached = st.failed_in_family.get(&no).copied();
+    let failed = match cached {
+        Some(f) => f,
+        None => {
+            // Latest attempt of every line of the family.
+            let mut latest: HashMap<i64, (u32, i64, bool)> = HashMap::new();
+            for r in st.vouchers.values().filter(|r| r_family(r, &no)) {
+                for p in &r.paid {
+                    let e = latest.entry(p.line_id).or_insert((
+                        p.attempt,
+                        p.amount,
+                        p.failure.is_some(),
+                    ));
+                    if p.attempt >= e.0 {
+                        *e = (p.attempt, p.amount, p.failure.is_some());
+                    }
+                }
             }
+            let f: i64 = latest.values().filter(|v| v.2).map(|v| v.1).sum();
+            st.failed_in_family.insert(no.clone(), f);
+            f
         }
-    }
-    let failed: i64 = latest.values().filter(|v| v.2).map(|v| v.1).sum();
+    };
     let done = st.refunded.get(&no).copied().unwrap_or(0);
     if amount > failed - done {
         return error(

@@ -18,7 +18,7 @@
 //! - `POST /vouchers/{no}/refunds`: return unpaid money through the original channel.
 
 use super::xml::{self, El};
-use super::{SimClock, error, fmt_amt, parse_amt, xml_response, ymd};
+use super::{SimClock, error, fmt_amt, parse_amt, xml_bytes_response, xml_response, ymd};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -510,6 +510,7 @@ fn check_details(
     let list = v.child("DetailList").ok_or("缺少DetailList")?;
     let mut ids = Vec::new();
     let mut lines = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut sum: i64 = 0;
     for d in list.all("Detail") {
         let line: i64 = d
@@ -529,7 +530,7 @@ fn check_details(
                 fmt_amt(pd.amount)
             ));
         }
-        if lines.contains(&line) {
+        if !seen.insert(line) {
             return Err(format!("明细{line}重复"));
         }
         sum = sum.checked_add(amount).ok_or("金额溢出")?;
@@ -567,7 +568,7 @@ pub fn voucher_of(root: &El) -> Result<&El, String> {
     Ok(v)
 }
 
-async fn forward(b: &Budget, bytes: Vec<u8>) -> Result<(), Response> {
+async fn forward(b: &Budget, bytes: impl Into<reqwest::Body>) -> Result<(), Response> {
     let r = b
         .http
         .post(format!("{}/vouchers", b.cfg.bank_url))
@@ -645,7 +646,9 @@ async fn send(State(b): State<Arc<Budget>>, Path(no): Path<String>, body: Bytes)
         }
         ids
     };
-    if let Err(r) = forward(&b, body.to_vec()).await {
+    // The parsed tree is not needed any more: a province-scale voucher's is large.
+    drop(root);
+    if let Err(r) = forward(&b, body).await {
         return r;
     }
     let mut guard = b.lock();
@@ -710,6 +713,7 @@ async fn repay(State(b): State<Arc<Budget>>, Path(no): Path<String>, body: Bytes
         }
         (new_no, ids, sum, xml::to_bytes(&root))
     };
+    drop(root);
     if let Err(r) = forward(&b, forward_bytes).await {
         return r;
     }
@@ -748,8 +752,10 @@ async fn returns(State(b): State<Arc<Budget>>, Path(plan): Path<String>) -> Resp
             .map(|v| v.no.clone())
             .collect()
     };
-    let mut out = El::new("MOF");
-    let mut count = 0;
+    // Relayed as the bank wrote them: each return voucher's `VoucherBody` is checked and
+    // copied byte for byte into one `MOF`, never parsed into a tree (a province-scale return
+    // is every detail of the order, repeated).
+    let mut parts: Vec<Bytes> = Vec::new();
     for no in nos {
         let r = match b
             .http
@@ -774,21 +780,22 @@ async fn returns(State(b): State<Arc<Budget>>, Path(plan): Path<String>) -> Resp
             );
         }
         let body = r.bytes().await.unwrap_or_default();
-        match xml::parse(&body) {
-            Ok(doc) => {
-                for vb in doc.all("VoucherBody") {
-                    out.push(vb.clone());
-                    count += 1;
-                }
-            }
+        match xml::children_ranges(&body, "MOF", "VoucherBody") {
+            Ok(ranges) => parts.extend(ranges.into_iter().map(|x| body.slice(x))),
             Err(e) => {
                 return error(StatusCode::BAD_GATEWAY, "bank_malformed", e);
             }
         }
     }
-    out.children
-        .insert(0, El::leaf("VoucherCount", count.to_string()));
-    xml_response(StatusCode::OK, &out)
+    let mut o = xml::Out::new();
+    o.open(0, "MOF", &[]);
+    o.leaf(1, "VoucherCount", &parts.len().to_string());
+    for p in &parts {
+        o.raw_line(1, p);
+    }
+    drop(parts);
+    o.close(0, "MOF");
+    xml_bytes_response(StatusCode::OK, o.finish())
 }
 
 async fn refund(State(b): State<Arc<Budget>>, Path(no): Path<String>, body: Bytes) -> Response {

@@ -159,6 +159,16 @@ pub(crate) fn xml_response(status: StatusCode, el: &El) -> Response {
         .into_response()
 }
 
+/// A GB18030 XML response already encoded (see [`xml::Out`]).
+pub(crate) fn xml_bytes_response(status: StatusCode, bytes: Vec<u8>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/xml; charset=GB18030")],
+        bytes,
+    )
+        .into_response()
+}
+
 /// An `<Error>` response.
 pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     xml_response(

@@ -123,20 +123,253 @@ pub fn to_bytes(root: &El) -> Vec<u8> {
     GB18030.encode(&s).0.into_owned()
 }
 
-/// Decode a message: the encoding its declaration names (GB18030, GBK, GB2312 or UTF-8;
-/// UTF-8 when there is none). Malformed bytes are an error, never replaced.
-pub fn decode(bytes: &[u8]) -> Result<String, String> {
+/// A document written piece by piece as GB18030 bytes, in the layout of [`to_bytes`], for
+/// messages too large to build as a tree first (a province-scale return voucher): the
+/// document exists once, as bytes. ASCII text is copied as is (GB18030 is ASCII-compatible);
+/// only other text goes through the encoder, and parts that repeat can be encoded once
+/// ([`Out::raw`]).
+pub struct Out {
+    bytes: Vec<u8>,
+}
+
+impl Default for Out {
+    fn default() -> Self {
+        Out::new()
+    }
+}
+
+/// Text as GB18030 bytes (ASCII unchanged).
+pub fn gb18030(s: &str) -> std::borrow::Cow<'_, [u8]> {
+    if s.is_ascii() {
+        std::borrow::Cow::Borrowed(s.as_bytes())
+    } else {
+        GB18030.encode(s).0
+    }
+}
+
+fn needs_escape(s: &str) -> bool {
+    s.bytes()
+        .any(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\''))
+}
+
+impl Out {
+    /// A document with its declaration.
+    pub fn new() -> Out {
+        Out::part(b"<?xml version=\"1.0\" encoding=\"GB18030\"?>\n")
+    }
+    /// A part of a document (no declaration), to be copied into one with [`Out::raw`].
+    pub fn fragment() -> Out {
+        Out::part(b"")
+    }
+    fn part(start: &[u8]) -> Out {
+        Out {
+            bytes: start.to_vec(),
+        }
+    }
+    fn pad(&mut self, depth: usize) {
+        for _ in 0..depth {
+            self.bytes.extend_from_slice(b"  ");
+        }
+    }
+    fn text(&mut self, s: &str) {
+        if needs_escape(s) {
+            let e = escape(s);
+            self.bytes.extend_from_slice(&gb18030(&e));
+        } else {
+            self.bytes.extend_from_slice(&gb18030(s));
+        }
+    }
+    /// `<name k="v">` on a line of its own.
+    pub fn open(&mut self, depth: usize, name: &str, attrs: &[(&str, &str)]) {
+        self.pad(depth);
+        self.bytes.push(b'<');
+        self.bytes.extend_from_slice(name.as_bytes());
+        for (k, v) in attrs {
+            self.bytes.push(b' ');
+            self.bytes.extend_from_slice(k.as_bytes());
+            self.bytes.extend_from_slice(b"=\"");
+            self.text(v);
+            self.bytes.push(b'"');
+        }
+        self.bytes.extend_from_slice(b">\n");
+    }
+    pub fn close(&mut self, depth: usize, name: &str) {
+        self.pad(depth);
+        self.bytes.extend_from_slice(b"</");
+        self.bytes.extend_from_slice(name.as_bytes());
+        self.bytes.extend_from_slice(b">\n");
+    }
+    /// A leaf, written as [`to_bytes`] writes it (`<name/>` when the text is empty).
+    pub fn leaf(&mut self, depth: usize, name: &str, text: &str) {
+        self.pad(depth);
+        self.bytes.push(b'<');
+        self.bytes.extend_from_slice(name.as_bytes());
+        if text.is_empty() {
+            self.bytes.extend_from_slice(b"/>\n");
+        } else {
+            self.bytes.push(b'>');
+            self.text(text);
+            self.bytes.extend_from_slice(b"</");
+            self.bytes.extend_from_slice(name.as_bytes());
+            self.bytes.extend_from_slice(b">\n");
+        }
+    }
+    /// A leaf whose text is already escaped and encoded (see [`gb18030`]); never empty.
+    pub fn leaf_encoded(&mut self, depth: usize, name: &str, text: &[u8]) {
+        self.pad(depth);
+        self.bytes.push(b'<');
+        self.bytes.extend_from_slice(name.as_bytes());
+        self.bytes.push(b'>');
+        self.bytes.extend_from_slice(text);
+        self.bytes.extend_from_slice(b"</");
+        self.bytes.extend_from_slice(name.as_bytes());
+        self.bytes.extend_from_slice(b">\n");
+    }
+    /// A (small) element tree.
+    pub fn el(&mut self, el: &El, depth: usize) {
+        let mut s = String::new();
+        write_el(&mut s, el, depth);
+        self.bytes.extend_from_slice(&gb18030(&s));
+    }
+    /// Bytes already GB18030-encoded (a part of this or another document).
+    pub fn raw(&mut self, bytes: &[u8]) {
+        self.bytes.extend_from_slice(bytes);
+    }
+    /// [`Out::raw`] at `depth`, then a newline.
+    pub fn raw_line(&mut self, depth: usize, bytes: &[u8]) {
+        self.pad(depth);
+        self.bytes.extend_from_slice(bytes);
+        self.bytes.push(b'\n');
+    }
+    pub fn finish(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
+/// The encoding a message's declaration names (see [`decode`]).
+fn declared(bytes: &[u8]) -> Result<&'static encoding_rs::Encoding, String> {
     let head = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).to_ascii_lowercase();
     let declared = head
         .split("encoding=")
         .nth(1)
         .and_then(|r| r.trim_start_matches(['"', '\'']).split(['"', '\'']).next())
         .map(str::to_owned);
-    let enc = match declared.as_deref() {
-        None | Some("utf-8" | "utf8") => UTF_8,
-        Some("gb18030" | "gbk" | "gb2312") => GB18030,
-        Some(other) => return Err(format!("不支持的字符集 {other} (unsupported encoding)")),
-    };
+    match declared.as_deref() {
+        None | Some("utf-8" | "utf8") => Ok(UTF_8),
+        Some("gb18030" | "gbk" | "gb2312") => Ok(GB18030),
+        Some(other) => Err(format!("不支持的字符集 {other} (unsupported encoding)")),
+    }
+}
+
+/// Check that the bytes are valid in the declared encoding, without keeping the decoded text.
+fn check_encoding(bytes: &[u8]) -> Result<(), String> {
+    let mut dec = declared(bytes)?.new_decoder_without_bom_handling();
+    let mut buf = String::with_capacity(64 * 1024);
+    let mut src = bytes;
+    loop {
+        buf.clear();
+        let (res, read) = dec.decode_to_string_without_replacement(src, &mut buf, true);
+        src = &src[read..];
+        match res {
+            encoding_rs::DecoderResult::InputEmpty => return Ok(()),
+            encoding_rs::DecoderResult::OutputFull => {}
+            encoding_rs::DecoderResult::Malformed(..) => {
+                return Err(
+                    "报文字符编码错误 (malformed bytes for the declared encoding)".to_owned(),
+                );
+            }
+        }
+    }
+}
+
+/// The byte ranges of the children named `name` of a document's root element named `root`,
+/// checking the whole document as [`parse`] does (encoding, well-formedness, no DOCTYPE, known
+/// entities) without building its tree. GB18030 never uses the bytes of XML markup (`<`, `>`,
+/// `&`, quotes) inside a multi-byte character, so the markup can be read on the raw bytes, and
+/// a range is a well-formed part of the document in its own encoding.
+pub fn children_ranges(
+    bytes: &[u8],
+    root: &str,
+    name: &str,
+) -> Result<Vec<std::ops::Range<usize>>, String> {
+    check_encoding(bytes)?;
+    let bad = |e: &dyn std::fmt::Display| format!("XML格式错误 (malformed XML): {e}");
+    let mut r = Reader::from_reader(bytes);
+    let mut depth = 0usize;
+    let mut seen_root = false;
+    let mut start: Option<usize> = None;
+    let mut out = Vec::new();
+    loop {
+        let before = r.buffer_position() as usize;
+        let ev = r.read_event().map_err(|e| bad(&e))?;
+        match ev {
+            Event::Start(e) => {
+                if depth == 0 {
+                    if seen_root {
+                        return Err(bad(&"多个根元素 (several root elements)"));
+                    }
+                    seen_root = true;
+                    if e.name().as_ref() != root.as_bytes() {
+                        return Err(format!("应为{root}报文 (expected {root})"));
+                    }
+                } else if depth == 1 && e.name().as_ref() == name.as_bytes() {
+                    start = Some(before);
+                }
+                for a in e.attributes() {
+                    a.map_err(|e| bad(&e))?;
+                }
+                depth += 1;
+            }
+            Event::Empty(e) => {
+                if depth == 0 {
+                    if seen_root {
+                        return Err(bad(&"多个根元素 (several root elements)"));
+                    }
+                    seen_root = true;
+                    if e.name().as_ref() != root.as_bytes() {
+                        return Err(format!("应为{root}报文 (expected {root})"));
+                    }
+                } else if depth == 1 && e.name().as_ref() == name.as_bytes() {
+                    out.push(before..r.buffer_position() as usize);
+                }
+                for a in e.attributes() {
+                    a.map_err(|e| bad(&e))?;
+                }
+            }
+            Event::End(_) => {
+                depth = depth.checked_sub(1).ok_or_else(|| bad(&"多余的结束标记"))?;
+                if depth == 1
+                    && let Some(s) = start.take()
+                {
+                    out.push(s..r.buffer_position() as usize);
+                }
+            }
+            Event::GeneralRef(g) => {
+                if g.resolve_char_ref().map_err(|e| bad(&e))?.is_none() {
+                    let n = g.decode().map_err(|e| bad(&e))?;
+                    if quick_xml::escape::resolve_predefined_entity(&n).is_none() {
+                        return Err(bad(&format!("未知实体 &{n};")));
+                    }
+                }
+            }
+            Event::DocType(_) => return Err(bad(&"不接受DOCTYPE (DOCTYPE refused)")),
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        return Err(bad(&"元素未闭合 (unclosed element)"));
+    }
+    if !seen_root {
+        return Err(bad(&"空报文 (empty document)"));
+    }
+    Ok(out)
+}
+
+/// Decode a message: the encoding its declaration names (GB18030, GBK, GB2312 or UTF-8;
+/// UTF-8 when there is none). Malformed bytes are an error, never replaced.
+pub fn decode(bytes: &[u8]) -> Result<String, String> {
+    let enc = declared(bytes)?;
     enc.decode_without_bom_handling_and_without_replacement(bytes)
         .map(|c| c.into_owned())
         .ok_or_else(|| "报文字符编码错误 (malformed bytes for the declared encoding)".to_owned())
@@ -257,5 +490,45 @@ mod tests {
         assert!(parse(b"<?xml version=\"1.0\" encoding=\"EBCDIC\"?><a/>").is_err());
         assert!(parse(b"<?xml version=\"1.0\" encoding=\"GB18030\"?><a>\x81</a>").is_err());
         assert!(parse(b"<!DOCTYPE x [<!ENTITY e \"x\">]><a>&e;</a>").is_err());
+    }
+
+    #[test]
+    fn children_are_found_without_a_tree_and_written_as_parts() {
+        let body = |no: &str| {
+            El::new("VoucherBody")
+                .attr("VoucherNo", no)
+                .with(El::new("Voucher").with(El::leaf("PayeeAcctName", "王𬌗 & 李")))
+        };
+        let doc = El::new("MOF")
+            .with(El::leaf("VoucherCount", "2"))
+            .with(body("A"))
+            .with(El::new("VoucherBody"))
+            .with(body("B"));
+        let bytes = to_bytes(&doc);
+        let ranges = children_ranges(&bytes, "MOF", "VoucherBody").unwrap();
+        assert_eq!(ranges.len(), 3);
+        let mut o = Out::new();
+        o.open(0, "MOF", &[]);
+        o.leaf(1, "VoucherCount", "2");
+        for r in &ranges {
+            o.raw_line(1, &bytes[r.clone()]);
+        }
+        o.close(0, "MOF");
+        let relayed = o.finish();
+        assert_eq!(relayed, bytes, "the same layout as to_bytes");
+        assert_eq!(parse(&relayed).unwrap(), doc);
+        assert!(children_ranges(&bytes, "Other", "VoucherBody").is_err());
+        for bad in [
+            &b"<MOF><VoucherBody></MOF>"[..],
+            b"",
+            b"<?xml version=\"1.0\" encoding=\"GB18030\"?><MOF>\x81</MOF>",
+            b"<!DOCTYPE x [<!ENTITY e \"x\">]><MOF>&e;</MOF>",
+            b"<MOF/><MOF/>",
+        ] {
+            assert!(
+                children_ranges(bad, "MOF", "VoucherBody").is_err(),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -393,10 +393,7 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
         let mut fixes: Vec<(i64, i64, LineFix)> = Vec::new();
         let mut refund: Vec<(i64, i64, String)> = Vec::new();
         for b in &batches {
-            for l in store.lines(b.id, 0, i64::MAX).await? {
-                if l.state != LineState::Failed {
-                    continue;
-                }
+            for l in store.lines_in_state(b.id, LineState::Failed).await? {
                 let reason = l.fail_reason.as_deref().and_then(FailureReason::parse);
                 match (round, reason) {
                     (1 | 2, Some(FailureReason::WrongAccount)) => {
@@ -443,18 +440,31 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
             reissue_cards(store, &ctx.out, round, &reissue).await?;
             outln!("  人社部门补换卡 {} 张，已更新社保卡信息", reissue.len());
         }
-        for (bid, lid, fix) in &fixes {
-            h.correct(*bid, *lid, fix, &clerk).await?;
-            outln!("  批次{bid} 明细{lid} 更正：{}", fix.reason);
+        // One transaction per batch for its corrections, and one for its refunds (each
+        // refund still its own idempotent request to the treasury).
+        for part in fixes.chunk_by(|a, b| a.0 == b.0) {
+            let bid = part[0].0;
+            let these: Vec<(i64, &LineFix)> = part.iter().map(|(_, l, f)| (*l, f)).collect();
+            h.correct_many(bid, &these, &clerk).await?;
+            for (_, lid, fix) in part {
+                outln!("  批次{bid} 明细{lid} 更正：{}", fix.reason);
+            }
         }
-        for (bid, lid, why) in &refund {
-            let amount = h.refund(*bid, *lid, why, &clerk, &finance).await?;
-            refunds += 1;
-            outln!(
-                "  批次{bid} 明细{lid} 原渠道退回 {amount}元（{why}；经办{}，财政{}同意）",
-                clerk.login,
-                finance.login
-            );
+        for part in refund.chunk_by(|a, b| a.0 == b.0) {
+            let bid = part[0].0;
+            let these: Vec<(i64, &str)> = part.iter().map(|(_, l, w)| (*l, w.as_str())).collect();
+            let (amounts, stopped) = h.refund_many(bid, &these, &clerk, &finance).await;
+            for ((_, lid, why), amount) in part.iter().zip(&amounts) {
+                refunds += 1;
+                outln!(
+                    "  批次{bid} 明细{lid} 原渠道退回 {amount}元（{why}；经办{}，财政{}同意）",
+                    clerk.login,
+                    finance.login
+                );
+            }
+            if let Some(e) = stopped {
+                return Err(e.into());
+            }
         }
         let touched: Vec<i64> = {
             let mut v: Vec<i64> = fixes.iter().map(|f| f.0).collect();
@@ -532,8 +542,9 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
     let mut results = String::new();
     let mut county_of = HashMap::new();
     for b in &batches {
-        let msgs = store.hlj_messages(&b.order_no).await?;
-        n_msgs += reports::write_messages(&msg_dir.join(&b.order_no), &msgs)?.len();
+        n_msgs += reports::write_messages_of(store, &msg_dir.join(&b.order_no), &b.order_no)
+            .await?
+            .len();
         results.push_str(&format!("批次{} {} {}\n", b.id, b.order_no, b.project_name));
         results.push_str(&reports::render_results(store, ctx.province, b).await?);
         county_of.insert(b.id, counties.get(&b.region).cloned().unwrap_or_default());

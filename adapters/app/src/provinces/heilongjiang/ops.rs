@@ -159,6 +159,29 @@ impl<'a> Hlj<'a> {
         self.cycle().correct(id, line, fix, user).await
     }
 
+    /// Correct failed lines of one batch in one transaction.
+    pub async fn correct_many(
+        &self,
+        id: i64,
+        fixes: &[(i64, &LineFix)],
+        user: &User,
+    ) -> Result<(), CycleError> {
+        self.cycle().correct_many(id, fixes, user).await
+    }
+
+    /// Refund failed lines of one batch (see [`Cycle::refund_many`]).
+    pub async fn refund_many(
+        &self,
+        id: i64,
+        lines: &[(i64, &str)],
+        requester: &User,
+        approver: &User,
+    ) -> (Vec<ykt_kernel::Fen>, Option<CycleError>) {
+        self.cycle()
+            .refund_many(id, lines, requester, approver)
+            .await
+    }
+
     pub async fn redispatch(&self, id: i64, user: &User) -> Result<usize, CycleError> {
         Ok(self.cycle().redispatch(id, user).await?.len())
     }

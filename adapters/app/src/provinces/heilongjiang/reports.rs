@@ -901,26 +901,51 @@ pub fn render_message(m: &MessageRow, mask: &MaskPolicy) -> String {
     o
 }
 
+fn message_file(dir: &Path, i: usize, m: &MessageRow) -> anyhow::Result<std::path::PathBuf> {
+    let name = format!(
+        "{:03}_{}_{}{}.xml",
+        i + 1,
+        if m.direction == "out" { "发" } else { "收" },
+        m.kind,
+        if m.voucher_no.is_empty() {
+            String::new()
+        } else {
+            format!("_{}", m.voucher_no)
+        }
+    );
+    let p = dir.join(name);
+    std::fs::write(&p, &m.body).with_context(|| format!("无法写入 {}", p.display()))?;
+    Ok(p)
+}
+
 /// Write every archived message of a batch as exchanged (GB18030 XML; vouchers carry full
 /// payee accounts: they are bank-facing files). Returns the paths.
 pub fn write_messages(dir: &Path, msgs: &[MessageRow]) -> anyhow::Result<Vec<std::path::PathBuf>> {
     std::fs::create_dir_all(dir).with_context(|| format!("无法创建目录 {}", dir.display()))?;
+    msgs.iter()
+        .enumerate()
+        .map(|(i, m)| message_file(dir, i, m))
+        .collect()
+}
+
+/// [`write_messages`] for an order's archived messages, read one at a time (a province-scale
+/// order's returns are tens of MB each, and it has several).
+pub async fn write_messages_of(
+    store: &Store,
+    dir: &Path,
+    order_no: &str,
+) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("无法创建目录 {}", dir.display()))?;
     let mut out = Vec::new();
-    for (i, m) in msgs.iter().enumerate() {
-        let name = format!(
-            "{:03}_{}_{}{}.xml",
-            i + 1,
-            if m.direction == "out" { "发" } else { "收" },
-            m.kind,
-            if m.voucher_no.is_empty() {
-                String::new()
-            } else {
-                format!("_{}", m.voucher_no)
-            }
-        );
-        let p = dir.join(name);
-        std::fs::write(&p, &m.body).with_context(|| format!("无法写入 {}", p.display()))?;
-        out.push(p);
+    for (i, id) in store
+        .hlj_message_ids(order_no)
+        .await?
+        .into_iter()
+        .enumerate()
+    {
+        if let Some(m) = store.hlj_message(id).await? {
+            out.push(message_file(dir, i, &m)?);
+        }
     }
     Ok(out)
 }
@@ -940,6 +965,10 @@ pub async fn render_results(
         .into_iter()
         .map(|r| ((r.line_id, r.attempt), (r.cross_bank, r.fee)))
         .collect();
+    let mut attempts: HashMap<i64, Vec<ykt_store::cycle::AttemptRow>> = HashMap::new();
+    for (line, a) in store.batch_line_attempts(b.id).await? {
+        attempts.entry(line).or_default().push(a);
+    }
     for l in store.lines(b.id, 0, i64::MAX).await? {
         let _ = writeln!(
             o,
@@ -955,7 +984,7 @@ pub async fn render_results(
                 .map(|r| format!("（{}）", r.label_zh()))
                 .unwrap_or_default()
         );
-        for a in store.line_attempts(l.id).await? {
+        for a in attempts.remove(&l.id).unwrap_or_default() {
             let (cross, fee) = returns.get(&(l.id, a.attempt)).copied().unwrap_or_default();
             let outcome = match a.outcome.as_deref() {
                 Some("credited") => "到账".to_owned(),
