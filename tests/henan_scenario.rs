@@ -332,7 +332,11 @@ async fn cycle(db: &TestDb) -> Vec<(&'static str, String)> {
     let paged = store.lines_by_id(id, &ids).await.unwrap();
     assert_eq!(
         paged.iter().map(|l| (l.id, l.state)).collect::<Vec<_>>(),
-        whole.iter().rev().map(|l| (l.id, l.state)).collect::<Vec<_>>()
+        whole
+            .iter()
+            .rev()
+            .map(|l| (l.id, l.state))
+            .collect::<Vec<_>>()
     );
     ids.sort_unstable();
     let digest = store.henan_line_digest(id).await.unwrap();
