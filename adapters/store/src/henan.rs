@@ -1873,24 +1873,13 @@ impl Store {
         let mut found: HashMap<i64, LineDigest> = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(crate::registers::MAX_IN_LIST) {
             let sql = format!(
-                "SELECT {DIGEST_SELECT}, batch_id FROM payment_lines WHERE id IN ({})",
+                "SELECT {DIGEST_SELECT} FROM payment_lines WHERE id IN ({})",
                 crate::registers::list_placeholders(
                     self.backend(),
                     crate::registers::in_list_bucket(chunk.len())
                 )
             );
-            let rows: Vec<(
-                i64,
-                i64,
-                Vec<u8>,
-                String,
-                Vec<u8>,
-                i64,
-                String,
-                i64,
-                Option<String>,
-                i64,
-            )> = with_pool!(self, |p| {
+            let rows: Vec<DigestTuple> = with_pool!(self, |p| {
                 let mut q = sqlx::query_as(&sql);
                 for id in crate::registers::padded(chunk) {
                     q = q.bind(id);
@@ -1899,7 +1888,7 @@ impl Store {
             });
             for t in rows {
                 if t.9 == batch_id {
-                    let d = self.line_digest((t.0, t.1, t.2, t.3, t.4, t.5, t.6, t.7, t.8))?;
+                    let d = self.line_digest(t)?;
                     found.insert(d.line_id, d);
                 }
             }
@@ -1940,9 +1929,10 @@ pub struct LineDigest {
     pub fail_reason: Option<String>,
 }
 
-/// The columns of a [`LineDigest`], and their row type.
+/// The columns of a [`LineDigest`] (with the line's batch, to check lines read by id), and
+/// their row type.
 const DIGEST_SELECT: &str =
-    "id, row_no, person_idx, name, account_enc, amount_fen, state, attempt, fail_reason";
+    "id, row_no, person_idx, name, account_enc, amount_fen, state, attempt, fail_reason, batch_id";
 type DigestTuple = (
     i64,
     i64,
@@ -1953,4 +1943,5 @@ type DigestTuple = (
     String,
     i64,
     Option<String>,
+    i64,
 );

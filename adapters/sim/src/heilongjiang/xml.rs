@@ -299,19 +299,24 @@ pub fn children_ranges(
     let mut seen_root = false;
     let mut start: Option<usize> = None;
     let mut out = Vec::new();
+    // The one root element, named `root`.
+    let mut check_root = |tag: &[u8]| -> Result<(), String> {
+        if seen_root {
+            return Err(bad(&"多个根元素 (several root elements)"));
+        }
+        seen_root = true;
+        if tag != root.as_bytes() {
+            return Err(format!("应为{root}报文 (expected {root})"));
+        }
+        Ok(())
+    };
     loop {
         let before = r.buffer_position() as usize;
         let ev = r.read_event().map_err(|e| bad(&e))?;
         match ev {
             Event::Start(e) => {
                 if depth == 0 {
-                    if seen_root {
-                        return Err(bad(&"多个根元素 (several root elements)"));
-                    }
-                    seen_root = true;
-                    if e.name().as_ref() != root.as_bytes() {
-                        return Err(format!("应为{root}报文 (expected {root})"));
-                    }
+                    check_root(e.name().as_ref())?;
                 } else if depth == 1 && e.name().as_ref() == name.as_bytes() {
                     start = Some(before);
                 }
@@ -322,13 +327,7 @@ pub fn children_ranges(
             }
             Event::Empty(e) => {
                 if depth == 0 {
-                    if seen_root {
-                        return Err(bad(&"多个根元素 (several root elements)"));
-                    }
-                    seen_root = true;
-                    if e.name().as_ref() != root.as_bytes() {
-                        return Err(format!("应为{root}报文 (expected {root})"));
-                    }
+                    check_root(e.name().as_ref())?;
                 } else if depth == 1 && e.name().as_ref() == name.as_bytes() {
                     out.push(before..r.buffer_position() as usize);
                 }
