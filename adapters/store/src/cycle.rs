@@ -794,21 +794,9 @@ impl Store {
                         .as_slice()
                         .try_into()
                         .map_err(|_| StoreError::corrupt("payment_lines.person_idx"))?;
-                    let account = open_str(&self.vault, "line_attempts.account", &idx, &enc)?;
-                    let account_masked = BankAccount::parse(&account)
-                        .map(|a| a.masked())
-                        .unwrap_or_else(|_| ykt_kernel::mask::mask_middle(&account, 4, 4));
-                    Ok((
-                        line,
-                        AttemptRow {
-                            attempt,
-                            account_masked,
-                            amount: Fen(fen),
-                            outcome,
-                            reason,
-                            bank_date,
-                        },
-                    ))
+                    let row =
+                        self.attempt_row(&idx, (attempt, enc, fen, outcome, reason, bank_date))?;
+                    Ok((line, row))
                 },
             )
             .collect()
@@ -829,37 +817,44 @@ impl Store {
             .as_slice()
             .try_into()
             .map_err(|_| StoreError::corrupt("payment_lines.person_idx"))?;
-        let rows: Vec<(
-            i64,
-            Vec<u8>,
-            i64,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-        )> = with_pool!(self, |p| {
+        let rows: Vec<AttemptTuple> = with_pool!(self, |p| {
             sqlx::query_as("SELECT attempt, account_enc, amount_fen, outcome, reason, bank_date FROM line_attempts WHERE line_id = $1 ORDER BY attempt")
                 .bind(line_id)
                 .fetch_all(p)
                 .await?
         });
         rows.into_iter()
-            .map(|(attempt, enc, fen, outcome, reason, bank_date)| {
-                let account = open_str(&self.vault, "line_attempts.account", &idx, &enc)?;
-                let account_masked = BankAccount::parse(&account)
-                    .map(|a| a.masked())
-                    .unwrap_or_else(|_| ykt_kernel::mask::mask_middle(&account, 4, 4));
-                Ok(AttemptRow {
-                    attempt,
-                    account_masked,
-                    amount: Fen(fen),
-                    outcome,
-                    reason,
-                    bank_date,
-                })
-            })
+            .map(|t| self.attempt_row(&idx, t))
             .collect()
     }
+
+    /// An attempt as read, its account decrypted (with the line's blind index) and masked.
+    fn attempt_row(&self, idx: &BlindIndex, t: AttemptTuple) -> Result<AttemptRow> {
+        let (attempt, enc, fen, outcome, reason, bank_date) = t;
+        let account = open_str(&self.vault, "line_attempts.account", idx, &enc)?;
+        let account_masked = BankAccount::parse(&account)
+            .map(|a| a.masked())
+            .unwrap_or_else(|_| ykt_kernel::mask::mask_middle(&account, 4, 4));
+        Ok(AttemptRow {
+            attempt,
+            account_masked,
+            amount: Fen(fen),
+            outcome,
+            reason,
+            bank_date,
+        })
+    }
 }
+
+/// `attempt, account_enc, amount_fen, outcome, reason, bank_date` of `line_attempts`.
+type AttemptTuple = (
+    i64,
+    Vec<u8>,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 /// The statement reading `id, batch_id, state, attempt, amount_fen` of up to `n` lines by
 /// id (at most [`crate::registers::MAX_IN_LIST`]), for the results of one delivery; bind the
