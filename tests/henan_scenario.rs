@@ -343,6 +343,21 @@ async fn cycle(db: &TestDb) -> Vec<(&'static str, String)> {
     assert_eq!(store.henan_line_digest_of(id, &ids).await.unwrap(), digest);
     let foreign = store.lines_by_id(id + 1_000, &ids[..1]).await.unwrap();
     assert!(foreign.is_empty(), "a line of another batch was returned");
+    // The results page by page of lines (pages of 3 lines; a re-paid line has two) are the
+    // whole order's results, in the same order.
+    let mut pages = Vec::new();
+    for page in ids.chunks(3) {
+        pages.extend(store.henan_results_of(&b.order_no, page).await.unwrap());
+    }
+    let key = |r: &ykt_store::henan::ResultRow| (r.line_id, r.attempt, r.outcome.clone());
+    assert_eq!(
+        pages.iter().map(key).collect::<Vec<_>>(),
+        results.iter().map(key).collect::<Vec<_>>()
+    );
+    assert!(
+        results.iter().any(|r| r.attempt > 1),
+        "no re-paid line in the scenario"
+    );
 
     let mut corr = render::line_events(&store.henan_line_events(Some(id)).await.unwrap(), &mask);
     for l in &corrected {

@@ -151,7 +151,7 @@ impl Store {
             return Ok(unsent);
         }
         let at = now();
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_bulk().await?;
         type T = (i64, i64, Vec<u8>, String, Vec<u8>, String, i64);
         // Chunk by chunk in id order (a million-line order used to be read in one
         // `fetch_all` and moved with two statements per line): the lines of one chunk are
@@ -284,7 +284,7 @@ impl Store {
         let mut sorted: Vec<&InstructionLine> = lines.iter().collect();
         sorted.sort_by_key(|l| (l.line_id, l.attempt));
         let lines = sorted;
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_bulk().await?;
         // A few statements for the whole delivery (was one UPDATE per line: 50,000
         // round trips to the database for a 50,000-line release).
         match &mut tx.inner {
@@ -339,7 +339,7 @@ impl Store {
         paid_from: &Account,
         paid_to: &Account,
     ) -> Result<ResultReport> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_bulk().await?;
         let report = self
             .apply_results_in(
                 &mut tx, batch_id, order_no, results, actor, paid_from, paid_to,

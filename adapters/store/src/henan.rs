@@ -1255,7 +1255,7 @@ impl Store {
         post: &AcceptPost<'_>,
         apply: Option<&ApplyPost<'_>>,
     ) -> Result<(i64, Option<crate::cycle::ResultReport>)> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_bulk().await?;
         let post_id = self
             .henan_record_results_in(&mut tx, post.order_no, post.bank, post.rows)
             .await?;
@@ -1447,6 +1447,40 @@ impl Store {
             .await?
         });
         Ok(rows.into_iter().map(result_row).collect())
+    }
+
+    /// The results of an order for the lines `line_ids` (a page of the batch's lines), by
+    /// line and attempt: [`Store::henan_results`] a page at a time when called with the
+    /// batch's line ids in ascending pages. By line (the primary key), not by a cursor over
+    /// the order: without table statistics SQLite answers `order_no = ? ORDER BY line_id`
+    /// from the order's index and sorts the whole order for every page.
+    pub async fn henan_results_of(
+        &self,
+        order_no: &str,
+        line_ids: &[i64],
+    ) -> Result<Vec<ResultRow>> {
+        let mut out = Vec::new();
+        for chunk in line_ids.chunks(crate::registers::MAX_IN_LIST) {
+            let n = crate::registers::in_list_bucket(chunk.len());
+            let sql = format!(
+                "SELECT {RESULT_COLS} FROM henan_results r WHERE r.line_id IN ({}) ORDER BY r.line_id, r.attempt",
+                crate::registers::list_placeholders(self.backend(), n)
+            );
+            let rows: Vec<ResultTuple> = with_pool!(self, |p| {
+                let mut q = sqlx::query_as(&sql);
+                for id in crate::registers::padded(chunk) {
+                    q = q.bind(id);
+                }
+                q.fetch_all(p).await?
+            });
+            out.extend(
+                rows.into_iter()
+                    .map(result_row)
+                    .filter(|r| r.order_no == order_no),
+            );
+        }
+        out.sort_by_key(|r| (r.line_id, r.attempt));
+        Ok(out)
     }
 
     /// Credited and failed results of an order with a bank date in `[from, to]`.

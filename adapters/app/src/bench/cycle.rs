@@ -79,6 +79,9 @@ pub fn phase(name: &str) {
     let Some(log) = g.as_mut() else { return };
     log.close();
     reset_peak_rss();
+    // For profiling: `YKT_LOG=ykt::bench=info,sqlx::query=debug` puts the phases between
+    // the statements they ran.
+    tracing::info!(target: "ykt::bench", phase = name, "cycle phase starts");
     log.current = Some((name.to_owned(), Clock::start()));
 }
 

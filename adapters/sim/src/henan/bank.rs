@@ -58,6 +58,12 @@ pub struct BankFaults {
     pub repeat_rate: f64,
     /// Post the results in shuffled order.
     pub shuffle: bool,
+    /// With `shuffle`: how far a result may move, in lines of the pulled order (0: anywhere
+    /// in the order). A bank processing a province-scale file reports it roughly in file
+    /// order, each delivery a few thousand lines with its own order scrambled; a result moving
+    /// anywhere in a million-line order is the adversarial case (every post then touches as
+    /// many random pages of the platform's tables as it has results).
+    pub shuffle_window: usize,
     /// Results per post (0: all in one post).
     pub chunk: usize,
     /// On the first pull of each order, drop the connection after this many lines.
@@ -818,7 +824,10 @@ impl BankSim {
             }
             order = (0..lines.len()).map(|i| (i, false)).collect();
             if faults.shuffle {
-                order.shuffle(&mut st.rng);
+                match faults.shuffle_window {
+                    0 => order.shuffle(&mut st.rng),
+                    w => order.chunks_mut(w).for_each(|c| c.shuffle(&mut st.rng)),
+                }
             }
         }
         if faults.unknown_line
