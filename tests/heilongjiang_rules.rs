@@ -364,15 +364,15 @@ async fn results_twice_out_of_order_stale_or_contradicting_change_nothing() {
         };
         let before = snapshot(store.clone(), b.id).await;
 
-        // The same returns again (the bank repeats every detail and shuffles them).
+        // Collecting again asks from the batch's cursor: nothing new, nothing changes.
         let r = h.collect(b.id).await.unwrap();
         let res = r.results.unwrap();
         assert_eq!(res.credited.count + res.failed.count, 0);
-        assert!(res.duplicates > 0);
         assert!(res.anomalies.is_empty());
         assert_eq!(snapshot(store.clone(), b.id).await, before);
 
-        // Delivered straight to the store, reversed and doubled: nothing changes.
+        // The whole history again (no cursor: every detail the bank repeated, shuffled),
+        // delivered straight to the store, reversed and doubled: nothing changes.
         let bank_port = h.ports.bank.clone().unwrap();
         let mut results = bank_port.collect_results(&b.order_no).await.unwrap();
         results.reverse();
@@ -747,6 +747,111 @@ async fn periods_outside_the_window_or_the_cross_period_rule_are_rejected() {
     assert!(yikatong::intake::resolve(p.as_ref(), "HLJ17", "2023-03").is_ok());
     assert!(yikatong::intake::resolve(p.as_ref(), "HLJ17", "2024-03").is_ok());
     assert!(yikatong::intake::resolve(p.as_ref(), "HLJ17", "2024-04").is_err());
+}
+
+/// (line, attempt, credited) of every detail of a returns answer, and its cursor and `More`.
+fn page_of(bytes: &[u8], order: &str) -> (Vec<(i64, u32, bool)>, Option<String>, bool) {
+    let p = m::read_returns_page(bytes, order).unwrap();
+    let d = p
+        .details
+        .iter()
+        .map(|d| {
+            (
+                d.result.line_id,
+                d.result.attempt,
+                d.result.outcome == BankOutcome::Credited,
+            )
+        })
+        .collect();
+    (d, p.next, p.more)
+}
+
+#[tokio::test]
+async fn the_budget_system_pages_the_returns_from_a_cursor() {
+    each_backend("hlj_pages", |db| async move {
+        let store = &db.store;
+        // The bank repeats, reorders and holds back half of each voucher at first.
+        let w = World::start(bank(true, true, true)).await;
+        let h = w.hlj(store);
+        let b = standard_batch(store, &w).await;
+        pay(&h, b.id).await;
+        let http = reqwest::Client::new();
+        let url = format!("{}/plans/{}/returns", w.sims.budget.url(), b.order_no);
+        let get = |q: String| {
+            let http = http.clone();
+            let url = url.clone();
+            async move {
+                let r = http.get(format!("{url}{q}")).send().await.unwrap();
+                assert!(r.status().is_success(), "{}", r.status());
+                r.bytes().await.unwrap()
+            }
+        };
+        // Pages of 3 from the start, following the cursor while more is ready.
+        let (mut paged, mut cursor, mut pages) = (Vec::new(), None::<String>, 0);
+        let mut first_page = None;
+        loop {
+            let q = match &cursor {
+                Some(c) => format!("?after={c}&limit=3"),
+                None => "?limit=3".to_owned(),
+            };
+            let (d, next, more) = page_of(&get(q).await, &b.order_no);
+            assert!(d.len() <= 3);
+            pages += 1;
+            if pages == 1 {
+                first_page = Some(d.clone());
+            }
+            paged.extend(d);
+            assert!(next.is_some(), "every answer carries its cursor");
+            cursor = next;
+            if !more {
+                break;
+            }
+            assert!(pages < 1000, "the cursor moves");
+        }
+        assert!(pages > 1, "more than one page ({} details)", paged.len());
+        // Asking again from the start answers the same first page.
+        let (again, _, _) = page_of(&get("?limit=3".into()).await, &b.order_no);
+        assert_eq!(Some(again), first_page);
+        // The bank holds back half at first: a query from the cursor brings the rest (news
+        // only), and only once.
+        let c = cursor.clone().unwrap();
+        let (rest, next2, _) = page_of(&get(format!("?after={c}")).await, &b.order_no);
+        assert!(!rest.is_empty());
+        let lines = |d: &[(i64, u32, bool)]| {
+            let mut l: Vec<i64> = d.iter().map(|x| x.0).collect();
+            l.sort_unstable();
+            l.dedup();
+            l
+        };
+        assert!(
+            lines(&rest).iter().all(|l| !lines(&paged).contains(l)),
+            "news only"
+        );
+        let c2 = next2.clone().unwrap();
+        let (none, next3, more) = page_of(&get(format!("?after={c2}")).await, &b.order_no);
+        assert!(none.is_empty() && !more);
+        assert_eq!(next3, next2);
+        // Without a cursor or limit: everything recorded, in the order it came.
+        let (all, next, more) = page_of(&get(String::new()).await, &b.order_no);
+        assert!(!more);
+        assert_eq!(next, next2);
+        let mut both = paged.clone();
+        both.extend(rest.iter().copied());
+        assert_eq!(all, both);
+        // Every line of the batch came, each detail repeated by the bank.
+        let total = store.tally(b.id).await.unwrap().in_flight.count as usize;
+        assert_eq!(lines(&paged).len() + lines(&rest).len(), total);
+        assert_eq!(paged.len() + rest.len(), 2 * total);
+        // A bad cursor is refused.
+        let r = http.get(format!("{url}?after=x")).send().await.unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::BAD_REQUEST);
+
+        // The platform pages from its own cursor and applies each attempt once.
+        collect_until_done(&h, b.id).await;
+        assert_eq!(store.tally(b.id).await.unwrap().in_flight.count, 0);
+        assert!(store.results_cursor(b.id).await.unwrap().is_some());
+    })
+    .await;
 }
 
 #[tokio::test]

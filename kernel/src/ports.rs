@@ -238,6 +238,33 @@ pub trait BankAgent: Send + Sync {
     async fn deliver(&self, instruction: &PaymentInstruction) -> Result<String, PortError>;
     /// Results available for an order so far (may repeat, may be partial, may be reordered).
     async fn collect_results(&self, order_no: &str) -> Result<Vec<BankResult>, PortError>;
+    /// The results recorded since `cursor` (a position this agent answered before; `None`:
+    /// from the start), at most a page of them, with the position after them and whether
+    /// more is ready now. The caller keeps the cursor with the page's results (one
+    /// transaction), so a retry after a crash asks for the same page again. An agent that
+    /// does not page answers everything so far ([`BankAgent::collect_results`]), no cursor.
+    async fn collect_page(
+        &self,
+        order_no: &str,
+        cursor: Option<&str>,
+    ) -> Result<ResultPage, PortError> {
+        let _ = cursor;
+        Ok(ResultPage {
+            results: self.collect_results(order_no).await?,
+            next: None,
+            more: false,
+        })
+    }
+}
+
+/// A page of a bank's results ([`BankAgent::collect_page`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResultPage {
+    pub results: Vec<BankResult>,
+    /// Where the next page starts (`None`: the agent does not page).
+    pub next: Option<String>,
+    /// More results are ready beyond this page.
+    pub more: bool,
 }
 
 /// A notice to publish (公示/公开), already masked.

@@ -439,15 +439,36 @@ impl Cycle<'_> {
         if !unsent.is_empty() {
             self.send(bank.as_ref(), b, unsent).await?;
         }
-        let results = bank.collect_results(&b.order_no).await?;
-        ykt_store::failpoints::hit("results.after_fetch");
-        let (bank, _) = self.store.batch_refs(b.id).await?;
-        let from = account(AccountKind::AgentBank, b, bank.as_deref());
-        let to = account(AccountKind::Beneficiaries, b, None);
-        Ok(self
-            .store
-            .apply_results(b.id, &b.order_no, &results, "system", &from, &to)
-            .await?)
+        // Page by page from where the last recorded page ended: each page's results and the
+        // cursor after it in one transaction (a crash in between fetches that page again).
+        // An agent that does not page answers everything in one page, without a cursor.
+        let mut cursor = self.store.results_cursor(b.id).await?;
+        let mut report = ResultReport::default();
+        loop {
+            let page = bank.collect_page(&b.order_no, cursor.as_deref()).await?;
+            ykt_store::failpoints::hit("results.after_fetch");
+            let (agent, _) = self.store.batch_refs(b.id).await?;
+            let from = account(AccountKind::AgentBank, b, agent.as_deref());
+            let to = account(AccountKind::Beneficiaries, b, None);
+            let r = self
+                .store
+                .apply_results_page(
+                    b.id,
+                    &b.order_no,
+                    &page.results,
+                    page.next.as_deref(),
+                    "system",
+                    &from,
+                    &to,
+                )
+                .await?;
+            report.merge(r);
+            let moved = page.next.is_some() && page.next != cursor;
+            if !page.more || !moved || page.results.is_empty() {
+                return Ok(report);
+            }
+            cursor = page.next;
+        }
     }
 
     /// Correct a failed line (department maker; where the province requires it, with the

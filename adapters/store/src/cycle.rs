@@ -38,6 +38,16 @@ pub struct ResultReport {
     pub anomalies: Vec<Anomaly>,
 }
 
+impl ResultReport {
+    /// Add a later page's report to this one.
+    pub fn merge(&mut self, o: ResultReport) {
+        self.credited = self.credited + o.credited;
+        self.failed = self.failed + o.failed;
+        self.duplicates += o.duplicates;
+        self.anomalies.extend(o.anomalies);
+    }
+}
+
 /// A result that changed nothing because something was wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Anomaly {
@@ -345,6 +355,55 @@ impl Store {
                 &mut tx, batch_id, order_no, results, actor, paid_from, paid_to,
             )
             .await?;
+        crate::failpoints::hit("results.before_commit");
+        tx.commit().await?;
+        crate::failpoints::hit("results.after_commit");
+        Ok(report)
+    }
+
+    /// Where a paging bank's results were read up to (see [`Store::apply_results_page`]).
+    pub async fn results_cursor(&self, batch_id: i64) -> Result<Option<String>> {
+        let r: Option<(Option<String>,)> = with_pool!(self, |p| {
+            sqlx::query_as("SELECT results_cursor FROM batches WHERE id = $1")
+                .bind(batch_id)
+                .fetch_optional(p)
+                .await?
+        });
+        r.map(|x| x.0).ok_or_else(|| StoreError::Invalid {
+            reason: format!("批次{batch_id}不存在 (no batch {batch_id})"),
+        })
+    }
+
+    /// [`Store::apply_results`] for a page of a paging bank's results, keeping `next` (the
+    /// position after the page) as the batch's results cursor in the same transaction: a
+    /// crash before the commit leaves the old cursor, so the retry fetches the same page
+    /// and nothing is applied twice. `None` keeps the cursor as it is.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn apply_results_page(
+        &self,
+        batch_id: i64,
+        order_no: &str,
+        results: &[BankResult],
+        next: Option<&str>,
+        actor: &str,
+        paid_from: &Account,
+        paid_to: &Account,
+    ) -> Result<ResultReport> {
+        let mut tx = self.begin().await?;
+        let report = self
+            .apply_results_in(
+                &mut tx, batch_id, order_no, results, actor, paid_from, paid_to,
+            )
+            .await?;
+        if let Some(next) = next {
+            with_tx!(tx, |c| {
+                sqlx::query("UPDATE batches SET results_cursor = $1 WHERE id = $2")
+                    .bind(next)
+                    .bind(batch_id)
+                    .execute(&mut *c)
+                    .await?;
+            });
+        }
         crate::failpoints::hit("results.before_commit");
         tx.commit().await?;
         crate::failpoints::hit("results.after_commit");

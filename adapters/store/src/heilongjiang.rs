@@ -12,7 +12,9 @@
 use crate::db::{Store, TxInner, with_pool};
 use crate::error::{Result, StoreError};
 use crate::payments::BatchRow;
-use crate::registers::{open_str, placeholders};
+use crate::registers::{
+    MAX_IN_LIST, in_list_bucket, list_placeholders, open_str, padded, placeholders,
+};
 use crate::vault::{BlindIndex, IndexKind};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -394,6 +396,54 @@ impl Store {
                 .await?
         });
         Ok(rows.into_iter().map(|(l, a, c)| (l, a, c == 1)).collect())
+    }
+
+    /// For some lines of a batch (a page of returns): each line's current attempt, and which
+    /// of its attempts have a recorded return and whether it was credited. Read by line, so a
+    /// page costs what it holds, not the batch (`hlj_line_attempts`, `hlj_return_flags`).
+    #[allow(clippy::type_complexity)]
+    pub async fn hlj_page_state(
+        &self,
+        batch_id: i64,
+        line_ids: &[i64],
+    ) -> Result<(Vec<(i64, i64)>, Vec<(i64, i64, bool)>)> {
+        let mut ids = line_ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let (mut attempts, mut flags) = (Vec::new(), Vec::new());
+        for chunk in ids.chunks(MAX_IN_LIST) {
+            let list = list_placeholders(self.backend(), in_list_bucket(chunk.len()));
+            let a_sql =
+                format!("SELECT id, batch_id, attempt FROM payment_lines WHERE id IN ({list})");
+            let f_sql = format!(
+                "SELECT line_id, batch_id, attempt, credited FROM hlj_returns WHERE line_id IN ({list})"
+            );
+            let a: Vec<(i64, i64, i64)> = with_pool!(self, |p| {
+                let mut q = sqlx::query_as(&a_sql);
+                for id in padded(chunk) {
+                    q = q.bind(id);
+                }
+                q.fetch_all(p).await?
+            });
+            let f: Vec<(i64, i64, i64, i64)> = with_pool!(self, |p| {
+                let mut q = sqlx::query_as(&f_sql);
+                for id in padded(chunk) {
+                    q = q.bind(id);
+                }
+                q.fetch_all(p).await?
+            });
+            attempts.extend(
+                a.into_iter()
+                    .filter(|r| r.1 == batch_id)
+                    .map(|(id, _, at)| (id, at)),
+            );
+            flags.extend(
+                f.into_iter()
+                    .filter(|r| r.1 == batch_id)
+                    .map(|(l, _, at, c)| (l, at, c == 1)),
+            );
+        }
+        Ok((attempts, flags))
     }
 
     /// The numbers of the vouchers sent to the agent bank for an order (the original and its

@@ -15,7 +15,7 @@
 //! | `request_payment` (RequestFunding) | plan_pushed | `POST /requests`: the region's payment request, a 5201 voucher pending review |
 //! | `finance_approve` (RequestFunding) | funding_requested | `POST /vouchers/{no}/approve` |
 //! | `treasury_pay` / re-dispatch (Dispatch) | approved / dispatched | `POST /vouchers/{no}/send`, or `/repay` for corrected lines |
-//! | `collect_results` (CollectResults) | dispatched | `GET /plans/{order}/returns` |
+//! | `collect_results` (CollectResults) | dispatched | `GET /plans/{order}/returns?after={cursor}&limit=`, page by page |
 //! | refund | any | `POST /vouchers/{no}/refunds` |
 //!
 //! Every message, both ways, is archived in the store (`hlj_messages`, encrypted) with the
@@ -31,7 +31,7 @@ use ykt_kernel::batch::BatchState;
 use ykt_kernel::catalog::{Catalog, FundingChannel, Project};
 use ykt_kernel::ports::{
     BankAgent, BankOutcome, BankResult, FundingRequest, FundingStatus, PaymentInstruction,
-    PortError, RefundRequest, TreasuryPayment,
+    PortError, RefundRequest, ResultPage, TreasuryPayment,
 };
 use ykt_kernel::{Fen, RegionCode};
 use ykt_store::Store;
@@ -460,51 +460,80 @@ impl BudgetSystem {
         m::read_notice(&n).map_err(fail)
     }
 
-    /// Every return detail of an order as the budget system relays it (repeats and all).
+    /// Every return detail of an order as the budget system relays it (repeats and all),
+    /// from the start in one answer.
     pub async fn returns(&self, order_no: &str) -> Result<Vec<m::ReturnDetail>, PortError> {
+        Ok(self.returns_page(order_no, None, None).await?.details)
+    }
+
+    /// The return details the budget system recorded since `cursor` (from the start without
+    /// one), at most `limit` (all without), with the cursor after them and whether more are
+    /// ready: `GET /plans/{order}/returns?after=&limit=`. Each page is archived as received
+    /// and its returns recorded (`hlj_returns`, the first report of an attempt wins); the
+    /// caller keeps the cursor with the page's results.
+    pub async fn returns_page(
+        &self,
+        order_no: &str,
+        cursor: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<m::ReturnsPage, PortError> {
         let b = self.batch(order_no).await?;
+        let mut query = Vec::new();
+        if let Some(c) = cursor {
+            query.push(format!("after={}", query_escape(c)));
+        }
+        if let Some(l) = limit {
+            query.push(format!("limit={l}"));
+        }
+        let path = if query.is_empty() {
+            format!("/plans/{order_no}/returns")
+        } else {
+            format!("/plans/{order_no}/returns?{}", query.join("&"))
+        };
         let (bytes, _) = self
             .exchange(
                 Some(&b),
                 order_no,
                 "",
                 ("returns_query", "return_5201"),
-                ("GET", format!("/plans/{order_no}/returns")),
+                ("GET", path.clone()),
                 None,
                 false,
             )
             .await?;
-        let details = m::read_returns_bytes(&bytes, order_no)
-            .map_err(|e| fail(format!("GET /plans/{order_no}/returns：{e}")))?;
+        let page =
+            m::read_returns_page(&bytes, order_no).map_err(|e| fail(format!("GET {path}：{e}")))?;
         drop(bytes);
         let (bank, _) = self.store.batch_refs(b.id).await.map_err(store_err)?;
         let bank = bank.unwrap_or_default();
-        // What was already reported, per line and attempt (the first report wins).
-        let before: HashMap<(i64, i64), bool> = self
+        // Only this page's lines: what was already reported per line and attempt (the first
+        // report wins), and the line's current attempt on the platform (nothing decrypted).
+        let ids: Vec<i64> = page.details.iter().map(|d| d.result.line_id).collect();
+        let (attempts, flags) = self
             .store
-            .hlj_return_flags(b.id)
+            .hlj_page_state(b.id, &ids)
             .await
-            .map_err(store_err)?
+            .map_err(store_err)?;
+        drop(ids);
+        let before: HashMap<(i64, i64), bool> =
+            flags.into_iter().map(|(l, a, c)| ((l, a), c)).collect();
+        let latest: HashMap<i64, u32> = attempts
             .into_iter()
-            .map(|(l, a, c)| ((l, a), c))
+            .map(|(id, attempt)| (id, u32::try_from(attempt).unwrap_or(0)))
             .collect();
-        // The line's current attempt on the platform (nothing decrypted).
-        let latest: HashMap<i64, u32> = self
-            .store
-            .hlj_line_attempts(b.id)
-            .await
-            .map_err(store_err)?
-            .into_iter()
-            .map(|(id, attempt, _)| (id, u32::try_from(attempt).unwrap_or(0)))
-            .collect();
+        let m::ReturnsPage {
+            details,
+            next,
+            more,
+        } = page;
         let mut out = Vec::with_capacity(details.len());
         for d in details {
             let credited = matches!(d.result.outcome, BankOutcome::Credited);
             let key = (d.result.line_id, i64::from(d.result.attempt));
-            // The budget system relays every voucher's return each time: an earlier attempt's
-            // return, repeated exactly as first reported, is history, not news. Anything else
-            // (a new report, a repeat of the latest attempt, a contradicting one) goes to the
-            // kernel, which applies it once or records it as an anomaly.
+            // An earlier attempt's return, repeated exactly as first reported (a fetch
+            // without a cursor relays every voucher's return again), is history, not news.
+            // Anything else (a new report, a repeat of the latest attempt, a contradicting
+            // one) goes to the kernel, which applies it once or records it as an anomaly.
             let superseded = latest
                 .get(&d.result.line_id)
                 .is_some_and(|l| *l > d.result.attempt);
@@ -531,8 +560,31 @@ impl BudgetSystem {
             .hlj_record_returns(b.id, &rows)
             .await
             .map_err(store_err)?;
-        Ok(out)
+        drop(rows);
+        Ok(m::ReturnsPage {
+            details: out,
+            next,
+            more,
+        })
     }
+}
+
+/// How many return details the platform asks for per page (`limit`): a page of a
+/// province-scale order is a few MB, whatever the order's size.
+pub const RETURNS_PAGE: usize = 5_000;
+
+/// A cursor as a query value: the budget system's cursors are opaque; anything but the
+/// unreserved characters of RFC 3986 is percent-encoded.
+fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn status_of(n: &m::VoucherNotice, today: NaiveDate) -> Result<FundingStatus, PortError> {
@@ -694,5 +746,21 @@ impl BankAgent for BudgetSystem {
             .into_iter()
             .map(|d| d.result)
             .collect())
+    }
+
+    /// A page of [`RETURNS_PAGE`] returns after `cursor` (`GET /plans/{order}/returns?after=`).
+    async fn collect_page(
+        &self,
+        order_no: &str,
+        cursor: Option<&str>,
+    ) -> Result<ResultPage, PortError> {
+        let page = self
+            .returns_page(order_no, cursor, Some(RETURNS_PAGE))
+            .await?;
+        Ok(ResultPage {
+            results: page.details.into_iter().map(|d| d.result).collect(),
+            next: page.next,
+            more: page.more,
+        })
     }
 }

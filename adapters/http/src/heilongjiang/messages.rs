@@ -416,7 +416,23 @@ impl RawDetail {
 /// skipped. Per `VoucherBody`, the first `Voucher` and its first `DetailList` count (as a
 /// tree reader finding the first child of each name would).
 pub fn read_returns_bytes(bytes: &[u8], order_no: &str) -> Result<Vec<ReturnDetail>, String> {
+    read_returns_page(bytes, order_no).map(|p| p.details)
+}
+
+/// A page of returns (`GET /plans/{PlanNo}/returns?after=&limit=`): its details, the cursor
+/// after it (`NextCursor`, absent from a budget system that does not page) and whether more
+/// details are ready (`More` = `1`).
+#[derive(Debug, Default)]
+pub struct ReturnsPage {
+    pub details: Vec<ReturnDetail>,
+    pub next: Option<String>,
+    pub more: bool,
+}
+
+/// [`read_returns_bytes`], with the page's `NextCursor` and `More` (children of `MOF`).
+pub fn read_returns_page(bytes: &[u8], order_no: &str) -> Result<ReturnsPage, String> {
     use quick_xml::events::Event;
+    let (mut next, mut more): (Option<String>, bool) = (None, false);
     let enc = xml::encoding_of(bytes)?;
     xml::check_encoding(bytes, enc)?;
     let err = |m: &dyn std::fmt::Display| format!("报文格式错误 (malformed XML): {m}");
@@ -539,6 +555,8 @@ pub fn read_returns_bytes(bytes: &[u8], order_no: &str) -> Result<Vec<ReturnDeta
                 }
             }
             (1, b"VoucherBody") if !voucher_seen => return Err("VoucherBody缺少Voucher".into()),
+            (1, b"NextCursor") if next.is_none() => next = Some(value.to_owned()),
+            (1, b"More") => more = value == "1",
             _ => {}
         }
         text.clear();
@@ -549,7 +567,11 @@ pub fn read_returns_bytes(bytes: &[u8], order_no: &str) -> Result<Vec<ReturnDeta
     if roots == 0 {
         return Err(err(&"空报文"));
     }
-    Ok(out)
+    Ok(ReturnsPage {
+        details: out,
+        next: next.filter(|c| !c.is_empty()),
+        more,
+    })
 }
 
 /// A `RefundRequest`: `request_no` is the platform's key for the refund (the same for every

@@ -19,7 +19,7 @@ use super::{
 };
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -77,7 +77,13 @@ struct Received {
     ori: String,
     paid: Vec<Paid>,
     date: String,
-    fetches: u32,
+    /// How many times details were released to the return journal.
+    releases: u32,
+    /// How many of `paid` (a prefix) were released.
+    released: usize,
+    /// The return journal: indexes into `paid` in the order the details were returned
+    /// (repeats and all). A paged fetch answers a range of it.
+    journal: Vec<u32>,
 }
 
 #[derive(Default)]
@@ -361,15 +367,61 @@ async fn receive(State(bank): State<Arc<Bank>>, body: Bytes) -> Response {
                 ori: v.get("OriVoucherNo").to_owned(),
                 paid,
                 date: date.clone(),
-                fetches: 0,
+                releases: 0,
+                released: 0,
+                journal: Vec::new(),
             },
         );
     }
     xml_response(StatusCode::OK, &receipt)
 }
 
-/// The return voucher (回单) of one voucher: the voucher with the bank's return fields.
-async fn returns(State(bank): State<Arc<Bank>>, Path(no): Path<String>) -> Response {
+/// Release details not yet returned to the voucher's return journal (a fetch that has seen
+/// the whole journal asks for news): all of them, or with `partial` the first half on the
+/// first release; shuffled with `reorder`; each twice (the copies after them) with
+/// `duplicate`.
+fn release(cfg: &BankConfig, no: &str, r: &mut Received) {
+    let n = r.paid.len();
+    if r.released >= n {
+        return;
+    }
+    r.releases += 1;
+    let upto = if cfg.partial && r.releases == 1 && n > 1 {
+        n.div_ceil(2)
+    } else {
+        n
+    };
+    let mut items: Vec<u32> = (r.released..upto)
+        .filter_map(|i| u32::try_from(i).ok())
+        .collect();
+    if cfg.reorder {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(fnv(
+            cfg.seed,
+            &["reorder", no, &r.releases.to_string()],
+        ));
+        items.shuffle(&mut rng);
+    }
+    r.journal.extend_from_slice(&items);
+    if cfg.duplicate {
+        r.journal.extend_from_slice(&items);
+    }
+    r.released = upto;
+}
+
+/// The return voucher (回单) of one voucher: the voucher with the bank's return fields, for
+/// the details of its return journal after position `after` (from the start without it), at
+/// most `limit` (all without). A fetch from the journal's end releases what is new first.
+/// The headers `X-Detail-Count` (details in this answer) and `X-More` (`1`: more of the
+/// journal beyond them) let the budget system page without parsing the return.
+async fn returns(
+    State(bank): State<Arc<Bank>>,
+    Path(no): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let (after, limit) = match super::page_params(&q) {
+        Ok(x) => x,
+        Err(e) => return bad(e),
+    };
     let mut st = bank.lock();
     let Some(r) = st.vouchers.get_mut(&no) else {
         return error(
@@ -378,27 +430,33 @@ async fn returns(State(bank): State<Arc<Bank>>, Path(no): Path<String>) -> Respo
             format!("本行未收到凭证{no}"),
         );
     };
-    r.fetches += 1;
-    let mut items: Vec<&Paid> = r.paid.iter().collect();
-    if bank.cfg.partial && r.fetches == 1 && items.len() > 1 {
-        items.truncate(items.len().div_ceil(2));
+    if after > r.journal.len() {
+        return bad(format!(
+            "游标{after}超出凭证{no}的回单（{}条）",
+            r.journal.len()
+        ));
     }
-    let paid_amt: i64 = items
+    if after == r.journal.len() {
+        release(&bank.cfg, &no, r);
+    }
+    let r = &*r;
+    let end = limit.map_or(r.journal.len(), |l| {
+        after.saturating_add(l).min(r.journal.len())
+    });
+    let more = end < r.journal.len();
+    let items: Vec<&Paid> = r.journal[after..end]
         .iter()
+        .filter_map(|&i| r.paid.get(i as usize))
+        .collect();
+    // The successful details' total, each detail once however often it repeats here.
+    let mut counted = HashSet::new();
+    let paid_amt: i64 = r.journal[after..end]
+        .iter()
+        .filter(|&&i| counted.insert(i))
+        .filter_map(|&i| r.paid.get(i as usize))
         .filter(|p| p.failure.is_none())
         .map(|p| p.amount)
         .sum();
-    if bank.cfg.reorder {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(fnv(
-            bank.cfg.seed,
-            &["reorder", &no, &r.fetches.to_string()],
-        ));
-        items.shuffle(&mut rng);
-    }
-    if bank.cfg.duplicate {
-        let copy = items.clone();
-        items.extend(copy);
-    }
     // Written as it goes: a province-scale return (every detail, repeated) is never a tree.
     let mut v = r.voucher.clone();
     v.set("XPayDate", r.date.clone());
@@ -463,7 +521,17 @@ async fn returns(State(bank): State<Arc<Bank>>, Path(no): Path<String>) -> Respo
     o.close(2, &v.name);
     o.close(1, "VoucherBody");
     o.close(0, "MOF");
-    xml_bytes_response(StatusCode::OK, o.finish())
+    let count = items.len().to_string();
+    let mut resp = xml_bytes_response(StatusCode::OK, o.finish());
+    let h = resp.headers_mut();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&count) {
+        h.insert("x-detail-count", v);
+    }
+    h.insert(
+        "x-more",
+        axum::http::HeaderValue::from_static(if more { "1" } else { "0" }),
+    );
+    resp
 }
 
 /// Money that could not be paid goes back to the paying account (原渠道退回): at most what

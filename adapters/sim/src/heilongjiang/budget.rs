@@ -12,8 +12,9 @@
 //!   bank;
 //! - `POST /vouchers/{no}/repay`: a re-payment voucher (`OriVoucherNo`) for corrected lines,
 //!   within the approved voucher's amount, numbered here and forwarded;
-//! - `GET /vouchers/{no}`: a voucher's state; `GET /plans/{plan}/returns`: the bank's return
-//!   vouchers for every voucher of a plan, relayed to the platform (二(三)三 "由预算管理一体化
+//! - `GET /vouchers/{no}`: a voucher's state; `GET /plans/{plan}/returns?after=&limit=`: the
+//!   bank's return details for the vouchers of a plan since a cursor, a page at a time,
+//!   relayed to the platform (二(三)三 "由预算管理一体化
 //!   系统向“一卡通”平台反馈发放情况");
 //! - `POST /vouchers/{no}/refunds`: return unpaid money through the original channel.
 
@@ -21,11 +22,11 @@ use super::xml::{self, El};
 use super::{SimClock, error, fmt_amt, parse_amt, xml_bytes_response, xml_response, ymd};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 /// Where the budget system forwards vouchers.
@@ -121,6 +122,8 @@ struct BudgetState {
     vouchers: BTreeMap<String, Voucher>,
     plan_seq: u32,
     voucher_seq: u32,
+    /// Per plan, its return details as they arrived from the bank.
+    returns: BTreeMap<String, ReturnLog>,
 }
 
 struct Budget {
@@ -740,56 +743,190 @@ async fn repay(State(b): State<Arc<Budget>>, Path(no): Path<String>, body: Bytes
     xml_response(StatusCode::OK, &n)
 }
 
-async fn returns(State(b): State<Arc<Budget>>, Path(plan): Path<String>) -> Response {
-    let nos: Vec<String> = {
+/// A stretch of a plan's return log: `len` details of one voucher's bank return journal from
+/// its position `from`, at position `start` of the plan's log.
+#[derive(Debug, Clone)]
+struct Run {
+    voucher: String,
+    from: usize,
+    len: usize,
+    start: usize,
+}
+
+/// A plan's return details in the order they arrived from the bank (as references into the
+/// bank's return journals, not the details: a page replayed after a crash is fetched from the
+/// bank again, by range), and how far each voucher's journal was read.
+#[derive(Debug, Default)]
+struct ReturnLog {
+    runs: Vec<Run>,
+    total: usize,
+    read: BTreeMap<String, usize>,
+}
+
+impl ReturnLog {
+    /// The stretches of the log in `[after, after + limit)`.
+    fn replay(&self, after: usize, limit: Option<usize>) -> Vec<(String, usize, usize)> {
+        let end = limit.map_or(self.total, |l| after.saturating_add(l).min(self.total));
+        let first = self.runs.partition_point(|r| r.start + r.len <= after);
+        let mut out = Vec::new();
+        for r in &self.runs[first..] {
+            if r.start >= end {
+                break;
+            }
+            let from = after.max(r.start);
+            let to = end.min(r.start + r.len);
+            out.push((r.voucher.clone(), r.from + (from - r.start), to - from));
+        }
+        out
+    }
+}
+
+/// One range of a voucher's bank return journal: its `VoucherBody` parts (byte ranges of the
+/// bank's answer), how many details, whether the journal has more after them.
+async fn bank_range(
+    b: &Budget,
+    no: &str,
+    after: usize,
+    limit: Option<usize>,
+) -> Result<(Vec<Bytes>, usize, bool), Response> {
+    let mut url = format!("{}/returns/{no}?after={after}", b.cfg.bank_url);
+    if let Some(l) = limit {
+        url.push_str(&format!("&limit={l}"));
+    }
+    let r = b.http.get(url).send().await.map_err(|e| {
+        error(
+            StatusCode::BAD_GATEWAY,
+            "bank_unreachable",
+            format!("代理银行无法连接：{e}"),
+        )
+    })?;
+    if !r.status().is_success() {
+        return Err(error(
+            StatusCode::BAD_GATEWAY,
+            "bank_refused",
+            format!("代理银行未返回凭证{no}的回单"),
+        ));
+    }
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let count = header("x-detail-count").and_then(|v| v.parse::<usize>().ok());
+    let more = header("x-more").as_deref() == Some("1");
+    let Some(count) = count else {
+        return Err(error(
+            StatusCode::BAD_GATEWAY,
+            "bank_malformed",
+            format!("代理银行凭证{no}的回单缺少明细条数"),
+        ));
+    };
+    let body = r.bytes().await.unwrap_or_default();
+    match xml::children_ranges(&body, "MOF", "VoucherBody") {
+        Ok(ranges) => Ok((
+            ranges.into_iter().map(|x| body.slice(x)).collect(),
+            count,
+            more,
+        )),
+        Err(e) => Err(error(StatusCode::BAD_GATEWAY, "bank_malformed", e)),
+    }
+}
+
+/// `GET /plans/{plan}/returns?after={cursor}&limit={n}`: the return details of the plan's
+/// sent vouchers recorded after the cursor (from the start without one), at most `n` (all
+/// without), as the bank wrote them, with `NextCursor` (the position after them) and `More`
+/// (`1`: more are ready; ask again from `NextCursor`). Details already recorded are fetched
+/// from the bank by range; when the page has room, each sent voucher's bank journal is read
+/// on from where it was read, and what is new is recorded here in the order it arrived.
+async fn returns(
+    State(b): State<Arc<Budget>>,
+    Path(plan): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let (after, limit) = match super::page_params(&q) {
+        Ok(x) => x,
+        Err(e) => return bad(e),
+    };
+    let (nos, replay, total) = {
         let st = b.lock();
         if !st.plans.contains_key(&plan) {
             return not_found(format!("发放计划{plan}不存在"));
         }
-        st.vouchers
+        let nos: Vec<String> = st
+            .vouchers
             .values()
             .filter(|v| v.plan_no == plan && v.status == Status::Sent)
             .map(|v| v.no.clone())
-            .collect()
+            .collect();
+        let log = st.returns.get(&plan);
+        let total = log.map_or(0, |l| l.total);
+        if after > total {
+            return bad(format!("游标{after}超出发放计划{plan}的回单（{total}条）"));
+        }
+        let replay = log.map(|l| l.replay(after, limit)).unwrap_or_default();
+        (nos, replay, total)
     };
     // Relayed as the bank wrote them: each return voucher's `VoucherBody` is checked and
-    // copied byte for byte into one `MOF`, never parsed into a tree (a province-scale return
-    // is every detail of the order, repeated).
+    // copied byte for byte into one `MOF`, never parsed into a tree.
     let mut parts: Vec<Bytes> = Vec::new();
-    for no in nos {
-        let r = match b
-            .http
-            .get(format!("{}/returns/{no}", b.cfg.bank_url))
-            .send()
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_GATEWAY,
-                    "bank_unreachable",
-                    format!("代理银行无法连接：{e}"),
-                );
+    let mut served = 0usize;
+    for (no, from, len) in replay {
+        match bank_range(&b, &no, from, Some(len)).await {
+            Ok((p, n, _)) => {
+                served += n;
+                parts.extend(p);
             }
-        };
-        if !r.status().is_success() {
-            return error(
-                StatusCode::BAD_GATEWAY,
-                "bank_refused",
-                format!("代理银行未返回凭证{no}的回单"),
-            );
+            Err(r) => return r,
         }
-        let body = r.bytes().await.unwrap_or_default();
-        match xml::children_ranges(&body, "MOF", "VoucherBody") {
-            Ok(ranges) => parts.extend(ranges.into_iter().map(|x| body.slice(x))),
-            Err(e) => {
-                return error(StatusCode::BAD_GATEWAY, "bank_malformed", e);
+    }
+    let mut more = after + served < total;
+    if !more {
+        for no in nos {
+            let room = limit.map(|l| l.saturating_sub(served));
+            if room == Some(0) {
+                more = true;
+                break;
             }
+            let from = b
+                .lock()
+                .returns
+                .get(&plan)
+                .and_then(|l| l.read.get(&no).copied())
+                .unwrap_or(0);
+            let (p, n, bank_more) = match bank_range(&b, &no, from, room).await {
+                Ok(x) => x,
+                Err(r) => return r,
+            };
+            if n > 0 {
+                let mut st = b.lock();
+                let log = st.returns.entry(plan.clone()).or_default();
+                if log.read.get(&no).copied().unwrap_or(0) != from || log.total != after + served {
+                    // A fetch at the same time recorded news first: these are not relayed
+                    // here (the answer must be the log from the cursor, without a gap); the
+                    // platform asks again from `NextCursor`.
+                    more = true;
+                    continue;
+                }
+                log.runs.push(Run {
+                    voucher: no.clone(),
+                    from,
+                    len: n,
+                    start: log.total,
+                });
+                log.total += n;
+                log.read.insert(no.clone(), from + n);
+                served += n;
+                parts.extend(p);
+            }
+            more |= bank_more;
         }
     }
     let mut o = xml::Out::new();
     o.open(0, "MOF", &[]);
     o.leaf(1, "VoucherCount", &parts.len().to_string());
+    o.leaf(1, "NextCursor", &(after + served).to_string());
+    o.leaf(1, "More", if more { "1" } else { "0" });
     for p in &parts {
         o.raw_line(1, p);
     }

@@ -26,6 +26,25 @@ use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
 use xml::El;
 
+/// `after` and `limit` of a paged returns query: (the position to answer from, at most how
+/// many; `None`: all). A missing `after` is the start.
+pub(crate) fn page_params(
+    q: &std::collections::HashMap<String, String>,
+) -> Result<(usize, Option<usize>), String> {
+    let after = match q.get("after").map(String::as_str) {
+        None | Some("") => 0,
+        Some(s) => s.parse().map_err(|_| format!("游标after「{s}」无效"))?,
+    };
+    let limit = match q.get("limit").map(String::as_str) {
+        None | Some("") => None,
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => return Err(format!("limit「{s}」应为正整数")),
+        },
+    };
+    Ok((after, limit))
+}
+
 /// The simulators' business date, shared and movable.
 #[derive(Debug, Clone)]
 pub struct SimClock(Arc<Mutex<NaiveDate>>);
@@ -50,11 +69,13 @@ pub struct BankConfig {
     pub seed: u64,
     /// Share of card accounts that fail (0.0 to 1.0).
     pub fail_share: f64,
-    /// Deliver every return detail twice.
+    /// Deliver every return detail twice (the copy after the released details: with paging,
+    /// possibly in a later page).
     pub duplicate: bool,
-    /// Shuffle the order of return details.
+    /// Shuffle the order of return details (each release of them).
     pub reorder: bool,
-    /// The first fetch of a voucher's return carries only the first half of its details.
+    /// The first fetch of a voucher's return releases only the first half of its details,
+    /// the next one the rest (with paging: in a later page or a later fetch).
     pub partial: bool,
     /// Fee of one cross-bank transfer in 分, borne by the agent bank (黑财监〔2021〕30号 二(三)三
     /// "跨行转账手续费，由各级财政国库集中支付业务代理银行承担").
