@@ -389,7 +389,7 @@ impl Store {
         paid_from: &Account,
         paid_to: &Account,
     ) -> Result<ResultReport> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_bulk().await?;
         let report = self
             .apply_results_in(
                 &mut tx, batch_id, order_no, results, actor, paid_from, paid_to,
