@@ -232,8 +232,20 @@ fn clean_range(s: &str) -> (usize, usize) {
         [only] if visible(*only) => return (0, s.len()),
         _ => {}
     }
-    // Otherwise (a name or other text in Chinese, mostly): look at the characters at both
-    // ends only.
+    // Otherwise (a name or other text in Chinese, mostly): the first byte of a character
+    // `clean` trims is ASCII whitespace, or 0xC2 (U+0085, U+00A0), 0xE1 (U+1680), 0xE2
+    // (U+2000-U+205F, U+200B), 0xE3 (U+3000) or 0xEF (U+FEFF).
+    let may_trim =
+        |b: u8| !visible(b) && (b.is_ascii() || matches!(b, 0xC2 | 0xE1 | 0xE2 | 0xE3 | 0xEF));
+    let bytes = s.as_bytes();
+    let last_start = (0..bytes.len())
+        .rev()
+        .find(|&i| (bytes[i] & 0xC0) != 0x80)
+        .unwrap_or(0);
+    match (bytes.first(), bytes.get(last_start)) {
+        (Some(&first), Some(&last)) if !may_trim(first) && !may_trim(last) => return (0, s.len()),
+        _ => {}
+    }
     let mut start = 0;
     for c in s.chars() {
         if !trimmed_char(c) {
@@ -713,6 +725,69 @@ impl Lex {
     }
 }
 
+/// The bytes of `word` equal to `b`: the high bit of each such byte (exact, no borrow
+/// between bytes).
+fn bytes_equal(word: u64, b: u8) -> u64 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    let x = word ^ (u64::from(b) * 0x0101_0101_0101_0101);
+    !(((x & LOW7) + LOW7) | x | LOW7)
+}
+
+/// Split the line starting at `bytes[start]` at `delimiter` into `fields` (ranges relative
+/// to `start`), eight bytes at a time: the position of its `\n`, or `None` when a quote
+/// comes first or the text ends before a line end (`fields` is then incomplete).
+fn split_line(
+    bytes: &[u8],
+    start: usize,
+    delimiter: u8,
+    fields: &mut Vec<(usize, usize)>,
+) -> Option<usize> {
+    fields.clear();
+    let mut field_start = 0;
+    let mut i = start;
+    let mut push = |at: usize, fields: &mut Vec<(usize, usize)>| {
+        fields.push((field_start, at - start));
+        field_start = at - start + 1;
+    };
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(w);
+        let stop = bytes_equal(word, b'\n') | bytes_equal(word, b'"');
+        let mut delims = bytes_equal(word, delimiter);
+        if stop != 0 {
+            let first = stop.trailing_zeros() / 8;
+            delims &= (1u64 << (first * 8)) - 1;
+        }
+        while delims != 0 {
+            push(i + (delims.trailing_zeros() / 8) as usize, fields);
+            delims &= delims - 1;
+        }
+        if stop != 0 {
+            let at = i + (stop.trailing_zeros() / 8) as usize;
+            if bytes[at] == b'"' {
+                return None;
+            }
+            push(at, fields);
+            return Some(at);
+        }
+        i += 8;
+    }
+    for (at, &b) in bytes.iter().enumerate().skip(i) {
+        if b == b'"' {
+            return None;
+        }
+        if b == b'\n' {
+            push(at, fields);
+            return Some(at);
+        }
+        if b == delimiter {
+            push(at, fields);
+        }
+    }
+    None
+}
+
 impl CsvSource {
     fn new(decoder: DecodingReader<File>, delimiter: u8, encoding: TextEncoding) -> CsvSource {
         CsvSource {
@@ -762,13 +837,10 @@ impl CsvSource {
             }
             if self.pos < bytes.len() {
                 let found = match scan {
-                    None => match memchr::memchr2(b'\n', b'"', &bytes[self.pos..]) {
-                        Some(i) if bytes[self.pos + i] == b'\n' => Some((self.pos + i + 1, true)),
-                        // A quote: the record is read by the grammar, from its start.
-                        Some(_) => {
-                            scan = Some((self.pos, Lex::StartField));
-                            None
-                        }
+                    None => match split_line(bytes, self.pos, self.delimiter, &mut self.fields) {
+                        Some(line_end) => Some((line_end + 1, true)),
+                        // A quote, or the end of the text before a line end: the record is
+                        // read by the grammar, from its start.
                         None => {
                             scan = Some((self.pos, Lex::StartField));
                             None
@@ -836,21 +908,13 @@ impl CsvSource {
             .prev_row
             .saturating_add(u32::try_from(gap).unwrap_or(u32::MAX));
         self.prev_row = row;
-        self.fields.clear();
         if self.quoted {
             if let Err(e) = self.unquote(start, end, file, row) {
                 return Some(Err(e));
             }
         } else {
-            // The line without its `\n`, split at the delimiter.
-            let line_end = end - 1;
-            self.rec = (start, line_end);
-            let mut field_start = 0;
-            for d in memchr::memchr_iter(self.delimiter, &self.text.as_bytes()[start..line_end]) {
-                self.fields.push((field_start, d));
-                field_start = d + 1;
-            }
-            self.fields.push((field_start, line_end - start));
+            // The line without its `\n`; `split_line` gave its fields.
+            self.rec = (start, end - 1);
         }
         Some(Ok(row))
     }
@@ -858,6 +922,7 @@ impl CsvSource {
     /// Split the record `text[start..end]`, which has quotes, into `unquoted` and `fields`.
     fn unquote(&mut self, start: usize, end: usize, file: &str, row: u32) -> Result<(), FileError> {
         self.unquoted.clear();
+        self.fields.clear();
         let bytes = &self.text.as_bytes()[start..end];
         let rec = self
             .text
