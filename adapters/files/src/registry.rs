@@ -8,7 +8,7 @@
 //! bank account (they are masked with the kernel's default [`MaskPolicy`]).
 
 use crate::error::FileError;
-use crate::table::{RowBuf, TableReader};
+use crate::table::{RowView, TableReader};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -205,7 +205,7 @@ fn open_layout(
 
 /// One row seen through a layout.
 struct Fields<'a> {
-    row: &'a RowBuf,
+    row: RowView<'a>,
     at: &'a [Option<usize>],
     table: &'a TableReader,
 }

@@ -3,9 +3,10 @@
 //! header and then one [`TableRow`] per non-empty row, in memory that does not grow with the
 //! file.
 //!
-//! - CSV is decoded through a streaming decoder (`decode::DecodingReader`) and parsed by the
-//!   `csv` crate; a record larger than [`MAX_RECORD_BYTES`] (an unbalanced quote swallowing
-//!   the file) is an error rather than an unbounded buffer.
+//! - CSV is decoded through a streaming decoder (`decode::DecodingReader`) and split into
+//!   records and fields in place, by the `csv` crate's rules (`CsvSource`); a record larger
+//!   than [`MAX_RECORD_BYTES`] (an unbalanced quote swallowing the file) is an error rather
+//!   than an unbounded buffer.
 //! - xlsx is read with calamine's cell reader (`Xlsx::worksheet_cells_reader`), which streams
 //!   the worksheet XML. That reader borrows the workbook, so it runs on a helper thread that
 //!   owns the workbook and hands rows over a bounded channel; dropping the reader stops the
@@ -13,15 +14,13 @@
 //!   bombs (see the crate README). calamine keeps the shared-strings table in memory: that
 //!   part of an xlsx is not streamed.
 
-use crate::decode::{self, BudgetExceeded, DecodingReader, Detected, Malformed};
+use crate::decode::{self, DecodingReader, Detected, Malformed};
 use crate::error::{FileError, display_name};
 use crate::zipcheck::{self, ZipProblem};
 use calamine::{DataRef, Reader, SheetType, SheetVisible, Xlsx, XlsxError};
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 /// Most columns a header may have.
@@ -99,17 +98,29 @@ pub struct TableRow {
     pub numeric: Vec<bool>,
 }
 
-/// A data row held in the reader's reusable buffer: every cell's trimmed text in one string,
-/// so reading a row allocates nothing once the buffer has grown. [`TableReader::next_row`]
-/// copies it into an owned [`TableRow`]; the roster and register readers read it in place.
+/// A data row held in the reader's reusable buffer, so reading a row allocates nothing once
+/// the buffer has grown: per header column the byte range of its trimmed text, in `text`
+/// (xlsx) or in the CSV source's current record. [`TableReader::current`] lends it as a
+/// [`RowView`].
 #[derive(Debug, Default)]
-pub(crate) struct RowBuf {
+struct RowBuf {
     /// 1-based row number as a spreadsheet user sees it.
-    pub row: u32,
+    row: u32,
     text: String,
-    /// Per header column: the byte range of its text in `text` (empty when blank).
+    /// Per header column: the byte range of its text (empty when blank).
     spans: Vec<(u32, u32)>,
     numeric: Vec<bool>,
+}
+
+/// The current data row of a [`TableReader`], borrowed: [`TableReader::next_row`] copies it
+/// into an owned [`TableRow`]; the roster and register readers read it in place.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowView<'a> {
+    /// 1-based row number as a spreadsheet user sees it.
+    pub row: u32,
+    text: &'a str,
+    spans: &'a [(u32, u32)],
+    numeric: &'a [bool],
 }
 
 impl RowBuf {
@@ -135,13 +146,33 @@ impl RowBuf {
         self.numeric[col] = numeric;
     }
 
+    /// Cell `col` is `start..end` of the CSV record's text (not a number cell).
+    fn set_range(&mut self, col: usize, start: usize, end: usize) {
+        // A record is at most MAX_RECORD_BYTES: well within u32.
+        self.spans[col] = (
+            u32::try_from(start).unwrap_or(u32::MAX),
+            u32::try_from(end).unwrap_or(u32::MAX),
+        );
+    }
+
+    fn view<'a>(&'a self, text: &'a str) -> RowView<'a> {
+        RowView {
+            row: self.row,
+            text,
+            spans: &self.spans,
+            numeric: &self.numeric,
+        }
+    }
+}
+
+impl<'a> RowView<'a> {
     /// Number of cells (the header's width).
     pub fn width(&self) -> usize {
         self.spans.len()
     }
 
     /// The trimmed text of cell `col` (`""` when blank or beyond the header).
-    pub fn cell(&self, col: usize) -> &str {
+    pub fn cell(&self, col: usize) -> &'a str {
         self.spans
             .get(col)
             .and_then(|&(a, b)| self.text.get(a as usize..b as usize))
@@ -157,7 +188,7 @@ impl RowBuf {
         TableRow {
             row: self.row,
             cells: (0..self.width()).map(|i| self.cell(i).to_owned()).collect(),
-            numeric: self.numeric.clone(),
+            numeric: self.numeric.to_vec(),
         }
     }
 }
@@ -181,15 +212,55 @@ struct SparseRow {
 /// Trim what people and exports leave around cell text: whitespace (including the
 /// ideographic space U+3000 and NBSP), byte-order marks and zero-width spaces.
 pub(crate) fn clean(s: &str) -> &str {
+    let (a, b) = clean_range(s);
+    s.get(a..b).unwrap_or("")
+}
+
+/// Whether [`clean`] trims `c`.
+fn trimmed_char(c: char) -> bool {
+    c.is_whitespace() || c == '\u{feff}' || c == '\u{200b}'
+}
+
+/// The byte range of `s` that [`clean`] keeps.
+fn clean_range(s: &str) -> (usize, usize) {
     // Most cells begin and end with a visible ASCII character (digits, codes): nothing to
     // trim, no characters to decode. ASCII whitespace is exactly `\t \n \x0b \x0c \r` and the
     // space, so any other ASCII byte at both ends leaves `trim_matches` below nothing to do.
     let visible = |b: u8| b.is_ascii() && !matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ');
     match s.as_bytes() {
-        [first, .., last] if visible(*first) && visible(*last) => s,
-        [only] if visible(*only) => s,
-        _ => s.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}' || c == '\u{200b}'),
+        [first, .., last] if visible(*first) && visible(*last) => return (0, s.len()),
+        [only] if visible(*only) => return (0, s.len()),
+        _ => {}
     }
+    // Otherwise (a name or other text in Chinese, mostly): the first byte of a character
+    // `clean` trims is ASCII whitespace, or 0xC2 (U+0085, U+00A0), 0xE1 (U+1680), 0xE2
+    // (U+2000-U+205F, U+200B), 0xE3 (U+3000) or 0xEF (U+FEFF).
+    let may_trim =
+        |b: u8| !visible(b) && (b.is_ascii() || matches!(b, 0xC2 | 0xE1 | 0xE2 | 0xE3 | 0xEF));
+    let bytes = s.as_bytes();
+    let last_start = (0..bytes.len())
+        .rev()
+        .find(|&i| (bytes[i] & 0xC0) != 0x80)
+        .unwrap_or(0);
+    match (bytes.first(), bytes.get(last_start)) {
+        (Some(&first), Some(&last)) if !may_trim(first) && !may_trim(last) => return (0, s.len()),
+        _ => {}
+    }
+    let mut start = 0;
+    for c in s.chars() {
+        if !trimmed_char(c) {
+            break;
+        }
+        start += c.len_utf8();
+    }
+    let mut end = s.len();
+    for c in s[start..].chars().rev() {
+        if !trimmed_char(c) {
+            break;
+        }
+        end -= c.len_utf8();
+    }
+    (start, end)
 }
 
 /// How many times `byte` occurs in `bytes` (vectorised by the compiler).
@@ -351,7 +422,7 @@ impl TableReader {
     /// yielded in place of their row and reading goes on; after any other error the reader
     /// is finished.
     pub fn next_row(&mut self) -> Option<Result<TableRow, FileError>> {
-        self.advance().map(|r| r.map(|()| self.buf.to_row()))
+        self.advance().map(|r| r.map(|()| self.current().to_row()))
     }
 
     /// Read the next non-empty data row into the reader's buffer ([`TableReader::current`]),
@@ -362,16 +433,9 @@ impl TableReader {
                 Source::Csv(c) => match c.next_record(&self.file) {
                     None => None,
                     Some(Err(e)) => Some(Err(e)),
-                    Some(Ok(row)) => match c.record_text(&self.file, row) {
-                        Err(e) => Some(Err(e)),
-                        Ok(text) => Some(Ok(c.fill(
-                            text,
-                            row,
-                            &self.file,
-                            &self.headers,
-                            &mut self.buf,
-                        ))),
-                    },
+                    Some(Ok(row)) => {
+                        Some(Ok(c.fill(row, &self.file, &self.headers, &mut self.buf)))
+                    }
                 },
                 Source::Xlsx(x) => match x.rx.recv().ok() {
                     None => None,
@@ -401,15 +465,18 @@ impl TableReader {
     }
 
     /// The row [`TableReader::advance`] read last.
-    pub(crate) fn current(&self) -> &RowBuf {
-        &self.buf
+    pub(crate) fn current(&self) -> RowView<'_> {
+        match &self.source {
+            Source::Csv(c) => self.buf.view(c.record_str()),
+            Source::Xlsx(_) => self.buf.view(&self.buf.text),
+        }
     }
 
     /// Bytes held by the CSV decoder's buffers (for tests: must not grow with the file).
     #[doc(hidden)]
     pub fn decoder_buffer_bytes(&self) -> usize {
         match &self.source {
-            Source::Csv(c) => c.rdr.get_ref().buffer_capacity(),
+            Source::Csv(c) => c.decoder.buffer_capacity(),
             Source::Xlsx(_) => 0,
         }
     }
@@ -441,7 +508,20 @@ fn checked_cell<'t>(
     file: &str,
     headers: &[String],
 ) -> Result<&'t str, FileError> {
-    let text = clean(text);
+    let (a, b) = checked_cell_range(text, row, col, file, headers)?;
+    Ok(text.get(a..b).unwrap_or(""))
+}
+
+/// [`checked_cell`] as the byte range of `text` it keeps.
+fn checked_cell_range(
+    text: &str,
+    row: u32,
+    col: usize,
+    file: &str,
+    headers: &[String],
+) -> Result<(usize, usize), FileError> {
+    let (a, b) = clean_range(text);
+    let text = text.get(a..b).unwrap_or("");
     if text.len() > MAX_CELL_CHARS {
         let chars = text.chars().count();
         if chars > MAX_CELL_CHARS {
@@ -454,7 +534,7 @@ fn checked_cell<'t>(
             });
         }
     }
-    Ok(text)
+    Ok((a, b))
 }
 
 fn ragged(file: &str, row: u32, beyond: usize, headers: &[String]) -> FileError {
@@ -561,24 +641,10 @@ fn open_source(path: &Path, file: &str) -> Result<(SourceFormat, Source), FileEr
     let delimiter = detect_delimiter(&sample);
     drop(sample);
     f.seek(SeekFrom::Start(0)).map_err(io_err)?;
-    let budget = Arc::new(AtomicU64::new(0));
-    let decoder = DecodingReader::new(f, encoding, budget.clone(), MAX_RECORD_BYTES);
-    let rdr = csv::ReaderBuilder::new()
-        // 64 KiB, the decoder's output buffer: one read per decoded block.
-        .buffer_capacity(64 * 1024)
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(delimiter)
-        .from_reader(decoder);
+    let decoder = DecodingReader::new(f, encoding);
     Ok((
         SourceFormat::Csv(encoding),
-        Source::Csv(Box::new(CsvSource {
-            rdr,
-            record: csv::ByteRecord::new(),
-            budget,
-            prev_row: 0,
-            encoding,
-        })),
+        Source::Csv(Box::new(CsvSource::new(decoder, delimiter, encoding))),
     ))
 }
 
@@ -596,39 +662,319 @@ fn detect_delimiter(sample: &[u8]) -> u8 {
     }
 }
 
+/// The CSV reader: splits the decoder's text into records and fields in place, with the
+/// `csv` crate's rules (RFC 4180 quoting, `""` inside quotes, blank lines skipped, ragged
+/// records allowed) but no copy of the record: a record without quotes (nearly all) is read
+/// as its line of the decoded text, its fields as byte ranges of it.
 struct CsvSource {
-    rdr: csv::Reader<DecodingReader<File>>,
-    record: csv::ByteRecord,
-    budget: Arc<AtomicU64>,
+    decoder: DecodingReader<File>,
+    delimiter: u8,
+    /// Decoded text, line ends normalised to `\n`; `pos..` not parsed yet.
+    text: String,
+    pos: usize,
+    /// The decoder has no more text.
+    eof: bool,
+    /// The current record: `text[rec.0..rec.1]` when `quoted` is false, else `unquoted`.
+    rec: (usize, usize),
+    quoted: bool,
+    /// The current record's fields with quotes removed (records with quotes only).
+    unquoted: String,
+    /// Byte ranges of the current record's fields in [`CsvSource::record_str`].
+    fields: Vec<(usize, usize)>,
     prev_row: u32,
     encoding: TextEncoding,
 }
 
-impl CsvSource {
-    /// Read the next record into `self.record`: its spreadsheet row number. The caller then
-    /// checks it to be UTF-8 as a whole ([`CsvSource::record_text`], an error that ends the
-    /// reading).
-    fn next_record(&mut self, file: &str) -> Option<Result<u32, FileError>> {
-        let before = self.rdr.position().line();
-        match self.rdr.read_byte_record(&mut self.record) {
-            Ok(false) => None,
-            Ok(true) => {
-                self.budget.store(0, Ordering::Relaxed);
-                // Spreadsheet row number. csv skips blank lines, which a spreadsheet shows as
-                // rows, and a quoted multi-line cell is one row. The decoder turned every line
-                // end into `\n`, so the parse of this record consumed, in `\n`s: the blank
-                // lines before it, the line breaks inside its cells, and its own terminator
-                // (absent only on an unterminated last line, hence the `max(1)`).
-                let after = self.rdr.position().line();
-                let inner = count_byte(self.record.as_slice(), b'\n');
-                let gap = after.saturating_sub(before).saturating_sub(inner).max(1);
-                let row = self
-                    .prev_row
-                    .saturating_add(u32::try_from(gap).unwrap_or(u32::MAX));
-                self.prev_row = row;
-                Some(Ok(row))
+/// The state of the CSV grammar inside a record (the `csv_core` states a record goes
+/// through with `\n` as terminator and `"` as quote, doubled to escape).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lex {
+    StartField,
+    InField,
+    InQuoted,
+    /// A `"` inside a quoted field: the end of the quotes, or the first of `""`.
+    QuoteInQuoted,
+}
+
+/// What a byte does in a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LexStep {
+    /// Part of the field's text.
+    Copy,
+    /// A quote that is not text.
+    Skip,
+    EndField,
+    EndRecord,
+}
+
+impl Lex {
+    fn step(self, b: u8, delimiter: u8) -> (Lex, LexStep) {
+        match self {
+            Lex::StartField if b == b'"' => (Lex::InQuoted, LexStep::Skip),
+            Lex::StartField | Lex::InField | Lex::QuoteInQuoted if b == delimiter => {
+                (Lex::StartField, LexStep::EndField)
             }
-            Err(e) => Some(Err(self.map_error(e, file))),
+            Lex::StartField | Lex::InField | Lex::QuoteInQuoted if b == b'\n' => {
+                (Lex::StartField, LexStep::EndRecord)
+            }
+            Lex::InQuoted if b == b'"' => (Lex::QuoteInQuoted, LexStep::Skip),
+            Lex::QuoteInQuoted if b == b'"' => (Lex::InQuoted, LexStep::Copy),
+            Lex::InQuoted => (Lex::InQuoted, LexStep::Copy),
+            Lex::StartField | Lex::InField | Lex::QuoteInQuoted => (Lex::InField, LexStep::Copy),
+        }
+    }
+}
+
+/// The bytes of `word` equal to `b`: the high bit of each such byte (exact, no borrow
+/// between bytes).
+fn bytes_equal(word: u64, b: u8) -> u64 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    let x = word ^ (u64::from(b) * 0x0101_0101_0101_0101);
+    !(((x & LOW7) + LOW7) | x | LOW7)
+}
+
+/// Split the line starting at `bytes[start]` at `delimiter` into `fields` (ranges relative
+/// to `start`), eight bytes at a time: the position of its `\n`, or `None` when a quote
+/// comes first or the text ends before a line end (`fields` is then incomplete).
+fn split_line(
+    bytes: &[u8],
+    start: usize,
+    delimiter: u8,
+    fields: &mut Vec<(usize, usize)>,
+) -> Option<usize> {
+    fields.clear();
+    let mut field_start = 0;
+    let mut i = start;
+    let mut push = |at: usize, fields: &mut Vec<(usize, usize)>| {
+        fields.push((field_start, at - start));
+        field_start = at - start + 1;
+    };
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(w);
+        let stop = bytes_equal(word, b'\n') | bytes_equal(word, b'"');
+        let mut delims = bytes_equal(word, delimiter);
+        if stop != 0 {
+            let first = stop.trailing_zeros() / 8;
+            delims &= (1u64 << (first * 8)) - 1;
+        }
+        while delims != 0 {
+            push(i + (delims.trailing_zeros() / 8) as usize, fields);
+            delims &= delims - 1;
+        }
+        if stop != 0 {
+            let at = i + (stop.trailing_zeros() / 8) as usize;
+            if bytes[at] == b'"' {
+                return None;
+            }
+            push(at, fields);
+            return Some(at);
+        }
+        i += 8;
+    }
+    for (at, &b) in bytes.iter().enumerate().skip(i) {
+        if b == b'"' {
+            return None;
+        }
+        if b == b'\n' {
+            push(at, fields);
+            return Some(at);
+        }
+        if b == delimiter {
+            push(at, fields);
+        }
+    }
+    None
+}
+
+impl CsvSource {
+    fn new(decoder: DecodingReader<File>, delimiter: u8, encoding: TextEncoding) -> CsvSource {
+        CsvSource {
+            decoder,
+            delimiter,
+            text: String::with_capacity(128 * 1024),
+            pos: 0,
+            eof: false,
+            rec: (0, 0),
+            quoted: false,
+            unquoted: String::new(),
+            fields: Vec::new(),
+            prev_row: 0,
+            encoding,
+        }
+    }
+
+    /// Append the decoder's next block to `text`, first dropping what was parsed. Positions
+    /// before `self.pos` are invalid afterwards; returns how far the text moved.
+    fn more(&mut self, file: &str) -> Result<usize, FileError> {
+        let moved = self.pos;
+        if moved > 0 {
+            self.text.drain(..moved);
+            self.pos = 0;
+        }
+        match self.decoder.fill(&mut self.text) {
+            Ok(more) => self.eof = !more,
+            Err(e) => return Err(self.io_error(e, file)),
+        }
+        Ok(moved)
+    }
+
+    /// Read the next record: its spreadsheet row number. `None` at the end of the file.
+    fn next_record(&mut self, file: &str) -> Option<Result<u32, FileError>> {
+        let mut blank = 0u64;
+        // Where the search for the record's end resumes, and the grammar's state there
+        // (`None`: no quote met yet, the end is the next `\n`).
+        let mut scan: Option<(usize, Lex)> = None;
+        let (end, terminated) = loop {
+            let bytes = self.text.as_bytes();
+            if scan.is_none() {
+                // Blank lines: `csv` skips them; a spreadsheet shows them as rows.
+                while bytes.get(self.pos) == Some(&b'\n') {
+                    self.pos += 1;
+                    blank += 1;
+                }
+            }
+            if self.pos < bytes.len() {
+                let found = match scan {
+                    None => match split_line(bytes, self.pos, self.delimiter, &mut self.fields) {
+                        Some(line_end) => Some((line_end + 1, true)),
+                        // A quote, or the end of the text before a line end: the record is
+                        // read by the grammar, from its start.
+                        None => {
+                            scan = Some((self.pos, Lex::StartField));
+                            None
+                        }
+                    },
+                    Some(_) => None,
+                };
+                if let Some(f) = found {
+                    self.quoted = false;
+                    break f;
+                }
+                if let Some((at, lex)) = scan.as_mut() {
+                    let mut i = *at;
+                    let mut state = *lex;
+                    let mut done = None;
+                    while i < bytes.len() {
+                        let (next, step) = state.step(bytes[i], self.delimiter);
+                        state = next;
+                        i += 1;
+                        if step == LexStep::EndRecord {
+                            done = Some(i);
+                            break;
+                        }
+                    }
+                    *at = i;
+                    *lex = state;
+                    if let Some(end) = done {
+                        self.quoted = true;
+                        break (end, true);
+                    }
+                }
+            } else if scan.is_none() && self.eof {
+                return None;
+            }
+            // The record goes on past the text decoded so far.
+            if self.eof {
+                // Only a quoted field can be open at the end (the decoder ends the text
+                // with a line end): the record ends with the file, as for `csv`.
+                self.quoted = true;
+                break (self.text.len(), false);
+            }
+            if (self.text.len() - self.pos) as u64 > MAX_RECORD_BYTES {
+                return Some(Err(FileError::RowTooLarge {
+                    file: file.to_owned(),
+                    row: self.prev_row.saturating_add(1),
+                    max_mib: MAX_RECORD_BYTES >> 20,
+                }));
+            }
+            match self.more(file) {
+                Ok(moved) => {
+                    if let Some((at, _)) = scan.as_mut() {
+                        *at -= moved;
+                    }
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        };
+        let start = self.pos;
+        self.pos = end;
+        // Spreadsheet row number: the blank lines before the record and the record itself (a
+        // quoted multi-line cell is one row); a record cut by the end of the file is no row
+        // of its own, as `csv`'s line count gave.
+        let gap = (blank + u64::from(terminated)).max(1);
+        let row = self
+            .prev_row
+            .saturating_add(u32::try_from(gap).unwrap_or(u32::MAX));
+        self.prev_row = row;
+        if self.quoted {
+            if let Err(e) = self.unquote(start, end, file, row) {
+                return Some(Err(e));
+            }
+        } else {
+            // The line without its `\n`; `split_line` gave its fields.
+            self.rec = (start, end - 1);
+        }
+        Some(Ok(row))
+    }
+
+    /// Split the record `text[start..end]`, which has quotes, into `unquoted` and `fields`.
+    fn unquote(&mut self, start: usize, end: usize, file: &str, row: u32) -> Result<(), FileError> {
+        self.unquoted.clear();
+        self.fields.clear();
+        let bytes = &self.text.as_bytes()[start..end];
+        let rec = self
+            .text
+            .get(start..end)
+            .ok_or_else(|| self.encoding_error(file, row))?;
+        let mut state = Lex::StartField;
+        // The run of text bytes being copied, and where the field begins in `unquoted`.
+        let mut run: Option<usize> = None;
+        let mut field_start = 0;
+        let mut ended = false;
+        for (i, &b) in bytes.iter().enumerate() {
+            let (next, step) = state.step(b, self.delimiter);
+            state = next;
+            if step == LexStep::Copy {
+                run.get_or_insert(i);
+                continue;
+            }
+            // Runs end at ASCII bytes: always character boundaries.
+            if let Some(r) = run.take() {
+                self.unquoted.push_str(
+                    rec.get(r..i)
+                        .ok_or_else(|| self.encoding_error(file, row))?,
+                );
+            }
+            match step {
+                LexStep::EndField | LexStep::EndRecord => {
+                    self.fields.push((field_start, self.unquoted.len()));
+                    field_start = self.unquoted.len();
+                    if step == LexStep::EndRecord {
+                        ended = true;
+                        break;
+                    }
+                }
+                LexStep::Copy | LexStep::Skip => {}
+            }
+        }
+        if !ended {
+            if let Some(r) = run.take() {
+                self.unquoted
+                    .push_str(rec.get(r..).ok_or_else(|| self.encoding_error(file, row))?);
+            }
+            self.fields.push((field_start, self.unquoted.len()));
+        }
+        Ok(())
+    }
+
+    /// The text the current record's field ranges point into.
+    fn record_str(&self) -> &str {
+        if self.quoted {
+            &self.unquoted
+        } else {
+            self.text.get(self.rec.0..self.rec.1).unwrap_or("")
         }
     }
 
@@ -640,17 +986,11 @@ impl CsvSource {
         }
     }
 
-    /// The current record's fields, concatenated, as text: checked to be UTF-8 once as a
-    /// whole (the decoder produces UTF-8 and fields are split at ASCII bytes, so every field
-    /// is UTF-8 then). An error here is the source failing ([`FileError::Encoding`]).
-    fn record_text(&self, file: &str, row: u32) -> Result<&str, FileError> {
-        std::str::from_utf8(self.record.as_slice()).map_err(|_| self.encoding_error(file, row))
-    }
-
-    /// Field `i` of the current record, out of its [`CsvSource::record_text`]. A field split
-    /// inside a character cannot happen (fields are split at ASCII bytes) and would be `None`.
-    fn field<'t>(&self, text: &'t str, i: usize) -> Option<&'t str> {
-        text.get(self.record.range(i)?)
+    /// Field `i` of the current record. Fields are split at ASCII bytes, so a field split
+    /// inside a character cannot happen (and would be `None`).
+    fn field(&self, i: usize) -> Option<&str> {
+        let (a, b) = *self.fields.get(i)?;
+        self.record_str().get(a..b)
     }
 
     /// The current record as a sparse row (for the header search).
@@ -659,13 +999,10 @@ impl CsvSource {
             Ok(row) => row,
             Err(e) => return Some(Err(e)),
         };
-        let record = match self.record_text(file, row) {
-            Ok(t) => t,
-            Err(e) => return Some(Err(e)),
-        };
         let mut cells = Vec::new();
-        for i in 0..self.record.len() {
-            let Some(text) = self.field(record, i) else {
+        let n = self.fields.len();
+        for i in 0..n {
+            let Some(text) = self.field(i) else {
                 return Some(Err(self.encoding_error(file, row)));
             };
             if text.is_empty() {
@@ -675,15 +1012,15 @@ impl CsvSource {
                 // Too wide to be a header (issue #9: a header of 10^6 columns took 200 MB
                 // as one String per cell). Keep only the last non-empty cell, which gives
                 // the width the error reports.
-                let last = (i..self.record.len())
+                let last = (i..n)
                     .rev()
-                    .find(|&j| self.field(record, j).is_some_and(|t| !clean(t).is_empty()))
+                    .find(|&j| self.field(j).is_some_and(|t| !clean(t).is_empty()))
                     .unwrap_or(i);
                 cells.truncate(MAX_COLUMNS);
                 cells.push((
                     u32::try_from(last).unwrap_or(u32::MAX),
                     RawCell {
-                        text: self.field(record, last).unwrap_or_default().to_owned(),
+                        text: self.field(last).unwrap_or_default().to_owned(),
                         numeric: false,
                         error: None,
                     },
@@ -702,11 +1039,11 @@ impl CsvSource {
         Some(Ok(SparseRow { row, cells }))
     }
 
-    /// Put the current record into `buf`: `Ok(false)` for a record with no content. Errors
-    /// are row-level.
+    /// Put the current record's cell ranges into `buf` (its text stays in the source:
+    /// [`CsvSource::record_str`]): `Ok(false)` for a record with no content. Errors are
+    /// row-level.
     fn fill(
         &self,
-        record: &str,
         row: u32,
         file: &str,
         headers: &[String],
@@ -714,24 +1051,25 @@ impl CsvSource {
     ) -> Result<bool, FileError> {
         let width = headers.len();
         buf.reset(row, width);
+        let record = self.record_str();
         let mut beyond = 0usize;
         let mut any = false;
-        for i in 0..self.record.len() {
-            let Some(field) = self.field(record, i) else {
-                return Err(self.encoding_error(file, row));
-            };
-            if field.is_empty() {
+        for (i, &(a, b)) in self.fields.iter().enumerate() {
+            if a == b {
                 continue;
             }
-            let text = checked_cell(field, row, i, file, headers)?;
-            if text.is_empty() {
+            let Some(field) = record.get(a..b) else {
+                return Err(self.encoding_error(file, row));
+            };
+            let (ta, tb) = checked_cell_range(field, row, i, file, headers)?;
+            if ta == tb {
                 continue;
             }
             any = true;
             if i >= width {
                 beyond = beyond.max(i + 1);
             } else {
-                buf.set(i, text, false);
+                buf.set_range(i, a + ta, a + tb);
             }
         }
         if beyond > 0 {
@@ -740,42 +1078,20 @@ impl CsvSource {
         Ok(any)
     }
 
-    fn map_error(&self, e: csv::Error, file: &str) -> FileError {
-        let next_row = self.prev_row.saturating_add(1);
-        match e.into_kind() {
-            csv::ErrorKind::Io(io) => {
-                if let Some(m) = io.get_ref().and_then(|i| i.downcast_ref::<Malformed>()) {
-                    FileError::Encoding {
-                        file: file.to_owned(),
-                        row: Some(u32::try_from(m.line).unwrap_or(u32::MAX)),
-                        encoding: self.encoding,
-                    }
-                } else if io
-                    .get_ref()
-                    .and_then(|i| i.downcast_ref::<BudgetExceeded>())
-                    .is_some()
-                {
-                    FileError::RowTooLarge {
-                        file: file.to_owned(),
-                        row: next_row,
-                        max_mib: MAX_RECORD_BYTES >> 20,
-                    }
-                } else {
-                    FileError::Io {
-                        file: file.to_owned(),
-                        source: io,
-                    }
-                }
-            }
-            csv::ErrorKind::Utf8 { .. } => FileError::Encoding {
+    /// The error of a failed decoder read: a malformed byte is [`FileError::Encoding`] on
+    /// its line.
+    fn io_error(&self, io: io::Error, file: &str) -> FileError {
+        if let Some(m) = io.get_ref().and_then(|i| i.downcast_ref::<Malformed>()) {
+            FileError::Encoding {
                 file: file.to_owned(),
-                row: Some(next_row),
+                row: Some(u32::try_from(m.line).unwrap_or(u32::MAX)),
                 encoding: self.encoding,
-            },
-            other => FileError::Io {
+            }
+        } else {
+            FileError::Io {
                 file: file.to_owned(),
-                source: io::Error::other(format!("CSV: {other:?}")),
-            },
+                source: io,
+            }
         }
     }
 }
@@ -1046,6 +1362,86 @@ pub(crate) fn format_float(f: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Records as the `csv` crate reads `text` (what the reader used before its own
+    /// splitter), with the row numbers the reader derived from `csv`'s line count.
+    fn csv_crate_records(text: &str) -> Vec<(u32, Vec<String>)> {
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        let mut record = csv::ByteRecord::new();
+        let mut out = Vec::new();
+        let mut prev_row = 0u32;
+        loop {
+            let before = rdr.position().line();
+            if !rdr.read_byte_record(&mut record).unwrap() {
+                return out;
+            }
+            let after = rdr.position().line();
+            let inner = count_byte(record.as_slice(), b'\n');
+            let gap = after.saturating_sub(before).saturating_sub(inner).max(1);
+            prev_row += gap as u32;
+            let fields = record
+                .iter()
+                .map(|f| String::from_utf8(f.to_vec()).unwrap())
+                .collect();
+            out.push((prev_row, fields));
+        }
+    }
+
+    fn splitter_records(text: &str) -> Vec<(u32, Vec<String>)> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, text).unwrap();
+        let f = File::open(&path).unwrap();
+        let mut c = CsvSource::new(
+            DecodingReader::new(f, TextEncoding::Utf8),
+            b',',
+            TextEncoding::Utf8,
+        );
+        let mut out = Vec::new();
+        while let Some(row) = c.next_record("t.csv") {
+            let row = row.unwrap();
+            let fields = (0..c.fields.len())
+                .map(|i| c.field(i).unwrap().to_owned())
+                .collect();
+            out.push((row, fields));
+        }
+        out
+    }
+
+    proptest! {
+        /// The splitter reads every text as the `csv` crate did: the same records, fields
+        /// and row numbers (quotes, doubled quotes, blank lines, a quote left open).
+        #[test]
+        fn splitter_reads_like_the_csv_crate(parts in proptest::collection::vec(
+            prop_oneof![Just("a"), Just("张三"), Just(","), Just("\""), Just("\n"), Just(" "), Just("\"\""), Just("\n\n")],
+            0..40,
+        )) {
+            let mut text: String = parts.concat();
+            // The decoder ends the text with a line end.
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            prop_assert_eq!(splitter_records(&text), csv_crate_records(&text));
+        }
+    }
+
+    #[test]
+    fn splitter_reads_records_across_blocks() {
+        let mut text = String::new();
+        for i in 0..30_000 {
+            match i % 7 {
+                0 => text.push_str("\"张,三\",\"a\"\"b\"c,1\n"),
+                1 => text.push_str("\n"),
+                2 => text.push_str("\"多\n行\",x\n"),
+                _ => text.push_str(&format!("李四{i},23010219,{i}.00\n")),
+            }
+        }
+        assert_eq!(splitter_records(&text), csv_crate_records(&text));
+    }
 
     #[test]
     fn floats_format_like_excel_general() {
