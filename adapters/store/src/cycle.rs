@@ -349,16 +349,8 @@ impl Store {
         paid_from: &Account,
         paid_to: &Account,
     ) -> Result<ResultReport> {
-        let mut tx = self.begin_bulk().await?;
-        let report = self
-            .apply_results_in(
-                &mut tx, batch_id, order_no, results, actor, paid_from, paid_to,
-            )
-            .await?;
-        crate::failpoints::hit("results.before_commit");
-        tx.commit().await?;
-        crate::failpoints::hit("results.after_commit");
-        Ok(report)
+        self.apply_results_page(batch_id, order_no, results, None, actor, paid_from, paid_to)
+            .await
     }
 
     /// Where a paging bank's results were read up to (see [`Store::apply_results_page`]).
