@@ -7,7 +7,7 @@
 //! from the state the kernel decided on, so a repeated or concurrent delivery of the same
 //! results changes nothing the second time and a line is never credited twice.
 
-use crate::db::{Store, Tx, TxInner, with_pool, with_tx};
+use crate::db::{Store, Tx, TxInner, with_pool, with_tx, with_write};
 use crate::error::{Result, StoreError};
 use crate::imports::Val;
 use crate::payments::insert_rows;
@@ -106,7 +106,7 @@ fn audit(
 impl Store {
     /// Record the agent bank a batch is paid through.
     pub async fn set_batch_bank(&self, batch_id: i64, bank: &str) -> Result<()> {
-        with_pool!(self, |p| {
+        with_write!(self, |p| {
             sqlx::query("UPDATE batches SET agent_bank = $1 WHERE id = $2")
                 .bind(bank)
                 .bind(batch_id)
@@ -118,7 +118,7 @@ impl Store {
 
     /// Record the treasury's reference for a batch's funding.
     pub async fn set_treasury_ref(&self, batch_id: i64, reference: &str) -> Result<()> {
-        with_pool!(self, |p| {
+        with_write!(self, |p| {
             sqlx::query("UPDATE batches SET treasury_ref = $1 WHERE id = $2")
                 .bind(reference)
                 .bind(batch_id)

@@ -173,6 +173,24 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+/// [`with_pool!`] for a statement that writes outside a transaction (autocommit). On SQLite it
+/// first queues on the write gate, as [`Store::begin`] does: otherwise it would wait for the
+/// database's write lock only `busy_timeout` (5 s) while a long transaction of this process
+/// holds it, and fail with `database is locked` (seen: a bank's pull, which records itself,
+/// refused with HTTP 500 during a loaded release). Never use it while holding a [`Tx`].
+macro_rules! with_write {
+    ($store:expr, |$p:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::db::Pool::Sqlite($p) => {
+                let _gate = $store.sqlite_write_gate().await;
+                $body
+            }
+            $crate::db::Pool::Postgres($p) => $body,
+        }
+    };
+}
+pub(crate) use with_write;
+
 /// Run `$body` with `$c` bound to the transaction's connection (`&mut SqliteConnection` or
 /// `&mut PgConnection`; pass `&mut *$c` as the executor). Expanded once per backend.
 macro_rules! with_tx {
@@ -335,6 +353,11 @@ impl Store {
     }
 
     /// Open a write transaction (see the module docs for the locking).
+    /// The write gate of this process's SQLite writers (see [`with_write!`]).
+    pub(crate) async fn sqlite_write_gate(&self) -> OwnedMutexGuard<()> {
+        self.write_gate.clone().lock_owned().await
+    }
+
     pub async fn begin(&self) -> Result<Tx> {
         self.begin_as(SQLITE_BEGIN).await
     }
@@ -479,5 +502,41 @@ mod tests {
             Store::connect("mysql://x", Vault::generate().0).await,
             Err(StoreError::Config { .. })
         ));
+    }
+
+    /// A write outside a transaction waits for a longer transaction of the same process
+    /// instead of failing with `database is locked` after `busy_timeout`.
+    #[tokio::test]
+    async fn autocommit_write_waits_for_a_transaction_longer_than_busy_timeout() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("ykt.db").display());
+        let store = Store::connect(&url, Vault::generate().0)
+            .await
+            .expect("file store");
+        let tx = store.begin().await.expect("write transaction");
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .upsert_user(&crate::UserRow {
+                        login: "clerk".into(),
+                        display_name: "经办".into(),
+                        roles: vec!["dept_maker".into()],
+                        region: "410902000000".into(),
+                        password_hash: None,
+                        disabled: false,
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(SQLITE_BUSY_TIMEOUT + Duration::from_secs(1)).await;
+        assert!(!writer.is_finished(), "the write waits for the transaction");
+        tx.commit().await.expect("commit");
+        writer
+            .await
+            .expect("task")
+            .expect("the write succeeds once the transaction ends");
+        assert!(store.get_user("clerk").await.expect("read").is_some());
+        store.close().await;
     }
 }

@@ -2,7 +2,7 @@
 //! records of the public personal lookup (补贴查询), keyed by the person's blind index. The web
 //! portal reads them; publishing twice is harmless (same id or same record: no change).
 
-use crate::db::{Store, TxInner, with_pool, with_tx};
+use crate::db::{Store, TxInner, with_pool, with_tx, with_write};
 use crate::error::Result;
 use async_trait::async_trait;
 use ykt_kernel::Fen;
@@ -225,7 +225,7 @@ impl DisclosureChannel for Store {
 
     async fn withdraw(&self, id: &str) -> std::result::Result<(), PortError> {
         let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        with_pool!(self, |p| {
+        with_write!(self, |p| {
             sqlx::query(
                 "UPDATE notices SET withdrawn_at = $1 WHERE id = $2 AND withdrawn_at IS NULL",
             )

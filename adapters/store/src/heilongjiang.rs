@@ -9,7 +9,7 @@
 //!   黑财监〔2023〕1号 三, the ledger entries of a batch (for the grain-risk-fund clearing
 //!   statement), the card-activation census.
 
-use crate::db::{Store, TxInner, with_pool};
+use crate::db::{Store, TxInner, with_pool, with_write};
 use crate::error::{Result, StoreError};
 use crate::payments::BatchRow;
 use crate::registers::{
@@ -191,7 +191,7 @@ impl Store {
         let enc = self.vault.encrypt(m.body);
         let at = now();
         crate::failpoints::hit("hlj.archive.before_commit");
-        let id = with_pool!(self, |p| {
+        let id = with_write!(self, |p| {
             sqlx::query_scalar(
                 "INSERT INTO hlj_messages (batch_id, order_no, voucher_no, kind, direction, request, status, body_enc, body_sha256, on_date, at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",

@@ -9,7 +9,7 @@
 //! that are domain values (a library entry, a statement comparison) are JSON the caller owns.
 //! Dates named `on`/`*_on` are business dates `YYYY-MM-DD`; `at` is the write's timestamp.
 
-use crate::db::{Backend, Store, Tx, TxInner, with_pool, with_tx};
+use crate::db::{Backend, Store, Tx, TxInner, with_pool, with_tx, with_write};
 use crate::error::{Result, StoreError};
 use crate::registers::{in_list_bucket, list_placeholders, open_str, padded};
 use crate::vault::BlindIndex;
@@ -899,7 +899,7 @@ impl Store {
         on: &str,
     ) -> Result<()> {
         crate::failpoints::hit("henan.push.before_commit");
-        let n = with_pool!(self, |p| {
+        let n = with_write!(self, |p| {
             sqlx::query("UPDATE henan_orders SET pushed_on = $1, push_message = $2, request_no = $3, indicator = COALESCE($4, indicator) WHERE order_no = $5")
                 .bind(on).bind(message).bind(request_no).bind(indicator).bind(order_no)
                 .execute(p).await?.rows_affected()
@@ -921,7 +921,7 @@ impl Store {
         on: &str,
     ) -> Result<()> {
         crate::failpoints::hit("henan.funded.before_commit");
-        with_pool!(self, |p| {
+        with_write!(self, |p| {
             sqlx::query("UPDATE henan_orders SET indicator = $1, funded_on = COALESCE(funded_on, $2) WHERE order_no = $3")
                 .bind(indicator).bind(on).bind(order_no)
                 .execute(p).await?;
@@ -1043,7 +1043,7 @@ impl Store {
         after: i64,
     ) -> Result<i64> {
         let at = now();
-        Ok(with_pool!(self, |p| {
+        Ok(with_write!(self, |p| {
             sqlx::query_scalar("INSERT INTO henan_pulls (order_no, bank, mode, after_line, lines, complete, at) VALUES ($1, $2, $3, $4, 0, 0, $5) RETURNING id")
                 .bind(order_no).bind(bank).bind(mode).bind(after).bind(&at)
                 .fetch_one(p).await?
@@ -1060,7 +1060,7 @@ impl Store {
         complete: bool,
     ) -> Result<()> {
         let at = now();
-        with_pool!(self, |p| {
+        with_write!(self, |p| {
             sqlx::query("UPDATE henan_pulls SET last_line = $1, lines = $2, complete = $3, finished_at = $4 WHERE id = $5")
                 .bind(last_line).bind(lines).bind(i64::from(complete)).bind(&at).bind(id)
                 .execute(p).await?;
@@ -1390,7 +1390,7 @@ impl Store {
         error: &str,
     ) -> Result<()> {
         let at = now();
-        with_pool!(self, |p| {
+        with_write!(self, |p| {
             sqlx::query("INSERT INTO henan_result_posts (order_no, bank, results, applied, duplicates, refused, error, at) VALUES ($1, $2, $3, 0, 0, $4, $5, $6)")
                 .bind(order_no).bind(bank).bind(results as i64).bind(refused as i64).bind(error).bind(&at)
                 .execute(p).await?;
@@ -1831,7 +1831,7 @@ impl Store {
         }
         let at = now();
         crate::failpoints::hit("henan.line_event.before_commit");
-        let id: i64 = with_pool!(self, |p| {
+        let id: i64 = with_write!(self, |p| {
             sqlx::query_scalar("INSERT INTO henan_line_events (batch_id, line_id, kind, signed_by, head, amount_fen, on_date, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id")
                 .bind(e.batch_id).bind(e.line_id).bind(&e.kind).bind(e.signed_by.as_deref()).bind(e.head.as_deref()).bind(e.amount.0).bind(&e.on_date).bind(&at)
                 .fetch_one(p).await?
@@ -1842,7 +1842,7 @@ impl Store {
 
     /// Remove the record of a correction or refund that was refused after all.
     pub async fn henan_drop_line_event(&self, id: i64) -> Result<()> {
-        with_pool!(self, |p| {
+        with_write!(self, |p| {
             sqlx::query("DELETE FROM henan_line_events WHERE id = $1")
                 .bind(id)
                 .execute(p)

@@ -10,7 +10,7 @@
 //! Batch steps use optimistic locking (`version`): two reviewers approving at once produce
 //! one transition and one `Conflict`.
 
-use crate::db::{Backend, Store, Tx, TxInner, with_pool, with_tx};
+use crate::db::{Backend, Store, Tx, TxInner, with_pool, with_tx, with_write};
 use crate::error::{Result, StoreError};
 use crate::imports::{Val, bind_sqlite_rows, copy_rows};
 use crate::registers::{aad, open_str, rows_by_person, values_placeholders};
@@ -846,7 +846,7 @@ impl Store {
             ProxyKind::Custody => "custody",
             ProxyKind::Receipt => "receipt",
         };
-        with_pool!(self, |p| {
+        with_write!(self, |p| {
             sqlx::query(
                 "INSERT INTO proxy_agreements (person_idx, kind, proxy_name, filed_with, signed_on) VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (person_idx, kind) DO UPDATE SET proxy_name = excluded.proxy_name, filed_with = excluded.filed_with, signed_on = excluded.signed_on",

@@ -3,7 +3,7 @@
 //! A session is found by the SHA-256 of its token (the token itself is never stored); times
 //! are unix seconds supplied by the caller, so tests can move the clock.
 
-use crate::db::{Store, with_pool};
+use crate::db::{Store, with_pool, with_write};
 use crate::error::{Result, StoreError};
 
 /// One stored session.
@@ -40,7 +40,7 @@ impl Default for ThrottlePolicy {
 impl Store {
     /// Store a new session.
     pub async fn create_session(&self, s: &SessionRow) -> Result<()> {
-        with_pool!(self, |p| {
+        with_write!(self, |p| {
             sqlx::query(
                 "INSERT INTO web_sessions (token_hash, login, csrf, created_at, last_seen, expires_at) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
@@ -80,7 +80,7 @@ impl Store {
 
     /// Record activity on a session (idle expiry counts from here).
     pub async fn touch_session(&self, token_hash: &str, now: i64) -> Result<()> {
-        with_pool!(self, |p| {
+        with_write!(self, |p| {
             sqlx::query("UPDATE web_sessions SET last_seen = $2 WHERE token_hash = $1")
                 .bind(token_hash)
                 .bind(now)
@@ -92,7 +92,7 @@ impl Store {
 
     /// Delete one session (logout, expiry).
     pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
-        with_pool!(self, |p| {
+        with_write!(self, |p| {
             sqlx::query("DELETE FROM web_sessions WHERE token_hash = $1")
                 .bind(token_hash)
                 .execute(p)
@@ -103,7 +103,7 @@ impl Store {
 
     /// Delete every session of a user (disabled, password reset). Returns how many.
     pub async fn delete_sessions_of(&self, login: &str) -> Result<u64> {
-        Ok(with_pool!(self, |p| {
+        Ok(with_write!(self, |p| {
             sqlx::query("DELETE FROM web_sessions WHERE login = $1")
                 .bind(login)
                 .execute(p)
@@ -114,7 +114,7 @@ impl Store {
 
     /// Set (or replace) a user's password hash (an argon2id PHC string).
     pub async fn set_password_hash(&self, login: &str, hash: &str) -> Result<()> {
-        let n = with_pool!(self, |p| {
+        let n = with_write!(self, |p| {
             sqlx::query("UPDATE users SET password_hash = $2 WHERE login = $1")
                 .bind(login)
                 .bind(hash)
@@ -132,7 +132,7 @@ impl Store {
 
     /// Disable or re-enable a user.
     pub async fn set_user_disabled(&self, login: &str, disabled: bool) -> Result<()> {
-        let n = with_pool!(self, |p| {
+        let n = with_write!(self, |p| {
             sqlx::query("UPDATE users SET disabled = $2 WHERE login = $1")
                 .bind(login)
                 .bind(i64::from(disabled))
@@ -201,7 +201,7 @@ impl Store {
 
     /// Forget the failures of `key` (after a successful login).
     pub async fn clear_login_failures(&self, key: &str) -> Result<()> {
-        with_pool!(self, |p| {
+        with_write!(self, |p| {
             sqlx::query("DELETE FROM login_throttle WHERE key = $1")
                 .bind(key)
                 .execute(p)

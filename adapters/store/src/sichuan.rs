@@ -8,7 +8,7 @@
 //! instruction needs are decrypted on demand ([`Store::sichuan_payees`]) and never stored
 //! again in clear.
 
-use crate::db::{Store, with_pool, with_tx};
+use crate::db::{Store, with_pool, with_tx, with_write};
 use crate::error::{Result, StoreError};
 use crate::registers::open_str;
 use crate::vault::BlindIndex;
@@ -580,7 +580,7 @@ impl Store {
     /// Record the post-payment publicity (idempotent: the first record stays).
     pub async fn sichuan_record_post_publicity(&self, p: &Publicity, actor: &str) -> Result<()> {
         let at = now();
-        with_pool!(self, |c| {
+        with_write!(self, |c| {
             sqlx::query(
                 "INSERT INTO sichuan_publicity (batch_id, stage, starts_on, ends_on, closed_on, notices, line_count, amount_fen, actor, at) \
                  VALUES ($1, 'post', $2, $3, NULL, $4, $5, $6, $7, $8) ON CONFLICT (batch_id, stage) DO NOTHING",
@@ -601,7 +601,7 @@ impl Store {
 
     /// Mark the pre-payment publicity closed (the township submitted).
     pub async fn sichuan_close_publicity(&self, batch_id: i64, closed_on: &str) -> Result<()> {
-        with_pool!(self, |c| {
+        with_write!(self, |c| {
             sqlx::query("UPDATE sichuan_publicity SET closed_on = $1 WHERE batch_id = $2 AND stage = 'pre' AND closed_on IS NULL")
                 .bind(closed_on)
                 .bind(batch_id)
@@ -1056,7 +1056,7 @@ impl Store {
     pub async fn sichuan_record_voucher(&self, v: &Voucher) -> Result<()> {
         let at = now();
         crate::failpoints::hit("sichuan.voucher.before_commit");
-        with_pool!(self, |c| {
+        with_write!(self, |c| {
             sqlx::query(
                 "INSERT INTO sichuan_vouchers (voucher_no, batch_id, kind, amount_fen, vou_date, sha256, xml, status, status_note, paid_on, at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
@@ -1088,7 +1088,7 @@ impl Store {
         note: &str,
         paid_on: Option<&str>,
     ) -> Result<()> {
-        with_pool!(self, |c| {
+        with_write!(self, |c| {
             sqlx::query("UPDATE sichuan_vouchers SET status = $1, status_note = $2, paid_on = COALESCE($3, paid_on) WHERE voucher_no = $4")
                 .bind(status)
                 .bind(note)

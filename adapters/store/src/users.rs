@@ -1,6 +1,6 @@
 //! Operator accounts, kept as plain strings until the kernel has its `User`/`Role` types.
 
-use crate::db::{Store, with_pool};
+use crate::db::{Store, with_pool, with_write};
 use crate::error::{Result, StoreError};
 use crate::imports::now_rfc3339;
 use ykt_kernel::ident::RegionCode;
@@ -65,7 +65,7 @@ impl Store {
         let roles = user.roles.join(",");
         let disabled = i64::from(user.disabled);
         let created_at = now_rfc3339();
-        with_pool!(self, |p| {
+        with_write!(self, |p| {
             sqlx::query(
                 "INSERT INTO users (login, display_name, roles, region, password_hash, disabled, \
                  created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
