@@ -302,12 +302,14 @@ fn the_cycle_by_hand_with_roles_enforced() {
     }
     let out = e.ok(0, &["henan", "repull", "1", "--user", "daoli-clerk"]);
     assert!(out.contains(&format!("已开放{}笔", ids.len())), "{out}");
-    let args = bank(&[]);
+    // This time the bank posts the results and hands them over only on its next run.
+    let args = bank(&["--defer-handover"]);
     let out = e.ok(0, &args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(
         out.contains(&format!("获取{}行", ids.len())),
         "only the corrected lines: {out}"
     );
+    assert!(!out.contains("交接：第"), "no hand-over this run: {out}");
     e.ok(0, &["henan", "sync"]);
     // What still fails (a wrong or closed account) is refunded, finance agreeing.
     let still = e.ok(0, &["batch", "lines", "1", "--state", "failed"]);
@@ -349,19 +351,35 @@ fn the_cycle_by_hand_with_roles_enforced() {
     assert_eq!(o.status.code(), Some(1), "hand-overs not checked yet");
     let out = e.ok(0, &["henan", "deadlines"]);
     assert!(out.contains("2023-05-26前，待办"), "{out}");
-    while e
-        .run(&[
-            "henan",
-            "handover",
-            "check",
-            "HA202305230102-000001-01",
-            "--user",
-            "daoli-clerk",
-        ])
-        .status
-        .code()
-        == Some(0)
-    {}
+    let check_all = |e: &mut Env| {
+        while e
+            .run(&[
+                "henan",
+                "handover",
+                "check",
+                "HA202305230102-000001-01",
+                "--user",
+                "daoli-clerk",
+            ])
+            .status
+            .code()
+            == Some(0)
+        {}
+    };
+    check_all(&mut e);
+    // Every hand-over so far is confirmed, but the re-payment's results were never handed
+    // over (第二十六条): the batch cannot be reconciled yet.
+    let o = e.run(&["henan", "reconcile", "1", "--user", "daoli-clerk"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("又报送了{}笔交易结果", ids.len())),
+        "{err}"
+    );
+    let args = bank(&[]);
+    let out = e.ok(0, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.contains("交接：第"), "the owed hand-over: {out}");
+    check_all(&mut e);
     e.ok(0, &["henan", "reconcile", "1", "--user", "daoli-clerk"]);
     e.ok(0, &["henan", "publish", "1", "--user", "daoli-clerk"]);
     let out = e.ok(0, &["batch", "show", "1"]);

@@ -82,6 +82,9 @@ pub struct BankFaults {
     pub truncate_post: bool,
     /// Pull, then post nothing and hand nothing over (the bank does not answer).
     pub silent: bool,
+    /// Post the results but hand nothing over in this run (a bank that hands over at the end
+    /// of its day): the next run hands over what it owes.
+    pub defer_handover: bool,
 }
 
 /// How the bank is set up.
@@ -759,7 +762,7 @@ impl BankSim {
         };
         if lines.is_empty() {
             // Results posted in an earlier run whose hand-over never went out.
-            if self.owes(order_no) {
+            if self.owes(order_no) && !faults.defer_handover {
                 report.handover = self.hand_over(order_no, &faults).await?;
                 self.st().reports.push(report.clone());
             }
@@ -933,7 +936,9 @@ impl BankSim {
                 }
             }
         }
-        report.handover = self.hand_over(order_no, &faults).await?;
+        if !faults.defer_handover {
+            report.handover = self.hand_over(order_no, &faults).await?;
+        }
         self.st().reports.push(report.clone());
         Ok(report)
     }

@@ -305,6 +305,10 @@ pub struct BankSimArgs {
     /// Results per post (shuffled); 0: one post.
     #[arg(long, default_value_t = 0)]
     pub chunk: usize,
+    /// Post the results but hand nothing over in this run (the next run hands over what is
+    /// owed), as a bank that hands over at the end of its day.
+    #[arg(long)]
+    pub defer_handover: bool,
     /// Post the bank's ledger for this period (YYYY-MM or YYYY) instead of pulling.
     #[arg(long)]
     pub statement: Option<String>,
@@ -1001,6 +1005,7 @@ async fn bank_sim(cfg: &Config, a: BankSimArgs) -> anyhow::Result<u8> {
             chunk: a.chunk,
             drop_after: a.drop_after,
             handover_short: false,
+            defer_handover: a.defer_handover,
             ..BankFaults::default()
         },
         page: a.page,

@@ -901,7 +901,9 @@ impl Henan<'_> {
     }
 
     /// The department confirms the batch's reconciliation (`confirm_reconciliation`): every
-    /// line is final, every hand-over is checked and the last is confirmed.
+    /// line is final, every hand-over is checked, the last is confirmed, and no result was
+    /// posted after the last confirmed hand-over (第二十六条: the bank hands over the results
+    /// and the department checks them before the batch is closed).
     pub async fn reconcile(&self, id: i64, user: &User) -> OpResult<StepReport> {
         let b = self.batch(id).await?;
         self.cycle()
@@ -923,6 +925,24 @@ impl Henan<'_> {
             return refused(
                 "最后一次交易结果有误，待银行补救后重新交接 (the last hand-over is disputed)",
             );
+        }
+        // Every result the platform recorded must be covered by a confirmed hand-over: results
+        // posted after the last one (a bank that hands over later) are not yet checked.
+        let covered = all
+            .iter()
+            .filter(|h| h.state == "confirmed")
+            .map(|h| h.upto_post)
+            .max()
+            .unwrap_or(0);
+        let (credited, failed, _) = self
+            .store
+            .henan_round_totals(&b.order_no, covered, None)
+            .await?;
+        let unhanded = credited.count + failed.count;
+        if unhanded > 0 {
+            return refused(format!(
+                "银行在最后一次确认的交接之后又报送了{unhanded}笔交易结果，尚未交接核对，不能对账（第二十六条） ({unhanded} results posted after the last confirmed hand-over: wait for the bank's hand-over)"
+            ));
         }
         Ok(self
             .cycle()
