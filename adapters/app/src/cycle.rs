@@ -9,6 +9,7 @@
 //! that cannot be paid) live here too.
 
 use chrono::NaiveDate;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use ykt_kernel::batch::{BatchState, LineState, check_balance};
 use ykt_kernel::catalog::FundingChannel;
@@ -646,27 +647,46 @@ impl Cycle<'_> {
 
     /// Publish a settled batch: a masked notice of what was paid, and lookup records for the
     /// public personal query. Returns how many records were published.
+    ///
+    /// The lines are read and decrypted a page at a time (by primary key, in roster order)
+    /// and each page's lookup records are published before the next is read, so memory does
+    /// not grow with the batch (a million-line batch read whole held about 1 GB). Publishing
+    /// records is idempotent (a record already published is kept once), so a publication
+    /// cut short is simply run again; the notice goes out last, once its body is complete.
     async fn publish(&self, b: &BatchRow) -> Result<u64, CycleError> {
+        /// Lines read, and records published, at a time.
+        const PAGE: usize = 5_000;
         let mask = self.province.mask_policy();
-        let lines = self.store.lines(b.id, 0, i64::MAX).await?;
+        let d = self.disclosure()?;
         let mut body = format!("{} {} {}\n", b.project_name, b.period, b.region);
-        let mut records = Vec::new();
-        for l in lines.iter().filter(|l| l.state == LineState::Credited) {
-            body.push_str(&format!(
-                "{} {} {}元\n",
-                mask.name(&l.name),
-                mask.id(l.resident_id.as_str()),
-                l.amount
-            ));
-            records.push(LookupRecord {
-                person_key: lookup_key(self.store, l.resident_id.as_str(), &l.name),
-                name_masked: mask.name(&l.name),
-                project_name: b.project_name.clone(),
-                period: Period::parse(&l.period).map_err(|e| invalid(e.to_string()))?,
-                amount: l.amount,
-                date: self.today.to_string(),
-                status: LineState::Credited.label_zh().to_owned(),
-            });
+        let mut published = 0;
+        let ids = self.store.line_ids(b.id).await?;
+        for page in ids.chunks(PAGE) {
+            let mut records = Vec::with_capacity(page.len());
+            for l in self.store.lines_by_id(b.id, page).await? {
+                if l.state != LineState::Credited {
+                    continue;
+                }
+                let _ = writeln!(
+                    body,
+                    "{} {} {}元",
+                    mask.name(&l.name),
+                    mask.id(l.resident_id.as_str()),
+                    l.amount
+                );
+                records.push(LookupRecord {
+                    person_key: lookup_key(self.store, l.resident_id.as_str(), &l.name),
+                    name_masked: mask.name(&l.name),
+                    project_name: b.project_name.clone(),
+                    period: Period::parse(&l.period).map_err(|e| invalid(e.to_string()))?,
+                    amount: l.amount,
+                    date: self.today.to_string(),
+                    status: LineState::Credited.label_zh().to_owned(),
+                });
+            }
+            if !records.is_empty() {
+                published += d.publish_records(&records).await?;
+            }
         }
         let notice = Notice {
             id: format!("{}-result", b.order_no),
@@ -678,9 +698,8 @@ impl Cycle<'_> {
             published_on: self.today.to_string(),
             until: None,
         };
-        let d = self.disclosure()?;
         d.publish(&notice).await?;
-        Ok(d.publish_records(&records).await?)
+        Ok(published)
     }
 }
 
