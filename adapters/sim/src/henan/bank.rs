@@ -204,6 +204,16 @@ enum Outcome {
     Failed(FailureReason),
 }
 
+impl Outcome {
+    /// As the books write it: `credited`, or the failure's reason code.
+    fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Credited => "credited",
+            Outcome::Failed(r) => r.as_str(),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct BankState {
     rng: StdRng,
@@ -249,6 +259,40 @@ struct SentHandover {
     true_totals: (Totals, Totals),
     /// The results it covers.
     covers: Vec<(i64, i64)>,
+}
+
+/// The books with their `outcomes` entry serialized from the map itself (see
+/// [`BankSim::write_state`]), every other entry as it is.
+struct StreamedBooks<'a> {
+    books: &'a serde_json::Value,
+    outcomes: &'a HashMap<(i64, i64), Outcome>,
+}
+
+impl serde::Serialize for StreamedBooks<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Some(books) = self.books.as_object() else {
+            return self.books.serialize(s);
+        };
+        let mut m = s.serialize_map(Some(books.len()))?;
+        for (k, v) in books {
+            if k == "outcomes" {
+                m.serialize_entry(k, &Outcomes(self.outcomes))?;
+            } else {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        m.end()
+    }
+}
+
+/// Each outcome as `[line, attempt, outcome]`.
+struct Outcomes<'a>(&'a HashMap<(i64, i64), Outcome>);
+
+impl serde::Serialize for Outcomes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|((l, a), o)| (l, a, o.as_str())))
+    }
 }
 
 fn totals_json(t: &Totals) -> serde_json::Value {
@@ -1164,14 +1208,37 @@ impl BankSim {
     /// lines fail), to keep between runs of a one-shot process.
     pub fn export_state(&self) -> serde_json::Value {
         let st = self.st();
-        let outcome = |o: &Outcome| match o {
-            Outcome::Credited => "credited".to_owned(),
-            Outcome::Failed(r) => r.as_str().to_owned(),
-        };
+        let mut v = self.books(&st);
+        v["outcomes"] = st
+            .outcomes
+            .iter()
+            .map(|((l, a), o)| serde_json::json!([l, a, o.as_str()]))
+            .collect();
+        v
+    }
+
+    /// [`BankSim::export_state`] written to `w` as pretty JSON (the same text as
+    /// `serde_json::to_string_pretty` of it), the outcome of every line streamed rather than
+    /// built as a JSON tree first: a million outcomes as `serde_json::Value`s take about
+    /// 200 MB.
+    pub fn write_state(&self, w: impl std::io::Write) -> serde_json::Result<()> {
+        let st = self.st();
+        let books = self.books(&st);
+        serde_json::to_writer_pretty(
+            w,
+            &StreamedBooks {
+                books: &books,
+                outcomes: &st.outcomes,
+            },
+        )
+    }
+
+    /// The books without the outcomes (`"outcomes": null`).
+    fn books(&self, st: &BankState) -> serde_json::Value {
         serde_json::json!({
             "bank": self.cfg.bank,
             "ledger": st.ledger.iter().map(|((p, m), t)| serde_json::json!({"project": p, "month": m, "count": t.count, "amount_fen": t.amount.0})).collect::<Vec<_>>(),
-            "outcomes": st.outcomes.iter().map(|((l, a), o)| serde_json::json!([l, a, outcome(o)])).collect::<Vec<_>>(),
+            "outcomes": null,
             "fate": st.fate.iter().map(|(l, (r, acct, name))| serde_json::json!([l, r.as_str(), acct, name])).collect::<Vec<_>>(),
             "decided": st.decided.iter().collect::<Vec<_>>(),
             "clock": st.clock,
@@ -1407,9 +1474,22 @@ mod tests {
             st.handover_no = 3;
             st.handed.insert("FF0".into());
             st.handovers.insert(("FF0".into(), 1), Default::default());
+            st.outcomes.insert((1, 1), Outcome::Credited);
+            st.outcomes
+                .insert((2, 1), Outcome::Failed(FailureReason::WrongAccount));
         }
+        // The streamed books are the same text as the JSON tree's.
+        let mut written = Vec::new();
+        a.write_state(&mut written).unwrap();
+        let exported = a.export_state();
+        assert_eq!(
+            String::from_utf8(written.clone()).unwrap(),
+            serde_json::to_string_pretty(&exported).unwrap()
+        );
+        assert_eq!(exported["outcomes"].as_array().map(Vec::len), Some(2));
         let b = BankSim::new(cfg()).unwrap();
-        b.import_state(&a.export_state());
+        b.import_state(&serde_json::from_slice(&written).unwrap());
+        assert_eq!(b.export_state(), exported);
         assert!(b.owes("FF1") && !b.owes("FF0"));
         let (sa, sb) = (a.st(), b.st());
         assert_eq!(sb.unhanded, sa.unhanded);

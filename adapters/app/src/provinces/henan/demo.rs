@@ -781,11 +781,12 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&books)?;
     for (code, bank) in &env.banks {
-        write(
-            &books,
-            &format!("{code}.json"),
-            &serde_json::to_string_pretty(&bank.export_state())?,
-        )?;
+        let path = books.join(format!("{code}.json"));
+        let file =
+            std::fs::File::create(&path).with_context(|| format!("无法写入 {}", path.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        bank.write_state(&mut out)?;
+        std::io::Write::flush(&mut out).with_context(|| format!("无法写入 {}", path.display()))?;
     }
     let rep_dir = ctx.out.join("报表");
     let monthly = report::monthly(store, province.as_ref(), &month).await?;
