@@ -649,16 +649,63 @@ struct StreamState {
     detail: Option<(DetailRow, bool)>,
     /// Where the next read starts (a line id).
     cursor: i64,
+    /// The detail's parts read ahead by [`StreamState::read_ahead`]'s task; `Ok(None)` marks
+    /// the end.
+    ahead: Option<tokio::sync::mpsc::Receiver<Result<Option<Piece>, StoreError>>>,
     /// What is sent before anything is read: the header, and the detail's first part.
     ready: std::collections::VecDeque<Bytes>,
     done: bool,
     guard: PullGuard,
 }
 
+/// Parts of a detail read ahead of the one being sent: reading and decrypting the next chunk
+/// overlaps sending this one.
+const READ_AHEAD: usize = 2;
+
 impl StreamState {
+    /// Read the rest of the detail from the cursor in a task of its own, [`READ_AHEAD`] parts
+    /// ahead of the transfer. The task stops when the transfer is dropped (the bank left).
+    fn read_ahead(&mut self) {
+        let Some((d, filter)) = self.detail.clone() else {
+            return;
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+        let (store, batch_id, mut cursor) = (self.store.clone(), self.batch_id, self.cursor);
+        tokio::spawn(async move {
+            loop {
+                let next = detail_piece(&store, batch_id, &d, filter, cursor).await;
+                let stop = !matches!(next, Ok(Some(_)));
+                if let Ok(Some(p)) = &next {
+                    cursor = p.next;
+                    if p.lines == 0 {
+                        continue;
+                    }
+                }
+                if tx.send(next).await.is_err() || stop {
+                    break;
+                }
+            }
+        });
+        self.ahead = Some(rx);
+    }
+
     /// The next part of the body after the ready ones, `None` at the end (then the closing
     /// line is sent and the pull recorded complete).
     async fn next_part(&mut self) -> Result<Option<Bytes>, StoreError> {
+        if let Some(rx) = self.ahead.as_mut() {
+            let Some(next) = rx.recv().await else {
+                return Err(StoreError::Corrupt {
+                    what: "the detail's reading task ended early".into(),
+                });
+            };
+            let Some(p) = next? else {
+                return Ok(None);
+            };
+            self.cursor = p.next;
+            self.guard.served += p.lines;
+            self.guard.last = p.last.or(self.guard.last);
+            return Ok(Some(p.bytes));
+        }
         match &self.detail {
             Some((d, filter)) => loop {
                 let Some(p) =
@@ -734,6 +781,7 @@ async fn lines_csv(
             Source::Lines => None,
         },
         cursor: after,
+        ahead: None,
         ready: std::collections::VecDeque::from([gb18030(&header)]),
         done: false,
         guard: PullGuard {
@@ -747,7 +795,10 @@ async fn lines_csv(
     // The first part is read before the answer starts: a detail that fails its check is
     // refused with a status, not a truncated 200.
     match state.next_part().await {
-        Ok(Some(part)) => state.ready.push_back(part),
+        Ok(Some(part)) => {
+            state.ready.push_back(part);
+            state.read_ahead();
+        }
         Ok(None) => {}
         Err(e) => {
             state.guard.finished = true;
