@@ -196,6 +196,22 @@ async fn bank_interface_rules() {
         }
         assert_eq!(paged.len(), 13);
         assert_eq!(abc.get(&format!("/orders/{order}/lines?limit=0")).await.0, 400);
+        // The release wrote the detail the bank pulls (sealed chunks).
+        let detail = store.henan_detail(&order).await.unwrap().expect("materialised at release");
+        assert_eq!((detail.round, detail.lines.count), (1, 13));
+        // What it serves is what the lines say.
+        let db_lines = store.henan_open_page(id, 0, 100).await.unwrap();
+        assert_eq!(db_lines.len(), 13);
+        for (l, w) in db_lines.iter().zip(&paged) {
+            assert_eq!(
+                w,
+                &json!({"line_id": l.line_id, "attempt": l.attempt, "name": l.name, "account": l.account.as_str(), "bank": l.bank, "amount": l.amount.to_string(), "period": l.period, "region": l.region})
+            );
+        }
+        let mid = paged[5]["line_id"].as_i64().unwrap();
+        let (_, v) = abc.get(&format!("/orders/{order}/lines?after={mid}&limit=100")).await;
+        assert_eq!(v["lines"].as_array().unwrap()[..], paged[6..]);
+        assert_eq!(v["next_after"], Value::Null);
         let (s, csv) = abc.csv(&format!("/orders/{order}/lines.csv")).await;
         assert_eq!(s, 200);
         let rows: Vec<&str> = csv.lines().collect();
@@ -252,6 +268,32 @@ async fn bank_interface_rules() {
         let (s, v) = abc.post(&format!("/orders/{order}/results"), json!({"results": first})).await;
         assert_eq!((s, v["applied"].as_u64(), v["duplicates"].as_u64()), (200, Some(0), Some(5)));
         check(store, id).await;
+        // Pulled again now, the order lists only its lines still open, in both forms, and a
+        // pull resumed from a line in the middle of the (materialised) detail continues after it.
+        let (s, csv) = abc.csv(&format!("/orders/{order}/lines.csv")).await;
+        assert_eq!(s, 200);
+        let rows: Vec<&str> = csv.lines().collect();
+        assert!(rows[0].contains(",笔数,8,金额,3360.00"), "{}", rows[0]);
+        assert_eq!(rows.len(), 2 + 8 + 1);
+        assert_eq!(*rows.last().unwrap(), "结束,8");
+        for (row, line) in rows[2..10].iter().zip(&paged[5..]) {
+            assert!(row.starts_with(&format!("{},1,", line["line_id"])), "{row}");
+        }
+        let mid = paged[8]["line_id"].as_i64().unwrap();
+        let (s, csv) = abc.csv(&format!("/orders/{order}/lines.csv?after={mid}")).await;
+        assert_eq!(s, 200);
+        let rows: Vec<&str> = csv.lines().collect();
+        assert_eq!(rows.len(), 2 + 4 + 1, "{csv}");
+        assert!(rows[2].starts_with(&format!("{},1,", paged[9]["line_id"])), "{csv}");
+        assert_eq!(*rows.last().unwrap(), "结束,4");
+        let (s, v) = abc.get(&format!("/orders/{order}/lines?after={mid}&limit=3")).await;
+        assert_eq!(s, 200);
+        assert_eq!(v["open"]["count"], 8);
+        let ids: Vec<i64> = v["lines"].as_array().unwrap().iter().map(|l| l["line_id"].as_i64().unwrap()).collect();
+        let want: Vec<i64> = paged[9..12].iter().map(|l| l["line_id"].as_i64().unwrap()).collect();
+        assert_eq!(ids, want);
+        assert_eq!(v["lines"][0], paged[9]);
+        assert_eq!(v["next_after"], paged[11]["line_id"]);
         // A hand-over while lines are still in flight is refused.
         let hand = json!({"handler": "张经办", "handover_no": 7, "credited": {"count": 12, "amount": "5040.00"}, "failed": {"count": 1, "amount": "420.00"}});
         assert_eq!(abc.post(&format!("/orders/{order}/handover"), hand.clone()).await.0, 409);
@@ -304,6 +346,14 @@ async fn bank_interface_rules() {
         let again = v["lines"].as_array().unwrap();
         assert_eq!(again.len(), 1, "only the corrected line");
         assert_eq!((again[0]["line_id"].as_i64(), again[0]["attempt"].as_i64()), (Some(failed_id), Some(2)));
+        assert_eq!(store.henan_detail(&order).await.unwrap().unwrap().round, 2, "a new round");
+        let (s, csv) = abc.csv(&format!("/orders/{order}/lines.csv")).await;
+        assert_eq!(s, 200);
+        let rows: Vec<&str> = csv.lines().collect();
+        assert!(rows[0].contains(",笔数,1,金额,420.00"), "{}", rows[0]);
+        assert_eq!(rows.len(), 2 + 1 + 1);
+        assert!(rows[2].starts_with(&format!("{failed_id},2,")), "{csv}");
+        assert!(rows[2].contains(again[0]["account"].as_str().unwrap()));
         let credit = result(&again[0], "credited");
         let (s, v) = abc.post(&format!("/orders/{order}/results"), json!({"results": [credit.clone(), credit]})).await;
         assert_eq!((s, v["applied"].as_u64(), v["duplicates"].as_u64()), (200, Some(1), Some(1)), "{v}");
@@ -418,6 +468,62 @@ async fn the_same_result_post_sixteen_times_at_once_is_applied_once() {
         );
         assert_eq!(cards(store).await, Fen(12 * 42000), "never credited twice");
         check(store, id).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_tampered_detail_is_refused_not_served() {
+    each_backend("henan_detail_tamper", |db| async move {
+        let store = &db.store;
+        let batch = scenario(store, &["ABC-HN"]).await;
+        let (id, order) = (batch.id, batch.order_no.clone());
+        let (province, env) = world_with(store, BankFaults::default(), None, false).await;
+        let cal = WorkCalendar::builtin().unwrap();
+        let ops = Henan {
+            store,
+            province: province.as_ref(),
+            ports: &env.ports,
+            today: today(),
+            calendar: &cal,
+        };
+        let admin = user(store, "admin").await;
+        let abc = Bank {
+            http: reqwest::Client::new(),
+            base: env.platform_url.clone(),
+            token: ops.issue_credential(&admin, "ABC-HN").await.unwrap(),
+        };
+        let clerk = user(store, "daoli-clerk").await;
+        let finance = user(store, "daoli-cz").await;
+        ops.step(id, "apply_funds", &clerk, None).await.unwrap();
+        ops.review(id, &finance, None, None).await.unwrap();
+        ops.step(id, "push_order", &finance, None).await.unwrap();
+        for _ in 0..3 {
+            ops.sync().await.unwrap();
+        }
+        let (s, before) = abc.csv(&format!("/orders/{order}/lines.csv")).await;
+        assert_eq!(s, 200);
+        assert!(before.ends_with("结束,13\r\n"));
+
+        // One byte of the sealed detail altered in the database.
+        let flip = match db.backend() {
+            ykt_store::Backend::Sqlite => "UPDATE henan_release_chunks SET body = CAST(substr(body, 1, 40) || CASE WHEN substr(body, 41, 1) = X'00' THEN X'01' ELSE X'00' END || substr(body, 42) AS BLOB)",
+            ykt_store::Backend::Postgres => "UPDATE henan_release_chunks SET body = set_byte(body, 40, get_byte(body, 40) # 1)",
+        };
+        assert_eq!(ykt_store::testing::exec(store, flip).await.unwrap(), 1);
+        for path in [
+            format!("/orders/{order}/lines.csv"),
+            format!("/orders/{order}/lines"),
+            format!("/orders/{order}/lines?after=3&limit=2"),
+        ] {
+            let (s, v) = abc.get(&path).await;
+            assert_eq!((s, v["code"].as_str()), (500, Some("detail_corrupt")), "{path}: {v}");
+            assert!(v["message"].as_str().unwrap().contains("校验失败"), "{v}");
+            assert!(!v.to_string().contains("420.00"), "nothing of the detail: {v}");
+        }
+        // The pull is on record as not completed.
+        let pulls = store.henan_pulls(&order).await.unwrap();
+        assert!(!pulls.last().unwrap().complete);
     })
     .await;
 }

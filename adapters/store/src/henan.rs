@@ -798,6 +798,165 @@ pub struct PullLine {
     pub region: String,
 }
 
+type PullTuple = (
+    i64,
+    i64,
+    i64,
+    Vec<u8>,
+    String,
+    Vec<u8>,
+    String,
+    i64,
+    String,
+    String,
+);
+const OPEN_PAGE_SQL: &str = "SELECT id, attempt, row_no, person_idx, name, account_enc, bank, amount_fen, period, region FROM payment_lines \
+     WHERE batch_id = $1 AND state = 'in_flight' AND id > $2 ORDER BY id LIMIT $3";
+
+fn pull_line(vault: &crate::vault::Vault, t: PullTuple) -> Result<PullLine> {
+    let idx: BlindIndex =
+        t.3.as_slice()
+            .try_into()
+            .map_err(|_| StoreError::corrupt("payment_lines.person_idx"))?;
+    let account = open_str(vault, "payment_lines.account", &idx, &t.5)?;
+    Ok(PullLine {
+        line_id: t.0,
+        attempt: t.1,
+        row_no: t.2,
+        name: t.4,
+        account: BankAccount::parse(&account)
+            .map_err(|_| StoreError::corrupt("payment_lines.account_enc"))?,
+        bank: t.6,
+        amount: Fen(t.7),
+        period: t.8,
+        region: t.9,
+    })
+}
+
+/// Plaintext bytes of a chunk of a released detail (migration `0302`): large enough that a
+/// pull is a few dozen reads and decryptions, small enough to hold one at a time.
+pub const DETAIL_CHUNK_BYTES: usize = 1 << 20;
+/// Lines read per statement while a detail is written.
+const DETAIL_READ: i64 = 4096;
+
+/// How a release's detail is materialised ([`Store::henan_record_release`]).
+pub struct DetailSpec<'a> {
+    /// The order's batch (its lines in flight are the detail).
+    pub batch_id: i64,
+    /// Writes one line as the bank receives it (the caller's format: the bank file's line,
+    /// its line break included). The store only cuts the bytes into chunks between lines.
+    pub encode: &'a (dyn Fn(&PullLine, &mut Vec<u8>) + Send + Sync),
+    /// Plaintext bytes per chunk ([`DETAIL_CHUNK_BYTES`]); a chunk never splits a line.
+    pub chunk_bytes: usize,
+}
+
+/// The materialised detail of an order's latest release.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DetailRow {
+    pub order_no: String,
+    pub round: i64,
+    /// The lines it lists (those in flight when it was written).
+    pub lines: Totals,
+    /// The audit log's last entry when it was written.
+    pub mark: i64,
+    salt: Vec<u8>,
+}
+
+impl std::fmt::Debug for DetailRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DetailRow")
+            .field("order_no", &self.order_no)
+            .field("round", &self.round)
+            .field("lines", &self.lines)
+            .field("mark", &self.mark)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a materialised detail still lists exactly the lines in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetailState {
+    /// Nothing changed since it was written: serve it as it is.
+    Exact,
+    /// Results arrived since: serve its lines still in flight ([`Store::henan_in_flight_ids`]).
+    Reported,
+    /// Lines were dispatched since (the next release is being recorded): read the lines.
+    Stale,
+}
+
+/// One decrypted chunk of a detail: whole lines `first_line..=last_line` (`lines` of them).
+pub struct DetailChunk {
+    pub seq: i64,
+    pub first_line: i64,
+    pub last_line: i64,
+    pub lines: i64,
+    /// The lines' bytes, as the caller's encoder wrote them.
+    pub text: Vec<u8>,
+}
+
+/// The key context of a detail: order, round and the salt of this writing.
+fn detail_context(order_no: &str, round: i64, salt: &[u8]) -> Vec<u8> {
+    let mut c = Vec::with_capacity(32 + order_no.len() + salt.len());
+    c.extend_from_slice(b"henan_release_chunks\0");
+    c.extend_from_slice(order_no.as_bytes());
+    c.push(0);
+    c.extend_from_slice(&round.to_be_bytes());
+    c.extend_from_slice(salt);
+    c
+}
+
+/// Associated data of a chunk: its place in the detail, so a chunk moved, dropped or
+/// relabelled does not authenticate.
+fn detail_aad(order_no: &str, round: i64, seq: i64, first: i64, last: i64, lines: i64) -> Vec<u8> {
+    let mut a = Vec::with_capacity(64 + order_no.len());
+    a.extend_from_slice(b"henan_release_chunks\0");
+    a.extend_from_slice(order_no.as_bytes());
+    a.push(0);
+    for v in [round, seq, first, last, lines] {
+        a.extend_from_slice(&v.to_be_bytes());
+    }
+    a
+}
+
+/// The chunk being filled while a detail is written.
+struct Chunker {
+    buf: Vec<u8>,
+    seq: i64,
+    first: i64,
+    last: i64,
+    lines: i64,
+}
+
+impl Chunker {
+    async fn flush(
+        &mut self,
+        tx: &mut Tx,
+        order_no: &str,
+        round: i64,
+        cipher: &crate::vault::ChunkCipher,
+    ) -> Result<()> {
+        let aad = detail_aad(order_no, round, self.seq, self.first, self.last, self.lines);
+        let cap = self.buf.capacity();
+        let mut body = std::mem::replace(&mut self.buf, Vec::with_capacity(cap));
+        cipher.seal_in_place(u64::try_from(self.seq).unwrap_or(u64::MAX), &aad, &mut body)?;
+        with_tx!(*tx, |c| {
+            sqlx::query("INSERT INTO henan_release_chunks (order_no, round, seq, first_line, last_line, lines, body) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                .bind(order_no)
+                .bind(round)
+                .bind(self.seq)
+                .bind(self.first)
+                .bind(self.last)
+                .bind(self.lines)
+                .bind(body)
+                .execute(&mut *c)
+                .await?;
+        });
+        self.seq += 1;
+        self.lines = 0;
+        Ok(())
+    }
+}
+
 impl Store {
     /// Record (or change, before it is pushed) the bank and budget unit of a batch's
     /// disbursement application; the batch's agent bank is set with it.
@@ -931,25 +1090,121 @@ impl Store {
     }
 
     /// Record a release of an order's detail for pulling. Returns its round (1, 2, ...).
+    ///
+    /// With `detail`, the detail is materialised in the same transaction (migration
+    /// `0302`): every line of the batch in flight now, in id order, as `detail.encode` writes
+    /// it, in chunks of about `detail.chunk_bytes` sealed under a key of this order, round
+    /// and a fresh salt; the chunks of earlier rounds are dropped (a pull serves the latest
+    /// round). The lines in flight are exactly what a pull serves (第二十二条), and they do
+    /// not change until a result arrives or a new dispatch, which the audit mark recorded
+    /// with the detail lets a pull see ([`Store::henan_detail_state`]).
     pub async fn henan_record_release(
         &self,
         order_no: &str,
         lines: Totals,
         notified: &str,
         on: &str,
+        detail: Option<&DetailSpec<'_>>,
     ) -> Result<i64> {
         let at = now();
-        let mut tx = self.begin().await?;
+        // Statements of bounded size (pages of lines, one chunk each): journals in memory.
+        let mut tx = self.begin_bulk().await?;
         let round: i64 = with_tx!(tx, |c| {
             sqlx::query_scalar("INSERT INTO henan_releases (order_no, round, lines, amount_fen, notified, on_date, at) \
                  SELECT $1, COALESCE(MAX(round), 0) + 1, $2, $3, $4, $5, $6 FROM henan_releases WHERE order_no = $1 RETURNING round")
                 .bind(order_no).bind(count_i64(&lines)).bind(lines.amount.0).bind(notified).bind(on).bind(&at)
                 .fetch_one(&mut *c).await?
         });
+        if let Some(d) = detail {
+            self.henan_write_detail(&mut tx, order_no, round, d).await?;
+        }
         crate::failpoints::hit("henan.release.before_commit");
         tx.commit().await?;
         crate::failpoints::hit("henan.release.after_commit");
         Ok(round)
+    }
+
+    async fn henan_write_detail(
+        &self,
+        tx: &mut Tx,
+        order_no: &str,
+        round: i64,
+        d: &DetailSpec<'_>,
+    ) -> Result<()> {
+        // The mark before the lines: on PostgreSQL (read committed) a result committed after
+        // it has a later audit entry, whether or not the pages below saw its lines.
+        let mark: i64 = with_tx!(*tx, |c| {
+            sqlx::query_scalar("SELECT CAST(COALESCE(MAX(seq), 0) AS BIGINT) FROM audit_log")
+                .fetch_one(&mut *c)
+                .await?
+        });
+        with_tx!(*tx, |c| {
+            sqlx::query("DELETE FROM henan_release_chunks WHERE order_no = $1 AND round < $2")
+                .bind(order_no)
+                .bind(round)
+                .execute(&mut *c)
+                .await?;
+        });
+        let salt = self.vault.random_salt();
+        let cipher = self
+            .vault
+            .chunk_cipher(&detail_context(order_no, round, &salt));
+        let cap = d.chunk_bytes.max(1);
+        let mut chunk = Chunker {
+            buf: Vec::with_capacity(cap + cap / 8),
+            seq: 0,
+            first: 0,
+            last: 0,
+            lines: 0,
+        };
+        let mut line = Vec::with_capacity(256);
+        let (mut count, mut fen) = (0i64, 0i64);
+        let mut after = 0i64;
+        loop {
+            let rows: Vec<PullTuple> = with_tx!(*tx, |c| {
+                sqlx::query_as(OPEN_PAGE_SQL)
+                    .bind(d.batch_id)
+                    .bind(after)
+                    .bind(DETAIL_READ)
+                    .fetch_all(&mut *c)
+                    .await?
+            });
+            let Some(last) = rows.last().map(|r| r.0) else {
+                break;
+            };
+            for t in rows {
+                let l = pull_line(&self.vault, t)?;
+                line.clear();
+                (d.encode)(&l, &mut line);
+                if chunk.lines > 0 && chunk.buf.len() + line.len() > cap {
+                    chunk.flush(tx, order_no, round, &cipher).await?;
+                }
+                if chunk.lines == 0 {
+                    chunk.first = l.line_id;
+                }
+                chunk.buf.extend_from_slice(&line);
+                chunk.last = l.line_id;
+                chunk.lines += 1;
+                count += 1;
+                fen += l.amount.0;
+            }
+            after = last;
+        }
+        if chunk.lines > 0 {
+            chunk.flush(tx, order_no, round, &cipher).await?;
+        }
+        with_tx!(*tx, |c| {
+            sqlx::query("UPDATE henan_releases SET detail_lines = $1, detail_fen = $2, detail_salt = $3, detail_mark = $4 WHERE order_no = $5 AND round = $6")
+                .bind(count)
+                .bind(fen)
+                .bind(salt.to_vec())
+                .bind(mark)
+                .bind(order_no)
+                .bind(round)
+                .execute(&mut *c)
+                .await?;
+        });
+        Ok(())
     }
 
     /// The releases of an order, oldest first.
@@ -990,21 +1245,8 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> Result<Vec<PullLine>> {
-        type T = (
-            i64,
-            i64,
-            i64,
-            Vec<u8>,
-            String,
-            Vec<u8>,
-            String,
-            i64,
-            String,
-            String,
-        );
-        let rows: Vec<T> = with_pool!(self, |p| {
-            sqlx::query_as("SELECT id, attempt, row_no, person_idx, name, account_enc, bank, amount_fen, period, region FROM payment_lines \
-                 WHERE batch_id = $1 AND state = 'in_flight' AND id > $2 ORDER BY id LIMIT $3")
+        let rows: Vec<PullTuple> = with_pool!(self, |p| {
+            sqlx::query_as(OPEN_PAGE_SQL)
                 .bind(batch_id)
                 .bind(after)
                 .bind(limit)
@@ -1012,26 +1254,125 @@ impl Store {
                 .await?
         });
         rows.into_iter()
-            .map(|t| {
-                let idx: BlindIndex =
-                    t.3.as_slice()
-                        .try_into()
-                        .map_err(|_| StoreError::corrupt("payment_lines.person_idx"))?;
-                let account = open_str(&self.vault, "payment_lines.account", &idx, &t.5)?;
-                Ok(PullLine {
-                    line_id: t.0,
-                    attempt: t.1,
-                    row_no: t.2,
-                    name: t.4,
-                    account: BankAccount::parse(&account)
-                        .map_err(|_| StoreError::corrupt("payment_lines.account_enc"))?,
-                    bank: t.6,
-                    amount: Fen(t.7),
-                    period: t.8,
-                    region: t.9,
-                })
-            })
+            .map(|t| pull_line(&self.vault, t))
             .collect()
+    }
+
+    /// The latest release of an order, if its detail was materialised (releases recorded
+    /// before migration `0302` were not: they are served from the lines).
+    pub async fn henan_detail(&self, order_no: &str) -> Result<Option<DetailRow>> {
+        type T = (i64, Option<i64>, Option<i64>, Option<Vec<u8>>, Option<i64>);
+        let row: Option<T> = with_pool!(self, |p| {
+            sqlx::query_as("SELECT round, detail_lines, detail_fen, detail_salt, detail_mark FROM henan_releases WHERE order_no = $1 ORDER BY round DESC LIMIT 1")
+                .bind(order_no)
+                .fetch_optional(p)
+                .await?
+        });
+        Ok(row.and_then(|(round, n, fen, salt, mark)| {
+            Some(DetailRow {
+                order_no: order_no.to_owned(),
+                round,
+                lines: totals(n?, fen?),
+                mark: mark?,
+                salt: salt?,
+            })
+        }))
+    }
+
+    /// Whether the lines in flight of `batch_id` are still those `detail` lists: a result
+    /// applied since it was written takes lines out ([`DetailState::Reported`]), a dispatch
+    /// puts new ones in ([`DetailState::Stale`]). Every change of a line's state into or out
+    /// of flight writes its audit entry in the same transaction (`batch.dispatch` in
+    /// [`Store::dispatch_pending`], `batch.results` in [`Store::apply_results_in`]), so the
+    /// audit entries of the batch after the detail's mark tell, by index, without reading
+    /// a line.
+    pub async fn henan_detail_state(
+        &self,
+        batch_id: i64,
+        detail: &DetailRow,
+    ) -> Result<DetailState> {
+        let subject = format!("batch:{batch_id}");
+        let (dispatched, reported): (i64, i64) = with_pool!(self, |p| {
+            sqlx::query_as("SELECT \
+                 CAST(CASE WHEN EXISTS (SELECT 1 FROM audit_log WHERE subject = $1 AND seq > $2 AND action = 'batch.dispatch') THEN 1 ELSE 0 END AS BIGINT), \
+                 CAST(CASE WHEN EXISTS (SELECT 1 FROM audit_log WHERE subject = $1 AND seq > $2 AND action = 'batch.results') THEN 1 ELSE 0 END AS BIGINT)")
+                .bind(&subject)
+                .bind(detail.mark)
+                .fetch_one(p)
+                .await?
+        });
+        Ok(if dispatched != 0 {
+            DetailState::Stale
+        } else if reported != 0 {
+            DetailState::Reported
+        } else {
+            DetailState::Exact
+        })
+    }
+
+    /// The chunk of `detail` holding its first line above `after_line`, authenticated and
+    /// decrypted (`None` past the last line). A chunk that does not authenticate (altered,
+    /// moved, truncated) is [`StoreError::Corrupt`], never served.
+    pub async fn henan_detail_chunk(
+        &self,
+        detail: &DetailRow,
+        after_line: i64,
+    ) -> Result<Option<DetailChunk>> {
+        type T = (i64, i64, i64, i64, Vec<u8>);
+        let row: Option<T> = with_pool!(self, |p| {
+            sqlx::query_as("SELECT seq, first_line, last_line, lines, body FROM henan_release_chunks WHERE order_no = $1 AND round = $2 AND last_line > $3 ORDER BY last_line LIMIT 1")
+                .bind(&detail.order_no)
+                .bind(detail.round)
+                .bind(after_line)
+                .fetch_optional(p)
+                .await?
+        });
+        let Some((seq, first_line, last_line, lines, mut text)) = row else {
+            return Ok(None);
+        };
+        let cipher = self.vault.chunk_cipher(&detail_context(
+            &detail.order_no,
+            detail.round,
+            &detail.salt,
+        ));
+        let aad = detail_aad(
+            &detail.order_no,
+            detail.round,
+            seq,
+            first_line,
+            last_line,
+            lines,
+        );
+        cipher
+            .open_in_place(u64::try_from(seq).unwrap_or(u64::MAX), &aad, &mut text)
+            .map_err(|_| {
+                tracing::error!(order = %detail.order_no, round = detail.round, seq, "a chunk of a released detail failed authentication");
+                StoreError::corrupt(&format!(
+                    "发放单{}第{}轮明细第{seq}块校验失败 (henan_release_chunks: chunk {seq} of round {} does not authenticate)",
+                    detail.order_no, detail.round, detail.round
+                ))
+            })?;
+        Ok(Some(DetailChunk {
+            seq,
+            first_line,
+            last_line,
+            lines,
+            text,
+        }))
+    }
+
+    /// Ids of a batch's lines in flight between `from` and `to` (inclusive), in order: what
+    /// of a detail's chunk is still open once results arrived ([`DetailState::Reported`]).
+    /// Served by the `(batch_id, state)` index with the row id (no line is read).
+    pub async fn henan_in_flight_ids(&self, batch_id: i64, from: i64, to: i64) -> Result<Vec<i64>> {
+        Ok(with_pool!(self, |p| {
+            sqlx::query_scalar("SELECT id FROM payment_lines WHERE batch_id = $1 AND state = 'in_flight' AND id >= $2 AND id <= $3 ORDER BY id")
+                .bind(batch_id)
+                .bind(from)
+                .bind(to)
+                .fetch_all(p)
+                .await?
+        }))
     }
 
     /// Record the start of a pull. Returns its id.

@@ -76,6 +76,9 @@ struct Inner {
     rng: Mutex<StdRng>,
     /// Recently computed resident-ID blind indexes (see [`IdIndexMemo`]).
     memo: Mutex<IdIndexMemo>,
+    /// HMAC keyed with the chunk key (`ykt/chunk/v1`), from which [`Vault::chunk_cipher`]
+    /// derives one AES-256-GCM key per sealed document.
+    chunk: HmacSha256,
 }
 
 /// Slots of [`IdIndexMemo`]: a power of two, several intake chunks (4,096 lines) wide.
@@ -119,8 +122,10 @@ impl Vault {
         let enc = derive(&master, b"ykt/enc/v1");
         let idx = derive(&master, b"ykt/idx/v1");
         let check = hex::encode(&derive(&master, b"ykt/check/v1")[..16]);
+        let chunk = derive(&master, b"ykt/chunk/v1");
         let cipher = Aes256Gcm::new(&enc.into());
         let idx = <HmacSha256 as Mac>::new_from_slice(&idx).unwrap_or_else(|_| unreachable!());
+        let chunk = <HmacSha256 as Mac>::new_from_slice(&chunk).unwrap_or_else(|_| unreachable!());
         Vault {
             inner: Arc::new(Inner {
                 cipher,
@@ -128,6 +133,7 @@ impl Vault {
                 check,
                 rng: Mutex::new(StdRng::from_entropy()),
                 memo: Mutex::new(IdIndexMemo::new()),
+                chunk,
             }),
         }
     }
@@ -243,10 +249,82 @@ impl Vault {
         out
     }
 
+    /// The cipher of one document sealed in large chunks (a released order's detail):
+    /// AES-256-GCM under `HMAC-SHA256(chunk_key, context)`, where `context` names the
+    /// document and carries a random salt of its own, so every document, and every rewrite
+    /// of one, has a key of its own and a chunk's nonce can be its sequence number.
+    pub fn chunk_cipher(&self, context: &[u8]) -> ChunkCipher {
+        let mut mac = self.inner.chunk.clone();
+        mac.update(context);
+        let key: [u8; 32] = mac.finalize().into_bytes().into();
+        ChunkCipher {
+            cipher: Aes256Gcm::new(&key.into()),
+        }
+    }
+
+    /// Random bytes from the vault's generator (a chunked document's salt).
+    pub fn random_salt(&self) -> [u8; 16] {
+        let mut salt = [0u8; 16];
+        let mut rng = self.inner.rng.lock().unwrap_or_else(|e| e.into_inner());
+        rng.fill_bytes(&mut salt);
+        salt
+    }
+
     /// A key-check value (hex of 16 bytes of `HMAC-SHA256(master, "ykt/check/v1")`): identifies
     /// the key without revealing it or either derived key. Stored in the database.
     pub fn check_value(&self) -> &str {
         &self.inner.check
+    }
+}
+
+/// The cipher of one chunked document (see [`Vault::chunk_cipher`]). Chunk `seq`'s nonce is
+/// `seq` (big-endian, 12 bytes): unique under the document's own key. A chunk is stored as
+/// `ciphertext || tag (16)`.
+pub struct ChunkCipher {
+    cipher: Aes256Gcm,
+}
+
+impl ChunkCipher {
+    fn nonce(seq: u64) -> [u8; NONCE_LEN] {
+        let mut n = [0u8; NONCE_LEN];
+        n[4..].copy_from_slice(&seq.to_be_bytes());
+        n
+    }
+
+    /// Encrypt `buf` in place as chunk `seq` and append the tag.
+    pub fn seal_in_place(&self, seq: u64, aad: &[u8], buf: &mut Vec<u8>) -> Result<()> {
+        let tag = self
+            .cipher
+            .encrypt_in_place_detached(Nonce::from_slice(&Self::nonce(seq)), aad, buf)
+            .map_err(|_| StoreError::Invalid {
+                reason: "分块过大，无法加密 (chunk too large to seal)".into(),
+            })?;
+        buf.extend_from_slice(&tag);
+        Ok(())
+    }
+
+    /// Authenticate and decrypt chunk `seq` in place (the tag removed). A chunk altered,
+    /// moved to another position or document, or truncated is refused
+    /// ([`StoreError::Decrypt`]) and `buf` is not to be used.
+    pub fn open_in_place(&self, seq: u64, aad: &[u8], buf: &mut Vec<u8>) -> Result<()> {
+        if buf.len() < TAG_LEN {
+            return Err(StoreError::Decrypt);
+        }
+        let tag = buf.split_off(buf.len() - TAG_LEN);
+        self.cipher
+            .decrypt_in_place_detached(
+                Nonce::from_slice(&Self::nonce(seq)),
+                aad,
+                buf,
+                aes_gcm::Tag::from_slice(&tag),
+            )
+            .map_err(|_| StoreError::Decrypt)
+    }
+}
+
+impl fmt::Debug for ChunkCipher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ChunkCipher { .. }")
     }
 }
 

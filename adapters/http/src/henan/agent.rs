@@ -2,7 +2,8 @@
 //!
 //! Nothing is pushed to the bank: by the time `deliver` runs, the cycle has put the lines in
 //! flight, which is what makes them available on the bank interface. `deliver` records the
-//! release and notifies the bank ("及时通知代发金融机构再次获取发放明细信息") at its notification
+//! release, with the detail the bank will pull materialised in the same transaction (the bank
+//! file's bytes in sealed chunks, see `Store::henan_record_release`), and notifies the bank ("及时通知代发金融机构再次获取发放明细信息") at its notification
 //! address, if one is configured: `POST {url}` with
 //! `{"order_no": "...", "lines": 13, "amount": "5460.00"}`. The notice carries no personal
 //! data and grants nothing (the bank still pulls with its own credential), so it needs no
@@ -22,6 +23,7 @@ use ykt_kernel::ports::{
     BankAgent, BankOutcome, BankResult, FailureReason, PaymentInstruction, PortError,
 };
 use ykt_store::Store;
+use ykt_store::henan::{DETAIL_CHUNK_BYTES, DetailSpec};
 
 const SYSTEM: &str = "代发银行接口";
 
@@ -98,6 +100,13 @@ impl BankAgent for PullAgent {
             Some(url) => self.notify(url, ins).await,
             None => "未配置通知地址，由银行轮询获取".to_owned(),
         };
+        // The detail the bank pulls is written with the release (the bank file's bytes,
+        // sealed in chunks), so a pull streams it instead of reading every line again.
+        let detail = DetailSpec {
+            batch_id: order.batch_id,
+            encode: &super::bank_api::encode_line,
+            chunk_bytes: DETAIL_CHUNK_BYTES,
+        };
         let round = self
             .store
             .henan_record_release(
@@ -108,6 +117,7 @@ impl BankAgent for PullAgent {
                 },
                 &notified,
                 &(self.today)().to_string(),
+                Some(&detail),
             )
             .await
             .map_err(store_err)?;

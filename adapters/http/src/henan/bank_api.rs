@@ -13,10 +13,27 @@
 //!
 //! Pulling serves the lines in flight (sent to the bank and not yet reported), in line-id
 //! order: after a correction only the corrected lines are in flight, so a re-pull returns only
-//! them. Both forms read the database one page at a time, so a 1,000,000-line order is served
-//! without being held in memory: `GET .../lines?after=ID&limit=N` (JSON, keyset paging) and
-//! `GET .../lines.csv` (a GB18030 CSV streamed as it is read, ending with a `结束` line so a
-//! truncated transfer is recognisable).
+//! them. `GET .../lines?after=ID&limit=N` (JSON, keyset paging) and `GET .../lines.csv` (a
+//! GB18030 CSV, ending with a `结束` line so a truncated transfer is recognisable); both
+//! resume after any line (`after`), and hold one chunk or page at a time whatever the order's
+//! size.
+//!
+//! The lines are not read one by one at each pull: each release (a round: the first dispatch,
+//! then each re-dispatch of corrected lines) writes, in its own transaction, the detail as the
+//! bank receives it, the CSV's lines in GB18030, in sealed chunks of about 1 MiB
+//! (`Store::henan_record_release`, migration `0302`). Lines in flight change only when a
+//! result is applied or lines are dispatched, and both leave an audit entry, so a pull knows
+//! by one indexed look-up which case it is in:
+//!
+//! - nothing since the release: the chunks are streamed as they are (decrypted one at a time;
+//!   a resumed pull starts in the chunk holding the line after `after`);
+//! - results since: the same chunks, less their lines no longer in flight (one index range per
+//!   chunk), and the header's count and amount are the open lines', as always;
+//! - a dispatch whose release is not recorded yet (or a release from before `0302`): the
+//!   lines are read from the database, as before.
+//!
+//! A chunk that does not authenticate is never served: the pull answers 500 `detail_corrupt`
+//! (or, past the first chunk, the stream is cut before its `结束` line).
 //!
 //! Results (`POST .../results`) are judged as a whole: a body that does not parse (400), an
 //! unknown line, a wrong amount, a malformed field or an attempt not yet pulled (422) refuses
@@ -50,11 +67,12 @@ use ykt_province_henan::calendar::WorkCalendar;
 use ykt_province_henan::reconcile::{
     self, HandoverTotals, NOTIFY_WITHIN, compare_handover, compare_statement,
 };
-use ykt_store::Store;
 use ykt_store::henan::{
-    AcceptPost, ApplyPost, HandoverRow, OrderRow, PullLine, ResultRow, StatementRow, token_hash,
+    AcceptPost, ApplyPost, DetailRow, DetailState, HandoverRow, OrderRow, PullLine, ResultRow,
+    StatementRow, token_hash,
 };
 use ykt_store::payments::BatchRow;
+use ykt_store::{Store, StoreError};
 
 use super::parse_amount;
 
@@ -329,19 +347,231 @@ async fn lines_page(
         .store
         .henan_pull_start(&order_no, &bank, "page", after)
         .await?;
-    let open = api.store.henan_open_totals(b.id).await?;
-    let page = api.store.henan_open_page(b.id, after, limit).await?;
-    let last = page.last().map(|l| l.line_id);
-    let n = page.len() as i64;
+    let (open, lines) = match detail_source(&api.store, &order_no, b.id).await? {
+        Source::Detail(d, filter) => {
+            let open = if filter {
+                api.store.henan_open_totals(b.id).await?
+            } else {
+                d.lines
+            };
+            let lines = detail_page(&api.store, b.id, &d, filter, after, limit)
+                .await
+                .map_err(|e| pull_error(&order_no, e))?;
+            (open, lines)
+        }
+        Source::Lines => {
+            let open = api.store.henan_open_totals(b.id).await?;
+            let page = api.store.henan_open_page(b.id, after, limit).await?;
+            (open, page.into_iter().map(WireLine::from).collect())
+        }
+    };
+    let last = lines.last().map(|l| l.line_id);
+    let n = lines.len() as i64;
     api.store.henan_pull_finish(pull, last, n, true).await?;
     let next_after = if n == limit { last } else { None };
-    let lines: Vec<WireLine> = page.into_iter().map(WireLine::from).collect();
     Ok(Json(serde_json::json!({
         "order_no": order_no,
         "open": WireTotals::from(open),
         "lines": lines,
         "next_after": next_after,
     })))
+}
+
+/// Where a pull's lines come from.
+enum Source {
+    /// The latest release's materialised detail; `true`: results arrived since it was
+    /// written, so only its lines still in flight are served.
+    Detail(DetailRow, bool),
+    /// The lines themselves (a release recorded before details were materialised, or a
+    /// dispatch whose release is being recorded).
+    Lines,
+}
+
+async fn detail_source(store: &Store, order_no: &str, batch_id: i64) -> Result<Source, ApiError> {
+    let Some(d) = store.henan_detail(order_no).await? else {
+        return Ok(Source::Lines);
+    };
+    Ok(match store.henan_detail_state(batch_id, &d).await? {
+        DetailState::Exact => Source::Detail(d, false),
+        DetailState::Reported => Source::Detail(d, true),
+        DetailState::Stale => Source::Lines,
+    })
+}
+
+/// A chunk of the detail that does not authenticate is refused with a message that says so
+/// (the bank pulls again later; nothing altered is ever served).
+fn pull_error(order_no: &str, e: StoreError) -> ApiError {
+    match e {
+        StoreError::Corrupt { .. } => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "detail_corrupt",
+            format!(
+                "发放单{order_no}的明细数据校验失败，未发送任何被改动的数据，请联系一卡通系统管理员 (the order's stored detail failed its integrity check; nothing was served)"
+            ),
+        ),
+        e => e.into(),
+    }
+}
+
+/// The lines of a detail chunk, each with its line break: a line ends at a CRLF outside
+/// quotes. In GB18030 the bytes `"`, `,`, CR and LF only ever stand for themselves (no
+/// multi-byte sequence contains them), so the scan is exact on the encoded bytes.
+fn chunk_lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut quoted = false;
+        let mut end = rest.len();
+        for (i, &c) in rest.iter().enumerate() {
+            match c {
+                b'"' => quoted = !quoted,
+                b'\n' if !quoted => {
+                    end = i + 1;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let (line, tail) = rest.split_at(end);
+        rest = tail;
+        Some(line)
+    })
+}
+
+/// The line id a detail line starts with.
+fn line_id_of(line: &[u8]) -> Option<i64> {
+    let end = line.iter().position(|&c| c == b',')?;
+    std::str::from_utf8(&line[..end]).ok()?.parse().ok()
+}
+
+/// The next part of a detail served after line `after`: the bytes of the lines of the chunk
+/// holding the first line above `after` (only those still in flight when `filter`), how many,
+/// the last one served, and the cursor to continue from (the chunk's last line). `None` past
+/// the end.
+async fn detail_piece(
+    store: &Store,
+    batch_id: i64,
+    d: &DetailRow,
+    filter: bool,
+    after: i64,
+) -> Result<Option<Piece>, StoreError> {
+    let Some(chunk) = store.henan_detail_chunk(d, after).await? else {
+        return Ok(None);
+    };
+    if !filter && chunk.first_line > after {
+        return Ok(Some(Piece {
+            bytes: Bytes::from(chunk.text),
+            lines: chunk.lines,
+            last: Some(chunk.last_line),
+            next: chunk.last_line,
+        }));
+    }
+    let open = if filter {
+        Some(
+            store
+                .henan_in_flight_ids(batch_id, chunk.first_line.max(after + 1), chunk.last_line)
+                .await?,
+        )
+    } else {
+        None
+    };
+    let mut bytes = Vec::with_capacity(chunk.text.len());
+    let (mut lines, mut last) = (0i64, None);
+    for line in chunk_lines(&chunk.text) {
+        let id = line_id_of(line).ok_or_else(|| StoreError::Corrupt {
+            what: "henan_release_chunks: a line without its id".into(),
+        })?;
+        if id <= after || open.as_ref().is_some_and(|o| o.binary_search(&id).is_err()) {
+            continue;
+        }
+        bytes.extend_from_slice(line);
+        lines += 1;
+        last = Some(id);
+    }
+    Ok(Some(Piece {
+        bytes: Bytes::from(bytes),
+        lines,
+        last,
+        next: chunk.last_line,
+    }))
+}
+
+struct Piece {
+    bytes: Bytes,
+    lines: i64,
+    last: Option<i64>,
+    next: i64,
+}
+
+/// RFC 4180 fields of one detail line (its line break removed).
+fn csv_fields(line: &str) -> Vec<String> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    let mut out = Vec::with_capacity(8);
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => out.push(std::mem::take(&mut cur)),
+            (c, _) => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
+
+fn wire_line(line: &[u8]) -> Result<WireLine, StoreError> {
+    let bad = || StoreError::Corrupt {
+        what: "henan_release_chunks: a malformed line".into(),
+    };
+    let (text, _) = encoding_rs::GB18030.decode_without_bom_handling(line);
+    let f = csv_fields(&text);
+    let [id, attempt, name, account, bank, amount, period, region]: [String; 8] =
+        f.try_into().map_err(|_| bad())?;
+    Ok(WireLine {
+        line_id: id.parse().map_err(|_| bad())?,
+        attempt: attempt.parse().map_err(|_| bad())?,
+        name,
+        account,
+        bank,
+        amount,
+        period,
+        region,
+    })
+}
+
+/// Up to `limit` lines of a detail above `after` (still in flight when `filter`).
+async fn detail_page(
+    store: &Store,
+    batch_id: i64,
+    d: &DetailRow,
+    filter: bool,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<WireLine>, StoreError> {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    let mut out = Vec::with_capacity(limit.min(MAX_PAGE as usize));
+    let mut cursor = after;
+    while out.len() < limit {
+        let Some(p) = detail_piece(store, batch_id, d, filter, cursor).await? else {
+            break;
+        };
+        for line in chunk_lines(&p.bytes) {
+            if out.len() == limit {
+                break;
+            }
+            out.push(wire_line(line)?);
+        }
+        cursor = p.next;
+    }
+    Ok(out)
 }
 
 /// RFC 4180 quoting for the bank file (machine to machine: no spreadsheet neutralisation,
@@ -361,6 +591,25 @@ fn gb18030(text: &str) -> Bytes {
 
 /// The CSV's column header.
 pub const CSV_HEADER: &str = "明细号,发放次数,姓名,银行账号,开户银行,金额,属期,行政区划";
+
+/// One line of the bank file as the bank receives it, GB18030, with its CRLF: what a
+/// release's detail is materialised from ([`ykt_store::henan::DetailSpec`]) and what the
+/// stream writes when it reads the lines themselves.
+pub fn encode_line(l: &PullLine, out: &mut Vec<u8>) {
+    let text = format!(
+        "{},{},{},{},{},{},{},{}\r\n",
+        l.line_id,
+        l.attempt,
+        csv_field(&l.name),
+        l.account.as_str(),
+        csv_field(&l.bank),
+        l.amount,
+        l.period,
+        l.region
+    );
+    let (bytes, _, _) = encoding_rs::GB18030.encode(&text);
+    out.extend_from_slice(&bytes);
+}
 
 /// Records how a stream ended, also when the client goes away mid-transfer (the stream is
 /// dropped): the pull is then recorded as incomplete.
@@ -396,9 +645,101 @@ impl Drop for PullGuard {
 struct StreamState {
     store: Store,
     batch_id: i64,
-    header: Option<String>,
+    /// The materialised detail and whether to filter it, or `None`: read the lines.
+    detail: Option<(DetailRow, bool)>,
+    /// Where the next read starts (a line id).
+    cursor: i64,
+    /// The detail's parts read ahead by [`StreamState::read_ahead`]'s task; `Ok(None)` marks
+    /// the end.
+    ahead: Option<tokio::sync::mpsc::Receiver<Result<Option<Piece>, StoreError>>>,
+    /// What is sent before anything is read: the header, and the detail's first part.
+    ready: std::collections::VecDeque<Bytes>,
     done: bool,
     guard: PullGuard,
+}
+
+/// Parts of a detail read ahead of the one being sent: reading and decrypting the next chunk
+/// overlaps sending this one.
+const READ_AHEAD: usize = 2;
+
+impl StreamState {
+    /// Read the rest of the detail from the cursor in a task of its own, [`READ_AHEAD`] parts
+    /// ahead of the transfer. The task stops when the transfer is dropped (the bank left).
+    fn read_ahead(&mut self) {
+        let Some((d, filter)) = self.detail.clone() else {
+            return;
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+        let (store, batch_id, mut cursor) = (self.store.clone(), self.batch_id, self.cursor);
+        tokio::spawn(async move {
+            loop {
+                let next = detail_piece(&store, batch_id, &d, filter, cursor).await;
+                let stop = !matches!(next, Ok(Some(_)));
+                if let Ok(Some(p)) = &next {
+                    cursor = p.next;
+                    if p.lines == 0 {
+                        continue;
+                    }
+                }
+                if tx.send(next).await.is_err() || stop {
+                    break;
+                }
+            }
+        });
+        self.ahead = Some(rx);
+    }
+
+    /// The next part of the body after the ready ones, `None` at the end (then the closing
+    /// line is sent and the pull recorded complete).
+    async fn next_part(&mut self) -> Result<Option<Bytes>, StoreError> {
+        if let Some(rx) = self.ahead.as_mut() {
+            let Some(next) = rx.recv().await else {
+                return Err(StoreError::Corrupt {
+                    what: "the detail's reading task ended early".into(),
+                });
+            };
+            let Some(p) = next? else {
+                return Ok(None);
+            };
+            self.cursor = p.next;
+            self.guard.served += p.lines;
+            self.guard.last = p.last.or(self.guard.last);
+            return Ok(Some(p.bytes));
+        }
+        match &self.detail {
+            Some((d, filter)) => loop {
+                let Some(p) =
+                    detail_piece(&self.store, self.batch_id, d, *filter, self.cursor).await?
+                else {
+                    return Ok(None);
+                };
+                self.cursor = p.next;
+                if p.lines == 0 {
+                    continue;
+                }
+                self.guard.served += p.lines;
+                self.guard.last = p.last.or(self.guard.last);
+                return Ok(Some(p.bytes));
+            },
+            None => {
+                let page = self
+                    .store
+                    .henan_open_page(self.batch_id, self.cursor, STREAM_CHUNK)
+                    .await?;
+                let Some(last) = page.last().map(|l| l.line_id) else {
+                    return Ok(None);
+                };
+                let mut bytes = Vec::with_capacity(page.len() * 96);
+                for l in &page {
+                    encode_line(l, &mut bytes);
+                }
+                self.guard.served += page.len() as i64;
+                self.guard.last = Some(last);
+                self.cursor = last;
+                Ok(Some(Bytes::from(bytes)))
+            }
+        }
+    }
 }
 
 async fn lines_csv(
@@ -415,7 +756,11 @@ async fn lines_csv(
         ));
     }
     let after = q.after.unwrap_or(0).max(0);
-    let open = api.store.henan_open_totals(b.id).await?;
+    let source = detail_source(&api.store, &order_no, b.id).await?;
+    let open = match &source {
+        Source::Detail(d, false) => d.lines,
+        _ => api.store.henan_open_totals(b.id).await?,
+    };
     let short = api.short_name(&b.project).await?;
     let pull = api
         .store
@@ -428,10 +773,16 @@ async fn lines_csv(
         open.count,
         open.amount
     );
-    let state = StreamState {
+    let mut state = StreamState {
         store: api.store.clone(),
         batch_id: b.id,
-        header: Some(header),
+        detail: match source {
+            Source::Detail(d, filter) => Some((d, filter)),
+            Source::Lines => None,
+        },
+        cursor: after,
+        ahead: None,
+        ready: std::collections::VecDeque::from([gb18030(&header)]),
         done: false,
         guard: PullGuard {
             store: api.store.clone(),
@@ -441,20 +792,32 @@ async fn lines_csv(
             finished: false,
         },
     };
+    // The first part is read before the answer starts: a detail that fails its check is
+    // refused with a status, not a truncated 200.
+    match state.next_part().await {
+        Ok(Some(part)) => {
+            state.ready.push_back(part);
+            state.read_ahead();
+        }
+        Ok(None) => {}
+        Err(e) => {
+            state.guard.finished = true;
+            if let Err(e) = api.store.henan_pull_finish(pull, None, 0, false).await {
+                tracing::warn!(error = %e, "could not record a refused pull");
+            }
+            return Err(pull_error(&order_no, e));
+        }
+    }
     let stream = futures_util::stream::unfold(state, move |mut st| async move {
+        if let Some(part) = st.ready.pop_front() {
+            return Some((Ok::<Bytes, std::io::Error>(part), st));
+        }
         if st.done {
             return None;
         }
-        if let Some(h) = st.header.take() {
-            return Some((Ok::<Bytes, std::io::Error>(gb18030(&h)), st));
-        }
-        let after = st.guard.last.unwrap_or(after);
-        match st
-            .store
-            .henan_open_page(st.batch_id, after, STREAM_CHUNK)
-            .await
-        {
-            Ok(page) if page.is_empty() => {
+        match st.next_part().await {
+            Ok(Some(part)) => Some((Ok(part), st)),
+            Ok(None) => {
                 st.done = true;
                 st.guard.finished = true;
                 if let Err(e) = st
@@ -465,25 +828,6 @@ async fn lines_csv(
                     tracing::warn!(error = %e, "could not record a finished pull");
                 }
                 Some((Ok(gb18030(&format!("结束,{}\r\n", st.guard.served))), st))
-            }
-            Ok(page) => {
-                let mut text = String::with_capacity(page.len() * 96);
-                for l in &page {
-                    text.push_str(&format!(
-                        "{},{},{},{},{},{},{},{}\r\n",
-                        l.line_id,
-                        l.attempt,
-                        csv_field(&l.name),
-                        l.account.as_str(),
-                        csv_field(&l.bank),
-                        l.amount,
-                        l.period,
-                        l.region
-                    ));
-                }
-                st.guard.served += page.len() as i64;
-                st.guard.last = page.last().map(|l| l.line_id);
-                Some((Ok(gb18030(&text)), st))
             }
             Err(e) => {
                 tracing::error!(error = %e, "reading an order's lines failed mid-stream");

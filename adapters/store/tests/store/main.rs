@@ -4,6 +4,7 @@
 mod audit;
 mod common;
 mod cycle;
+mod henan_detail;
 mod imports;
 mod pii;
 mod schema;
