@@ -648,25 +648,30 @@ impl Cycle<'_> {
     /// public personal query. Returns how many records were published.
     async fn publish(&self, b: &BatchRow) -> Result<u64, CycleError> {
         let mask = self.province.mask_policy();
-        let lines = self.store.lines(b.id, 0, i64::MAX).await?;
         let mut body = format!("{} {} {}\n", b.project_name, b.period, b.region);
         let mut records = Vec::new();
-        for l in lines.iter().filter(|l| l.state == LineState::Credited) {
-            body.push_str(&format!(
-                "{} {} {}元\n",
-                mask.name(&l.name),
-                mask.id(l.resident_id.as_str()),
-                l.amount
-            ));
-            records.push(LookupRecord {
-                person_key: lookup_key(self.store, l.resident_id.as_str(), &l.name),
-                name_masked: mask.name(&l.name),
-                project_name: b.project_name.clone(),
-                period: Period::parse(&l.period).map_err(|e| invalid(e.to_string()))?,
-                amount: l.amount,
-                date: self.today.to_string(),
-                status: LineState::Credited.label_zh().to_owned(),
-            });
+        // The lines read (decrypted) a page at a time: a province-scale batch is never held
+        // whole, only its notice and records.
+        let ids = self.store.line_ids(b.id).await?;
+        for page in ids.chunks(PUBLISH_PAGE) {
+            let lines = self.store.lines_by_id(b.id, page).await?;
+            for l in lines.iter().filter(|l| l.state == LineState::Credited) {
+                body.push_str(&format!(
+                    "{} {} {}元\n",
+                    mask.name(&l.name),
+                    mask.id(l.resident_id.as_str()),
+                    l.amount
+                ));
+                records.push(LookupRecord {
+                    person_key: lookup_key(self.store, l.resident_id.as_str(), &l.name),
+                    name_masked: mask.name(&l.name),
+                    project_name: b.project_name.clone(),
+                    period: Period::parse(&l.period).map_err(|e| invalid(e.to_string()))?,
+                    amount: l.amount,
+                    date: self.today.to_string(),
+                    status: LineState::Credited.label_zh().to_owned(),
+                });
+            }
         }
         let notice = Notice {
             id: format!("{}-result", b.order_no),
@@ -683,6 +688,9 @@ impl Cycle<'_> {
         Ok(d.publish_records(&records).await?)
     }
 }
+
+/// How many lines a publication reads (decrypted) at a time.
+const PUBLISH_PAGE: usize = 5_000;
 
 /// The public lookup key of a person: the store's keyed blind index of the resident ID and
 /// the name together (hex). A lookup with a wrong name finds nothing, exactly like a lookup of
