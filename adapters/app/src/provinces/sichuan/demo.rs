@@ -803,13 +803,11 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
         // to the treasury.
         let (mut fixed, mut back) = (0usize, 0usize);
         for b in &batches {
-            let failed: Vec<_> = sc
+            // Only the failed lines, by the (batch, state) index.
+            let failed = sc
                 .store
-                .lines(b.id, 0, i64::MAX)
-                .await?
-                .into_iter()
-                .filter(|l| l.state == ykt_kernel::LineState::Failed)
-                .collect();
+                .lines_in_state(b.id, ykt_kernel::LineState::Failed)
+                .await?;
             let mut again = false;
             for l in failed {
                 let reason = l.fail_reason.as_deref().and_then(FailureReason::parse);
