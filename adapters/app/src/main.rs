@@ -14,12 +14,18 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// per-thread arenas (one per SQLite connection's worker thread) and stay resident after they
 /// are freed. A fixed threshold keeps allocations of 4 MiB and more in their own mappings,
 /// returned when freed (the HLJ 50k cycle's peak fell by a quarter; BENCHMARKS.md).
+///
+/// And at most two arenas: glibc gives each thread that allocates its own arena of up to
+/// 64 MiB, so each of the pool's SQLite connection threads kept one resident (eight of them
+/// were 520 MB of a 1M-line Heilongjiang cycle's 950 MB, BENCHMARKS.md eighth round); shared
+/// arenas reuse what one connection freed for the next.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn fix_c_mmap_threshold() {
-    // SAFETY: mallopt only sets a parameter of glibc's allocator; called before any thread
+    // SAFETY: mallopt only sets parameters of glibc's allocator; called before any thread
     // starts.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 
