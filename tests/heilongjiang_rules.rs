@@ -1125,3 +1125,157 @@ async fn a_returned_batch_is_pushed_again_and_its_old_voucher_voided() {
     })
     .await;
 }
+
+/// A batch larger than a part (messages.md, "Plans and vouchers in parts"): the plan and
+/// the 5201 voucher go in parts, each archived; a push or delivery repeated sends every part
+/// again and changes nothing; the bank pays each line once, after the last part.
+#[tokio::test]
+async fn a_plan_and_voucher_larger_than_a_part_go_in_parts_and_pay_each_line_once() {
+    each_backend("hlj_parts", |db| async move {
+        let store = &db.store;
+        let w = World::start(bank(true, true, true)).await;
+        let mut h = w.hlj(store);
+        h.ports = yikatong::provinces::heilongjiang::ops::ports_in_parts(
+            store,
+            w.province.as_ref(),
+            &w.sims.budget.url(),
+            w.date.clone(),
+            5,
+        )
+        .unwrap();
+        let b = standard_batch(store, &w).await;
+        let n = b.control.count;
+        assert!(n > 10, "three parts at least: {n}");
+        let parts = n.div_ceil(5);
+        pay(&h, b.id).await;
+        collect_until_done(&h, b.id).await;
+        let t = store.tally(b.id).await.unwrap();
+        assert_eq!(t.in_flight.count, 0);
+        assert_eq!(t.credited.count + t.failed.count, n);
+
+        let msgs = store.hlj_messages(&b.order_no).await.unwrap();
+        let sent = |kind: &str| -> Vec<xml::Node> {
+            msgs.iter()
+                .filter(|m| m.kind == kind && m.direction == "out")
+                .map(|m| xml::parse(&m.body).unwrap())
+                .collect()
+        };
+        let plans = sent("plan");
+        assert_eq!(plans.len() as u64, parts);
+        for (k, p) in plans.iter().enumerate() {
+            assert_eq!(p.text_of("PartNo"), (k + 1).to_string());
+            assert_eq!(p.text_of("PartCount"), parts.to_string());
+            assert_eq!(
+                p.text_of("TotalCount"),
+                n.to_string(),
+                "the whole plan's totals"
+            );
+        }
+        let receipts: Vec<String> = msgs
+            .iter()
+            .filter(|m| m.kind == "plan_receipt")
+            .map(|m| xml::parse(&m.body).unwrap().text_of("Status").to_owned())
+            .collect();
+        let mut expect = vec!["receiving".to_owned(); parts as usize - 1];
+        expect.push("accepted".into());
+        assert_eq!(receipts, expect);
+        let vouchers = sent("voucher_5201");
+        assert_eq!(vouchers.len() as u64, parts);
+        let details: usize = vouchers
+            .iter()
+            .map(|v| {
+                v.find("VoucherBody")
+                    .and_then(|x| x.find("Voucher"))
+                    .and_then(|x| x.find("DetailList"))
+                    .map_or(0, |l| l.each("Detail").count())
+            })
+            .sum();
+        assert_eq!(details as u64, n, "every line in exactly one part");
+
+        // The whole voucher paid once at the bank, each line once.
+        let books: serde_json::Value = reqwest::get(format!("{}/books", w.sims.bank.url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut lines: Vec<i64> = books["payments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["attempt"] == 1)
+            .map(|p| p["line_id"].as_i64().unwrap())
+            .collect();
+        lines.sort_unstable();
+        lines.dedup();
+        assert_eq!(lines.len() as u64, n);
+
+        // A part sent again (a delivery repeated after an interruption) is answered as
+        // before; the same part with other details is refused; nothing is paid twice.
+        let http = reqwest::Client::new();
+        let (_, voucher) = store.batch_refs(b.id).await.unwrap();
+        let voucher = voucher.unwrap();
+        let again = msgs
+            .iter()
+            .find(|m| m.kind == "voucher_5201" && m.direction == "out")
+            .unwrap();
+        let r = http
+            .post(format!("{}/vouchers/{voucher}/send", w.sims.budget.url()))
+            .body(again.body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::OK);
+        let other = msgs
+            .iter()
+            .filter(|m| m.kind == "voucher_5201" && m.direction == "out")
+            .nth(1)
+            .unwrap();
+        let mut forged = xml::parse(&other.body).unwrap();
+        for c in &mut forged.children {
+            if let Some(v) = c.children.iter_mut().find(|v| v.name == "Voucher") {
+                for l in &mut v.children {
+                    if l.name == "PartNo" {
+                        l.text = "1".into();
+                    }
+                }
+            }
+        }
+        let r = http
+            .post(format!("{}/vouchers/{voucher}/send", w.sims.budget.url()))
+            .body(xml::encode(&forged))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::CONFLICT);
+        let again_books: serde_json::Value = reqwest::get(format!("{}/books", w.sims.bank.url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(again_books["payments"], books["payments"]);
+        assert_eq!(store.hlj_lines_credited_twice(b.id).await.unwrap(), 0);
+
+        // The plan pushed again in parts (a retried push) gets the same receipt at the end.
+        let plan_msgs: Vec<&ykt_store::heilongjiang::MessageRow> = msgs
+            .iter()
+            .filter(|m| m.kind == "plan" && m.direction == "out")
+            .collect();
+        let mut last = None;
+        for m in plan_msgs {
+            let r = http
+                .post(format!("{}/plans", w.sims.budget.url()))
+                .body(m.body.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), reqwest::StatusCode::OK);
+            last = Some(xml::parse(&r.bytes().await.unwrap()).unwrap());
+        }
+        let last = last.unwrap();
+        assert_eq!(last.text_of("Status"), "accepted");
+        assert_eq!(last.text_of("Version"), "1", "unchanged, not a new version");
+    })
+    .await;
+}

@@ -8,23 +8,24 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// glibc's malloc still serves the C code (SQLite). Its arenas are limited to two (see
-/// below). A large blob read or written (an
+/// glibc's malloc still serves the C code (SQLite): a large blob read or written (an
 /// archived province-scale message is tens of MB) is a large allocation, and after the first
 /// one is freed glibc raises its mmap threshold to that size, so later ones come from the
 /// per-thread arenas (one per SQLite connection's worker thread) and stay resident after they
 /// are freed. A fixed threshold keeps allocations of 4 MiB and more in their own mappings,
 /// returned when freed (the HLJ 50k cycle's peak fell by a quarter; BENCHMARKS.md).
+///
+/// And at most two arenas: glibc gives each thread that allocates its own arena of up to
+/// 64 MiB, so each of the pool's SQLite connection threads kept one resident (eight of them
+/// were 520 MB of a 1M-line Heilongjiang cycle's 950 MB, BENCHMARKS.md eighth round); shared
+/// arenas reuse what one connection freed for the next.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn fix_c_mmap_threshold() {
-    // SAFETY: mallopt only sets a parameter of glibc's allocator; called before any thread
+    // SAFETY: mallopt only sets parameters of glibc's allocator; called before any thread
     // starts.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
-        // Two arenas for the C code's threads instead of glibc's default of eight per core:
-        // each SQLite connection runs on its own worker thread, and every arena keeps what
-        // its threads freed. Henan's 100k-line cycle peaked 48 MB lower (331 -> 283 MB) at
-        // the same CPU time (BENCHMARKS.md, eighth round).
+        // See above: Henan's 100k-line cycle also peaked 48 MB lower (331 -> 283 MB).
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }

@@ -853,6 +853,59 @@ impl Store {
             .collect()
     }
 
+    /// [`Store::batch_line_attempts`] for some lines of a batch only (a page of a large batch:
+    /// what it costs is the page, not the batch), in line and attempt order. Read by line id,
+    /// [`MAX_IN_LIST`] at a time; lines of other batches are left out.
+    ///
+    /// [`MAX_IN_LIST`]: crate::registers::MAX_IN_LIST
+    pub async fn line_attempts_of(
+        &self,
+        batch_id: i64,
+        line_ids: &[i64],
+    ) -> Result<Vec<(i64, AttemptRow)>> {
+        type T = (
+            i64,
+            i64,
+            Vec<u8>,
+            i64,
+            Vec<u8>,
+            i64,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let mut out = Vec::new();
+        for chunk in line_ids.chunks(crate::registers::MAX_IN_LIST) {
+            let sql = format!(
+                "SELECT a.line_id, l.batch_id, l.person_idx, a.attempt, a.account_enc, a.amount_fen, a.outcome, a.reason, a.bank_date \
+                 FROM line_attempts a JOIN payment_lines l ON l.id = a.line_id \
+                 WHERE a.line_id IN ({})",
+                list_placeholders(self.backend(), in_list_bucket(chunk.len()))
+            );
+            let rows: Vec<T> = with_pool!(self, |p| {
+                let mut q = sqlx::query_as(&sql);
+                for id in padded(chunk) {
+                    q = q.bind(id);
+                }
+                q.fetch_all(p).await?
+            });
+            for (line, batch, idx, attempt, enc, fen, outcome, reason, bank_date) in rows {
+                if batch != batch_id {
+                    continue;
+                }
+                let idx: BlindIndex = idx
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| StoreError::corrupt("payment_lines.person_idx"))?;
+                let row =
+                    self.attempt_row(&idx, (attempt, enc, fen, outcome, reason, bank_date))?;
+                out.push((line, row));
+            }
+        }
+        out.sort_by_key(|(line, a)| (*line, a.attempt));
+        Ok(out)
+    }
+
     /// Every attempt to pay a line, accounts masked.
     pub async fn line_attempts(&self, line_id: i64) -> Result<Vec<AttemptRow>> {
         let idx: Option<Vec<u8>> = with_pool!(self, |p| {

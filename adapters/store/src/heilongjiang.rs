@@ -122,17 +122,22 @@ pub struct ReturnRow {
 /// A payment line as the supervision indicators see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KpiLine {
-    pub batch_id: i64,
     pub project: String,
     /// The batch's county (12-digit code).
     pub region: String,
     pub state: LineState,
-    pub attempt: i64,
-    pub amount: Fen,
-    /// For a credited line: whether the account it was credited to is the beneficiary's
+    /// Whether the lines were sent to the bank (an attempt at least).
+    pub sent: bool,
+    /// For credited lines: whether the account they were credited to is the beneficiary's
     /// social security card account in the card registry.
     pub on_card: Option<bool>,
+    /// How many lines are alike in all of the above, and their amount.
+    pub lines: u64,
+    pub amount: Fen,
 }
+
+/// How many lines [`Store::hlj_kpi_lines`] reads at a time.
+const KPI_PAGE: i64 = 5_000;
 
 /// A roster line the card registry found with an inactive financial account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -398,6 +403,23 @@ impl Store {
         Ok(rows.into_iter().map(|(l, a, c)| (l, a, c == 1)).collect())
     }
 
+    /// Every recorded return of a batch as (line, attempt, cross-bank, fee borne): what the
+    /// results listing needs of them, 32 bytes a return (not [`Store::hlj_returns`]' rows).
+    pub async fn hlj_return_fees(&self, batch_id: i64) -> Result<Vec<(i64, i64, bool, Fen)>> {
+        let rows: Vec<(i64, i64, i64, i64)> = with_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT line_id, attempt, cross_bank, fee_fen FROM hlj_returns WHERE batch_id = $1",
+            )
+            .bind(batch_id)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(l, a, c, f)| (l, a, c == 1, Fen(f)))
+            .collect())
+    }
+
     /// For some lines of a batch (a page of returns): each line's current attempt, and which
     /// of its attempts have a recorded return and whether it was credited. Read by line, so a
     /// page costs what it holds, not the batch (`hlj_line_attempts`, `hlj_return_flags`).
@@ -508,75 +530,130 @@ impl Store {
             .collect())
     }
 
-    /// Every payment line of a province's batches, with whether a credited line reached the
-    /// beneficiary's social security card account (the account of its credited attempt,
-    /// compared by blind index with the card registry's account).
+    /// The payment lines of a province's batches counted by project, county, state, whether
+    /// sent, and for credited lines whether they reached the beneficiary's social security
+    /// card account (the account of its credited attempt, compared by blind index with the
+    /// card registry's account). Read a page of lines at a time, by id: a province's million
+    /// lines are counted, never held.
     pub async fn hlj_kpi_lines(&self, province: &str) -> Result<Vec<KpiLine>> {
-        type T = (i64, i64, String, String, String, i64, i64, Vec<u8>);
-        let rows: Vec<T> = with_pool!(self, |p| {
+        type T = (i64, String, String, String, i64, i64, Vec<u8>);
+        type Key = (String, String, String, bool, Option<bool>);
+        let mut groups: std::collections::BTreeMap<Key, (u64, i64)> = Default::default();
+        let mut after = i64::MIN;
+        loop {
+            let rows: Vec<T> = with_pool!(self, |p| {
+                sqlx::query_as(
+                    "SELECT l.id, b.project, b.region, l.state, l.attempt, l.amount_fen, l.person_idx \
+                     FROM payment_lines l JOIN batches b ON b.id = l.batch_id WHERE b.province = $1 AND l.id > $2 ORDER BY l.id LIMIT $3",
+                )
+                .bind(province)
+                .bind(after)
+                .bind(KPI_PAGE)
+                .fetch_all(p)
+                .await?
+            });
+            let Some(last) = rows.last() else {
+                break;
+            };
+            after = last.0;
+            // Credited attempts' accounts and the registry's card accounts, for credited lines.
+            let credited: Vec<&T> = rows.iter().filter(|t| t.3 == "credited").collect();
+            let mut on_card: HashMap<i64, bool> = HashMap::new();
+            for chunk in credited.chunks(400) {
+                let ids: Vec<i64> = chunk.iter().map(|t| t.0).collect();
+                let sql = format!(
+                    "SELECT a.line_id, a.account_enc, c.account_idx FROM line_attempts a \
+                     JOIN payment_lines l ON l.id = a.line_id AND l.attempt = a.attempt \
+                     LEFT JOIN cards c ON c.person_idx = l.person_idx \
+                     WHERE a.line_id IN ({})",
+                    placeholders(1, ids.len())
+                );
+                let found: Vec<(i64, Vec<u8>, Option<Vec<u8>>)> = with_pool!(self, |p| {
+                    let mut q = sqlx::query_as(&sql);
+                    for id in &ids {
+                        q = q.bind(*id);
+                    }
+                    q.fetch_all(p).await?
+                });
+                let idx_of: HashMap<i64, &Vec<u8>> = chunk.iter().map(|t| (t.0, &t.6)).collect();
+                for (line, enc, card_idx) in found {
+                    let Some(person) = idx_of.get(&line) else {
+                        continue;
+                    };
+                    let person: BlindIndex = person
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| StoreError::corrupt("payment_lines.person_idx"))?;
+                    let account = open_str(&self.vault, "line_attempts.account", &person, &enc)?;
+                    let idx = self.vault.blind_index(IndexKind::Account, &account);
+                    on_card.insert(
+                        line,
+                        card_idx.is_some_and(|c| c.as_slice() == idx.as_slice()),
+                    );
+                }
+            }
+            for t in &rows {
+                let on_card =
+                    (t.3 == "credited").then(|| on_card.get(&t.0).copied().unwrap_or(false));
+                let g = groups
+                    .entry((t.1.clone(), t.2.clone(), t.3.clone(), t.4 >= 1, on_card))
+                    .or_default();
+                g.0 += 1;
+                g.1 += t.5;
+            }
+        }
+        groups
+            .into_iter()
+            .map(
+                |((project, region, state, sent, on_card), (lines, amount))| {
+                    let state = LineState::parse(&state)
+                        .ok_or_else(|| StoreError::corrupt("payment_lines.state"))?;
+                    Ok(KpiLine {
+                        project,
+                        region,
+                        state,
+                        sent,
+                        on_card,
+                        lines,
+                        amount: Fen(amount),
+                    })
+                },
+            )
+            .collect()
+    }
+
+    /// The credited returns of a province's batches counted by agent bank and card bank:
+    /// (agent bank, card bank, credited, of which cross-bank, amount paid, fees borne).
+    pub async fn hlj_cross_bank(
+        &self,
+        province: &str,
+    ) -> Result<Vec<(String, String, u64, u64, Fen, Fen)>> {
+        let rows: Vec<(String, String, i64, i64, i64, i64)> = with_pool!(self, |p| {
             sqlx::query_as(
-                "SELECT l.id, l.batch_id, b.project, b.region, l.state, l.attempt, l.amount_fen, l.person_idx \
-                 FROM payment_lines l JOIN batches b ON b.id = l.batch_id WHERE b.province = $1 ORDER BY l.id",
+                "SELECT r.agent_bank, r.card_bank, COUNT(*), CAST(SUM(r.cross_bank) AS BIGINT), CAST(SUM(r.paid_fen) AS BIGINT), CAST(SUM(r.fee_fen) AS BIGINT) \
+                 FROM hlj_returns r JOIN batches b ON b.id = r.batch_id \
+                 WHERE b.province = $1 AND r.credited = 1 GROUP BY r.agent_bank, r.card_bank",
             )
             .bind(province)
             .fetch_all(p)
             .await?
         });
-        // Credited attempts' accounts and the registry's card accounts, for credited lines.
-        let credited: Vec<&T> = rows.iter().filter(|t| t.4 == "credited").collect();
-        let mut on_card: HashMap<i64, bool> = HashMap::new();
-        for chunk in credited.chunks(400) {
-            let ids: Vec<i64> = chunk.iter().map(|t| t.0).collect();
-            let sql = format!(
-                "SELECT a.line_id, a.account_enc, c.account_idx FROM line_attempts a \
-                 JOIN payment_lines l ON l.id = a.line_id AND l.attempt = a.attempt \
-                 LEFT JOIN cards c ON c.person_idx = l.person_idx \
-                 WHERE a.line_id IN ({})",
-                placeholders(1, ids.len())
-            );
-            let found: Vec<(i64, Vec<u8>, Option<Vec<u8>>)> = with_pool!(self, |p| {
-                let mut q = sqlx::query_as(&sql);
-                for id in &ids {
-                    q = q.bind(*id);
-                }
-                q.fetch_all(p).await?
-            });
-            let idx_of: HashMap<i64, &Vec<u8>> = chunk.iter().map(|t| (t.0, &t.7)).collect();
-            for (line, enc, card_idx) in found {
-                let Some(person) = idx_of.get(&line) else {
-                    continue;
-                };
-                let person: BlindIndex = person
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| StoreError::corrupt("payment_lines.person_idx"))?;
-                let account = open_str(&self.vault, "line_attempts.account", &person, &enc)?;
-                let idx = self.vault.blind_index(IndexKind::Account, &account);
-                on_card.insert(
-                    line,
-                    card_idx.is_some_and(|c| c.as_slice() == idx.as_slice()),
-                );
-            }
-        }
-        rows.into_iter()
-            .map(|t| {
-                let state = LineState::parse(&t.4)
-                    .ok_or_else(|| StoreError::corrupt("payment_lines.state"))?;
-                Ok(KpiLine {
-                    batch_id: t.1,
-                    project: t.2,
-                    region: t.3,
-                    state,
-                    attempt: t.5,
-                    amount: Fen(t.6),
-                    on_card: if state == LineState::Credited {
-                        Some(on_card.get(&t.0).copied().unwrap_or(false))
-                    } else {
-                        None
-                    },
-                })
+        // In the banks' names' byte order on both backends (not the server's collation).
+        let mut rows = rows;
+        rows.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
+        Ok(rows
+            .into_iter()
+            .map(|(a, c, n, x, paid, fee)| {
+                (
+                    a,
+                    c,
+                    u64::try_from(n).unwrap_or(0),
+                    u64::try_from(x).unwrap_or(0),
+                    Fen(paid),
+                    Fen(fee),
+                )
             })
-            .collect()
+            .collect())
     }
 
     /// Roster lines of a province rejected because the card's financial account is not

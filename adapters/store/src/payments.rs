@@ -606,6 +606,24 @@ impl Store {
         rows.into_iter().map(|t| self.line_row(t)).collect()
     }
 
+    /// The (id, attempt) of a batch's lines in one state, without decrypting anything (what a
+    /// collection needs to know which lines are in flight in a million-line batch).
+    pub async fn line_attempts_in_state(
+        &self,
+        batch_id: i64,
+        state: LineState,
+    ) -> Result<Vec<(i64, i64)>> {
+        Ok(with_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT id, attempt FROM payment_lines WHERE batch_id = $1 AND state = $2 ORDER BY row_no, id",
+            )
+            .bind(batch_id)
+            .bind(state.as_str())
+            .fetch_all(p)
+            .await?
+        }))
+    }
+
     /// One line of a batch (`None` when the batch has no such line), without reading the
     /// others: a refund or correction of one line in a million-line batch reads one row.
     pub async fn line(&self, batch_id: i64, line_id: i64) -> Result<Option<LineRow>> {

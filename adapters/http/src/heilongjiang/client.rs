@@ -79,6 +79,9 @@ pub struct BudgetSystem {
     date: PlatformDate,
     /// Who approves (recorded by the budget system).
     approver: String,
+    /// At most how many details a plan or voucher message carries; a larger one is sent in
+    /// parts ([`PART_SIZE`]).
+    part_size: usize,
 }
 
 fn fail(m: impl Into<String>) -> PortError {
@@ -109,7 +112,15 @@ impl BudgetSystem {
             dir: Arc::new(dir),
             date,
             approver: "财政部门（经一卡通平台）".into(),
+            part_size: PART_SIZE,
         })
+    }
+
+    /// The same client sending plans and vouchers in parts of at most `n` details (tests of
+    /// the parts on a small batch; at least 1).
+    pub fn with_part_size(mut self, n: usize) -> BudgetSystem {
+        self.part_size = n.max(1);
+        self
     }
 
     pub fn date(&self) -> &PlatformDate {
@@ -296,30 +307,8 @@ impl BudgetSystem {
 
     async fn push_plan(&self, b: &BatchRow) -> Result<FundingStatus, PortError> {
         let p = self.project(b)?.clone();
-        let lines = self
-            .store
-            .lines(b.id, 0, i64::MAX)
-            .await
-            .map_err(store_err)?;
         let county6 = b.region.get(..6).unwrap_or(&b.region).to_owned();
         let regions = vec![(county6.clone(), self.county_name(&b.region).await?)];
-        let payees: Vec<Payee<'_>> = lines
-            .iter()
-            .map(|l| Payee {
-                line_id: l.id,
-                attempt: 0,
-                region: &l.region,
-                name: &l.name,
-                account: l.account.as_str(),
-                bank: &l.bank,
-                amount: l.amount,
-                period: &l.period,
-            })
-            .collect();
-        let total: Fen = payees.iter().map(|p| p.amount).sum();
-        if total != b.control.amount || payees.len() as u64 != b.control.count {
-            return Err(fail("批次明细与控制数不符，不能推送发放计划"));
-        }
         // A batch finance returned is a new submission: the budget system voids the earlier
         // request (the generic return step does not call it).
         let returns: Vec<_> = self
@@ -334,32 +323,84 @@ impl BudgetSystem {
             .last()
             .and_then(|s| s.reason.clone())
             .unwrap_or_default();
-        let doc = m::plan_bytes(
-            &PlanHeader {
-                plan_no: &b.order_no,
-                province: "黑龙江省",
-                project_code: &p.code,
-                project_name: &p.name,
-                lead_unit: &p.lead_unit,
-                period: &b.period,
-                grain: p.funding == FundingChannel::GrainRiskFund,
-                create_date: self.date.get(),
-                regions,
-                resubmission: u32::try_from(returns.len()).unwrap_or(u32::MAX),
-                return_reason: &reason,
-            },
-            &payees,
-        );
-        let receipt = self
-            .call(
-                Some(b),
-                &b.order_no,
-                "",
-                ("plan", "plan_receipt"),
-                ("POST", "/plans".into()),
-                Some(doc),
-            )
-            .await?;
+        let header = PlanHeader {
+            plan_no: &b.order_no,
+            province: "黑龙江省",
+            project_code: &p.code,
+            project_name: &p.name,
+            lead_unit: &p.lead_unit,
+            period: &b.period,
+            grain: p.funding == FundingChannel::GrainRiskFund,
+            create_date: self.date.get(),
+            regions,
+            resubmission: u32::try_from(returns.len()).unwrap_or(u32::MAX),
+            return_reason: &reason,
+        };
+        // The details written as the lines are read, a page at a time (a province-scale
+        // batch is never held decrypted whole next to its plan); a batch of more than
+        // `part_size` lines goes in parts (messages.md), each archived as sent.
+        let ids = self.store.line_ids(b.id).await.map_err(store_err)?;
+        if ids.len() as u64 != b.control.count {
+            return Err(fail("批次明细与控制数不符，不能推送发放计划"));
+        }
+        let parts: Vec<&[i64]> = if ids.is_empty() {
+            vec![&[]]
+        } else {
+            ids.chunks(self.part_size).collect()
+        };
+        let of = u32::try_from(parts.len()).map_err(|_| fail("发放计划部分过多"))?;
+        let mut written = (0u64, Fen(0));
+        let mut receipt = None;
+        for (k, part) in parts.iter().enumerate() {
+            let no = u32::try_from(k + 1).unwrap_or(u32::MAX);
+            let mut w = m::PlanWriter::part(
+                &header,
+                b.control.count,
+                b.control.amount,
+                (of > 1).then_some((no, of)),
+                part.len() as u64,
+            );
+            for page in part.chunks(PLAN_PAGE) {
+                let lines = self
+                    .store
+                    .lines_by_id(b.id, page)
+                    .await
+                    .map_err(store_err)?;
+                for l in &lines {
+                    w.detail(&Payee {
+                        line_id: l.id,
+                        attempt: 0,
+                        region: &l.region,
+                        name: &l.name,
+                        account: l.account.as_str(),
+                        bank: &l.bank,
+                        amount: l.amount,
+                        period: &l.period,
+                    });
+                }
+            }
+            let (c, a) = w.written();
+            written = (written.0 + c, written.1 + a);
+            if (c != part.len() as u64)
+                || (no == of && written != (b.control.count, b.control.amount))
+            {
+                return Err(fail("批次明细与控制数不符，不能推送发放计划"));
+            }
+            let doc = w.finish();
+            receipt = Some(
+                self.call(
+                    Some(b),
+                    &b.order_no,
+                    "",
+                    ("plan", "plan_receipt"),
+                    ("POST", "/plans".into()),
+                    Some(doc),
+                )
+                .await?,
+            );
+        }
+        drop(ids);
+        let receipt = receipt.ok_or_else(|| fail("发放计划没有内容"))?;
         let plans = m::read_plan_receipt(&receipt).map_err(fail)?;
         let rp = plans
             .iter()
@@ -569,6 +610,14 @@ impl BudgetSystem {
     }
 }
 
+/// How many lines the platform reads (decrypted) at a time to write a plan.
+const PLAN_PAGE: usize = 5_000;
+
+/// At most how many details one plan or 5201 voucher message carries: a larger batch's plan
+/// and voucher go in parts (`PartNo`/`PartCount`, messages.md), a few MB each, so neither
+/// side (nor the archive) ever holds a province-scale document whole.
+pub const PART_SIZE: usize = 20_000;
+
 /// How many return details the platform asks for per page (`limit`): a page of a
 /// province-scale order is a few MB, whatever the order's size.
 pub const RETURNS_PAGE: usize = 5_000;
@@ -706,17 +755,39 @@ impl BankAgent for BudgetSystem {
         let first = ins.lines.iter().all(|l| l.attempt == 1);
         match n.status.as_str() {
             "approved" | "sent" if first => {
-                let doc = m::voucher_5201_bytes(&n, &voucher, "", &summary, exp, today, &payees);
-                let r = self
-                    .call(
-                        Some(&b),
-                        &b.order_no,
-                        &voucher,
-                        ("voucher_5201", "voucher_notice"),
-                        ("POST", format!("/vouchers/{voucher}/send")),
-                        Some(doc),
-                    )
-                    .await?;
+                // More than `part_size` details: the voucher in parts (messages.md), each
+                // with the whole voucher's PayAmt and DetailCount.
+                let total: Fen = payees.iter().map(|p| p.amount).sum();
+                let parts: Vec<&[Payee<'_>]> = if payees.len() <= self.part_size {
+                    vec![&payees[..]]
+                } else {
+                    payees.chunks(self.part_size).collect()
+                };
+                let of = u32::try_from(parts.len()).map_err(|_| fail("支付凭证部分过多"))?;
+                let mut last = None;
+                for (k, part) in parts.iter().enumerate() {
+                    let no = u32::try_from(k + 1).unwrap_or(u32::MAX);
+                    let doc = m::voucher_5201_part_bytes(
+                        &n,
+                        (&voucher, "", &summary, exp),
+                        today,
+                        (payees.len() as u64, total),
+                        (of > 1).then_some((no, of)),
+                        part,
+                    );
+                    let r = self
+                        .call(
+                            Some(&b),
+                            &b.order_no,
+                            &voucher,
+                            ("voucher_5201", "voucher_notice"),
+                            ("POST", format!("/vouchers/{voucher}/send")),
+                            Some(doc),
+                        )
+                        .await?;
+                    last = Some(r);
+                }
+                let r = last.ok_or_else(|| fail("支付凭证没有内容"))?;
                 Ok(m::read_notice(&r).map_err(fail)?.voucher_no)
             }
             "sent" => {

@@ -85,50 +85,109 @@ pub fn plan(h: &PlanHeader<'_>, payees: &[Payee<'_>]) -> Node {
 
 /// 发放计划 (platform → budget system), written detail by detail as GB18030 bytes.
 pub fn plan_bytes(h: &PlanHeader<'_>, payees: &[Payee<'_>]) -> Vec<u8> {
-    let (ft, ftn) = fund_type(h.grain);
     let total: Fen = payees.iter().map(|p| p.amount).sum();
-    let mut o = Out::new();
-    o.open("DisbursementPlan", &[]);
-    o.leaf("PlanNo", h.plan_no);
-    o.leaf("Province", h.province);
-    o.leaf("ProjectCode", h.project_code);
-    o.leaf("ProjectName", h.project_name);
-    o.leaf("LeadUnit", h.lead_unit);
-    o.leaf("Period", h.period);
-    o.leaf("FundTypeCode", ft);
-    o.leaf("FundTypeName", ftn);
-    o.leaf("CreateDate", &ymd(h.create_date));
-    o.leaf("TotalCount", &payees.len().to_string());
-    o.leaf("TotalAmt", &amt(total));
-    o.leaf("Resubmission", &h.resubmission.to_string());
-    o.leaf("ReturnReason", h.return_reason);
-    o.open("RegionList", &[]);
-    for (code, name) in &h.regions {
-        o.open("Region", &[]);
-        o.leaf("AdmDivCode", code);
-        o.leaf("AdmDivName", name);
-        o.close("Region");
+    let mut w = PlanWriter::new(h, payees.len() as u64, total);
+    for p in payees {
+        w.detail(p);
     }
-    o.close("RegionList");
-    if payees.is_empty() {
-        o.leaf("DetailList", "");
-    } else {
-        o.open("DetailList", &[]);
-        for p in payees {
-            o.open("Detail", &[]);
-            o.leaf("LineId", &p.line_id.to_string());
-            o.leaf("AdmDivCode", p.region);
-            o.leaf("PayeeAcctName", p.name);
-            o.leaf("PayeeAcctNo", p.account);
-            o.leaf("PayeeAcctBankName", p.bank);
-            o.leaf("PayAmt", &amt(p.amount));
-            o.leaf("Period", p.period);
-            o.close("Detail");
+    w.finish()
+}
+
+/// A 发放计划 written as its details are read ([`plan_bytes`] in parts): the control totals
+/// first, then each detail as it comes, so a province-scale batch is never held as payees and
+/// as the document at once. [`PlanWriter::finish`] gives the bytes of [`plan_bytes`] for the
+/// same details; [`PlanWriter::written`] says what was written, for the caller to check
+/// against the totals it announced.
+pub struct PlanWriter {
+    o: Out,
+    announced: u64,
+    count: u64,
+    total: Fen,
+}
+
+impl PlanWriter {
+    pub fn new(h: &PlanHeader<'_>, count: u64, total: Fen) -> PlanWriter {
+        PlanWriter::part(h, count, total, None, count)
+    }
+
+    /// Part `no` of `of` of a plan of `count` details (the control totals are the whole
+    /// plan's), `in_part` of them in this part (messages.md, "Plans and vouchers in parts").
+    /// `part` `None` is the whole plan.
+    pub fn part(
+        h: &PlanHeader<'_>,
+        count: u64,
+        total: Fen,
+        part: Option<(u32, u32)>,
+        in_part: u64,
+    ) -> PlanWriter {
+        let (ft, ftn) = fund_type(h.grain);
+        let mut o = Out::new();
+        o.open("DisbursementPlan", &[]);
+        o.leaf("PlanNo", h.plan_no);
+        o.leaf("Province", h.province);
+        o.leaf("ProjectCode", h.project_code);
+        o.leaf("ProjectName", h.project_name);
+        o.leaf("LeadUnit", h.lead_unit);
+        o.leaf("Period", h.period);
+        o.leaf("FundTypeCode", ft);
+        o.leaf("FundTypeName", ftn);
+        o.leaf("CreateDate", &ymd(h.create_date));
+        o.leaf("TotalCount", &count.to_string());
+        o.leaf("TotalAmt", &amt(total));
+        o.leaf("Resubmission", &h.resubmission.to_string());
+        o.leaf("ReturnReason", h.return_reason);
+        if let Some((no, of)) = part {
+            o.leaf("PartNo", &no.to_string());
+            o.leaf("PartCount", &of.to_string());
         }
-        o.close("DetailList");
+        o.open("RegionList", &[]);
+        for (code, name) in &h.regions {
+            o.open("Region", &[]);
+            o.leaf("AdmDivCode", code);
+            o.leaf("AdmDivName", name);
+            o.close("Region");
+        }
+        o.close("RegionList");
+        if in_part == 0 {
+            o.leaf("DetailList", "");
+        } else {
+            o.open("DetailList", &[]);
+        }
+        PlanWriter {
+            o,
+            announced: in_part,
+            count: 0,
+            total: Fen(0),
+        }
     }
-    o.close("DisbursementPlan");
-    o.finish()
+
+    pub fn detail(&mut self, p: &Payee<'_>) {
+        let o = &mut self.o;
+        o.open("Detail", &[]);
+        o.leaf("LineId", &p.line_id.to_string());
+        o.leaf("AdmDivCode", p.region);
+        o.leaf("PayeeAcctName", p.name);
+        o.leaf("PayeeAcctNo", p.account);
+        o.leaf("PayeeAcctBankName", p.bank);
+        o.leaf("PayAmt", &amt(p.amount));
+        o.leaf("Period", p.period);
+        o.close("Detail");
+        self.count += 1;
+        self.total += p.amount;
+    }
+
+    /// (details, their total) written so far.
+    pub fn written(&self) -> (u64, Fen) {
+        (self.count, self.total)
+    }
+
+    pub fn finish(mut self) -> Vec<u8> {
+        if self.announced != 0 {
+            self.o.close("DetailList");
+        }
+        self.o.close("DisbursementPlan");
+        self.o.finish()
+    }
 }
 
 /// A region plan of the budget system's receipt.
@@ -265,6 +324,30 @@ pub fn voucher_5201_bytes(
     payees: &[Payee<'_>],
 ) -> Vec<u8> {
     let total: Fen = payees.iter().map(|p| p.amount).sum();
+    voucher_5201_part_bytes(
+        n,
+        (voucher_no, ori, summary, exp_func),
+        date,
+        (payees.len() as u64, total),
+        None,
+        payees,
+    )
+}
+
+/// Part `no` of `of` of a 5201 voucher (messages.md, "Plans and vouchers in parts"):
+/// `PayAmt` and `DetailCount` are the whole voucher's `totals`, the details this part's.
+/// `part` `None` is the whole voucher ([`voucher_5201_bytes`]). `refs` are the voucher
+/// number, the original voucher, the summary and the expenditure subject.
+pub fn voucher_5201_part_bytes(
+    n: &VoucherNotice,
+    refs: (&str, &str, &str, &str),
+    date: NaiveDate,
+    totals: (u64, Fen),
+    part: Option<(u32, u32)>,
+    payees: &[Payee<'_>],
+) -> Vec<u8> {
+    let (voucher_no, ori, summary, exp_func) = refs;
+    let (count, total) = totals;
     let (_, ftn) = fund_type(n.fund_type == "2");
     let mut o = Out::new();
     o.open("MOF", &[]);
@@ -301,7 +384,11 @@ pub fn voucher_5201_bytes(
     o.leaf("PayBankName", &n.pay_bank);
     o.leaf("PayAmt", &amt(total));
     o.leaf("PaySummaryName", summary);
-    o.leaf("DetailCount", &payees.len().to_string());
+    o.leaf("DetailCount", &count.to_string());
+    if let Some((no, of)) = part {
+        o.leaf("PartNo", &no.to_string());
+        o.leaf("PartCount", &of.to_string());
+    }
     if payees.is_empty() {
         o.leaf("DetailList", "");
     } else {

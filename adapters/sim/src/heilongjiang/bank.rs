@@ -55,13 +55,15 @@ impl Failure {
     }
 }
 
-/// One detail of a received voucher and what happened to it: the detail's own fields (echoed
-/// in the return), not its element tree (a province-scale voucher's tree is ~1 KB a detail).
+/// One detail of a received voucher and what happened to it: where the detail's own fields
+/// (echoed in the return) are in the bank's journal file, not its element tree (a
+/// province-scale voucher's tree is ~1 KB a detail).
 #[derive(Debug, Clone)]
 struct Paid {
     /// The detail's own leaves (`Id` to `Remark`) as the return repeats them, GB18030 bytes
-    /// encoded once at receipt: a province-scale return is written many times.
-    own: Box<[u8]>,
+    /// encoded once at receipt (a province-scale return is written many times), kept in the
+    /// [`Spool`]: a million of them would be some 200 MB in memory.
+    own: Spooled,
     line_id: i64,
     attempt: u32,
     amount: i64,
@@ -86,11 +88,122 @@ struct Received {
     journal: Vec<u32>,
 }
 
+/// A stretch of the [`Spool`]: its offset and length.
+#[derive(Debug, Clone, Copy)]
+struct Spooled {
+    at: u64,
+    len: u32,
+}
+
+/// The bank's journal of received details on disk, as a bank keeps its records: an anonymous
+/// file (unlinked as soon as it is open, so nothing is left behind), appended to at receipt
+/// and read back by range when a return is written.
+struct Spool {
+    file: Option<std::fs::File>,
+    end: u64,
+    /// Bytes appended since the last write to the file.
+    pending: Vec<u8>,
+}
+
+impl Default for Spool {
+    fn default() -> Self {
+        Spool {
+            file: None,
+            end: 0,
+            pending: Vec::new(),
+        }
+    }
+}
+
+impl Spool {
+    fn open() -> std::io::Result<std::fs::File> {
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path = std::env::temp_dir().join(format!(
+            "ykt-sim-bank-{}-{n}-{nanos}.spool",
+            std::process::id()
+        ));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        // The open file stays usable; on systems that refuse to remove an open file it is
+        // left in the temporary directory.
+        let _ = std::fs::remove_file(&path);
+        Ok(file)
+    }
+
+    /// Append bytes (kept in memory until [`Spool::flush`]).
+    fn push(&mut self, bytes: &[u8]) -> Spooled {
+        let at = self.end + self.pending.len() as u64;
+        self.pending.extend_from_slice(bytes);
+        Spooled {
+            at,
+            len: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Write what was appended to the file.
+    fn flush(&mut self) -> std::io::Result<()> {
+        use std::io::{Seek, SeekFrom, Write};
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        if self.file.is_none() {
+            self.file = Some(Spool::open()?);
+        }
+        if let Some(f) = self.file.as_mut() {
+            f.seek(SeekFrom::Start(self.end))?;
+            f.write_all(&self.pending)?;
+        }
+        self.end += self.pending.len() as u64;
+        self.pending = Vec::new();
+        Ok(())
+    }
+
+    /// Forget what was appended since the last flush (a voucher refused after its details
+    /// were read).
+    fn discard(&mut self) {
+        self.pending = Vec::new();
+    }
+
+    /// The bytes of a stretch, appended to `out`.
+    fn read(&mut self, s: Spooled, out: &mut Vec<u8>) -> std::io::Result<()> {
+        use std::io::{Read, Seek, SeekFrom};
+        let len = s.len as usize;
+        if s.at >= self.end {
+            let from = usize::try_from(s.at - self.end).unwrap_or(usize::MAX);
+            let part = self
+                .pending
+                .get(from..from.saturating_add(len))
+                .ok_or_else(|| std::io::Error::other("spool range"))?;
+            out.extend_from_slice(part);
+            return Ok(());
+        }
+        let f = self
+            .file
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("spool not open"))?;
+        f.seek(SeekFrom::Start(s.at))?;
+        let start = out.len();
+        out.resize(start + len, 0);
+        f.read_exact(&mut out[start..])
+    }
+}
+
 #[derive(Default)]
 struct BankState {
     vouchers: BTreeMap<String, Received>,
     /// (line, attempt) → voucher that paid it.
-    attempts: HashMap<(i64, u32), String>,
+    attempts: HashMap<(i64, u32), Arc<str>>,
+    /// The details' own fields of every received voucher.
+    spool: Spool,
+    /// Vouchers received in parts, not yet complete.
+    parts: HashMap<String, Parts>,
     /// Lines credited (never paid again).
     credited: HashSet<i64>,
     /// Dormant accounts reactivated after their failure.
@@ -222,68 +335,114 @@ pub fn detail_of(d: &El) -> Result<(i64, u32, i64), String> {
     Ok((line, attempt, amt))
 }
 
+/// The parts received of a voucher sent in parts (`PartNo` of `PartCount`), by part.
+struct Parts {
+    count: u32,
+    parts: BTreeMap<u32, Vec<Incoming>>,
+}
+
+/// A detail of a received voucher as read: its checked (line, attempt, amount) or why it is
+/// not valid, the fields its fate depends on, and its own fields in the spool.
+struct Incoming {
+    checked: Result<(i64, u32, i64), String>,
+    account: Box<str>,
+    name: Box<str>,
+    cross_bank: bool,
+    own: Spooled,
+}
+
 async fn receive(State(bank): State<Arc<Bank>>, body: Bytes) -> Response {
-    let root = match xml::parse(&body) {
+    // Read detail by detail (a province-scale voucher is never a tree): per `VoucherBody`
+    // (by position), the details of its first `Voucher`'s first `DetailList`, each one's own
+    // fields written to the spool as they come; a voucher refused below leaves them unused.
+    let mut incoming: Vec<Vec<Incoming>> = Vec::new();
+    let mut guard = bank.lock();
+    let st = &mut *guard;
+    let parsed = xml::parse_streaming(&body, "DetailList", "Detail", |open, d| {
+        let first = open.len() == 4
+            && open[0].name == "MOF"
+            && open[1].name == "VoucherBody"
+            && open[2].name == "Voucher"
+            && open[1].child("Voucher").is_none()
+            && open[2].child("DetailList").is_none();
+        if !first {
+            return Ok(());
+        }
+        let body_no = open[0].all("VoucherBody").count();
+        if incoming.len() <= body_no {
+            incoming.resize_with(body_no + 1, Vec::new);
+        }
+        let checked = detail_of(&d);
+        let (line, attempt, amount) = checked.clone().unwrap_or_default();
+        let mut own = xml::Out::fragment();
+        own.leaf(5, "Id", d.get("Id"));
+        own.leaf(5, "LineId", &line.to_string());
+        own.leaf(5, "Attempt", &attempt.to_string());
+        own.leaf(5, "PayeeAcctName", d.get("PayeeAcctName"));
+        own.leaf(5, "PayeeAcctNo", d.get("PayeeAcctNo"));
+        own.leaf(5, "PayeeAcctBankName", d.get("PayeeAcctBankName"));
+        own.leaf(5, "PayAmt", &fmt_amt(amount));
+        own.leaf(5, "Remark", d.get("Remark"));
+        incoming[body_no].push(Incoming {
+            checked,
+            account: d.get("PayeeAcctNo").into(),
+            name: d.get("PayeeAcctName").into(),
+            cross_bank: d.get("PayeeAcctBankName") != bank.cfg.name,
+            own: st.spool.push(&own.finish()),
+        });
+        Ok(())
+    });
+    let root = match parsed {
         Ok(r) => r,
-        Err(e) => return bad(e),
+        Err(e) => {
+            st.spool.discard();
+            return bad(e);
+        }
     };
     let bodies: Vec<&El> = root.all("VoucherBody").collect();
     if root.name != "MOF" || bodies.is_empty() {
+        st.spool.discard();
         return bad("不是MOF凭证报文 (not a MOF voucher message)");
     }
+    incoming.resize_with(bodies.len(), Vec::new);
     let date = ymd(bank.clock.today());
     let mut receipt = El::new("BankReceipt");
-    for vb in bodies {
+    // Whatever is refused below: the details read and not yet kept are dropped (a voucher
+    // kept earlier in the same message wrote them to the file: they stay there unused).
+    let refuse = |st: &mut BankState, r: Response| {
+        st.spool.discard();
+        r
+    };
+    for (vb, details) in bodies.into_iter().zip(incoming) {
         let Some(v) = vb.child("Voucher") else {
-            return bad("VoucherBody缺少Voucher");
+            return refuse(st, bad("VoucherBody缺少Voucher"));
         };
         let no = v.get("VoucherNo").to_owned();
         if no.is_empty() || v.get("VtCode") != "5201" {
-            return bad("凭证号为空或凭证类型不是5201");
+            return refuse(st, bad("凭证号为空或凭证类型不是5201"));
         }
-        let pay_amt = match parse_amt(v.get("PayAmt")) {
-            Ok(a) => a,
-            Err(e) => return bad(e),
+        let part = match super::part_of(v) {
+            Ok(p) => p,
+            Err(e) => return refuse(st, bad(e)),
         };
-        let Some(list) = v.child("DetailList") else {
-            return bad("缺少DetailList");
-        };
-        let mut parsed = Vec::new();
-        let mut sum: i64 = 0;
-        for d in list.all("Detail") {
-            match detail_of(d) {
-                Ok(x) => {
-                    sum = match sum.checked_add(x.2) {
-                        Some(s) => s,
-                        None => return bad("金额溢出"),
-                    };
-                    parsed.push((d, x));
-                }
-                Err(e) => return bad(e),
+        if let Err(e) = parse_amt(v.get("PayAmt")) {
+            return refuse(st, bad(e));
+        }
+        if v.child("DetailList").is_none() {
+            return refuse(st, bad("缺少DetailList"));
+        }
+        if let Some(e) = details.iter().find_map(|d| d.checked.as_ref().err()) {
+            return refuse(st, bad(e.clone()));
+        }
+        if part.1 == 1 {
+            if let Err(r) = accept(&bank, st, v, &no, details, &date, &mut receipt) {
+                return refuse(st, r);
             }
+            continue;
         }
-        if parsed.is_empty() || sum != pay_amt {
-            return bad(format!(
-                "明细合计{}与凭证金额{}不符 (details do not add up to PayAmt)",
-                fmt_amt(sum),
-                fmt_amt(pay_amt)
-            ));
-        }
-        let mut st = bank.lock();
+        // A voucher in parts: kept until all have come, then paid as a whole.
+        let (k, n) = part;
         if let Some(prev) = st.vouchers.get(&no) {
-            let same = prev.paid.len() == parsed.len()
-                && prev.paid.iter().zip(&parsed).all(|(p, (_, (l, a, m)))| {
-                    p.line_id == *l && p.attempt == *a && p.amount == *m
-                });
-            if !same {
-                return error(
-                    StatusCode::CONFLICT,
-                    "voucher_conflict",
-                    format!(
-                        "凭证{no}已收到且内容不同 (voucher received before with other details)"
-                    ),
-                );
-            }
             receipt.push(
                 El::new("Voucher")
                     .with(El::leaf("VoucherNo", no.clone()))
@@ -293,87 +452,178 @@ async fn receive(State(bank): State<Arc<Bank>>, body: Bytes) -> Response {
             );
             continue;
         }
+        if st.parts.get(&no).is_some_and(|p| p.count != n) {
+            st.parts.remove(&no);
+        }
         let mut seen = HashSet::new();
-        for (_, (line, attempt, _)) in &parsed {
-            if !seen.insert(*line) {
-                return bad(format!("明细{line}在凭证中重复"));
-            }
-            if let Some(other) = st.attempts.get(&(*line, *attempt)) {
-                return error(
-                    StatusCode::CONFLICT,
-                    "duplicate_payment",
-                    format!("明细{line}第{attempt}次支付已在凭证{other}中办理，拒绝重复支付"),
-                );
-            }
-            if st.credited.contains(line) {
-                return error(
-                    StatusCode::CONFLICT,
-                    "already_credited",
-                    format!("明细{line}已支付成功，拒绝重复支付"),
-                );
+        for d in &details {
+            if let Ok((line, _, _)) = d.checked
+                && !seen.insert(line)
+            {
+                return refuse(st, bad(format!("明细{line}在凭证中重复")));
             }
         }
-        let mut paid = Vec::with_capacity(parsed.len());
-        for (d, (line, attempt, amount)) in parsed {
-            let account = d.get("PayeeAcctNo").to_owned();
-            let failure = bank.fate(&mut st, &account, d.get("PayeeAcctName"));
-            let cross_bank = d.get("PayeeAcctBankName") != bank.cfg.name;
-            st.attempts.insert((line, attempt), no.clone());
-            if failure.is_none() {
-                st.credited.insert(line);
-            }
-            let mut own = xml::Out::fragment();
-            own.leaf(5, "Id", d.get("Id"));
-            own.leaf(5, "LineId", &line.to_string());
-            own.leaf(5, "Attempt", &attempt.to_string());
-            own.leaf(5, "PayeeAcctName", d.get("PayeeAcctName"));
-            own.leaf(5, "PayeeAcctNo", &account);
-            own.leaf(5, "PayeeAcctBankName", d.get("PayeeAcctBankName"));
-            own.leaf(5, "PayAmt", &fmt_amt(amount));
-            own.leaf(5, "Remark", d.get("Remark"));
-            paid.push(Paid {
-                own: own.finish().into_boxed_slice(),
-                line_id: line,
-                attempt,
-                amount,
-                failure,
-                cross_bank,
-                fee: if cross_bank && failure.is_none() {
-                    bank.cfg.cross_bank_fee_fen
-                } else {
-                    0
-                },
-            });
+        if let Err(e) = st.spool.flush() {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "journal",
+                format!("代理银行记账失败：{e}"),
+            );
+        }
+        let staged = st.parts.entry(no.clone()).or_insert_with(|| Parts {
+            count: n,
+            parts: BTreeMap::new(),
+        });
+        staged.parts.insert(k, details);
+        if staged.parts.len() < n as usize {
+            receipt.push(
+                El::new("Voucher")
+                    .with(El::leaf("VoucherNo", no.clone()))
+                    .with(El::leaf("PartNo", k.to_string()))
+                    .with(El::leaf("PartCount", n.to_string()))
+                    .with(El::leaf("Status", "receiving")),
+            );
+            continue;
+        }
+        let Some(all) = st.parts.remove(&no) else {
+            continue;
+        };
+        let details: Vec<Incoming> = all.parts.into_values().flatten().collect();
+        if let Err(r) = accept(&bank, st, v, &no, details, &date, &mut receipt) {
+            return refuse(st, r);
+        }
+    }
+    st.spool.discard();
+    xml_response(StatusCode::OK, &receipt)
+}
+
+/// A voucher's details (all of them: a whole voucher, or all its parts): checked as a whole
+/// and paid, its receipt entry added. Nothing is recorded when it is refused.
+fn accept(
+    bank: &Bank,
+    st: &mut BankState,
+    v: &El,
+    no: &str,
+    details: Vec<Incoming>,
+    date: &str,
+    receipt: &mut El,
+) -> Result<(), Response> {
+    let pay_amt = parse_amt(v.get("PayAmt")).map_err(bad)?;
+    let mut parsed = Vec::with_capacity(details.len());
+    let mut sum: i64 = 0;
+    for d in details {
+        let x = d.checked.clone().map_err(bad)?;
+        sum = sum.checked_add(x.2).ok_or_else(|| bad("金额溢出"))?;
+        parsed.push((d, x));
+    }
+    if parsed.is_empty() || sum != pay_amt {
+        return Err(bad(format!(
+            "明细合计{}与凭证金额{}不符 (details do not add up to PayAmt)",
+            fmt_amt(sum),
+            fmt_amt(pay_amt)
+        )));
+    }
+    if let Some(prev) = st.vouchers.get(no) {
+        let same =
+            prev.paid.len() == parsed.len()
+                && prev.paid.iter().zip(&parsed).all(|(p, (_, (l, a, m)))| {
+                    p.line_id == *l && p.attempt == *a && p.amount == *m
+                });
+        if !same {
+            return Err(error(
+                StatusCode::CONFLICT,
+                "voucher_conflict",
+                format!("凭证{no}已收到且内容不同 (voucher received before with other details)"),
+            ));
         }
         receipt.push(
             El::new("Voucher")
-                .with(El::leaf("VoucherNo", no.clone()))
-                .with(El::leaf("DetailCount", paid.len().to_string()))
-                .with(El::leaf("AcceptDate", date.clone())),
+                .with(El::leaf("VoucherNo", no))
+                .with(El::leaf("DetailCount", prev.paid.len().to_string()))
+                .with(El::leaf("AcceptDate", prev.date.clone()))
+                .with(El::leaf("Repeated", "1")),
         );
-        let mut header = El::new(&v.name);
-        header.attrs = v.attrs.clone();
-        header.children = v
-            .children
-            .iter()
-            .filter(|c| c.name != "DetailList")
-            .cloned()
-            .collect();
-        st.failed_in_family.clear();
-        st.vouchers.insert(
-            no,
-            Received {
-                voucher: header,
-                ori: v.get("OriVoucherNo").to_owned(),
-                paid,
-                date: date.clone(),
-                releases: 0,
-                released: 0,
-                journal: Vec::new(),
-            },
-        );
+        return Ok(());
     }
-    xml_response(StatusCode::OK, &receipt)
+    let mut seen = HashSet::new();
+    for (_, (line, attempt, _)) in &parsed {
+        if !seen.insert(*line) {
+            return Err(bad(format!("明细{line}在凭证中重复")));
+        }
+        if let Some(other) = st.attempts.get(&(*line, *attempt)) {
+            return Err(error(
+                StatusCode::CONFLICT,
+                "duplicate_payment",
+                format!("明细{line}第{attempt}次支付已在凭证{other}中办理，拒绝重复支付"),
+            ));
+        }
+        if st.credited.contains(line) {
+            return Err(error(
+                StatusCode::CONFLICT,
+                "already_credited",
+                format!("明细{line}已支付成功，拒绝重复支付"),
+            ));
+        }
+    }
+    // The details' own fields to the file before anything is recorded.
+    st.spool.flush().map_err(|e| {
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "journal",
+            format!("代理银行记账失败：{e}"),
+        )
+    })?;
+    let voucher_no: Arc<str> = no.into();
+    let mut paid = Vec::with_capacity(parsed.len());
+    for (d, (line, attempt, amount)) in parsed {
+        let failure = bank.fate(st, &d.account, &d.name);
+        st.attempts.insert((line, attempt), voucher_no.clone());
+        if failure.is_none() {
+            st.credited.insert(line);
+        }
+        paid.push(Paid {
+            own: d.own,
+            line_id: line,
+            attempt,
+            amount,
+            failure,
+            cross_bank: d.cross_bank,
+            fee: if d.cross_bank && failure.is_none() {
+                bank.cfg.cross_bank_fee_fen
+            } else {
+                0
+            },
+        });
+    }
+    receipt.push(
+        El::new("Voucher")
+            .with(El::leaf("VoucherNo", no))
+            .with(El::leaf("DetailCount", paid.len().to_string()))
+            .with(El::leaf("AcceptDate", date)),
+    );
+    // The voucher's header, without its details nor (for one sent in parts) which part.
+    let mut header = El::new(&v.name);
+    header.attrs = v.attrs.clone();
+    header.children = v
+        .children
+        .iter()
+        .filter(|c| !matches!(c.name.as_str(), "DetailList" | "PartNo" | "PartCount"))
+        .cloned()
+        .collect();
+    st.failed_in_family.clear();
+    st.vouchers.insert(
+        no.to_owned(),
+        Received {
+            voucher: header,
+            ori: v.get("OriVoucherNo").to_owned(),
+            paid,
+            date: date.to_owned(),
+            releases: 0,
+            released: 0,
+            journal: Vec::new(),
+        },
+    );
+    Ok(())
 }
 
 /// Release details not yet returned to the voucher's return journal (a fetch that has seen
@@ -422,8 +672,11 @@ async fn returns(
         Ok(x) => x,
         Err(e) => return bad(e),
     };
-    let mut st = bank.lock();
-    let Some(r) = st.vouchers.get_mut(&no) else {
+    let mut guard = bank.lock();
+    let BankState {
+        vouchers, spool, ..
+    } = &mut *guard;
+    let Some(r) = vouchers.get_mut(&no) else {
         return error(
             StatusCode::NOT_FOUND,
             "unknown_voucher",
@@ -492,9 +745,18 @@ async fn returns(
     .into_iter()
     .map(|f| (f, words(f.words())))
     .collect();
+    let mut own = Vec::new();
     for p in &items {
         o.open(4, "Detail", &[]);
-        o.raw(&p.own);
+        own.clear();
+        if let Err(e) = spool.read(p.own, &mut own) {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "journal",
+                format!("代理银行读取记账失败：{e}"),
+            );
+        }
+        o.raw(&own);
         o.leaf(5, "XPayDate", &r.date);
         o.leaf(
             5,

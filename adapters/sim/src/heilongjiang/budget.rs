@@ -19,7 +19,7 @@
 //! - `POST /vouchers/{no}/refunds`: return unpaid money through the original channel.
 
 use super::xml::{self, El};
-use super::{SimClock, error, fmt_amt, parse_amt, xml_bytes_response, xml_response, ymd};
+use super::{SimClock, error, fmt_amt, fnv, parse_amt, xml_bytes_response, xml_response, ymd};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -38,13 +38,22 @@ pub struct BudgetConfig {
     pub agent_bank: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A plan's detail as the budget system keeps it: its 12-digit region as a number, its amount
+/// and a fingerprint of the payee (name, account, bank), which is what a repeated plan is
+/// compared on. Nothing else of a detail is needed after the push (the voucher's details are
+/// checked against the amount), and a province-scale plan has a million of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct PlanDetail {
-    region: String,
-    name: String,
-    account: String,
-    bank: String,
+    region: u64,
     amount: i64,
+    payee: u64,
+}
+
+impl PlanDetail {
+    /// The county (first six digits of the region).
+    fn county(&self) -> String {
+        format!("{:06}", self.region / 1_000_000)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -111,8 +120,11 @@ struct Voucher {
     agency_name: String,
     vou_date: String,
     approver: String,
-    /// Detail ids (`line-attempt`) of what was sent.
-    sent: Vec<String>,
+    /// What was sent: per detail its line and (a fingerprint of) its `Attempt`, in order
+    /// (a repeated send or re-payment is recognised by it).
+    sent: Vec<(i64, u64)>,
+    /// A voucher sent in parts: each part's fingerprint, in part order.
+    sent_parts: Vec<u64>,
 }
 
 #[derive(Default)]
@@ -124,6 +136,10 @@ struct BudgetState {
     voucher_seq: u32,
     /// Per plan, its return details as they arrived from the bank.
     returns: BTreeMap<String, ReturnLog>,
+    /// Plans being pushed in parts, by plan number.
+    plan_parts: BTreeMap<String, PlanParts>,
+    /// Vouchers being sent in parts, by voucher number.
+    sending: BTreeMap<String, Sending>,
 }
 
 struct Budget {
@@ -202,90 +218,264 @@ fn receipt(plan_no: &str, p: &Plan, st: &BudgetState, agent: &str) -> El {
         .with(list)
 }
 
-async fn push_plan(State(b): State<Arc<Budget>>, body: Bytes) -> Response {
-    let root = match xml::parse(&body) {
-        Ok(r) if r.name == "DisbursementPlan" => r,
-        Ok(_) => return bad("不是DisbursementPlan报文"),
-        Err(e) => return bad(e),
-    };
-    let plan_no = root.get("PlanNo").to_owned();
-    if plan_no.is_empty() {
-        return bad("PlanNo为空");
+/// A plan message as read: its header, region names and details (each checked), and which
+/// part of the plan it is (`PartNo` of `PartCount`; 1 of 1 for a whole plan).
+struct PlanMsg {
+    plan_no: String,
+    resubmission: u32,
+    period: String,
+    fund_type: String,
+    total_count: String,
+    total_amt: String,
+    names: BTreeMap<String, String>,
+    details: BTreeMap<i64, PlanDetail>,
+    sum: i64,
+    part: (u32, u32),
+}
+
+impl PlanMsg {
+    /// What must be the same in every part of a plan.
+    fn header(&self) -> (u32, &str, &str, &str, &str, u32) {
+        (
+            self.resubmission,
+            &self.period,
+            &self.fund_type,
+            &self.total_count,
+            &self.total_amt,
+            self.part.1,
+        )
     }
-    let mut names = BTreeMap::new();
-    if let Some(rl) = root.child("RegionList") {
-        for r in rl.all("Region") {
-            names.insert(
-                r.get("AdmDivCode").to_owned(),
-                r.get("AdmDivName").to_owned(),
+
+    /// A fingerprint of the details.
+    fn digest(&self) -> u64 {
+        let mut h = 0u64;
+        for (line, d) in &self.details {
+            h = fnv(
+                h,
+                &[
+                    &line.to_string(),
+                    &d.region.to_string(),
+                    &d.amount.to_string(),
+                    &d.payee.to_string(),
+                ],
             );
         }
+        h
     }
+}
+
+/// Read a `DisbursementPlan` (or one of its parts) detail by detail: a province-scale plan
+/// is never a tree; each detail is checked as it completes and kept compactly, the first bad
+/// one ends the read. The control totals are checked on the whole plan ([`accept_plan`]).
+fn read_plan(body: &[u8]) -> Result<PlanMsg, String> {
+    let mut names: Option<BTreeMap<String, String>> = None;
     let mut details = BTreeMap::new();
     let mut sum: i64 = 0;
-    for d in root
-        .child("DetailList")
-        .map(|l| l.all("Detail").collect::<Vec<_>>())
-        .unwrap_or_default()
-    {
+    let root = xml::parse_streaming(body, "DetailList", "Detail", |open, d| {
+        // The details of the plan's (first) DetailList, as a tree would be read.
+        if open.len() != 2
+            || open[0].name != "DisbursementPlan"
+            || open[0].child("DetailList").is_some()
+        {
+            return Ok(());
+        }
+        let names = names.get_or_insert_with(|| {
+            let mut names = BTreeMap::new();
+            if let Some(rl) = open[0].child("RegionList") {
+                for r in rl.all("Region") {
+                    names.insert(
+                        r.get("AdmDivCode").to_owned(),
+                        r.get("AdmDivName").to_owned(),
+                    );
+                }
+            }
+            names
+        });
         let Ok(line) = d.get("LineId").parse::<i64>() else {
-            return bad(format!("LineId「{}」无效", d.get("LineId")));
+            return Err(format!("LineId「{}」无效", d.get("LineId")));
         };
         let region = d.get("AdmDivCode");
         if region.len() != 12 || !region.bytes().all(|c| c.is_ascii_digit()) {
-            return bad(format!("明细{line}的AdmDivCode应为12位区划代码"));
+            return Err(format!("明细{line}的AdmDivCode应为12位区划代码"));
         }
         if !names.contains_key(&region[..6]) {
-            return bad(format!("明细{line}的区划{}不在RegionList中", &region[..6]));
+            return Err(format!("明细{line}的区划{}不在RegionList中", &region[..6]));
         }
         let account = d.get("PayeeAcctNo");
         if !(12..=30).contains(&account.len()) || !account.bytes().all(|c| c.is_ascii_digit()) {
-            return bad(format!("明细{line}收款账号不是12至30位数字"));
+            return Err(format!("明细{line}收款账号不是12至30位数字"));
         }
         let amount = match parse_amt(d.get("PayAmt")) {
             Ok(a) if a > 0 => a,
-            Ok(_) => return bad(format!("明细{line}金额须大于零")),
-            Err(e) => return bad(e),
+            Ok(_) => return Err(format!("明细{line}金额须大于零")),
+            Err(e) => return Err(e),
         };
-        sum = match sum.checked_add(amount) {
-            Some(s) => s,
-            None => return bad("金额溢出"),
-        };
+        sum = sum.checked_add(amount).ok_or("金额溢出")?;
         let pd = PlanDetail {
-            region: region.to_owned(),
-            name: d.get("PayeeAcctName").to_owned(),
-            account: account.to_owned(),
-            bank: d.get("PayeeAcctBankName").to_owned(),
+            region: region
+                .parse()
+                .map_err(|_| format!("明细{line}的AdmDivCode无效"))?,
             amount,
+            payee: fnv(
+                0,
+                &[d.get("PayeeAcctName"), account, d.get("PayeeAcctBankName")],
+            ),
         };
         if details.insert(line, pd).is_some() {
+            return Err(format!("明细{line}重复"));
+        }
+        Ok(())
+    })?;
+    if root.name != "DisbursementPlan" {
+        return Err("不是DisbursementPlan报文".into());
+    }
+    let plan_no = root.get("PlanNo").to_owned();
+    if plan_no.is_empty() {
+        return Err("PlanNo为空".into());
+    }
+    let resubmission: u32 = match root.get("Resubmission") {
+        "" => 0,
+        s => s.parse().map_err(|_| format!("Resubmission「{s}」无效"))?,
+    };
+    let part = super::part_of(&root)?;
+    Ok(PlanMsg {
+        plan_no,
+        resubmission,
+        period: root.get("Period").to_owned(),
+        fund_type: root.get("FundTypeCode").to_owned(),
+        total_count: root.get("TotalCount").to_owned(),
+        total_amt: root.get("TotalAmt").to_owned(),
+        names: names.unwrap_or_default(),
+        details,
+        sum,
+        part,
+    })
+}
+
+/// A plan being pushed in parts: the parts received so far (their fingerprints) and, merged,
+/// their details.
+struct PlanParts {
+    first: PlanMsg,
+    parts: BTreeMap<u32, u64>,
+}
+
+/// The answer to a part before the plan is complete.
+fn part_receipt(plan_no: &str, part: (u32, u32), received: usize) -> Response {
+    xml_response(
+        StatusCode::OK,
+        &El::new("PlanReceipt")
+            .with(El::leaf("PlanNo", plan_no))
+            .with(El::leaf("Status", "receiving"))
+            .with(El::leaf(
+                "StatusName",
+                format!("已接收第{}部分（共{}部分）", part.0, part.1),
+            ))
+            .with(El::leaf("PartNo", part.0.to_string()))
+            .with(El::leaf("PartCount", part.1.to_string()))
+            .with(El::leaf("ReceivedParts", received.to_string())),
+    )
+}
+
+async fn push_plan(State(b): State<Arc<Budget>>, body: Bytes) -> Response {
+    let msg = match read_plan(&body) {
+        Ok(m) => m,
+        Err(e) => return bad(e),
+    };
+    drop(body);
+    let mut guard = b.lock();
+    let st = &mut *guard;
+    if msg.part.1 == 1 {
+        return accept_plan(&b, st, msg);
+    }
+    // A plan in parts (messages.md): parts are kept until all have come, then the plan is
+    // checked and distributed as a whole; a plan pushed again in parts, unchanged, gets the
+    // same receipt at its last part (as a whole plan pushed again does).
+    let plan_no = msg.plan_no.clone();
+    let (k, n) = msg.part;
+    let digest = msg.digest();
+    let restart = match st.plan_parts.get(&plan_no) {
+        None => true,
+        Some(pp) => {
+            k == 1 && (pp.first.header() != msg.header() || pp.parts.get(&1) != Some(&digest))
+        }
+    };
+    if restart {
+        if k != 1 {
+            return conflict(format!("发放计划{plan_no}应从第1部分推送"));
+        }
+        let mut parts = BTreeMap::new();
+        parts.insert(1, digest);
+        st.plan_parts
+            .insert(plan_no.clone(), PlanParts { first: msg, parts });
+        return part_receipt(&plan_no, (1, n), 1);
+    }
+    let Some(pp) = st.plan_parts.get_mut(&plan_no) else {
+        return conflict(format!("发放计划{plan_no}应从第1部分推送"));
+    };
+    if pp.first.header() != msg.header() {
+        return conflict(format!(
+            "发放计划{plan_no}第{k}部分的控制数或属期与第1部分不符"
+        ));
+    }
+    match pp.parts.get(&k) {
+        Some(d) if *d == digest => {
+            return part_receipt(&plan_no, msg.part, pp.parts.len());
+        }
+        Some(_) => {
+            return conflict(format!(
+                "发放计划{plan_no}第{k}部分已接收且内容不同，请从第1部分重新推送"
+            ));
+        }
+        None => {}
+    }
+    for line in msg.details.keys() {
+        if pp.first.details.contains_key(line) {
             return bad(format!("明细{line}重复"));
         }
     }
+    let Some(sum) = pp.first.sum.checked_add(msg.sum) else {
+        return bad("金额溢出");
+    };
+    pp.first.sum = sum;
+    pp.first.details.extend(msg.details);
+    pp.parts.insert(k, digest);
+    if pp.parts.len() < n as usize {
+        return part_receipt(&plan_no, msg.part, pp.parts.len());
+    }
+    let Some(pp) = st.plan_parts.remove(&plan_no) else {
+        return conflict(format!("发放计划{plan_no}应从第1部分推送"));
+    };
+    accept_plan(&b, st, pp.first)
+}
+
+/// A whole plan (or all its parts): the control totals checked, then distributed by region
+/// (a plan pushed again unchanged gets the same receipt).
+fn accept_plan(b: &Budget, st: &mut BudgetState, msg: PlanMsg) -> Response {
+    let PlanMsg {
+        plan_no,
+        resubmission,
+        period,
+        fund_type,
+        total_count,
+        total_amt,
+        names,
+        details,
+        sum,
+        ..
+    } = msg;
     if details.is_empty() {
         return bad("发放计划没有明细");
     }
-    if root.get("TotalCount") != details.len().to_string()
-        || parse_amt(root.get("TotalAmt")) != Ok(sum)
-    {
+    if total_count != details.len().to_string() || parse_amt(&total_amt) != Ok(sum) {
         return bad(format!(
             "控制数不符：报文{}笔{}元，明细{}笔{}元",
-            root.get("TotalCount"),
-            root.get("TotalAmt"),
+            total_count,
+            total_amt,
             details.len(),
             fmt_amt(sum)
         ));
     }
-    let grain = root.get("FundTypeCode") == "2";
-    let resubmission: u32 = match root.get("Resubmission") {
-        "" => 0,
-        s => match s.parse() {
-            Ok(n) => n,
-            Err(_) => return bad(format!("Resubmission「{s}」无效")),
-        },
-    };
-    let mut guard = b.lock();
-    let st = &mut *guard;
+    let grain = fund_type == "2";
     let version = match st.plans.get(&plan_no) {
         Some(p) if p.details == details && p.resubmission == resubmission => {
             return xml_response(StatusCode::OK, &receipt(&plan_no, p, st, &b.cfg.agent_bank));
@@ -316,13 +506,10 @@ async fn push_plan(State(b): State<Arc<Budget>>, body: Bytes) -> Response {
         }
         None => 1,
     };
-    let year = root.get("Period").get(..4).unwrap_or("0000").to_owned();
+    let year = period.get(..4).unwrap_or("0000").to_owned();
     let mut by_county: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for (line, d) in &details {
-        by_county
-            .entry(d.region[..6].to_owned())
-            .or_default()
-            .push(*line);
+        by_county.entry(d.county()).or_default().push(*line);
     }
     for (county, lines) in &by_county {
         st.plan_seq += 1;
@@ -361,8 +548,8 @@ async fn push_plan(State(b): State<Arc<Budget>>, body: Bytes) -> Response {
     let plan = Plan {
         version,
         resubmission,
-        period: root.get("Period").to_owned(),
-        fund_type: root.get("FundTypeCode").to_owned(),
+        period,
+        fund_type,
         details,
     };
     let r = receipt(&plan_no, &plan, st, &b.cfg.agent_bank);
@@ -466,6 +653,7 @@ async fn request(State(b): State<Arc<Budget>>, body: Bytes) -> Response {
         vou_date: today,
         approver: String::new(),
         sent: Vec::new(),
+        sent_parts: Vec::new(),
     };
     let n = notice(&v, st, &b.cfg.agent_bank);
     st.vouchers.insert(v.no.clone(), v);
@@ -503,29 +691,81 @@ async fn approve(State(b): State<Arc<Budget>>, Path(no): Path<String>, body: Byt
     xml_response(StatusCode::OK, &notice(&v, st, &b.cfg.agent_bank))
 }
 
-/// Check a 5201 voucher's details against the plan: (detail ids, sum). `only` limits the
-/// lines to a set (the original voucher's region plan).
+/// A 5201 voucher's detail as read for the checks: its line (or the text that is not one),
+/// a fingerprint of its `Attempt` and its amount (or why it is not one).
+struct VoucherDetail {
+    line: Result<i64, Box<str>>,
+    attempt: u64,
+    amount: Result<i64, String>,
+}
+
+impl VoucherDetail {
+    fn of(d: &El) -> VoucherDetail {
+        VoucherDetail {
+            line: d.get("LineId").parse().map_err(|_| d.get("LineId").into()),
+            attempt: fnv(0, &[d.get("Attempt")]),
+            amount: parse_amt(d.get("PayAmt")),
+        }
+    }
+}
+
+/// A 5201 message read detail by detail: the tree without the details of its (first)
+/// voucher's `DetailList`, and those details as [`VoucherDetail`]s (a province-scale voucher
+/// is never a tree). The other details (a second voucher, which [`voucher_of`] refuses) are
+/// read and dropped.
+fn read_voucher(bytes: &[u8]) -> Result<(El, Vec<VoucherDetail>), String> {
+    let mut details = Vec::new();
+    let root = xml::parse_streaming(bytes, "DetailList", "Detail", |open, d| {
+        // Only the first DetailList of the first Voucher of the first VoucherBody, as
+        // `voucher_of` and `check_details` read a tree.
+        let first = open.len() == 4
+            && open[1].name == "VoucherBody"
+            && open[2].name == "Voucher"
+            && open[0].child("VoucherBody").is_none()
+            && open[1].child("Voucher").is_none()
+            && open[2].child("DetailList").is_none();
+        if first {
+            details.push(VoucherDetail::of(&d));
+        }
+        Ok(())
+    })?;
+    Ok((root, details))
+}
+
+/// The details of a voucher's tree (a re-payment, read whole).
+fn details_of(v: &El) -> Vec<VoucherDetail> {
+    v.child("DetailList")
+        .map(|l| l.all("Detail").map(VoucherDetail::of).collect())
+        .unwrap_or_default()
+}
+
+/// Check a 5201 voucher's details against the plan: (detail ids, lines, sum). `only` limits
+/// the lines to a set (the original voucher's region plan).
 fn check_details(
     v: &El,
+    details: &[VoucherDetail],
     plan: &Plan,
     only: &BTreeSet<i64>,
-) -> Result<(Vec<String>, Vec<i64>, i64), String> {
-    let list = v.child("DetailList").ok_or("缺少DetailList")?;
-    let mut ids = Vec::new();
-    let mut lines = Vec::new();
+    whole: bool,
+) -> Result<(Vec<(i64, u64)>, Vec<i64>, i64), String> {
+    if v.child("DetailList").is_none() {
+        return Err("缺少DetailList".into());
+    }
+    let mut ids = Vec::with_capacity(details.len());
+    let mut lines = Vec::with_capacity(details.len());
     let mut seen = std::collections::HashSet::new();
     let mut sum: i64 = 0;
-    for d in list.all("Detail") {
-        let line: i64 = d
-            .get("LineId")
-            .parse()
-            .map_err(|_| format!("LineId「{}」无效", d.get("LineId")))?;
+    for d in details {
+        let line = match &d.line {
+            Ok(l) => *l,
+            Err(text) => return Err(format!("LineId「{text}」无效")),
+        };
         let pd = plan
             .details
             .get(&line)
             .filter(|_| only.contains(&line))
             .ok_or_else(|| format!("明细{line}不在该区划发放计划中"))?;
-        let amount = parse_amt(d.get("PayAmt"))?;
+        let amount = d.amount.clone()?;
         if amount != pd.amount {
             return Err(format!(
                 "明细{line}金额{}与发放计划{}不符",
@@ -537,14 +777,14 @@ fn check_details(
             return Err(format!("明细{line}重复"));
         }
         sum = sum.checked_add(amount).ok_or("金额溢出")?;
-        ids.push(format!("{line}-{}", d.get("Attempt")));
+        ids.push((line, d.attempt));
         lines.push(line);
     }
     if ids.is_empty() {
         return Err("凭证没有明细".into());
     }
     let pay_amt = parse_amt(v.get("PayAmt"))?;
-    if pay_amt != sum {
+    if whole && pay_amt != sum {
         return Err(format!(
             "明细合计{}与凭证金额{}不符",
             fmt_amt(sum),
@@ -605,8 +845,23 @@ async fn forward(b: &Budget, bytes: impl Into<reqwest::Body>) -> Result<(), Resp
     ))
 }
 
+/// The parts received of a voucher sent in parts (`PartNo` of `PartCount`): each part's
+/// fingerprint and detail ids, the lines and the amount so far.
+#[derive(Default)]
+struct Sending {
+    count: u32,
+    parts: BTreeMap<u32, (u64, Vec<(i64, u64)>)>,
+    lines: std::collections::HashSet<i64>,
+    sum: i64,
+}
+
+fn ids_digest(ids: &[(i64, u64)]) -> u64 {
+    ids.iter()
+        .fold(0u64, |h, (l, a)| fnv(h, &[&l.to_string(), &a.to_string()]))
+}
+
 async fn send(State(b): State<Arc<Budget>>, Path(no): Path<String>, body: Bytes) -> Response {
-    let root = match xml::parse(&body) {
+    let (root, details) = match read_voucher(&body) {
         Ok(r) => r,
         Err(e) => return bad(e),
     };
@@ -614,7 +869,11 @@ async fn send(State(b): State<Arc<Budget>>, Path(no): Path<String>, body: Bytes)
         Ok(v) => v,
         Err(e) => return bad(e),
     };
-    let ids = {
+    let part = match super::part_of(v) {
+        Ok(p) => p,
+        Err(e) => return bad(e),
+    };
+    let (ids, lines, sum, complete) = {
         let st = b.lock();
         let Some(voucher) = st.vouchers.get(&no) else {
             return not_found(format!("支付凭证{no}不存在"));
@@ -631,36 +890,108 @@ async fn send(State(b): State<Arc<Budget>>, Path(no): Path<String>, body: Bytes)
         if v.get("AdmDivCode") != rp.county || parse_amt(v.get("PayAmt")) != Ok(voucher.pay_amt) {
             return bad("凭证区划或金额与财政审核的支付申请不符");
         }
-        let (ids, lines, _) = match check_details(v, plan, &rp.lines) {
+        let whole = part.1 == 1;
+        let (ids, lines, sum) = match check_details(v, &details, plan, &rp.lines, whole) {
             Ok(x) => x,
             Err(e) => return bad(e),
         };
-        if lines.len() != rp.lines.len() {
+        if whole && lines.len() != rp.lines.len() {
             return bad("凭证明细与区划发放计划不一致");
         }
+        let (k, n) = part;
         match voucher.status {
             Status::Approved => {}
-            Status::Sent if voucher.sent == ids => {
+            Status::Sent if whole && voucher.sent == ids => {
+                return xml_response(StatusCode::OK, &notice(voucher, &st, &b.cfg.agent_bank));
+            }
+            Status::Sent
+                if !whole
+                    && voucher.sent_parts.len() == n as usize
+                    && voucher.sent_parts.get(k as usize - 1) == Some(&ids_digest(&ids)) =>
+            {
                 return xml_response(StatusCode::OK, &notice(voucher, &st, &b.cfg.agent_bank));
             }
             Status::Sent => return conflict(format!("支付凭证{no}已发送，明细不同")),
             Status::PendingReview => return conflict(format!("支付凭证{no}尚未经财政审核")),
             Status::Void => return conflict(format!("支付凭证{no}已作废")),
         }
-        ids
+        // A part: checked against the parts received so far; the last one completes the
+        // voucher, which must then be exactly the region plan's lines and amount.
+        let mut complete = whole;
+        if !whole {
+            let (count, got, so_far, sum_so_far) = match st.sending.get(&no) {
+                Some(s) => (s.count, s.parts.get(&k).map(|p| p.0), s.parts.len(), s.sum),
+                None => (n, None, 0, 0),
+            };
+            if count != n {
+                return conflict(format!("支付凭证{no}的部分数与已接收的不同"));
+            }
+            match got {
+                Some(d) if d == ids_digest(&ids) => {
+                    return xml_response(StatusCode::OK, &notice(voucher, &st, &b.cfg.agent_bank));
+                }
+                Some(_) => return conflict(format!("支付凭证{no}第{k}部分已接收且内容不同")),
+                None => {}
+            }
+            if let Some(s) = st.sending.get(&no)
+                && let Some(line) = lines.iter().find(|l| s.lines.contains(l))
+            {
+                return bad(format!("明细{line}重复"));
+            }
+            if so_far + 1 == n as usize {
+                let count = st.sending.get(&no).map_or(0, |s| s.lines.len()) + lines.len();
+                if count != rp.lines.len() {
+                    return bad("凭证明细与区划发放计划不一致");
+                }
+                if sum_so_far.checked_add(sum) != Some(voucher.pay_amt) {
+                    return bad(format!(
+                        "明细合计与凭证金额{}不符",
+                        fmt_amt(voucher.pay_amt)
+                    ));
+                }
+                complete = true;
+            }
+        }
+        (ids, lines, sum, complete)
     };
-    // The parsed tree is not needed any more: a province-scale voucher's is large.
-    drop(root);
+    drop((root, details));
+    // Each part goes on to the bank as it is checked (the bank pays a voucher once all its
+    // parts have come); nothing of it is kept here but its ids.
     if let Err(r) = forward(&b, body).await {
         return r;
     }
     let mut guard = b.lock();
     let st = &mut *guard;
+    let mut sent_parts = Vec::new();
+    let ids = if part.1 == 1 {
+        ids
+    } else {
+        let s = st.sending.entry(no.clone()).or_default();
+        s.count = part.1;
+        s.sum += sum;
+        s.lines.extend(lines);
+        let digest = ids_digest(&ids);
+        s.parts.insert(part.0, (digest, ids));
+        if !complete {
+            Vec::new()
+        } else {
+            let s = st.sending.remove(&no).unwrap_or_default();
+            let mut all = Vec::with_capacity(s.lines.len());
+            for (d, ids) in s.parts.into_values() {
+                sent_parts.push(d);
+                all.extend(ids);
+            }
+            all
+        }
+    };
     let Some(voucher) = st.vouchers.get_mut(&no) else {
         return not_found(format!("支付凭证{no}不存在"));
     };
-    voucher.status = Status::Sent;
-    voucher.sent = ids;
+    if complete {
+        voucher.status = Status::Sent;
+        voucher.sent = ids;
+        voucher.sent_parts = sent_parts;
+    }
     let v = voucher.clone();
     xml_response(StatusCode::OK, &notice(&v, st, &b.cfg.agent_bank))
 }
@@ -692,7 +1023,7 @@ async fn repay(State(b): State<Arc<Budget>>, Path(no): Path<String>, body: Bytes
         ) else {
             return not_found("发放计划不存在");
         };
-        let (ids, _, sum) = match check_details(v, plan, &rp.lines) {
+        let (ids, _, sum) = match check_details(v, &details_of(v), plan, &rp.lines, true) {
             Ok(x) => x,
             Err(e) => return bad(e),
         };
@@ -737,6 +1068,7 @@ async fn repay(State(b): State<Arc<Budget>>, Path(no): Path<String>, body: Bytes
         vou_date: ymd(b.clock.today()),
         approver: orig.approver,
         sent: ids,
+        sent_parts: Vec::new(),
     };
     let n = notice(&v, st, &b.cfg.agent_bank);
     st.vouchers.insert(new_no, v);

@@ -45,6 +45,25 @@ pub(crate) fn page_params(
     Ok((after, limit))
 }
 
+/// `PartNo` of `PartCount` of a plan or voucher sent in parts (1 of 1 without them;
+/// messages.md "Plans and vouchers in parts").
+pub(crate) fn part_of(el: &El) -> Result<(u32, u32), String> {
+    let number = |name: &str| -> Result<Option<u32>, String> {
+        match el.get(name) {
+            "" => Ok(None),
+            s => match s.parse::<u32>() {
+                Ok(n) if n > 0 => Ok(Some(n)),
+                _ => Err(format!("{name}「{s}」无效")),
+            },
+        }
+    };
+    match (number("PartNo")?, number("PartCount")?) {
+        (None, None) => Ok((1, 1)),
+        (Some(k), Some(n)) if k <= n => Ok((k, n)),
+        _ => Err("PartNo与PartCount须同时给出，且PartNo不大于PartCount".into()),
+    }
+}
+
 /// The simulators' business date, shared and movable.
 #[derive(Debug, Clone)]
 pub struct SimClock(Arc<Mutex<NaiveDate>>);

@@ -458,6 +458,105 @@ pub fn parse(bytes: &[u8]) -> Result<El, String> {
     root.ok_or_else(|| bad(&"空报文 (empty document)"))
 }
 
+/// Parse a message as [`parse`] does, except that each element named `item` whose parent is
+/// named `list` is handed to `each` as soon as it is complete (with the elements still open
+/// above it, the root first) and left out of the tree: a province-scale plan or voucher (some
+/// 1.5 KB a detail as a tree) is read detail by detail, never held as a tree nor as decoded
+/// text. The encoding is checked first, as by [`parse`]; the markup is read on the raw bytes
+/// (GB18030 never uses the bytes of markup inside a multi-byte character, see
+/// [`children_ranges`]) and each text decoded on its own. An error from `each` ends the parse
+/// with that error.
+pub fn parse_streaming(
+    bytes: &[u8],
+    list: &str,
+    item: &str,
+    mut each: impl FnMut(&[El], El) -> Result<(), String>,
+) -> Result<El, String> {
+    let enc = declared(bytes)?;
+    check_encoding(bytes)?;
+    let bad = |e: &dyn std::fmt::Display| format!("XML格式错误 (malformed XML): {e}");
+    let text = |raw: &[u8]| -> Result<String, String> {
+        enc.decode_without_bom_handling_and_without_replacement(raw)
+            .map(std::borrow::Cow::into_owned)
+            .ok_or_else(|| {
+                "报文字符编码错误 (malformed bytes for the declared encoding)".to_owned()
+            })
+    };
+    let element = |e: &quick_xml::events::BytesStart<'_>| -> Result<El, String> {
+        let mut el = El::new(&String::from_utf8_lossy(e.name().as_ref()));
+        for a in e.attributes() {
+            let a = a.map_err(|e| bad(&e))?;
+            let raw = text(&a.value)?;
+            let value = quick_xml::escape::unescape(&raw)
+                .map_err(|e| bad(&e))?
+                .into_owned();
+            el.attrs
+                .push((String::from_utf8_lossy(a.key.as_ref()).into_owned(), value));
+        }
+        Ok(el)
+    };
+    let mut r = Reader::from_reader(bytes);
+    let mut stack: Vec<El> = Vec::new();
+    let mut root: Option<El> = None;
+    // Where a complete element goes: to `each`, to its parent, or it is the root.
+    let mut place = |stack: &mut Vec<El>, root: &mut Option<El>, el: El| -> Result<(), String> {
+        if el.name == item && stack.last().is_some_and(|p| p.name == list) {
+            return each(stack, el);
+        }
+        match stack.last_mut() {
+            Some(p) => p.children.push(el),
+            None if root.is_none() => *root = Some(el),
+            None => return Err(bad(&"多个根元素 (several root elements)")),
+        }
+        Ok(())
+    };
+    loop {
+        match r.read_event().map_err(|e| bad(&e))? {
+            Event::Start(e) => stack.push(element(&e)?),
+            Event::Empty(e) => {
+                let el = element(&e)?;
+                place(&mut stack, &mut root, el)?;
+            }
+            Event::End(_) => {
+                let mut el = stack.pop().ok_or_else(|| bad(&"多余的结束标记"))?;
+                el.text = el.text.trim().to_owned();
+                place(&mut stack, &mut root, el)?;
+            }
+            Event::Text(t) => {
+                if let Some(top) = stack.last_mut() {
+                    top.text.push_str(&text(&t)?);
+                }
+            }
+            Event::CData(t) => {
+                if let Some(top) = stack.last_mut() {
+                    top.text.push_str(&text(&t)?);
+                }
+            }
+            Event::GeneralRef(g) => {
+                let resolved = match g.resolve_char_ref().map_err(|e| bad(&e))? {
+                    Some(c) => c.to_string(),
+                    None => {
+                        let name = g.decode().map_err(|e| bad(&e))?;
+                        quick_xml::escape::resolve_predefined_entity(&name)
+                            .ok_or_else(|| bad(&format!("未知实体 &{name};")))?
+                            .to_owned()
+                    }
+                };
+                if let Some(top) = stack.last_mut() {
+                    top.text.push_str(&resolved);
+                }
+            }
+            Event::DocType(_) => return Err(bad(&"不接受DOCTYPE (DOCTYPE refused)")),
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if !stack.is_empty() {
+        return Err(bad(&"元素未闭合 (unclosed element)"));
+    }
+    root.ok_or_else(|| bad(&"空报文 (empty document)"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -480,6 +579,52 @@ mod tests {
             back.child("VoucherBody").unwrap().get("PayeeAcctName"),
             "王𬌗 & <李> \"䶮\""
         );
+    }
+
+    #[test]
+    fn streamed_details_are_the_tree_s_details() {
+        let detail = |n: &str| {
+            El::new("Detail")
+                .with(El::leaf("LineId", n))
+                .with(El::leaf("PayeeAcctName", "王𬌗 & <李>"))
+        };
+        let doc = El::new("DisbursementPlan")
+            .attr("A", "䶮 &amp")
+            .with(El::leaf("PlanNo", "P1"))
+            .with(
+                El::new("DetailList")
+                    .with(detail("1"))
+                    .with(El::new("Detail"))
+                    .with(detail("2")),
+            )
+            .with(El::new("Other").with(El::new("Detail")));
+        let bytes = to_bytes(&doc);
+        let mut seen = Vec::new();
+        let rest = parse_streaming(&bytes, "DetailList", "Detail", |open, d| {
+            assert_eq!(open[0].get("PlanNo"), "P1", "the header is there before");
+            seen.push(d);
+            Ok(())
+        })
+        .unwrap();
+        let full = parse(&bytes).unwrap();
+        assert_eq!(seen, full.child("DetailList").unwrap().children);
+        let mut expect = full.clone();
+        expect.child_mut("DetailList").unwrap().children.clear();
+        assert_eq!(rest, expect, "everything else as parse reads it");
+        let err = parse_streaming(&bytes, "DetailList", "Detail", |_, _| Err("no".into()));
+        assert_eq!(err, Err("no".to_owned()));
+        for bad in [
+            &b"<a><b></a>"[..],
+            b"",
+            b"<?xml version=\"1.0\" encoding=\"GB18030\"?><a>\x81</a>",
+            b"<!DOCTYPE x [<!ENTITY e \"x\">]><a>&e;</a>",
+            b"<a/><a/>",
+        ] {
+            assert!(
+                parse_streaming(bad, "l", "i", |_, _| Ok(())).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

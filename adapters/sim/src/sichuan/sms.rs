@@ -43,6 +43,24 @@ impl SmsGateway {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
+    /// How many messages were received (without copying them: a province-scale run sends a
+    /// million).
+    pub fn count(&self) -> usize {
+        self.log.lock().map(|l| l.len()).unwrap_or_default()
+    }
+
+    /// The first message received.
+    pub fn first(&self) -> Option<Sms> {
+        self.log.lock().ok().and_then(|l| l.first().cloned())
+    }
+
+    /// Each message received, in order, without copying the log.
+    pub fn each(&self, mut f: impl FnMut(&Sms)) {
+        if let Ok(l) = self.log.lock() {
+            l.iter().for_each(&mut f);
+        }
+    }
+
     pub fn router(&self) -> Router {
         Router::new()
             .route("/sms", post(send).get(list))

@@ -27,6 +27,7 @@ use crate::registers::{MemRegisters, demo_regions};
 use anyhow::{Context, anyhow};
 use chrono::{Days, NaiveDate};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write as _;
 use std::path::Path;
 use ykt_files::Cell;
 use ykt_http::heilongjiang::PlatformDate;
@@ -117,7 +118,6 @@ async fn import_grain(
     let store = ctx.store;
     let registry = ctx.out.join("社保卡信息.csv");
     let deaths = ctx.out.join("死亡登记.csv");
-    let cards = ykt_files::registry::read_card_registry(&registry, today)?.records;
     let dead: HashSet<String> = ykt_files::registry::read_death_register(&deaths, today)?
         .records
         .into_iter()
@@ -128,11 +128,18 @@ async fn import_grain(
         .filter(|e| e.code.level() == RegionLevel::Village && e.code.prefix().starts_with("23"))
         .collect();
     let mut rows = Vec::new();
-    for c in cards.iter().filter(|c| {
-        c.status == CardStatus::Normal && c.activated && !dead.contains(c.resident_id.as_str())
-    }) {
-        if rows.len() == GRAIN_LINES {
-            break;
+    // The registry streamed (a province-scale one has millions of cards; the roster takes
+    // the first few eligible).
+    ykt_files::registry::for_each_card(&registry, today, |c| {
+        let Ok(c) = c else {
+            return;
+        };
+        if rows.len() == GRAIN_LINES
+            || c.status != CardStatus::Normal
+            || !c.activated
+            || dead.contains(c.resident_id.as_str())
+        {
+            return;
         }
         let county = &c.resident_id.as_str()[..6];
         let here: Vec<_> = villages
@@ -140,7 +147,7 @@ async fn import_grain(
             .filter(|v| v.code.prefix().starts_with(county))
             .collect();
         if here.is_empty() {
-            continue;
+            return;
         }
         let i = rows.len() as u64;
         let village = here[(mix(ctx.seed, i) % here.len() as u64) as usize];
@@ -159,7 +166,7 @@ async fn import_grain(
             Cell::Text("是".into()),
             Cell::Text(today.to_string()),
         ]);
-    }
+    })?;
     if rows.is_empty() {
         outln!("（演示数据中没有可用于耕地地力保护补贴的社保卡，跳过粮食风险基金项目）");
         return Ok(Vec::new());
@@ -539,17 +546,27 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
     // Every treasury message as exchanged, the bank results, the ledger.
     let msg_dir = ctx.out.join("报文");
     let mut n_msgs = 0;
-    let mut results = String::new();
     let mut county_of = HashMap::new();
+    // The results listing written as it is produced (a province-scale one is hundreds of MB).
+    let results_path = ctx.out.join("发放结果.txt");
+    let mut results = std::io::BufWriter::new(
+        std::fs::File::create(&results_path)
+            .with_context(|| format!("无法写入 {}", results_path.display()))?,
+    );
     for b in &batches {
         n_msgs += reports::write_messages_of(store, &msg_dir.join(&b.order_no), &b.order_no)
             .await?
             .len();
-        results.push_str(&format!("批次{} {} {}\n", b.id, b.order_no, b.project_name));
-        results.push_str(&reports::render_results(store, ctx.province, b).await?);
+        writeln!(results, "批次{} {} {}", b.id, b.order_no, b.project_name)?;
+        reports::write_results(store, ctx.province, b, &mut |part| {
+            results.write_all(part.as_bytes())?;
+            Ok(())
+        })
+        .await?;
         county_of.insert(b.id, counties.get(&b.region).cloned().unwrap_or_default());
     }
-    std::fs::write(ctx.out.join("发放结果.txt"), &results)?;
+    results.flush()?;
+    drop(results);
     let ids: Vec<i64> = batches.iter().map(|b| b.id).collect();
     let entries = store.hlj_ledger(&ids).await?;
     std::fs::write(

@@ -228,6 +228,9 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// How many lines [`bulletin`] reads (decrypted) at a time.
+const BULLETIN_PAGE: usize = 5_000;
+
 /// The bulletin-board notice of a batch: the notice to publish (plain text, masked) and a
 /// printable HTML page (A4, masked).
 pub async fn bulletin(
@@ -246,37 +249,46 @@ pub async fn bulletin(
     let period = ykt_kernel::Period::parse(&b.period)
         .map(|p| p.label_zh())
         .unwrap_or_else(|_| b.period.clone());
-    let lines = store.lines(b.id, 0, i64::MAX).await?;
     let mut names: HashMap<String, String> = HashMap::new();
     let mut rows = Vec::new();
-    for l in &lines {
-        let place = match names.get(&l.region) {
-            Some(p) => p.clone(),
-            None => {
-                let r = RegionCode::parse(&l.region).map_err(|e| anyhow!("{e}"))?;
-                let name = |c: RegionCode| async move {
-                    Ok::<_, anyhow::Error>(match store.region_name(&c).await? {
-                        Some(n) => n,
-                        None => super::ops::shipped_region_name(&c).unwrap_or_default(),
-                    })
-                };
-                let village = name(r.clone()).await?;
-                let town = match r.parent() {
-                    Some(t) if t.level() == ykt_kernel::RegionLevel::Township => name(t).await?,
-                    _ => String::new(),
-                };
-                let p = format!("{town}{village}");
-                names.insert(l.region.clone(), p.clone());
-                p
-            }
-        };
-        rows.push((
-            place,
-            mask.name(&l.name),
-            mask.id(l.resident_id.as_str()),
-            l.amount,
-        ));
+    // The lines read (decrypted) a page at a time, only their masked rows kept.
+    let ids = store.line_ids(b.id).await?;
+    let mut lines = Vec::new();
+    for page in ids.chunks(BULLETIN_PAGE) {
+        lines.clear();
+        lines.extend(store.lines_by_id(b.id, page).await?);
+        for l in &lines {
+            let place = match names.get(&l.region) {
+                Some(p) => p.clone(),
+                None => {
+                    let r = RegionCode::parse(&l.region).map_err(|e| anyhow!("{e}"))?;
+                    let name = |c: RegionCode| async move {
+                        Ok::<_, anyhow::Error>(match store.region_name(&c).await? {
+                            Some(n) => n,
+                            None => super::ops::shipped_region_name(&c).unwrap_or_default(),
+                        })
+                    };
+                    let village = name(r.clone()).await?;
+                    let town = match r.parent() {
+                        Some(t) if t.level() == ykt_kernel::RegionLevel::Township => {
+                            name(t).await?
+                        }
+                        _ => String::new(),
+                    };
+                    let p = format!("{town}{village}");
+                    names.insert(l.region.clone(), p.clone());
+                    p
+                }
+            };
+            rows.push((
+                place,
+                mask.name(&l.name),
+                mask.id(l.resident_id.as_str()),
+                l.amount,
+            ));
+        }
     }
+    drop(lines);
     let title = format!("{county}{}（{period}）发放名单公示", b.project_name);
     let intro = format!(
         "根据黑财监〔2021〕30号及《塔河县加强惠农惠民财政补贴资金“一卡通”管理工作的实施方案》（七），现将经审核的{}（属期{period}）发放名单予以公示，接受社会和群众监督。公示期间如有异议，请向{department}反映。补贴资金由国库集中支付代理银行直接发放至本人社会保障卡账户。",

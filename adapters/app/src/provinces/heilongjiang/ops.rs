@@ -44,8 +44,27 @@ pub fn ports_for(
     url: &str,
     date: PlatformDate,
 ) -> anyhow::Result<Ports> {
+    ports_in_parts(
+        store,
+        province,
+        url,
+        date,
+        ykt_http::heilongjiang::client::PART_SIZE,
+    )
+}
+
+/// [`ports_for`] sending plans and vouchers of more than `part_size` details in parts
+/// (messages.md; tests of the parts on small batches).
+pub fn ports_in_parts(
+    store: &Store,
+    province: &dyn Province,
+    url: &str,
+    date: PlatformDate,
+    part_size: usize,
+) -> anyhow::Result<Ports> {
     let client = BudgetSystem::new(url, store.clone(), directory(province), date)
-        .map_err(|e| anyhow!("{e}"))?;
+        .map_err(|e| anyhow!("{e}"))?
+        .with_part_size(part_size);
     Ok(Ports {
         treasury: Some(Arc::new(client.clone())),
         bank: Some(Arc::new(client)),

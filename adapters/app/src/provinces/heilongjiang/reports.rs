@@ -156,27 +156,28 @@ pub async fn kpis(
             .find(&l.project)
             .is_some_and(|p| p.basis == PaymentBasis::Household);
         let unit = lead(&l.project);
+        let n = l.lines;
         for k in [
             &mut total,
             by_region.entry(l.region.clone()).or_default(),
             by_unit.entry(unit.clone()).or_default(),
         ] {
-            k.cards_matched += 1;
-            k.cards_activated += 1;
-            if l.attempt >= 1 {
-                k.lines_sent += 1;
+            k.cards_matched += n;
+            k.cards_activated += n;
+            if l.sent {
+                k.lines_sent += n;
             }
             if l.state == LineState::Credited {
-                k.person_times += 1;
+                k.person_times += n;
                 if household {
-                    k.households += 1;
+                    k.households += n;
                 } else {
-                    k.persons += 1;
+                    k.persons += n;
                 }
                 k.amount += l.amount;
                 k.projects.insert(l.project.clone());
                 if l.on_card == Some(true) {
-                    k.paid_to_card += 1;
+                    k.paid_to_card += n;
                 }
             }
         }
@@ -230,21 +231,7 @@ pub async fn kpis(
             k.finish()
         })
         .collect();
-    let mut cross: BTreeMap<(String, String), (u64, u64, Fen, Fen)> = BTreeMap::new();
-    for r in store.hlj_returns(code, None).await? {
-        if !r.credited {
-            continue;
-        }
-        let e = cross
-            .entry((r.agent_bank.clone(), r.card_bank.clone()))
-            .or_default();
-        e.0 += 1;
-        if r.cross_bank {
-            e.1 += 1;
-        }
-        e.2 += r.paid;
-        e.3 += r.fee;
-    }
+    let cross = store.hlj_cross_bank(code).await?;
     Ok(KpiReport {
         province: code.to_owned(),
         as_of: as_of.to_string(),
@@ -256,15 +243,15 @@ pub async fn kpis(
         by_lead_unit: units,
         cross_bank: cross
             .into_iter()
-            .map(|((a, c), v)| CrossBank {
+            .map(|(a, c, n, x, paid, fee)| CrossBank {
                 agent_bank: a,
                 card_bank: c,
-                credited: v.0,
-                cross_bank: v.1,
-                amount: v.2.to_string(),
-                fees_borne_by_agent_bank: v.3.to_string(),
-                amount_fen: v.2,
-                fees_fen: v.3,
+                credited: n,
+                cross_bank: x,
+                amount: paid.to_string(),
+                fees_borne_by_agent_bank: fee.to_string(),
+                amount_fen: paid,
+                fees_fen: fee,
             })
             .collect(),
     })
@@ -957,66 +944,91 @@ pub async fn render_results(
     province: &dyn Province,
     b: &BatchRow,
 ) -> anyhow::Result<String> {
+    let mut all = String::new();
+    write_results(store, province, b, &mut |part| {
+        all.push_str(part);
+        Ok(())
+    })
+    .await?;
+    Ok(all)
+}
+
+/// How many lines [`write_results`] reads (decrypted) at a time.
+const RESULTS_PAGE: usize = 5_000;
+
+/// [`render_results`] handed to `sink` a page of lines at a time (a province-scale batch's
+/// listing is written as it is read, never held whole, nor its lines and attempts).
+pub async fn write_results(
+    store: &Store,
+    province: &dyn Province,
+    b: &BatchRow,
+    sink: &mut (dyn FnMut(&str) -> anyhow::Result<()> + Send),
+) -> anyhow::Result<()> {
     let mask = province.mask_policy();
-    let mut o = String::new();
     let returns: HashMap<(i64, i64), (bool, Fen)> = store
-        .hlj_returns(province.code(), Some(b.id))
+        .hlj_return_fees(b.id)
         .await?
         .into_iter()
-        .map(|r| ((r.line_id, r.attempt), (r.cross_bank, r.fee)))
+        .map(|(l, a, cross, fee)| ((l, a), (cross, fee)))
         .collect();
-    let mut attempts: HashMap<i64, Vec<ykt_store::cycle::AttemptRow>> = HashMap::new();
-    for (line, a) in store.batch_line_attempts(b.id).await? {
-        attempts.entry(line).or_default().push(a);
-    }
-    for l in store.lines(b.id, 0, i64::MAX).await? {
-        let _ = writeln!(
-            o,
-            "  第{}行 {} {} {}元 {}{}",
-            l.row_no,
-            mask.name(&l.name),
-            l.bank,
-            l.amount,
-            l.state.label_zh(),
-            l.fail_reason
-                .as_deref()
-                .and_then(ykt_kernel::ports::FailureReason::parse)
-                .map(|r| format!("（{}）", r.label_zh()))
-                .unwrap_or_default()
-        );
-        for a in attempts.remove(&l.id).unwrap_or_default() {
-            let (cross, fee) = returns.get(&(l.id, a.attempt)).copied().unwrap_or_default();
-            let outcome = match a.outcome.as_deref() {
-                Some("credited") => "到账".to_owned(),
-                Some(_) => format!(
-                    "失败（{}）",
-                    a.reason
-                        .as_deref()
-                        .and_then(ykt_kernel::ports::FailureReason::parse)
-                        .map(|r| r.label_zh())
-                        .unwrap_or("原因未说明")
-                ),
-                None => "在途".to_owned(),
-            };
+    let ids = store.line_ids(b.id).await?;
+    for page in ids.chunks(RESULTS_PAGE) {
+        let mut o = String::new();
+        let mut attempts: HashMap<i64, Vec<ykt_store::cycle::AttemptRow>> = HashMap::new();
+        for (line, a) in store.line_attempts_of(b.id, page).await? {
+            attempts.entry(line).or_default().push(a);
+        }
+        for l in store.lines_by_id(b.id, page).await? {
             let _ = writeln!(
                 o,
-                "      第{}次 {} {}元 {}{}{}",
-                a.attempt,
-                a.account_masked,
-                a.amount,
-                outcome,
-                a.bank_date
+                "  第{}行 {} {} {}元 {}{}",
+                l.row_no,
+                mask.name(&l.name),
+                l.bank,
+                l.amount,
+                l.state.label_zh(),
+                l.fail_reason
                     .as_deref()
-                    .map(|d| format!(" {d}"))
-                    .unwrap_or_default(),
-                match (cross, fee.is_positive()) {
-                    (true, true) => format!(" 跨行，手续费{fee}元由代理银行承担"),
-                    (true, false) => " 跨行".to_owned(),
-                    _ => String::new(),
-                }
+                    .and_then(ykt_kernel::ports::FailureReason::parse)
+                    .map(|r| format!("（{}）", r.label_zh()))
+                    .unwrap_or_default()
             );
+            for a in attempts.remove(&l.id).unwrap_or_default() {
+                let (cross, fee) = returns.get(&(l.id, a.attempt)).copied().unwrap_or_default();
+                let outcome = match a.outcome.as_deref() {
+                    Some("credited") => "到账".to_owned(),
+                    Some(_) => format!(
+                        "失败（{}）",
+                        a.reason
+                            .as_deref()
+                            .and_then(ykt_kernel::ports::FailureReason::parse)
+                            .map(|r| r.label_zh())
+                            .unwrap_or("原因未说明")
+                    ),
+                    None => "在途".to_owned(),
+                };
+                let _ = writeln!(
+                    o,
+                    "      第{}次 {} {}元 {}{}{}",
+                    a.attempt,
+                    a.account_masked,
+                    a.amount,
+                    outcome,
+                    a.bank_date
+                        .as_deref()
+                        .map(|d| format!(" {d}"))
+                        .unwrap_or_default(),
+                    match (cross, fee.is_positive()) {
+                        (true, true) => format!(" 跨行，手续费{fee}元由代理银行承担"),
+                        (true, false) => " 跨行".to_owned(),
+                        _ => String::new(),
+                    }
+                );
+            }
         }
+        sink(&o)?;
     }
+    let mut o = String::new();
     let anomalies = store.anomalies(b.id).await?;
     if !anomalies.is_empty() {
         let _ = writeln!(o, "  异常回单（未改变任何数据）:");
@@ -1028,7 +1040,7 @@ pub async fn render_results(
             let _ = writeln!(o, "    {k} {n}条");
         }
     }
-    Ok(o)
+    sink(&o)
 }
 
 /// The ledger entries of some batches.

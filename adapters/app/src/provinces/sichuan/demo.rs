@@ -324,8 +324,16 @@ async fn supplementary(
     village: &str,
 ) -> anyhow::Result<Option<BatchRow>> {
     let today = ctx.cfg.today();
-    let registry = ykt_files::registry::read_card_registry(&ctx.out.join("社保卡信息.csv"), today)?;
-    let people: Vec<_> = registry.records.iter().take(3).collect();
+    // The first three cards of the registry, streamed (a province-scale one has millions).
+    let mut first = Vec::new();
+    ykt_files::registry::for_each_card(&ctx.out.join("社保卡信息.csv"), today, |c| {
+        if first.len() < 3
+            && let Ok(c) = c
+        {
+            first.push(c);
+        }
+    })?;
+    let people: Vec<_> = first.iter().collect();
     if people.len() < 3 {
         return Ok(None);
     }
@@ -795,13 +803,11 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
         // to the treasury.
         let (mut fixed, mut back) = (0usize, 0usize);
         for b in &batches {
-            let failed: Vec<_> = sc
+            // Only the failed lines, by the (batch, state) index.
+            let failed = sc
                 .store
-                .lines(b.id, 0, i64::MAX)
-                .await?
-                .into_iter()
-                .filter(|l| l.state == ykt_kernel::LineState::Failed)
-                .collect();
+                .lines_in_state(b.id, ykt_kernel::LineState::Failed)
+                .await?;
             let mut again = false;
             for l in failed {
                 let reason = l.fail_reason.as_deref().and_then(FailureReason::parse);
@@ -935,9 +941,8 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
         .sum();
     outln!(
         "账务：全部分录合计{sum}元，不平分录{bad}条；单位零余额账户余额合计{zb}元；短信{}条（{}）",
-        sims.sms.messages().len(),
+        sims.sms.count(),
         sims.sms
-            .messages()
             .first()
             .map(|m| format!("{} {}", mask.phone(&m.to), m.text))
             .unwrap_or_default()
@@ -1047,14 +1052,47 @@ async fn write_artifacts(
             .collect::<Vec<_>>()
             .join("\n"),
     )?;
-    write(
-        &out.join(format!("对账单_{month}.txt")),
-        &render::statements(month, sc.settings.statement_frequency.label_zh(), st),
-    )?;
-    write(
-        &out.join("短信.txt"),
-        &render::sms(&sims.sms.messages(), &mask),
-    )?;
+    // Written a thousand statements at a time (one per beneficiary paid: a province-scale
+    // run has a million), the same text as rendering them all at once.
+    {
+        use std::io::Write as _;
+        let path = out.join(format!("对账单_{month}.txt"));
+        let ctx = || format!("无法写入 {}", path.display());
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).with_context(ctx)?);
+        for (i, chunk) in st.chunks(1000).enumerate() {
+            if i > 0 {
+                writeln!(f, "{}", "=".repeat(72)).with_context(ctx)?;
+            }
+            f.write_all(
+                render::statements(month, sc.settings.statement_frequency.label_zh(), chunk)
+                    .as_bytes(),
+            )
+            .with_context(ctx)?;
+        }
+        f.flush().with_context(ctx)?;
+    }
+    // The gateway's log rendered a message at a time into the file (a province-scale run
+    // sends a million).
+    {
+        use std::io::Write as _;
+        let path = out.join("短信.txt");
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(&path).with_context(|| format!("无法写入 {}", path.display()))?,
+        );
+        let mut failed = None;
+        sims.sms.each(|m| {
+            if failed.is_none()
+                && let Err(e) = f.write_all(render::sms(std::slice::from_ref(m), &mask).as_bytes())
+            {
+                failed = Some(e);
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e).with_context(|| format!("无法写入 {}", path.display()));
+        }
+        f.flush()
+            .with_context(|| format!("无法写入 {}", path.display()))?;
+    }
     let postings = sc.store.sichuan_postings(None, None).await?;
     let mut ledger = String::from("单位零余额账户（逐笔，含余额）\n");
     ledger.push_str(&render::ledger(&postings, &["zero_balance"]));

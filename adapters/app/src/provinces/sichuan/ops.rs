@@ -775,7 +775,13 @@ async fn outstanding(
             BatchState::Dispatched | BatchState::Settled => {
                 let tally = store.tally(b.id).await?;
                 if tally.failed.count + tally.in_flight.count + tally.pending.count > 0 {
-                    for l in store.lines(b.id, 0, i64::MAX).await? {
+                    // Only the open lines (by the (batch, state) index), in row order.
+                    let mut open = Vec::new();
+                    for state in [LineState::Failed, LineState::Pending, LineState::InFlight] {
+                        open.extend(store.lines_in_state(b.id, state).await?);
+                    }
+                    open.sort_by_key(|l| (l.row_no, l.id));
+                    for l in open {
                         match l.state {
                             LineState::Failed | LineState::Pending => {
                                 items.push(Outstanding::FailedOpen {

@@ -477,11 +477,12 @@ impl SichuanBank {
         // read but the results not applied, e.g. after a crash): apply them now.
         let seen: HashSet<(i64, u32)> = fresh.iter().map(|r| (r.line_id, r.attempt)).collect();
         let mut replay = Vec::new();
-        let lines = sc.store.lines(b.id, 0, i64::MAX).await?;
-        let in_flight: HashSet<(i64, i64)> = lines
-            .iter()
-            .filter(|l| l.state == LineState::InFlight)
-            .map(|l| (l.id, l.attempt))
+        // Which lines are in flight, without decrypting the batch.
+        let in_flight: HashSet<(i64, i64)> = sc
+            .store
+            .line_attempts_in_state(b.id, LineState::InFlight)
+            .await?
+            .into_iter()
             .collect();
         for l in sc.store.sichuan_bank_lines(b.id).await? {
             let key = (l.line_id, u32::try_from(l.attempt).unwrap_or(0));
