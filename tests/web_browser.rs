@@ -26,12 +26,13 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// The W3C element reference key.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// `N` distinct free ports: each listener is held until all are chosen, so the kernel cannot
+/// hand the same port out twice.
+fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
 }
 
 /// A child process killed when dropped.
@@ -43,13 +44,17 @@ impl Drop for Proc {
     }
 }
 
-fn wait_for_port(port: u16, what: &str) {
+/// Wait until `proc` listens on `port`; if it exits first, or does not listen within 30 s,
+/// fail with what it wrote to its stderr file `log`.
+fn wait_for_port(proc: &mut Proc, port: u16, what: &str, log: &Path) {
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{what} did not start"
-        );
+        let exited = proc.0.try_wait().unwrap();
+        if exited.is_some() || start.elapsed() > Duration::from_secs(30) {
+            let _ = proc.0.kill();
+            let err = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("{what} did not start on port {port} (exit: {exited:?}): {err}");
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -275,8 +280,8 @@ fn operator_cycle_in_headless_chromium() {
     env.add_user("daoli-finance", "finance_reviewer", "230102");
     let roster = env.path().join("道里区农村低保2023年5月.csv");
     std::fs::copy(scenario().join("roster.csv"), &roster).unwrap();
-    let (bp, kp, port) = (free_port(), free_port(), free_port());
-    let _sim = Proc(
+    let [bp, kp, port, dport] = free_ports();
+    let mut sim = Proc(
         env.cmd(&[
             "heilongjiang",
             "sim",
@@ -288,35 +293,49 @@ fn operator_cycle_in_headless_chromium() {
             "0",
         ])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(env.path().join("sim.stderr")).unwrap())
         .spawn()
         .unwrap(),
     );
-    wait_for_port(bp, "the budget-system simulator");
+    wait_for_port(
+        &mut sim,
+        bp,
+        "the budget-system simulator",
+        &env.path().join("sim.stderr"),
+    );
     // `ykt serve` collects the bank's returns itself, every second (collect_seconds).
     let settings = format!("{{budget_url=\"http://127.0.0.1:{bp}\", collect_seconds=1}}");
-    let _server = Proc(
+    let mut server = Proc(
         env.cmd(&["serve", "--listen", &format!("127.0.0.1:{port}")])
             .env("YKT_PROVINCE_SETTINGS", &settings)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(env.path().join("serve.stderr")).unwrap())
             .spawn()
             .unwrap(),
     );
-    wait_for_port(port, "ykt serve");
+    wait_for_port(
+        &mut server,
+        port,
+        "ykt serve",
+        &env.path().join("serve.stderr"),
+    );
     let base = format!("http://127.0.0.1:{port}");
 
     // The browser.
-    let dport = free_port();
-    let _driver = Proc(
+    let mut driver = Proc(
         std::process::Command::new(CHROMEDRIVER)
             .arg(format!("--port={dport}"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(env.path().join("chromedriver.stderr")).unwrap())
             .spawn()
             .unwrap(),
     );
-    wait_for_port(dport, "chromedriver");
+    wait_for_port(
+        &mut driver,
+        dport,
+        "chromedriver",
+        &env.path().join("chromedriver.stderr"),
+    );
     let http = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(120))
         .build()
