@@ -42,8 +42,10 @@
 //!   transaction (sqlx's `begin()`) that reads and then writes can fail with `SQLITE_BUSY` at
 //!   the upgrade, where `busy_timeout` does not help; `IMMEDIATE` waits (up to `busy_timeout`)
 //!   at `BEGIN` instead. Inside one process, writers additionally queue on an async mutex (the
-//!   *write gate*) so a long import makes other writers wait rather than time out after 5 s.
-//!   Consequence: never open a second write transaction while holding one.
+//!   *write gate*) so a long import makes other writers wait rather than time out after 5 s;
+//!   so does every write outside a transaction ([`with_write!`]).
+//!   Consequence: never open a second write transaction, nor write outside it, while holding
+//!   one.
 //! - PostgreSQL: a plain `BEGIN` (READ COMMITTED); code that needs serialisation takes a lock
 //!   explicitly (the audit chain locks `audit_log`).
 
