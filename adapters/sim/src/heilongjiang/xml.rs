@@ -374,88 +374,10 @@ pub fn decode(bytes: &[u8]) -> Result<String, String> {
         .ok_or_else(|| "报文字符编码错误 (malformed bytes for the declared encoding)".to_owned())
 }
 
-/// Parse a message into its root element.
+/// Parse a message into its root element: [`parse_streaming`] with no list read apart (no
+/// element has an empty name), so the whole tree is built, with the same checks.
 pub fn parse(bytes: &[u8]) -> Result<El, String> {
-    let text = decode(bytes)?;
-    let mut r = Reader::from_str(&text);
-    let decoder = r.decoder();
-    let mut stack: Vec<El> = Vec::new();
-    let mut root: Option<El> = None;
-    let bad = |e: &dyn std::fmt::Display| format!("XML格式错误 (malformed XML): {e}");
-    loop {
-        match r.read_event().map_err(|e| bad(&e))? {
-            Event::Start(e) => {
-                let mut el = El::new(&String::from_utf8_lossy(e.name().as_ref()));
-                for a in e.attributes() {
-                    let a = a.map_err(|e| bad(&e))?;
-                    el.attrs.push((
-                        String::from_utf8_lossy(a.key.as_ref()).into_owned(),
-                        a.decode_and_unescape_value(decoder)
-                            .map_err(|e| bad(&e))?
-                            .into_owned(),
-                    ));
-                }
-                stack.push(el);
-            }
-            Event::Empty(e) => {
-                let mut el = El::new(&String::from_utf8_lossy(e.name().as_ref()));
-                for a in e.attributes() {
-                    let a = a.map_err(|e| bad(&e))?;
-                    el.attrs.push((
-                        String::from_utf8_lossy(a.key.as_ref()).into_owned(),
-                        a.decode_and_unescape_value(decoder)
-                            .map_err(|e| bad(&e))?
-                            .into_owned(),
-                    ));
-                }
-                match stack.last_mut() {
-                    Some(p) => p.children.push(el),
-                    None if root.is_none() => root = Some(el),
-                    None => return Err(bad(&"多个根元素 (several root elements)")),
-                }
-            }
-            Event::End(_) => {
-                let mut el = stack.pop().ok_or_else(|| bad(&"多余的结束标记"))?;
-                el.text = el.text.trim().to_owned();
-                match stack.last_mut() {
-                    Some(p) => p.children.push(el),
-                    None if root.is_none() => root = Some(el),
-                    None => return Err(bad(&"多个根元素 (several root elements)")),
-                }
-            }
-            Event::Text(t) => {
-                if let Some(top) = stack.last_mut() {
-                    top.text.push_str(&t.decode().map_err(|e| bad(&e))?);
-                }
-            }
-            Event::CData(t) => {
-                if let Some(top) = stack.last_mut() {
-                    top.text.push_str(&t.decode().map_err(|e| bad(&e))?);
-                }
-            }
-            Event::GeneralRef(g) => {
-                let resolved = match g.resolve_char_ref().map_err(|e| bad(&e))? {
-                    Some(c) => c.to_string(),
-                    None => {
-                        let name = g.decode().map_err(|e| bad(&e))?;
-                        quick_xml::escape::resolve_predefined_entity(&name)
-                            .ok_or_else(|| bad(&format!("未知实体 &{name};")))?
-                            .to_owned()
-                    }
-                };
-                if let Some(top) = stack.last_mut() {
-                    top.text.push_str(&resolved);
-                }
-            }
-            Event::DocType(_) => return Err(bad(&"不接受DOCTYPE (DOCTYPE refused)")),
-            Event::Eof => break,
-            _ => {}
-        }
-    }
-    if !stack.is_empty() {
-        return Err(bad(&"元素未闭合 (unclosed element)"));
-    }
-    root.ok_or_else(|| bad(&"空报文 (empty document)"))
+    parse_streaming(bytes, "", "", |_, _| Ok(()))
 }
 
 /// Parse a message as [`parse`] does, except that each element named `item` whose parent is
