@@ -201,8 +201,30 @@ fn is_name_space(c: char) -> bool {
     c.is_whitespace() || c == '\u{3000}'
 }
 
+/// Whether `s` is a name with nothing to normalise or reject, told from its bytes alone: no
+/// byte of ASCII whitespace, controls, digits or `.`, and no character whose UTF-8 begins
+/// with `0xC2` (U+0080-U+00BF: C1 controls, U+0085, U+00A0, `·`), `0xE1` (U+1680), `0xE2`
+/// (U+2000-U+2FFF: the general punctuation spaces and `•` `‧` `∙`), `0xE3` (U+3000, `・`)
+/// or `0xEF` (`．`, U+FEFF, full-width digits). Every character [`is_name_dot`],
+/// [`is_name_space`], `char::is_whitespace` or [`check_name`]'s digit and control tests
+/// match has one of those bytes, so for such a name `normalise_name(s) == s` and
+/// [`check_name`] only has its length to check. Most names (Chinese characters, 3-byte
+/// sequences led by `0xE4`-`0xE9`) pass, in one look at each byte.
+fn plain_name(s: &str) -> bool {
+    s.bytes().fold(true, |ok, b| {
+        ok & match b {
+            0..=0x20 | b'0'..=b'9' | b'.' | 0x7F => false,
+            0xC2 | 0xE1 | 0xE2 | 0xE3 | 0xEF => false,
+            _ => true,
+        }
+    })
+}
+
 /// Normalise the middle dots used in minority names so `阿依·买买提` matches `阿依•买买提`.
 pub fn normalise_name(s: &str) -> String {
+    if plain_name(s) {
+        return s.to_owned();
+    }
     let t = s.trim();
     // Most names have nothing to replace or drop: copy them at once.
     if !t.chars().any(|c| is_name_dot(c) || is_name_space(c)) {
@@ -221,6 +243,9 @@ fn normalised_chars(s: &str) -> impl Iterator<Item = char> + '_ {
 
 /// `normalise_name(a) == b`, without allocating.
 fn normalised_eq(a: &str, b: &str) -> bool {
+    if plain_name(a) {
+        return a == b;
+    }
     normalised_chars(a).eq(b.chars())
 }
 
@@ -229,6 +254,16 @@ fn check_name(raw: Option<&str>) -> Result<String, (ReasonCode, String)> {
     let Some(n) = raw else {
         return Err((ReasonCode::NameMissing, "姓名为空".into()));
     };
+    if plain_name(n) && !n.is_empty() {
+        // Nothing to normalise, no digit, control or dot at either end: only the length.
+        if n.len() > 30 && n.chars().count() > 30 {
+            return Err((
+                ReasonCode::NameInvalid,
+                format!("姓名超过30个字（{}个字）", n.chars().count()),
+            ));
+        }
+        return Ok(n.to_owned());
+    }
     let n = normalise_name(n);
     if n.is_empty() {
         return Err((ReasonCode::NameMissing, "姓名为空".into()));
@@ -1346,6 +1381,66 @@ pub fn total(lines: &[AcceptedLine]) -> Fen {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// `check_name` as it was before the byte-level fast path (`plain_name`).
+    fn check_name_by_chars(raw: Option<&str>) -> Result<String, (ReasonCode, String)> {
+        let Some(n) = raw else {
+            return Err((ReasonCode::NameMissing, "姓名为空".into()));
+        };
+        let n: String = n
+            .trim()
+            .chars()
+            .map(|c| if is_name_dot(c) { '·' } else { c })
+            .filter(|c| !is_name_space(*c))
+            .collect();
+        if n.is_empty() {
+            return Err((ReasonCode::NameMissing, "姓名为空".into()));
+        }
+        if n.chars().count() > 30 {
+            return Err((
+                ReasonCode::NameInvalid,
+                format!("姓名超过30个字（{}个字）", n.chars().count()),
+            ));
+        }
+        if n.chars()
+            .any(|c| c.is_control() || c.is_ascii_digit() || ('０'..='９').contains(&c))
+        {
+            return Err((ReasonCode::NameInvalid, "姓名含数字或控制字符".into()));
+        }
+        if n.starts_with('·') || n.ends_with('·') {
+            return Err((ReasonCode::NameInvalid, "姓名首尾不能是间隔号".into()));
+        }
+        Ok(n)
+    }
+
+    /// Characters names are made of, and every character the name rules treat specially.
+    fn name_char() -> impl Strategy<Value = char> {
+        prop_oneof![
+            4 => proptest::sample::select(vec!['张', '阿', '买', '提', '王', 'a', 'Z', '-', '(']),
+            2 => proptest::sample::select(vec![
+                '·', '•', '・', '．', '.', '‧', '∙', ' ', '\t', '\u{3000}', '\u{a0}',
+                '\u{85}', '\u{1680}', '\u{2003}', '\u{200b}', '\u{202f}', '\u{205f}',
+                '\u{feff}', '\u{7f}', '\u{9f}', '\u{1}', '7', '０', '９', '\u{ff65}',
+                '\u{180e}', 'é', '\u{2028}',
+            ]),
+            1 => any::<char>(),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn check_name_is_the_char_by_char_rule(chars in proptest::collection::vec(name_char(), 0..40)) {
+            let name: String = chars.into_iter().collect();
+            prop_assert_eq!(check_name(Some(&name)), check_name_by_chars(Some(&name)));
+            // The card's name against the roster's: the char-by-char comparison.
+            for card in [name.chars().rev().collect::<String>(), name.clone(), normalise_name(&name)] {
+                let by_chars = normalised_chars(&name).collect::<String>() == card;
+                prop_assert_eq!(normalised_eq(&name, &card), by_chars);
+            }
+            prop_assert!(normalised_eq(&name, &normalise_name(&name)));
+        }
+    }
 
     #[test]
     fn dup_tracker_tells_people_and_periods_apart() {

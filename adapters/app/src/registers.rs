@@ -110,7 +110,7 @@ type IdMap<V> = HashMap<IdKey, V, BuildHasherDefault<IdHasher>>;
 /// the map holds only `17-digit key → arena offset` (12 bytes a slot); bank names, a handful
 /// of distinct texts, are kept once. About 100 bytes a card all told.
 ///
-/// A record that does not fit the packing (a text over 255 bytes, more than 65,535 distinct
+/// A record that does not fit the packing (a text over 255 bytes, more than 4,096 distinct
 /// banks, an arena over 4 GiB) is kept whole in `overflow`; a later record of the same person
 /// replaces an earlier one, as the registry file's last row wins.
 #[derive(Debug, Default)]
@@ -119,7 +119,7 @@ pub struct CardTable {
     /// The packed cards, in blocks of [`BLOCK`] bytes that are never reallocated (one growing
     /// `Vec` would briefly hold its old and new buffers, 1.5× to 2× the arena, at each
     /// doubling). A card never straddles two blocks; its offset is `block * BLOCK + position`.
-    arena: Vec<Vec<u8>>,
+    arena: Vec<String>,
     banks: Vec<String>,
     bank_numbers: HashMap<String, u16>,
     overflow: IdMap<CardRecord>,
@@ -139,6 +139,10 @@ pub struct CardView<'a> {
 
 /// Bytes per arena block of [`CardTable`].
 const BLOCK: usize = 1 << 20;
+
+/// Distinct banks [`CardTable`] numbers (two base-64 digits); a card of a bank beyond them is
+/// kept whole.
+const MAX_BANKS: u16 = 64 * 64;
 
 const STATUSES: [CardStatus; 4] = [
     CardStatus::Normal,
@@ -178,22 +182,29 @@ impl CardTable {
     }
 
     /// Append `c` to the arena; `None` when it does not fit the packing.
+    ///
+    /// A card is `flags, bank number, (length, text) × 3`, the numbers written as ASCII
+    /// digits of base 16 or 64 from `'0'` (`flags` one, the bank number two, each length
+    /// two), so a block is a `String` and [`CardTable::unpack`] slices its texts without a
+    /// UTF-8 check.
     fn pack(&mut self, c: &CardRecord) -> Option<u32> {
         let texts = [c.name.as_str(), c.card_no.as_str(), c.account.as_str()];
         if texts.iter().any(|t| t.len() > usize::from(u8::MAX)) {
             return None;
         }
-        let size = 3 + texts.iter().map(|t| 1 + t.len()).sum::<usize>();
+        let size = 3 + texts.iter().map(|t| 2 + t.len()).sum::<usize>();
         if self.arena.last().is_none_or(|b| b.len() + size > BLOCK) {
-            self.arena.push(Vec::with_capacity(BLOCK));
+            self.arena.push(String::with_capacity(BLOCK));
         }
         let blocks = self.arena.len();
-        let block_offset = self.arena.last().map_or(0, Vec::len);
+        let block_offset = self.arena.last().map_or(0, String::len);
         let offset = u32::try_from((blocks - 1) * BLOCK + block_offset).ok()?;
         let bank = match self.bank_numbers.get(&c.bank) {
             Some(&n) => n,
             None => {
-                let n = u16::try_from(self.banks.len()).ok()?;
+                let n = u16::try_from(self.banks.len())
+                    .ok()
+                    .filter(|&n| n < MAX_BANKS)?;
                 self.banks.push(c.bank.clone());
                 self.bank_numbers.insert(c.bank.clone(), n);
                 n
@@ -201,11 +212,14 @@ impl CardTable {
         };
         let status = STATUSES.iter().position(|s| *s == c.status).unwrap_or(0) as u8;
         let block = self.arena.last_mut()?;
-        block.push(status | (u8::from(c.activated) << 2));
-        block.extend_from_slice(&bank.to_le_bytes());
+        let digit = |n: u8| char::from(b'0' + n);
+        block.push(digit(status | (u8::from(c.activated) << 2)));
+        block.push(digit((bank >> 6) as u8));
+        block.push(digit((bank & 63) as u8));
         for t in texts {
-            block.push(t.len() as u8);
-            block.extend_from_slice(t.as_bytes());
+            block.push(digit(t.len() as u8 >> 4));
+            block.push(digit(t.len() as u8 & 15));
+            block.push_str(t);
         }
         Some(offset)
     }
@@ -228,22 +242,24 @@ impl CardTable {
 
     fn unpack(&self, at: usize) -> Option<CardView<'_>> {
         let a = self.arena.get(at / BLOCK)?.get(at % BLOCK..)?;
-        let flags = *a.first()?;
-        let bank = u16::from_le_bytes([*a.get(1)?, *a.get(2)?]);
-        let mut rest = a.get(3..)?;
+        let h = a.as_bytes();
+        let n = |i: usize| -> Option<usize> { Some(usize::from(h.get(i)?.wrapping_sub(b'0'))) };
+        let flags = n(0)?;
+        let bank = n(1)? << 6 | n(2)?;
+        let mut pos = 3;
         let mut text = || -> Option<&str> {
-            let (&n, tail) = rest.split_first()?;
-            let (t, tail) = tail.split_at_checked(usize::from(n))?;
-            rest = tail;
-            std::str::from_utf8(t).ok()
+            let len = n(pos)? << 4 | n(pos + 1)?;
+            let t = a.get(pos + 2..pos + 2 + len)?;
+            pos += 2 + len;
+            Some(t)
         };
         let (name, card_no, account) = (text()?, text()?, text()?);
         Some(CardView {
             name,
             card_no,
-            bank: self.banks.get(usize::from(bank))?,
+            bank: self.banks.get(bank)?,
             account,
-            status: STATUSES[usize::from(flags & 3)],
+            status: STATUSES[flags & 3],
             activated: flags & 4 != 0,
         })
     }
@@ -444,6 +460,35 @@ mod tests {
         for (n, id) in ids.iter().enumerate() {
             let want = card(id, "张三", "中国农业银行", &format!("6228480{n:012}"));
             assert_eq!(t.record(&want.resident_id), Some(want));
+        }
+    }
+
+    #[test]
+    fn card_table_round_trips_statuses_lengths_and_many_banks() {
+        let ids: Vec<String> = (0..4_200u64)
+            .map(|n| {
+                let body = format!("23010219{:02}0101{:03}", 50 + n / 1000 % 40, n % 1000);
+                let b: [u8; 17] = body.as_bytes().try_into().expect("17 digits");
+                format!("{body}{}", ResidentId::check_digit(&b))
+            })
+            .collect();
+        let mut t = CardTable::default();
+        let mut want = Vec::new();
+        for (n, id) in ids.iter().enumerate() {
+            // Every bank distinct: beyond MAX_BANKS the cards are kept whole.
+            let mut c = card(id, "张三", &format!("银行{n}"), &format!("6228480{n:012}"));
+            c.status = STATUSES[n % 4];
+            c.activated = n % 3 != 0;
+            // Names of every length up to 255 bytes (85 three-byte characters).
+            c.name = "阿".repeat(n % 86);
+            c.card_no = "C".repeat(n % 256);
+            t.insert(c.clone());
+            want.push(c);
+        }
+        assert_eq!(t.len(), 4_200);
+        assert_eq!(t.overflow.len(), 4_200 - usize::from(MAX_BANKS));
+        for c in &want {
+            assert_eq!(t.record(&c.resident_id).as_ref(), Some(c));
         }
     }
 

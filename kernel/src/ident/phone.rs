@@ -39,7 +39,17 @@ impl Phone {
     /// then a leading `+86`, `0086` or `86` country code (the last only when 13 digits remain)
     /// is dropped; the rest must match `^1[3-9]\d{9}$`.
     pub fn parse(s: &str) -> Result<Phone, PhoneError> {
-        // Most cells are the bare 11 digits: copy only when there is something to remove.
+        // Most cells are the bare 11 digits: checked without decoding a character.
+        if let Ok(b) = <[u8; 11]>::try_from(s.as_bytes())
+            && b.iter().fold(true, |ok, d| ok & d.is_ascii_digit())
+        {
+            return if b[0] == b'1' && (b'3'..=b'9').contains(&b[1]) {
+                Ok(Phone(b))
+            } else {
+                Err(PhoneError::Format)
+            };
+        }
+        // Otherwise copy only when there is something to remove.
         let compact: std::borrow::Cow<'_, str> = if s.chars().any(|c| c.is_whitespace() || c == '-')
         {
             s.chars()

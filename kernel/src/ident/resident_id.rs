@@ -128,7 +128,7 @@ fn date_of(b: &[u8]) -> Option<NaiveDate> {
 /// `Some(normalised)` when `s` has the 18-character shape `\d{17}[\dXx]`.
 fn shape18(s: &str) -> Option<[u8; 18]> {
     let b: [u8; 18] = s.as_bytes().try_into().ok()?;
-    if !b[..17].iter().all(u8::is_ascii_digit) {
+    if !b[..17].iter().fold(true, |ok, d| ok & d.is_ascii_digit()) {
         return None;
     }
     let mut out = b;
@@ -149,7 +149,12 @@ impl ResidentId {
     /// upgraded to eighteen (insert `19` before `YYMMDD`, compute the check character) with
     /// `upgraded_from_15` set. County codes are not checked: codes change, numbers don't.
     pub fn parse(s: &str, today: NaiveDate) -> Result<ParsedId, IdError> {
-        let s = s.trim();
+        // A cell that begins and ends with a digit or letter has nothing to trim (the usual
+        // case: the reader trimmed it already).
+        let s = match s.as_bytes() {
+            [first, .., last] if first.is_ascii_alphanumeric() && last.is_ascii_alphanumeric() => s,
+            _ => s.trim(),
+        };
         let (b, upgraded) = if let Some(b) = shape18(s) {
             (b, false)
         } else if s.len() == 15 && s.bytes().all(|c| c.is_ascii_digit()) {
