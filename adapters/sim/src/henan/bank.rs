@@ -237,7 +237,7 @@ struct BankState {
     /// Results posted (or being posted) since the order's last acknowledged hand-over:
     /// (line, attempt) → (credited, amount). The next hand-over covers all of them, whether
     /// or not an earlier one whose answer never came included them.
-    unhanded: HashMap<String, BTreeMap<(i64, i64), (bool, Fen)>>,
+    unhanded: HashMap<String, Unhanded>,
     /// A hand-over sent whose answer (the 200) never came, per order: sent again, with the
     /// same number and totals, before anything else is posted for the order.
     unanswered: HashMap<String, SentHandover>,
@@ -245,6 +245,62 @@ struct BankState {
     handover_no: i64,
     reports: Vec<OrderReport>,
     clock: u32,
+}
+
+/// An order's results awaiting a hand-over: (line, attempt) → (credited, amount), in key
+/// order. A sorted vector rather than a `BTreeMap`: a province-scale order's results arrive
+/// in ascending order, which leaves a B-tree's nodes about half full (≈ 60 bytes a result
+/// against these 32), and they are only ever added in bulk, summed and removed in bulk.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Unhanded(Vec<((i64, i64), (bool, Fen))>);
+
+impl Unhanded {
+    /// Add results; a key already held takes the later value, as a map's `insert` does.
+    fn extend(&mut self, results: impl IntoIterator<Item = ((i64, i64), (bool, Fen))>) {
+        let before = self.0.len();
+        let results = results.into_iter();
+        // Room for all at once (the results of a pull: the upper bound is the lines pulled),
+        // not doubling step by step with the old and new buffers both held.
+        let (low, high) = results.size_hint();
+        self.0.reserve(high.unwrap_or(low));
+        self.0.extend(results);
+        // The usual case, results after every key held and ascending: nothing to sort.
+        let from = before.saturating_sub(1);
+        if self.0[from..].windows(2).all(|w| w[0].0 < w[1].0) {
+            return;
+        }
+        // Stable: of equal keys the later added stays last, and is the one kept.
+        self.0.sort_by_key(|e| e.0);
+        self.0.reverse();
+        self.0.dedup_by_key(|e| e.0);
+        self.0.reverse();
+    }
+
+    fn insert(&mut self, key: (i64, i64), value: (bool, Fen)) {
+        self.extend([(key, value)]);
+    }
+
+    /// Drop the results a hand-over covered (`covers` in key order, as [`Unhanded::keys`]
+    /// gives them).
+    fn remove_covered(&mut self, covers: &[(i64, i64)]) {
+        self.0.retain(|(k, _)| covers.binary_search(k).is_err());
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &(i64, i64)> {
+        self.0.iter().map(|(k, _)| k)
+    }
+
+    fn values(&self) -> impl Iterator<Item = &(bool, Fen)> {
+        self.0.iter().map(|(_, v)| v)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &((i64, i64), (bool, Fen))> {
+        self.0.iter()
+    }
 }
 
 /// A hand-over as the bank sent it.
@@ -286,13 +342,32 @@ impl serde::Serialize for StreamedBooks<'_> {
     }
 }
 
-/// Each outcome as `[line, attempt, outcome]`.
+/// Each outcome as `[line, attempt, outcome]`, in (line, attempt) order.
 struct Outcomes<'a>(&'a HashMap<(i64, i64), Outcome>);
 
 impl serde::Serialize for Outcomes<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(|((l, a), o)| (l, a, o.as_str())))
+        s.collect_seq(
+            sorted(self.0)
+                .into_iter()
+                .map(|((l, a), o)| (l, a, o.as_str())),
+        )
     }
+}
+
+/// A map's entries in key order: the books are written the same way every time (a
+/// `HashMap` iterates in a different order in each process).
+fn sorted<K: Ord, V>(m: &HashMap<K, V>) -> Vec<(&K, &V)> {
+    let mut v: Vec<(&K, &V)> = m.iter().collect();
+    v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    v
+}
+
+/// A set's members in order (see [`sorted`]).
+fn sorted_set<T: Ord>(m: &HashSet<T>) -> Vec<&T> {
+    let mut v: Vec<&T> = m.iter().collect();
+    v.sort_unstable();
+    v
 }
 
 fn totals_json(t: &Totals) -> serde_json::Value {
@@ -918,16 +993,15 @@ impl BankSim {
         // Counted before they are posted: a post whose answer is lost may have been recorded.
         {
             let mut st = self.st();
-            let mut decided = Vec::with_capacity(lines.len());
-            for l in &lines {
-                if let Some(o) = st.outcomes.get(&(l.line_id, l.attempt)) {
-                    decided.push(((l.line_id, l.attempt), (*o == Outcome::Credited, l.amount)));
-                }
-            }
+            let st = &mut *st;
+            let outcomes = &st.outcomes;
             st.unhanded
                 .entry(order_no.to_owned())
                 .or_default()
-                .extend(decided);
+                .extend(lines.iter().filter_map(|l| {
+                    let o = outcomes.get(&(l.line_id, l.attempt))?;
+                    Some(((l.line_id, l.attempt), (*o == Outcome::Credited, l.amount)))
+                }));
         }
         let chunk = match faults.chunk {
             0 => order.len().max(1),
@@ -1073,9 +1147,7 @@ impl BankSim {
         }
         st.handed.insert(order_no.to_owned());
         if let Some(u) = st.unhanded.get_mut(order_no) {
-            for k in &h.covers {
-                u.remove(k);
-            }
+            u.remove_covered(&h.covers);
         }
         if let Some(seq) = v["seq"].as_i64() {
             st.handovers
@@ -1209,9 +1281,8 @@ impl BankSim {
     pub fn export_state(&self) -> serde_json::Value {
         let st = self.st();
         let mut v = self.books(&st);
-        v["outcomes"] = st
-            .outcomes
-            .iter()
+        v["outcomes"] = sorted(&st.outcomes)
+            .into_iter()
             .map(|((l, a), o)| serde_json::json!([l, a, o.as_str()]))
             .collect();
         v
@@ -1239,13 +1310,13 @@ impl BankSim {
             "bank": self.cfg.bank,
             "ledger": st.ledger.iter().map(|((p, m), t)| serde_json::json!({"project": p, "month": m, "count": t.count, "amount_fen": t.amount.0})).collect::<Vec<_>>(),
             "outcomes": null,
-            "fate": st.fate.iter().map(|(l, (r, acct, name))| serde_json::json!([l, r.as_str(), acct, name])).collect::<Vec<_>>(),
-            "decided": st.decided.iter().collect::<Vec<_>>(),
+            "fate": sorted(&st.fate).into_iter().map(|(l, (r, acct, name))| serde_json::json!([l, r.as_str(), acct, name])).collect::<Vec<_>>(),
+            "decided": sorted_set(&st.decided),
             "clock": st.clock,
-            "handed": st.handed.iter().collect::<Vec<_>>(),
-            "handovers": st.handovers.iter().map(|((o, seq), (c, f))| serde_json::json!({"order_no": o, "seq": seq, "credited": totals_json(c), "failed": totals_json(f)})).collect::<Vec<_>>(),
-            "unhanded": st.unhanded.iter().flat_map(|(o, u)| u.iter().map(move |((l, a), (c, fen))| serde_json::json!([o, l, a, c, fen.0]))).collect::<Vec<_>>(),
-            "unanswered": st.unanswered.iter().map(|(o, h)| serde_json::json!({
+            "handed": sorted_set(&st.handed),
+            "handovers": sorted(&st.handovers).into_iter().map(|((o, seq), (c, f))| serde_json::json!({"order_no": o, "seq": seq, "credited": totals_json(c), "failed": totals_json(f)})).collect::<Vec<_>>(),
+            "unhanded": sorted(&st.unhanded).into_iter().flat_map(|(o, u)| u.iter().map(move |((l, a), (c, fen))| serde_json::json!([o, l, a, c, fen.0]))).collect::<Vec<_>>(),
+            "unanswered": sorted(&st.unanswered).into_iter().map(|(o, h)| serde_json::json!({
                 "order_no": o, "no": h.no, "credited": totals_json(&h.credited), "failed": totals_json(&h.failed),
                 "true_credited": totals_json(&h.true_totals.0), "true_failed": totals_json(&h.true_totals.1),
                 "covers": h.covers,
@@ -1427,6 +1498,35 @@ impl BankSim {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unhanded_results_are_a_map_in_key_order() {
+        let mut u = Unhanded::default();
+        u.extend([((1, 1), (true, Fen(5))), ((2, 1), (false, Fen(7)))]);
+        // Out of order, and a key again: sorted, the later value kept, as a map would.
+        u.extend([
+            ((4, 1), (true, Fen(9))),
+            ((2, 1), (true, Fen(8))),
+            ((3, 2), (true, Fen(1))),
+        ]);
+        u.insert((0, 1), (false, Fen(2)));
+        assert_eq!(
+            u.iter().copied().collect::<Vec<_>>(),
+            vec![
+                ((0, 1), (false, Fen(2))),
+                ((1, 1), (true, Fen(5))),
+                ((2, 1), (true, Fen(8))),
+                ((3, 2), (true, Fen(1))),
+                ((4, 1), (true, Fen(9))),
+            ]
+        );
+        let covers: Vec<(i64, i64)> = u.keys().copied().take(3).collect();
+        u.remove_covered(&covers);
+        assert_eq!(u.keys().copied().collect::<Vec<_>>(), vec![(3, 2), (4, 1)]);
+        assert_eq!(u.values().map(|v| v.1).sum::<Fen>(), Fen(10));
+        u.remove_covered(&[(3, 2), (4, 1)]);
+        assert!(u.is_empty());
+    }
 
     #[test]
     fn the_books_keep_unanswered_hand_overs_across_runs() {
