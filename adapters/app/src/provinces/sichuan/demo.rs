@@ -1084,8 +1084,12 @@ async fn write_artifacts(
     write(&out.join("银行文件记录.txt"), &files)?;
     write(&out.join("异议处理.txt"), &objections)?;
     write(&out.join("双向验证.txt"), &verification)?;
-    for n in sc.store.notices(None).await? {
-        if batches.iter().any(|b| n.id.starts_with(&b.order_no)) {
+    // One notice read at a time (the village lists hold every line of every batch).
+    for id in sc.store.notice_ids(None).await? {
+        if !batches.iter().any(|b| id.starts_with(&b.order_no)) {
+            continue;
+        }
+        if let Some(n) = sc.store.notice(&id).await? {
             write(
                 &out.join("公示").join(format!("{}.txt", n.id)),
                 &format!(
