@@ -191,9 +191,13 @@ pub struct VillageTotal {
 
 /// The batch's lines summed per village, in village order.
 pub async fn village_totals(sc: &Sichuan, b: &BatchRow) -> R<Vec<VillageTotal>> {
+    // Summed per region by the database, then per village (issue #8: the batch was read and
+    // decrypted whole for its sums).
     let mut by: BTreeMap<String, Totals> = BTreeMap::new();
-    for l in sc.store.lines(b.id, 0, i64::MAX).await? {
-        by.entry(village_of(&l.region)).or_default().add(l.amount);
+    for (region, t) in sc.store.region_totals(b.id).await? {
+        let v = by.entry(village_of(&region)).or_default();
+        v.count += t.count;
+        v.amount += t.amount;
     }
     let mut places = Places::default();
     let mut out = Vec::new();
