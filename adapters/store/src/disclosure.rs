@@ -105,6 +105,20 @@ impl Store {
     }
 
     /// One notice by id.
+    /// The ids of [`Store::notices`], in the same order, without their bodies (a
+    /// province-scale cycle's village lists hold every line of every batch).
+    pub async fn notice_ids(&self, region_prefix: Option<&str>) -> Result<Vec<String>> {
+        let like = format!("{}%", region_prefix.unwrap_or(""));
+        Ok(with_pool!(self, |p| {
+            sqlx::query_scalar(
+                "SELECT id FROM notices WHERE region LIKE $1 ORDER BY published_on DESC, id",
+            )
+            .bind(&like)
+            .fetch_all(p)
+            .await?
+        }))
+    }
+
     pub async fn notice(&self, id: &str) -> Result<Option<NoticeRow>> {
         type T = (
             String,

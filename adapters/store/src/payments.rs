@@ -558,6 +558,44 @@ impl Store {
         Ok(ids.into_iter().map(|(id,)| id).collect())
     }
 
+    /// The (id, region) of a batch's lines in [`Store::lines`]' order, nothing decrypted:
+    /// to group a large batch's lines by village before reading them a page at a time.
+    pub async fn line_regions(&self, batch_id: i64) -> Result<Vec<(i64, String)>> {
+        Ok(with_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT id, region FROM payment_lines WHERE batch_id = $1 ORDER BY row_no, id",
+            )
+            .bind(batch_id)
+            .fetch_all(p)
+            .await?
+        }))
+    }
+
+    /// A batch's lines counted and summed per region (nothing decrypted, nothing per line
+    /// returned), in region order.
+    pub async fn region_totals(&self, batch_id: i64) -> Result<Vec<(String, Totals)>> {
+        let rows: Vec<(String, i64, i64)> = with_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT region, COUNT(*), CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM payment_lines WHERE batch_id = $1 GROUP BY region ORDER BY region",
+            )
+            .bind(batch_id)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(r, n, fen)| {
+                (
+                    r,
+                    Totals {
+                        count: u64::try_from(n).unwrap_or(0),
+                        amount: Fen(fen),
+                    },
+                )
+            })
+            .collect())
+    }
+
     /// The lines of `batch_id` with these ids, in the order of `ids` (ids of other batches
     /// or of no line are left out). Read by primary key, [`MAX_IN_LIST`] at a time.
     ///

@@ -365,6 +365,131 @@ fn objection(t: ObjectionTuple) -> Objection {
     }
 }
 
+fn publicity_line(t: (i64, String, String, String, String, i64, i64)) -> PublicityLine {
+    PublicityLine {
+        line_id: t.0,
+        village: t.1,
+        name_masked: t.2,
+        id_masked: t.3,
+        note: t.4,
+        amount: Fen(t.5),
+        excluded: t.6 != 0,
+    }
+}
+
+/// A pre-payment publicity being recorded (see [`Store::sichuan_begin_publicity`]): one write
+/// transaction, committed by [`PublicityWriter::finish`]; dropped before, nothing is recorded.
+pub struct PublicityWriter {
+    store: Store,
+    tx: crate::db::Tx,
+    batch_id: i64,
+    at: String,
+}
+
+impl PublicityWriter {
+    /// Record these masked lines (a page of the batch's lines; each line once).
+    pub async fn add(&mut self, lines: &[PublicityLine]) -> Result<()> {
+        use crate::imports::Val;
+        let rows: Vec<Vec<Val>> = lines
+            .iter()
+            .map(|l| {
+                vec![
+                    Val::Int(self.batch_id),
+                    Val::Int(l.line_id),
+                    Val::Text(l.village.clone()),
+                    Val::Text(l.name_masked.clone()),
+                    Val::Text(l.id_masked.clone()),
+                    Val::Text(l.note.clone()),
+                    Val::Int(l.amount.0),
+                    Val::Int(0),
+                ]
+            })
+            .collect();
+        crate::payments::insert_rows(
+            &mut self.tx,
+            "sichuan_publicity_lines",
+            &[
+                "batch_id",
+                "line_id",
+                "village",
+                "name_masked",
+                "id_masked",
+                "note",
+                "amount_fen",
+                "excluded",
+            ],
+            &rows,
+        )
+        .await
+    }
+
+    /// Set the record's figures (`p`: notices, lines, amount), append the audit entry and
+    /// commit.
+    pub async fn finish(mut self, p: &Publicity, actor: &str) -> Result<()> {
+        let at = self.at.clone();
+        with_tx!(self.tx, |c| {
+            sqlx::query("UPDATE sichuan_publicity SET starts_on = $1, ends_on = $2, notices = $3, line_count = $4, amount_fen = $5, actor = $6 WHERE batch_id = $7 AND stage = 'pre'")
+                .bind(&p.starts_on)
+                .bind(&p.ends_on)
+                .bind(p.notices)
+                .bind(p.line_count)
+                .bind(p.amount.0)
+                .bind(actor)
+                .bind(self.batch_id)
+                .execute(&mut *c)
+                .await?;
+        });
+        let detail = serde_json::json!({"starts_on": p.starts_on, "ends_on": p.ends_on, "notices": p.notices, "lines": p.line_count, "amount_fen": p.amount.0});
+        self.store
+            .append_audit_in(
+                &mut self.tx,
+                record(
+                    actor,
+                    "township_clerk",
+                    "sichuan.publicity.pre",
+                    format!("batch:{}", self.batch_id),
+                    detail,
+                    &at,
+                ),
+            )
+            .await?;
+        crate::failpoints::hit("sichuan.publicity.before_commit");
+        self.tx.commit().await?;
+        crate::failpoints::hit("sichuan.publicity.after_commit");
+        Ok(())
+    }
+}
+
+type VoucherTuple = (
+    String,
+    i64,
+    String,
+    i64,
+    String,
+    String,
+    Vec<u8>,
+    String,
+    String,
+    Option<String>,
+);
+
+const VOUCHER_SELECT: &str = "SELECT voucher_no, batch_id, kind, amount_fen, vou_date, sha256, xml, status, status_note, paid_on FROM sichuan_vouchers";
+
+fn voucher(t: VoucherTuple) -> Voucher {
+    Voucher {
+        voucher_no: t.0,
+        batch_id: t.1,
+        kind: t.2,
+        amount: Fen(t.3),
+        vou_date: t.4,
+        sha256: t.5,
+        xml: t.6,
+        status: t.7,
+        status_note: t.8,
+        paid_on: t.9,
+    }
+}
+
 impl Store {
     // ---- agency agreements -------------------------------------------------------------
 
@@ -511,6 +636,86 @@ impl Store {
         Ok(out)
     }
 
+    /// [`Store::sichuan_payees`] for some lines of a batch only (a page of a large batch),
+    /// by line id, [`MAX_IN_LIST`] at a time; lines of other batches are left out.
+    ///
+    /// [`MAX_IN_LIST`]: crate::registers::MAX_IN_LIST
+    pub async fn sichuan_payees_of(
+        &self,
+        batch_id: i64,
+        line_ids: &[i64],
+    ) -> Result<HashMap<i64, Payee>> {
+        type T = (
+            i64,
+            i64,
+            Vec<u8>,
+            Vec<u8>,
+            String,
+            Option<Vec<u8>>,
+            String,
+            Option<String>,
+            Option<String>,
+        );
+        let mut out = HashMap::with_capacity(line_ids.len());
+        for chunk in line_ids.chunks(crate::registers::MAX_IN_LIST) {
+            let sql = format!(
+                "SELECT id, batch_id, person_idx, id_enc, name, phone_enc, region, proxy_kind, proxy_name FROM payment_lines WHERE id IN ({})",
+                crate::registers::list_placeholders(
+                    self.backend(),
+                    crate::registers::in_list_bucket(chunk.len())
+                )
+            );
+            let rows: Vec<T> = with_pool!(self, |p| {
+                let mut q = sqlx::query_as(&sql);
+                for id in crate::registers::padded(chunk) {
+                    q = q.bind(id);
+                }
+                q.fetch_all(p).await?
+            });
+            for (id, batch, idx, id_enc, name, phone_enc, region, proxy_kind, proxy_name) in rows {
+                if batch != batch_id {
+                    continue;
+                }
+                out.insert(
+                    id,
+                    self.payee(
+                        &idx, &id_enc, name, phone_enc, region, proxy_kind, proxy_name,
+                    )?,
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn payee(
+        &self,
+        idx: &[u8],
+        id_enc: &[u8],
+        name: String,
+        phone_enc: Option<Vec<u8>>,
+        region: String,
+        proxy_kind: Option<String>,
+        proxy_name: Option<String>,
+    ) -> Result<Payee> {
+        let idx: BlindIndex = idx
+            .try_into()
+            .map_err(|_| StoreError::corrupt("payment_lines.person_idx"))?;
+        let resident_id = open_str(&self.vault, "payment_lines.id", &idx, id_enc)?;
+        let phone = match phone_enc {
+            Some(p) => Some(open_str(&self.vault, "payment_lines.phone", &idx, &p)?),
+            None => None,
+        };
+        Ok(Payee {
+            resident_id,
+            name,
+            phone,
+            region,
+            proxy_kind,
+            proxy_name,
+        })
+    }
+
     // ---- publicity -------------------------------------------------------------------------
 
     /// Record the pre-payment publicity of a batch and its masked lines. Publishing again
@@ -521,12 +726,27 @@ impl Store {
         lines: &[PublicityLine],
         actor: &str,
     ) -> Result<()> {
+        let Some(mut w) = self.sichuan_begin_publicity(p).await? else {
+            return Ok(());
+        };
+        w.add(lines).await?;
+        w.finish(p, actor).await
+    }
+
+    /// [`Store::sichuan_start_publicity`] with the lines added a page at a time
+    /// ([`PublicityWriter::add`]) in one transaction, for a batch too large to hold its
+    /// masked lines at once. `None` when the batch's publicity was recorded already (a
+    /// retried step: the first record stays). The record's counts and amount are those given
+    /// to [`PublicityWriter::finish`].
+    pub async fn sichuan_begin_publicity(&self, p: &Publicity) -> Result<Option<PublicityWriter>> {
         let at = now();
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_bulk().await?;
+        // The row first, so that a concurrent start of the same publicity waits on it (and
+        // then finds it), as when the whole record was written at once.
         let inserted = with_tx!(tx, |c| {
             sqlx::query(
                 "INSERT INTO sichuan_publicity (batch_id, stage, starts_on, ends_on, closed_on, notices, line_count, amount_fen, actor, at) \
-                 VALUES ($1, 'pre', $2, $3, NULL, $4, $5, $6, $7, $8) ON CONFLICT (batch_id, stage) DO NOTHING",
+                 VALUES ($1, 'pre', $2, $3, NULL, $4, $5, $6, 'system', $7) ON CONFLICT (batch_id, stage) DO NOTHING",
             )
             .bind(p.batch_id)
             .bind(&p.starts_on)
@@ -534,7 +754,6 @@ impl Store {
             .bind(p.notices)
             .bind(p.line_count)
             .bind(p.amount.0)
-            .bind(actor)
             .bind(&at)
             .execute(&mut *c)
             .await?
@@ -542,39 +761,14 @@ impl Store {
         });
         if inserted == 0 {
             tx.rollback().await?;
-            return Ok(());
+            return Ok(None);
         }
-        for l in lines {
-            with_tx!(tx, |c| {
-                sqlx::query("INSERT INTO sichuan_publicity_lines (batch_id, line_id, village, name_masked, id_masked, note, amount_fen, excluded) VALUES ($1, $2, $3, $4, $5, $6, $7, 0)")
-                    .bind(p.batch_id)
-                    .bind(l.line_id)
-                    .bind(&l.village)
-                    .bind(&l.name_masked)
-                    .bind(&l.id_masked)
-                    .bind(&l.note)
-                    .bind(l.amount.0)
-                    .execute(&mut *c)
-                    .await?;
-            });
-        }
-        let detail = serde_json::json!({"starts_on": p.starts_on, "ends_on": p.ends_on, "notices": p.notices, "lines": p.line_count, "amount_fen": p.amount.0});
-        self.append_audit_in(
-            &mut tx,
-            record(
-                actor,
-                "township_clerk",
-                "sichuan.publicity.pre",
-                format!("batch:{}", p.batch_id),
-                detail,
-                &at,
-            ),
-        )
-        .await?;
-        crate::failpoints::hit("sichuan.publicity.before_commit");
-        tx.commit().await?;
-        crate::failpoints::hit("sichuan.publicity.after_commit");
-        Ok(())
+        Ok(Some(PublicityWriter {
+            store: self.clone(),
+            tx,
+            batch_id: p.batch_id,
+            at,
+        }))
     }
 
     /// Record the post-payment publicity (idempotent: the first record stays).
@@ -642,18 +836,55 @@ impl Store {
                 .fetch_all(p)
                 .await?
         });
-        Ok(rows
-            .into_iter()
-            .map(|t| PublicityLine {
-                line_id: t.0,
-                village: t.1,
-                name_masked: t.2,
-                id_masked: t.3,
-                note: t.4,
-                amount: Fen(t.5),
-                excluded: t.6 != 0,
-            })
-            .collect())
+        Ok(rows.into_iter().map(publicity_line).collect())
+    }
+
+    /// Some lines of the pre-payment publicity of a batch (by line id), in line order.
+    pub async fn sichuan_publicity_lines_of(
+        &self,
+        batch_id: i64,
+        line_ids: &[i64],
+    ) -> Result<Vec<PublicityLine>> {
+        let mut out = Vec::new();
+        for id in line_ids {
+            type T = (i64, String, String, String, String, i64, i64);
+            let row: Option<T> = with_pool!(self, |p| {
+                sqlx::query_as("SELECT line_id, village, name_masked, id_masked, note, amount_fen, excluded FROM sichuan_publicity_lines WHERE batch_id = $1 AND line_id = $2")
+                    .bind(batch_id)
+                    .bind(id)
+                    .fetch_optional(p)
+                    .await?
+            });
+            out.extend(row.map(publicity_line));
+        }
+        out.sort_by_key(|l| l.line_id);
+        out.dedup_by_key(|l| l.line_id);
+        Ok(out)
+    }
+
+    /// The lines taken out of a batch's pre-payment publicity (upheld objections), in line
+    /// order.
+    pub async fn sichuan_publicity_excluded(&self, batch_id: i64) -> Result<Vec<PublicityLine>> {
+        type T = (i64, String, String, String, String, i64, i64);
+        let rows: Vec<T> = with_pool!(self, |p| {
+            sqlx::query_as("SELECT line_id, village, name_masked, id_masked, note, amount_fen, excluded FROM sichuan_publicity_lines WHERE batch_id = $1 AND excluded = 1 ORDER BY line_id")
+                .bind(batch_id)
+                .fetch_all(p)
+                .await?
+        });
+        Ok(rows.into_iter().map(publicity_line).collect())
+    }
+
+    /// The (line, amount) of a batch's lines publicised before payment and not taken out,
+    /// in line order: what the dual verification compares, without the masked texts.
+    pub async fn sichuan_publicised(&self, batch_id: i64) -> Result<Vec<(i64, Fen)>> {
+        let rows: Vec<(i64, i64)> = with_pool!(self, |p| {
+            sqlx::query_as("SELECT line_id, amount_fen FROM sichuan_publicity_lines WHERE batch_id = $1 AND excluded = 0 ORDER BY line_id")
+                .bind(batch_id)
+                .fetch_all(p)
+                .await?
+        });
+        Ok(rows.into_iter().map(|(l, a)| (l, Fen(a))).collect())
     }
 
     // ---- objections ------------------------------------------------------------------------
@@ -1054,13 +1285,25 @@ impl Store {
     /// Record a voucher sent to the treasury (sending the same voucher number again keeps the
     /// first record and updates its status).
     pub async fn sichuan_record_voucher(&self, v: &Voucher) -> Result<()> {
+        self.sichuan_record_voucher_for(v, None).await
+    }
+
+    /// [`Store::sichuan_record_voucher`] for a red-letter voucher sent for a line's refund,
+    /// with the refund's request number (the key [`Store::sichuan_refund_voucher`] finds it
+    /// by). A voucher recorded again keeps the request number it was first recorded with.
+    pub async fn sichuan_record_voucher_for(
+        &self,
+        v: &Voucher,
+        request_no: Option<&str>,
+    ) -> Result<()> {
         let at = now();
         crate::failpoints::hit("sichuan.voucher.before_commit");
         with_write!(self, |c| {
             sqlx::query(
-                "INSERT INTO sichuan_vouchers (voucher_no, batch_id, kind, amount_fen, vou_date, sha256, xml, status, status_note, paid_on, at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-                 ON CONFLICT (voucher_no) DO UPDATE SET status = excluded.status, status_note = excluded.status_note, paid_on = excluded.paid_on",
+                "INSERT INTO sichuan_vouchers (voucher_no, batch_id, kind, amount_fen, vou_date, sha256, xml, status, status_note, paid_on, at, request_no) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                 ON CONFLICT (voucher_no) DO UPDATE SET status = excluded.status, status_note = excluded.status_note, paid_on = excluded.paid_on, \
+                 request_no = COALESCE(sichuan_vouchers.request_no, excluded.request_no)",
             )
             .bind(&v.voucher_no)
             .bind(v.batch_id)
@@ -1073,6 +1316,7 @@ impl Store {
             .bind(&v.status_note)
             .bind(v.paid_on.as_deref())
             .bind(&at)
+            .bind(request_no)
             .execute(c)
             .await?;
         });
@@ -1112,6 +1356,42 @@ impl Store {
 
     /// The vouchers of a batch, in the order they were sent.
     pub async fn sichuan_vouchers(&self, batch_id: i64) -> Result<Vec<Voucher>> {
+        let rows: Vec<VoucherTuple> = with_pool!(self, |p| {
+            sqlx::query_as(&format!(
+                "{VOUCHER_SELECT} WHERE batch_id = $1 ORDER BY at, voucher_no"
+            ))
+            .bind(batch_id)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows.into_iter().map(voucher).collect())
+    }
+
+    /// One voucher by its number (the primary key), whatever its batch.
+    pub async fn sichuan_voucher(&self, voucher_no: &str) -> Result<Option<Voucher>> {
+        let row: Option<VoucherTuple> = with_pool!(self, |p| {
+            sqlx::query_as(&format!("{VOUCHER_SELECT} WHERE voucher_no = $1"))
+                .bind(voucher_no)
+                .fetch_optional(p)
+                .await?
+        });
+        Ok(row.map(voucher))
+    }
+
+    /// The first red-letter voucher (in the order sent) of a batch that was sent for the
+    /// refund `request_no`: recorded with it ([`Store::sichuan_record_voucher_for`], by the
+    /// `(batch_id, request_no)` index), or recorded without a request number (before
+    /// migration `0201`, or not a line refund) and carrying it in its text. Reads the
+    /// voucher(s) sent for this request and those without a number, not every voucher of
+    /// the batch (a million-line batch has thousands).
+    pub async fn sichuan_refund_voucher(
+        &self,
+        batch_id: i64,
+        request_no: &str,
+    ) -> Result<Option<Voucher>> {
+        if request_no.is_empty() {
+            return Ok(None);
+        }
         type T = (
             String,
             i64,
@@ -1123,28 +1403,42 @@ impl Store {
             String,
             String,
             Option<String>,
+            Option<String>,
+            String,
         );
+        let cols = "voucher_no, batch_id, kind, amount_fen, vou_date, sha256, xml, status, status_note, paid_on, request_no, at";
         let rows: Vec<T> = with_pool!(self, |p| {
-            sqlx::query_as("SELECT voucher_no, batch_id, kind, amount_fen, vou_date, sha256, xml, status, status_note, paid_on FROM sichuan_vouchers WHERE batch_id = $1 ORDER BY at, voucher_no")
-                .bind(batch_id)
-                .fetch_all(p)
-                .await?
+            sqlx::query_as(&format!(
+                "SELECT {cols} FROM sichuan_vouchers WHERE batch_id = $1 AND request_no = $2 AND kind = 'return' \
+                 UNION ALL SELECT {cols} FROM sichuan_vouchers WHERE batch_id = $1 AND request_no IS NULL AND kind = 'return' \
+                 ORDER BY 12, 1"
+            ))
+            .bind(batch_id)
+            .bind(request_no)
+            .fetch_all(p)
+            .await?
         });
+        let key = request_no.as_bytes();
         Ok(rows
             .into_iter()
-            .map(|t| Voucher {
-                voucher_no: t.0,
-                batch_id: t.1,
-                kind: t.2,
-                amount: Fen(t.3),
-                vou_date: t.4,
-                sha256: t.5,
-                xml: t.6,
-                status: t.7,
-                status_note: t.8,
-                paid_on: t.9,
+            .find(|t| match &t.10 {
+                Some(r) => r == request_no,
+                None => t.6.windows(key.len()).any(|w| w == key),
             })
-            .collect())
+            .map(|t| voucher((t.0, t.1, t.2, t.3, t.4, t.5, t.6, t.7, t.8, t.9))))
+    }
+
+    /// How many lines of a batch were refunded (the `(batch_id, state)` index; a refunded
+    /// line has exactly one refund and stays refunded).
+    pub async fn sichuan_refunded_count(&self, batch_id: i64) -> Result<i64> {
+        Ok(with_pool!(self, |p| {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM payment_lines WHERE batch_id = $1 AND state = 'refunded'",
+            )
+            .bind(batch_id)
+            .fetch_one(p)
+            .await?
+        }))
     }
 
     // ---- bank files ----------------------------------------------------------------------
@@ -1266,6 +1560,19 @@ impl Store {
         }))
     }
 
+    /// The credits of a batch's accepted result files, (line, amount, value date) in file
+    /// then line order: [`Store::sichuan_bank_lines`]' credited lines without the rest.
+    pub async fn sichuan_bank_credits(&self, batch_id: i64) -> Result<Vec<(i64, Fen, String)>> {
+        let rows: Vec<(i64, i64, String)> = with_pool!(self, |p| {
+            sqlx::query_as("SELECT l.line_id, l.amount_fen, l.value_date FROM sichuan_bank_lines l JOIN sichuan_bank_files f ON f.id = l.file_id \
+                            WHERE f.batch_id = $1 AND f.status = 'accepted' AND l.credited = 1 ORDER BY f.id, l.line_id, l.attempt")
+                .bind(batch_id)
+                .fetch_all(p)
+                .await?
+        });
+        Ok(rows.into_iter().map(|(l, a, d)| (l, Fen(a), d)).collect())
+    }
+
     /// Every line of every accepted result file of a batch, in file then line order.
     pub async fn sichuan_bank_lines(&self, batch_id: i64) -> Result<Vec<BankLine>> {
         type T = (i64, i64, i64, i64, Option<String>, String, i64);
@@ -1275,6 +1582,47 @@ impl Store {
                 .bind(batch_id)
                 .fetch_all(p)
                 .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|t| BankLine {
+                line_id: t.0,
+                attempt: t.1,
+                amount: Fen(t.2),
+                credited: t.3 != 0,
+                reason: t.4,
+                value_date: t.5,
+                sms_sent: t.6 != 0,
+            })
+            .collect())
+    }
+
+    /// The lines of a batch's accepted result files (not `except_files`) whose line is still
+    /// in flight at that attempt, in file then line order: what a collection replays
+    /// (results recorded but not applied, e.g. after a crash). Driven by the lines in flight
+    /// (the `(batch_id, state)` index, then each one's bank lines by line id), so a poll
+    /// reads what is open, not every result the batch ever had.
+    pub async fn sichuan_bank_lines_in_flight(
+        &self,
+        batch_id: i64,
+        except_files: &[i64],
+    ) -> Result<Vec<BankLine>> {
+        type T = (i64, i64, i64, i64, Option<String>, String, i64);
+        let except: String = except_files
+            .iter()
+            .map(|id| format!(" AND f.id <> {id}"))
+            .collect();
+        // `CROSS JOIN` keeps SQLite's join order (lines in flight first); PostgreSQL plans
+        // it as an inner join.
+        let sql = format!(
+            "SELECT l.line_id, l.attempt, l.amount_fen, l.credited, l.reason, l.value_date, l.sms_sent \
+             FROM payment_lines p CROSS JOIN sichuan_bank_lines l CROSS JOIN sichuan_bank_files f \
+             WHERE p.batch_id = $1 AND p.state = 'in_flight' AND l.line_id = p.id AND l.attempt = p.attempt \
+             AND f.id = l.file_id AND f.batch_id = $1 AND f.status = 'accepted'{except} \
+             ORDER BY f.id, l.line_id, l.attempt"
+        );
+        let rows: Vec<T> = with_pool!(self, |p| {
+            sqlx::query_as(&sql).bind(batch_id).fetch_all(p).await?
         });
         Ok(rows
             .into_iter()
@@ -1718,5 +2066,169 @@ impl Store {
                 })
             })
             .collect()
+    }
+    /// [`Store::sichuan_statement_lines`] as a stream, in the order statements are handed
+    /// down: grouped by person (blind index and name), the groups ordered by the region of
+    /// the person's first payment (lowest region, then line id), then name, then blind
+    /// index; within a group by region, then line id. The database sorts (a province has a
+    /// million payments: none of them is held here but the rows in the channel), on a
+    /// connection whose temporary storage is files, so SQLite's sorter spills to disk, not
+    /// to memory. Names and codes compare byte-wise on both backends.
+    pub fn sichuan_statement_stream(
+        &self,
+        province: &str,
+        region_prefix: &str,
+        from: &str,
+        to: &str,
+    ) -> StatementStream {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<StatementLine>>>(4);
+        let store = self.clone();
+        let args = (
+            province.to_owned(),
+            format!("{region_prefix}%"),
+            from.to_owned(),
+            to.to_owned(),
+        );
+        let task = tokio::spawn(async move {
+            let sent = tx.clone();
+            if let Err(e) = store.statement_rows(args, tx).await {
+                let _ = sent.send(Err(e)).await;
+            }
+        });
+        StatementStream { rx, task }
+    }
+
+    async fn statement_rows(
+        &self,
+        (province, like, from, to): (String, String, String, String),
+        tx: tokio::sync::mpsc::Sender<Result<Vec<StatementLine>>>,
+    ) -> Result<()> {
+        use futures_util::TryStreamExt;
+        type T = (
+            i64,
+            i64,
+            Vec<u8>,
+            Vec<u8>,
+            String,
+            String,
+            Vec<u8>,
+            String,
+            String,
+            i64,
+            String,
+            Option<String>,
+            Option<String>,
+        );
+        /// Rows sent at a time.
+        const ROWS: usize = 512;
+        let (first, order) = match self.backend() {
+            crate::db::Backend::Sqlite => (
+                "MIN(l.region)",
+                "first_region, name, person_idx, region, id",
+            ),
+            crate::db::Backend::Postgres => (
+                "MIN(l.region COLLATE \"C\")",
+                "first_region COLLATE \"C\", name COLLATE \"C\", person_idx, region COLLATE \"C\", id",
+            ),
+        };
+        let sql = format!(
+            "SELECT id, batch_id, person_idx, id_enc, name, region, account_enc, project_name, period, amount_fen, bank_date, proxy_kind, proxy_name FROM ( \
+             SELECT l.id, b.id AS batch_id, l.person_idx, l.id_enc, l.name, l.region, a.account_enc, b.project_name, l.period, l.amount_fen, a.bank_date, l.proxy_kind, l.proxy_name, \
+             {first} OVER (PARTITION BY l.person_idx, l.name) AS first_region \
+             FROM payment_lines l JOIN batches b ON b.id = l.batch_id JOIN line_attempts a ON a.line_id = l.id AND a.attempt = l.attempt \
+             WHERE b.province = $1 AND b.region LIKE $2 AND l.state = 'credited' AND a.outcome = 'credited' AND a.bank_date >= $3 AND a.bank_date <= $4 \
+             ) s ORDER BY {order}"
+        );
+        let open = |t: T| -> Result<StatementLine> {
+            let idx: BlindIndex =
+                t.2.as_slice()
+                    .try_into()
+                    .map_err(|_| StoreError::corrupt("payment_lines.person_idx"))?;
+            Ok(StatementLine {
+                person_key: hex::encode(idx),
+                resident_id: open_str(&self.vault, "payment_lines.id", &idx, &t.3)?,
+                name: t.4,
+                region: t.5,
+                account: open_str(&self.vault, "line_attempts.account", &idx, &t.6)?,
+                project_name: t.7,
+                period: t.8,
+                amount: Fen(t.9),
+                bank_date: t.10,
+                proxy_kind: t.11,
+                proxy_name: t.12,
+                line_id: t.0,
+                batch_id: t.1,
+            })
+        };
+        let mut buf = Vec::with_capacity(ROWS);
+        macro_rules! drain {
+            ($rows:expr) => {{
+                let mut rows = $rows;
+                while let Some(t) = rows.try_next().await? {
+                    buf.push(open(t)?);
+                    if buf.len() == ROWS {
+                        let page = std::mem::replace(&mut buf, Vec::with_capacity(ROWS));
+                        if tx.send(Ok(page)).await.is_err() {
+                            // The reader stopped: nothing more to read.
+                            return Ok(());
+                        }
+                    }
+                }
+            }};
+        }
+        match &self.pool {
+            crate::db::Pool::Sqlite(pool) => {
+                let mut conn = pool.acquire().await?;
+                // A connection last used by a bulk transaction keeps `temp_store = MEMORY`
+                // (see `SQLITE_BEGIN_BULK`): this sort must spill to files.
+                sqlx::query("PRAGMA temp_store = DEFAULT")
+                    .execute(&mut *conn)
+                    .await?;
+                drain!(
+                    sqlx::query_as::<_, T>(&sql)
+                        .bind(&province)
+                        .bind(&like)
+                        .bind(&from)
+                        .bind(&to)
+                        .fetch(&mut *conn)
+                );
+            }
+            crate::db::Pool::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                drain!(
+                    sqlx::query_as::<_, T>(&sql)
+                        .bind(&province)
+                        .bind(&like)
+                        .bind(&from)
+                        .bind(&to)
+                        .fetch(&mut *conn)
+                );
+            }
+        }
+        if !buf.is_empty() {
+            let _ = tx.send(Ok(buf)).await;
+        }
+        Ok(())
+    }
+}
+
+/// The credited payments of [`Store::sichuan_statement_stream`], read as the database
+/// delivers them (a background task reads, decrypts and hands over a few hundred rows at a
+/// time; dropping the stream stops it).
+pub struct StatementStream {
+    rx: tokio::sync::mpsc::Receiver<Result<Vec<StatementLine>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StatementStream {
+    /// The next rows, in order; `None` at the end.
+    pub async fn next_rows(&mut self) -> Result<Option<Vec<StatementLine>>> {
+        self.rx.recv().await.transpose()
+    }
+}
+
+impl Drop for StatementStream {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

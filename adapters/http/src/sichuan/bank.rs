@@ -224,85 +224,89 @@ impl FileDropBank {
         records: &[InstructionRecord],
     ) -> Result<Written, PortError> {
         if records.is_empty() {
-            return Err(PortError::new(
-                SYSTEM,
-                "发放指令没有明细 (empty instruction)",
-                false,
-            ));
+            return Err(empty_instruction());
         }
         let count = records.len() as u64;
         let total: Fen = records.iter().map(|r| r.amount).sum();
-        let mut keys: Vec<(i64, u32)> = records.iter().map(|r| (r.line_id, r.attempt)).collect();
-        keys.sort_unstable();
-        let head_fields = [
-            field(&h.order_no, "发放单号")?,
-            h.pay_date.format("%Y%m%d").to_string(),
-            field(&h.department, "委托单位")?,
-            field(&h.zb_account_no, "零余额账号")?,
-            field(&h.zb_account_name, "零余额账户名称")?,
-            field(&h.agreement_no, "代发协议编号")?,
-            field(&h.bank, "合作银行")?,
-            field(&h.project_code, "项目代码")?,
-            field(&h.project_name, "项目名称")?,
-        ];
-        let mut body = String::new();
-        for (n, r) in records.iter().enumerate() {
-            body.push_str(&format!(
-                "D|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}\r\n",
-                n + 1,
-                r.line_id,
-                r.attempt,
-                field(&r.holder, "户名")?,
-                field(&r.id_no, "证件号码")?,
-                field(&r.account, "账号")?,
-                field(&r.card_bank, "发卡银行")?,
-                r.amount,
-                field(&r.phone, "手机号码")?,
-                field(&r.beneficiary, "实际享受人")?,
-                field(&r.proxy_kind, "代领类型")?,
-                field(&r.sms, "短信内容")?,
-            ));
+        let keys: Vec<(i64, u32)> = records.iter().map(|r| (r.line_id, r.attempt)).collect();
+        // The header and every record are checked before anything is written or found
+        // written.
+        head_fields(h)?;
+        for r in records {
+            record_line(0, r)?;
         }
-        body.push_str(&format!("T|{count}|{total}\r\n"));
+        let mut w = self.begin_instruction(h, count, total, keys)?;
+        for r in records {
+            w.push(r)?;
+        }
+        w.finish()
+    }
+
+    /// [`FileDropBank::write_instruction`] written as the records come (a province-scale
+    /// instruction has hundreds of thousands of lines; none of them, nor the file's text, is
+    /// held whole): the header needs the instruction's `count` and `total` and the
+    /// idempotency check its (line, attempt) `keys`, known before the records; each record
+    /// is then [`InstructionWriter::push`]ed in order and the file is renamed into the drop
+    /// by [`InstructionWriter::finish`], which checks that the records pushed add up to
+    /// `count` and `total`. The same bytes as `write_instruction`.
+    pub fn begin_instruction(
+        &self,
+        h: &InstructionHeader,
+        count: u64,
+        total: Fen,
+        mut keys: Vec<(i64, u32)>,
+    ) -> Result<InstructionWriter, PortError> {
+        if count == 0 || keys.is_empty() {
+            return Err(empty_instruction());
+        }
+        keys.sort_unstable();
+        let head_fields = head_fields(h)?;
         let existing = self.instructions_of(&h.order_no)?;
         for p in &existing {
-            let bytes = std::fs::read(p).map_err(|e| io_err("读取", p, e))?;
-            if let Some(mut k) = instruction_keys(&bytes) {
+            if let Some((mut k, sha256)) = instruction_keys_of(p)? {
                 k.sort_unstable();
                 if k == keys {
-                    return Ok(Written {
-                        file_name: p
-                            .file_name()
-                            .map(|n| n.to_string_lossy().into_owned())
-                            .unwrap_or_default(),
-                        sha256: sha256_hex(&bytes),
-                        count,
-                        total,
-                        already: true,
+                    return Ok(InstructionWriter {
+                        expect: (count, total),
+                        pushed: (0, Fen(0)),
+                        out: Out::Already(Written {
+                            file_name: p
+                                .file_name()
+                                .map(|n| n.to_string_lossy().into_owned())
+                                .unwrap_or_default(),
+                            sha256,
+                            count,
+                            total,
+                            already: true,
+                        }),
                     });
                 }
             }
         }
         let seq = format!("{:02}", existing.len() + 1);
         let [order, date, rest @ ..] = head_fields;
-        let text = format!(
-            "H|{INSTRUCTION_VERSION}|{order}|{seq}|{date}|{}|{count}|{total}\r\n{body}",
+        let head = format!(
+            "H|{INSTRUCTION_VERSION}|{order}|{seq}|{date}|{}|{count}|{total}\r\n",
             rest.join("|")
         );
-        let bytes = to_gb18030(&text);
         let name = format!("ZF_{}_{seq}.txt", h.order_no);
         let dir = self.to_bank();
         let tmp = dir.join(format!("{name}.tmp"));
         let dest = dir.join(&name);
-        std::fs::write(&tmp, &bytes).map_err(|e| io_err("写入", &tmp, e))?;
-        std::fs::rename(&tmp, &dest).map_err(|e| io_err("重命名", &dest, e))?;
-        Ok(Written {
-            file_name: name,
-            sha256: sha256_hex(&bytes),
-            count,
-            total,
-            already: false,
-        })
+        let file = std::fs::File::create(&tmp).map_err(|e| io_err("写入", &tmp, e))?;
+        let mut w = InstructionWriter {
+            expect: (count, total),
+            pushed: (0, Fen(0)),
+            out: Out::File {
+                file: std::io::BufWriter::with_capacity(1 << 16, file),
+                sha: Sha256::new(),
+                tmp,
+                dest,
+                name,
+            },
+        };
+        w.write(&head)?;
+        Ok(w)
     }
 
     /// Read (without moving) every result file of `order_no` waiting in the drop, in name
@@ -384,16 +388,195 @@ impl FileDropBank {
     }
 }
 
-/// The (line, attempt) pairs of an instruction file this side wrote.
-fn instruction_keys(bytes: &[u8]) -> Option<Vec<(i64, u32)>> {
-    let text = from_gb18030(bytes)?;
-    text.lines()
-        .filter(|l| l.starts_with("D|"))
-        .map(|l| {
-            let f: Vec<&str> = l.split('|').collect();
-            Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?))
-        })
-        .collect()
+fn empty_instruction() -> PortError {
+    PortError::new(SYSTEM, "发放指令没有明细 (empty instruction)", false)
+}
+
+/// An instruction header's fields, each checked: order, date, then the rest in order.
+fn head_fields(h: &InstructionHeader) -> Result<[String; 9], PortError> {
+    Ok([
+        field(&h.order_no, "发放单号")?,
+        h.pay_date.format("%Y%m%d").to_string(),
+        field(&h.department, "委托单位")?,
+        field(&h.zb_account_no, "零余额账号")?,
+        field(&h.zb_account_name, "零余额账户名称")?,
+        field(&h.agreement_no, "代发协议编号")?,
+        field(&h.bank, "合作银行")?,
+        field(&h.project_code, "项目代码")?,
+        field(&h.project_name, "项目名称")?,
+    ])
+}
+
+/// An instruction's `D` line (number `n`), each field checked.
+fn record_line(n: u64, r: &InstructionRecord) -> Result<String, PortError> {
+    Ok(format!(
+        "D|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}\r\n",
+        n,
+        r.line_id,
+        r.attempt,
+        field(&r.holder, "户名")?,
+        field(&r.id_no, "证件号码")?,
+        field(&r.account, "账号")?,
+        field(&r.card_bank, "发卡银行")?,
+        r.amount,
+        field(&r.phone, "手机号码")?,
+        field(&r.beneficiary, "实际享受人")?,
+        field(&r.proxy_kind, "代领类型")?,
+        field(&r.sms, "短信内容")?,
+    ))
+}
+
+enum Out {
+    /// A file of the order already carries these payments: records are only checked.
+    Already(Written),
+    File {
+        file: std::io::BufWriter<std::fs::File>,
+        sha: Sha256,
+        tmp: PathBuf,
+        dest: PathBuf,
+        name: String,
+    },
+    Done,
+}
+
+/// A payment instruction being written (see [`FileDropBank::begin_instruction`]). Dropped
+/// before [`InstructionWriter::finish`], it removes its temporary file: nothing reaches the
+/// drop.
+pub struct InstructionWriter {
+    expect: (u64, Fen),
+    pushed: (u64, Fen),
+    out: Out,
+}
+
+impl InstructionWriter {
+    /// Whether an instruction with exactly these payments was found written already.
+    pub fn already(&self) -> bool {
+        matches!(self.out, Out::Already(_))
+    }
+
+    fn write(&mut self, text: &str) -> Result<(), PortError> {
+        use std::io::Write as _;
+        if let Out::File { file, sha, tmp, .. } = &mut self.out {
+            let bytes = to_gb18030(text);
+            sha.update(&bytes);
+            file.write_all(&bytes).map_err(|e| io_err("写入", tmp, e))?;
+        }
+        Ok(())
+    }
+
+    /// The next record (numbered in the order pushed), its fields checked.
+    pub fn push(&mut self, r: &InstructionRecord) -> Result<(), PortError> {
+        let line = record_line(self.pushed.0 + 1, r)?;
+        self.pushed.0 += 1;
+        self.pushed.1 += r.amount;
+        self.write(&line)
+    }
+
+    /// Write the trailer and move the file into the drop (or, when it was written already,
+    /// the earlier file's name and hash).
+    pub fn finish(mut self) -> Result<Written, PortError> {
+        let (count, total) = self.expect;
+        if self.pushed != self.expect {
+            return Err(PortError::new(
+                SYSTEM,
+                format!(
+                    "发放指令写入{}笔{}元，与文件头{count}笔{total}元不符 (records do not add up to the header)",
+                    self.pushed.0, self.pushed.1
+                ),
+                false,
+            ));
+        }
+        self.write(&format!("T|{count}|{total}\r\n"))?;
+        match std::mem::replace(&mut self.out, Out::Done) {
+            Out::Already(w) => Ok(w),
+            Out::File {
+                file,
+                sha,
+                tmp,
+                dest,
+                name,
+            } => {
+                let file = file
+                    .into_inner()
+                    .map_err(|e| io_err("写入", &tmp, e.into_error()))?;
+                file.sync_all().ok();
+                drop(file);
+                if let Err(e) = std::fs::rename(&tmp, &dest) {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(io_err("重命名", &dest, e));
+                }
+                Ok(Written {
+                    file_name: name,
+                    sha256: hex(&sha.finalize()),
+                    count,
+                    total,
+                    already: false,
+                })
+            }
+            Out::Done => Err(PortError::new(SYSTEM, "发放指令已写完", false)),
+        }
+    }
+}
+
+impl Drop for InstructionWriter {
+    fn drop(&mut self) {
+        if let Out::File { tmp, .. } = &self.out {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+/// The (line, attempt) pairs of an instruction file this side wrote and the file's SHA-256,
+/// read a block at a time (`None` when it is not such a file: not GB18030, or a `D` line
+/// without a line id and attempt).
+fn instruction_keys_of(path: &Path) -> Result<Option<(Vec<(i64, u32)>, String)>, PortError> {
+    use std::io::Read as _;
+    let mut f = std::fs::File::open(path).map_err(|e| io_err("读取", path, e))?;
+    let mut decoder = encoding_rs::GB18030.new_decoder_without_bom_handling();
+    let mut sha = Sha256::new();
+    let mut keys = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut text = String::new();
+    let mut ok = true;
+    loop {
+        let n = f.read(&mut buf).map_err(|e| io_err("读取", path, e))?;
+        let last = n == 0;
+        sha.update(&buf[..n]);
+        if ok {
+            let src = &buf[..n];
+            let need = decoder
+                .max_utf8_buffer_length_without_replacement(src.len())
+                .unwrap_or(src.len() * 4 + 16);
+            text.reserve(need);
+            let (res, _) = decoder.decode_to_string_without_replacement(src, &mut text, last);
+            if !matches!(res, encoding_rs::DecoderResult::InputEmpty) {
+                ok = false;
+            }
+            // Complete lines (the last one too at the end of the file).
+            let upto = if last {
+                text.len()
+            } else {
+                text.rfind('\n').map_or(0, |i| i + 1)
+            };
+            for l in text[..upto].lines() {
+                if l.starts_with("D|") {
+                    let f: Vec<&str> = l.split('|').collect();
+                    match (
+                        f.get(2).and_then(|x| x.parse::<i64>().ok()),
+                        f.get(3).and_then(|x| x.parse::<u32>().ok()),
+                    ) {
+                        (Some(a), Some(b)) => keys.push((a, b)),
+                        _ => ok = false,
+                    }
+                }
+            }
+            text.drain(..upto);
+        }
+        if last {
+            break;
+        }
+    }
+    Ok(ok.then(|| (keys, hex(&sha.finalize()))))
 }
 
 type Parsed = (String, Vec<ResultRecord>, Fen);

@@ -160,15 +160,16 @@ pub struct Instruction {
 /// The bank's reading of an instruction file (public for the fuzz targets, `tests/fuzz`).
 pub fn read_instruction(bytes: &[u8]) -> Result<Instruction, String> {
     let text = from_gb18030(bytes).ok_or("不是GB18030编码")?;
-    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('|').collect()).collect();
-    let head = rows.first().ok_or("空文件")?;
+    // Each line split as it is read (a province-scale instruction has hundreds of thousands).
+    let mut rows = text.lines().map(|l| l.split('|').collect::<Vec<&str>>());
+    let head = rows.next().ok_or("空文件")?;
     if head.len() != 14 || head[0] != "H" || head[1] != "SCZF1.0" {
         return Err("文件头无效".into());
     }
     let pay_date = NaiveDate::parse_from_str(head[4], "%Y%m%d").map_err(|_| "发放日期无效")?;
     let mut lines = Vec::new();
     let mut trailer = None;
-    for r in &rows[1..] {
+    for r in rows {
         match r[0] {
             "D" if r.len() == 13 && trailer.is_none() => lines.push(Line {
                 line_id: r[2].to_owned(),
@@ -266,9 +267,10 @@ struct ResultLine {
 /// A result file: the header's order, sequence and value date, the lines (numbered and
 /// totalled when written, so the header and trailer always agree with them).
 fn render_result(order: &str, seq: &str, date: &str, lines: &[ResultLine]) -> Vec<u8> {
-    let mut body = String::new();
+    use std::fmt::Write as _;
+    // The totals first, then the header and lines written once into one text.
     let (mut ok_n, mut ok_t, mut bad_n, mut bad_t) = (0u64, Fen(0), 0u64, Fen(0));
-    for (n, l) in lines.iter().enumerate() {
+    for l in lines {
         if l.status == "0" {
             ok_n += 1;
             ok_t += l.amount;
@@ -276,7 +278,17 @@ fn render_result(order: &str, seq: &str, date: &str, lines: &[ResultLine]) -> Ve
             bad_n += 1;
             bad_t += l.amount;
         }
-        body.push_str(&format!(
+    }
+    let count = lines.len();
+    let total = ok_t + bad_t;
+    let mut text = String::with_capacity(64 + lines.len() * 64);
+    let _ = write!(
+        text,
+        "H|SCHP1.0|{order}|{seq}|{date}|{count}|{total}|{ok_n}|{ok_t}|{bad_n}|{bad_t}\r\n"
+    );
+    for (n, l) in lines.iter().enumerate() {
+        let _ = write!(
+            text,
             "D|{}|{}|{}|{}|{}|{}|{}|{}|{date}|{}\r\n",
             n + 1,
             l.line_id,
@@ -287,13 +299,10 @@ fn render_result(order: &str, seq: &str, date: &str, lines: &[ResultLine]) -> Ve
             l.code,
             l.why,
             u8::from(l.sms)
-        ));
+        );
     }
-    let count = lines.len();
-    let total = ok_t + bad_t;
-    gb18030(&format!(
-        "H|SCHP1.0|{order}|{seq}|{date}|{count}|{total}|{ok_n}|{ok_t}|{bad_n}|{bad_t}\r\n{body}T|{count}|{total}\r\n"
-    ))
+    let _ = write!(text, "T|{count}|{total}\r\n");
+    gb18030(&text)
 }
 
 /// The bank's own reading of a full copy it wrote: (order, seq, date, lines).
@@ -529,7 +538,9 @@ impl BankSim {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let bytes = std::fs::read(&path).map_err(io(&path))?;
-            let ins = match read_instruction(&bytes) {
+            let read = read_instruction(&bytes);
+            drop(bytes);
+            let mut ins = match read {
                 Ok(i) => i,
                 Err(reason) => {
                     move_into(&path, &to_bank.join("rejected"))?;
@@ -539,8 +550,9 @@ impl BankSim {
             };
             let date = ins.pay_date.format("%Y%m%d").to_string();
             let mut lines = Vec::with_capacity(ins.lines.len());
-            for l in &ins.lines {
-                let failure = self.outcome(&ins.order, l);
+            // Each instruction line taken as it is paid (its texts freed as it goes).
+            for l in std::mem::take(&mut ins.lines) {
+                let failure = self.outcome(&ins.order, &l);
                 let (status, code, why, sms) = match failure {
                     None => {
                         round.credited += 1;
@@ -555,9 +567,9 @@ impl BankSim {
                     }
                 };
                 lines.push(ResultLine {
-                    line_id: l.line_id.clone(),
+                    line_id: l.line_id,
                     attempt: l.attempt.to_string(),
-                    account: l.account.clone(),
+                    account: l.account,
                     amount: l.amount,
                     status: status.into(),
                     code: code.into(),
@@ -566,6 +578,7 @@ impl BankSim {
                 });
             }
             let full = render_result(&ins.order, &ins.seq, &date, &lines);
+            drop(lines);
             let result_name = format!("HP_{}_{}.txt", ins.order, ins.seq);
             atomic_write(&sent.join(&result_name), &full)?;
             let first_for_order = listing(&sent, &format!("HP_{}_", ins.order), ".txt")?.len() == 1;

@@ -21,7 +21,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::NaiveDate;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use ykt_kernel::Fen;
 
@@ -54,6 +54,18 @@ pub struct Kept {
 #[derive(Debug, Default)]
 struct Books {
     vouchers: BTreeMap<String, Kept>,
+    /// Per original voucher number, the sum of `-amount` of the vouchers paid against it
+    /// (what red-letter vouchers have returned of it): kept as vouchers are paid, so a
+    /// return is checked without summing every voucher kept (thousands in a province-scale
+    /// run, one red-letter voucher per refunded line).
+    returned: HashMap<String, Fen>,
+}
+
+impl Books {
+    /// A voucher kept with status `paid` (on arrival, or when a status query finds it paid).
+    fn paid(returned: &mut HashMap<String, Fen>, k: &Kept) {
+        *returned.entry(k.ori_voucher_no.clone()).or_default() += -k.amount;
+    }
 }
 
 /// The simulated treasury.
@@ -278,12 +290,7 @@ impl TreasurySim {
             if orig.status != "paid" || orig.amount.is_negative() {
                 return rejection(&no, &format!("原凭证{}未拨付，不能退回", p.ori));
             }
-            let returned: Fen = books
-                .vouchers
-                .values()
-                .filter(|k| k.ori_voucher_no == p.ori && k.status == "paid")
-                .map(|k| -k.amount)
-                .sum();
+            let returned: Fen = books.returned.get(&p.ori).copied().unwrap_or_default();
             if returned + (-p.amount) > orig.amount {
                 return rejection(
                     &no,
@@ -302,6 +309,9 @@ impl TreasurySim {
             kept.desc = "已拨付至单位零余额账户".into();
         }
         let body = receipt_of(&kept);
+        if kept.status == "paid" {
+            Books::paid(&mut books.returned, &kept);
+        }
         books.vouchers.insert(no, kept);
         xml_response(StatusCode::OK, body)
     }
@@ -315,6 +325,7 @@ async fn status(State(t): State<TreasurySim>, Path(no): Path<String>) -> Respons
     let Ok(mut books) = t.books.lock() else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
+    let books = &mut *books;
     let Some(k) = books.vouchers.get_mut(&no) else {
         return xml_response(
             StatusCode::NOT_FOUND,
@@ -332,6 +343,7 @@ async fn status(State(t): State<TreasurySim>, Path(no): Path<String>) -> Respons
         } else {
             k.status = "paid".into();
             k.desc = "已拨付至单位零余额账户".into();
+            Books::paid(&mut books.returned, k);
         }
     }
     xml_response(StatusCode::OK, receipt_of(k))

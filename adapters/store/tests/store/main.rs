@@ -8,3 +8,4 @@ mod henan_detail;
 mod imports;
 mod pii;
 mod schema;
+mod sichuan;

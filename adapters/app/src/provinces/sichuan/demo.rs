@@ -502,8 +502,11 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
     counties.sort();
     counties.dedup();
     let sims_dir = out.join("银行文件交换");
-    let first_lines = sc.store.lines(first.id, 0, i64::MAX).await?;
-    let village = first_lines
+    // The first line only (a province-scale batch has hundreds of thousands).
+    let village = sc
+        .store
+        .lines(first.id, 0, 1)
+        .await?
         .first()
         .map(|l| ops::village_of(&l.region))
         .unwrap_or_else(|| first.region.clone());
@@ -513,23 +516,33 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
 
     // Seeded faults: which line's account is wrong (paid again after correction), which
     // account is closed (refunded), which order's result file is repeated, which truncated.
-    let pick = |lines: &[ykt_store::payments::LineRow], rng: &mut StdRng| {
-        lines.choose(rng).map(|l| (l.id, l.account.clone()))
+    // Picked among the batches' line ids (in row order, as the lines are listed), and only
+    // the picked lines read and decrypted: the same draws as over the lines themselves.
+    let account_of = async |batch: i64, id: i64| -> anyhow::Result<BankAccount> {
+        sc.store
+            .line(batch, id)
+            .await?
+            .map(|l| l.account)
+            .ok_or_else(|| anyhow!("批次{batch}没有明细{id}"))
     };
     let b_fail = &batches[0];
     let b_refund = batches.get(1).unwrap_or(&batches[0]).clone();
     let b_recover = batches.get(2).unwrap_or(&batches[0]).clone();
-    let fail_lines = sc.store.lines(b_fail.id, 0, i64::MAX).await?;
-    let refund_lines = sc.store.lines(b_refund.id, 0, i64::MAX).await?;
-    let (wrong_line, wrong_account) =
-        pick(&fail_lines, &mut rng).ok_or_else(|| anyhow!("批次{}没有明细", b_fail.id))?;
-    let closed = refund_lines
-        .iter()
-        .filter(|l| l.id != wrong_line)
+    let fail_ids = sc.store.line_ids(b_fail.id).await?;
+    let wrong_line = *fail_ids
+        .choose(&mut rng)
+        .ok_or_else(|| anyhow!("批次{}没有明细", b_fail.id))?;
+    let wrong_account = account_of(b_fail.id, wrong_line).await?;
+    let closed_id = *sc
+        .store
+        .line_ids(b_refund.id)
+        .await?
+        .into_iter()
+        .filter(|id| *id != wrong_line)
         .collect::<Vec<_>>()
         .choose(&mut rng)
-        .map(|l| (l.id, l.account.clone()))
         .ok_or_else(|| anyhow!("批次{}没有明细", b_refund.id))?;
+    let closed = (closed_id, account_of(b_refund.id, closed_id).await?);
     let sims = Simulators::start(
         &sims_dir,
         SimConfig {
@@ -589,11 +602,12 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
     }
     clock.set(at(2));
     outln!("[{}] 公示期内收到异议", day(clock.today()));
-    let target = fail_lines
+    let target = fail_ids
         .iter()
-        .find(|l| l.id != wrong_line)
-        .map(|l| l.id)
+        .copied()
+        .find(|id| *id != wrong_line)
         .ok_or_else(|| anyhow!("批次{}明细太少", b_fail.id))?;
+    drop(fail_ids);
     let o1 = ops::raise_objection(
         &p,
         b_fail.id,
@@ -875,13 +889,20 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
 
     // A deceased person's payment recovered, then the month end.
     clock.set(at(12));
-    let dead = sc
-        .store
-        .lines(b_recover.id, 0, i64::MAX)
-        .await?
-        .into_iter()
-        .rfind(|l| l.state == ykt_kernel::LineState::Credited && l.proxy_kind.is_none())
-        .ok_or_else(|| anyhow!("批次{}没有已到账明细", b_recover.id))?;
+    // The last credited line paid in person, read from the end a page at a time.
+    let mut dead = None;
+    for page in sc.store.line_ids(b_recover.id).await?.rchunks(1000) {
+        dead = sc
+            .store
+            .lines_by_id(b_recover.id, page)
+            .await?
+            .into_iter()
+            .rfind(|l| l.state == ykt_kernel::LineState::Credited && l.proxy_kind.is_none());
+        if dead.is_some() {
+            break;
+        }
+    }
+    let dead = dead.ok_or_else(|| anyhow!("批次{}没有已到账明细", b_recover.id))?;
     let amount = ops::recover(
         &p,
         b_recover.id,
@@ -921,15 +942,15 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
 
     crate::bench::phase("statements, reports");
     // Statements and artifacts.
-    let st = ops::statements(&p, month, Some(&scope)).await?;
+    let statements = write_statements(&p, &out, &month, &scope).await?;
     outln!(
         "[{}] 出具对账单{}份（{}）",
         day(clock.today()),
-        st.len(),
+        statements,
         sc.settings.statement_frequency.label_zh()
     );
     let mask = sc.province.mask_policy();
-    write_artifacts(&p, &sims, &out, &batches, &month, &st, &[before, after]).await?;
+    write_artifacts(&p, &sims, &out, &batches, &[before, after]).await?;
     let (sum, bad) = sc.store.ledger_check().await?;
     let zb: ykt_kernel::Fen = sc
         .store
@@ -951,13 +972,53 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The month's statements written to `对账单_<month>.txt` as they are built, a thousand at a
+/// time (one per beneficiary paid: a province-scale run has a million), the same text as
+/// rendering them all at once. Returns how many there were.
+async fn write_statements(
+    p: &Platform,
+    out: &Path,
+    month: &Period,
+    scope: &RegionCode,
+) -> anyhow::Result<usize> {
+    use std::io::Write as _;
+    let sc = &p.sc;
+    let path = out.join(format!("对账单_{month}.txt"));
+    let ctx = || format!("无法写入 {}", path.display());
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).with_context(ctx)?);
+    let mut failed = None;
+    let mut first = true;
+    let freq = sc.settings.statement_frequency.label_zh();
+    let n = ops::statements_each(p, *month, Some(scope), ops::STATEMENT_PAGE, |chunk| {
+        if failed.is_some() {
+            return Ok(());
+        }
+        let sep = if first {
+            Ok(())
+        } else {
+            writeln!(f, "{}", "=".repeat(72))
+        };
+        first = false;
+        if let Err(e) =
+            sep.and_then(|()| f.write_all(render::statements(month, freq, chunk).as_bytes()))
+        {
+            failed = Some(e);
+        }
+        Ok(())
+    })
+    .await?;
+    if let Some(e) = failed {
+        return Err(e).with_context(ctx);
+    }
+    f.flush().with_context(ctx)?;
+    Ok(n)
+}
+
 async fn write_artifacts(
     p: &Platform,
     sims: &Simulators,
     out: &Path,
     batches: &[BatchRow],
-    month: &Period,
-    st: &[ops::Statement],
     checks: &[ops::MonthEndReport],
 ) -> anyhow::Result<()> {
     let sc = &p.sc;
@@ -1023,8 +1084,12 @@ async fn write_artifacts(
     write(&out.join("银行文件记录.txt"), &files)?;
     write(&out.join("异议处理.txt"), &objections)?;
     write(&out.join("双向验证.txt"), &verification)?;
-    for n in sc.store.notices(None).await? {
-        if batches.iter().any(|b| n.id.starts_with(&b.order_no)) {
+    // One notice read at a time (the village lists hold every line of every batch).
+    for id in sc.store.notice_ids(None).await? {
+        if !batches.iter().any(|b| id.starts_with(&b.order_no)) {
+            continue;
+        }
+        if let Some(n) = sc.store.notice(&id).await? {
             write(
                 &out.join("公示").join(format!("{}.txt", n.id)),
                 &format!(
@@ -1052,25 +1117,6 @@ async fn write_artifacts(
             .collect::<Vec<_>>()
             .join("\n"),
     )?;
-    // Written a thousand statements at a time (one per beneficiary paid: a province-scale
-    // run has a million), the same text as rendering them all at once.
-    {
-        use std::io::Write as _;
-        let path = out.join(format!("对账单_{month}.txt"));
-        let ctx = || format!("无法写入 {}", path.display());
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).with_context(ctx)?);
-        for (i, chunk) in st.chunks(1000).enumerate() {
-            if i > 0 {
-                writeln!(f, "{}", "=".repeat(72)).with_context(ctx)?;
-            }
-            f.write_all(
-                render::statements(month, sc.settings.statement_frequency.label_zh(), chunk)
-                    .as_bytes(),
-            )
-            .with_context(ctx)?;
-        }
-        f.flush().with_context(ctx)?;
-    }
     // The gateway's log rendered a message at a time into the file (a province-scale run
     // sends a million).
     {

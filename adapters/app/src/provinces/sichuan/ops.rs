@@ -191,9 +191,13 @@ pub struct VillageTotal {
 
 /// The batch's lines summed per village, in village order.
 pub async fn village_totals(sc: &Sichuan, b: &BatchRow) -> R<Vec<VillageTotal>> {
+    // Summed per region by the database, then per village (issue #8: the batch was read and
+    // decrypted whole for its sums).
     let mut by: BTreeMap<String, Totals> = BTreeMap::new();
-    for l in sc.store.lines(b.id, 0, i64::MAX).await? {
-        by.entry(village_of(&l.region)).or_default().add(l.amount);
+    for (region, t) in sc.store.region_totals(b.id).await? {
+        let v = by.entry(village_of(&region)).or_default();
+        v.count += t.count;
+        v.amount += t.amount;
     }
     let mut places = Places::default();
     let mut out = Vec::new();
@@ -945,12 +949,37 @@ pub struct Statement {
 
 /// The statements of a period (乐山办法 四(六): "按月、按季或按年将补贴资金发放明细告知享受对
 /// 象"): one per beneficiary paid in the period (by the bank's value date), each payment with
-/// project, 属期, amount and date; recoveries are shown against the payment.
+/// project, 属期, amount and date; recoveries are shown against the payment. In the order
+/// they go down through townships and villages (the village of the person's first payment,
+/// then name).
 pub async fn statements(
     p: &Platform,
     period: Period,
     scope: Option<&RegionCode>,
 ) -> R<Vec<Statement>> {
+    let mut out = Vec::new();
+    statements_each(p, period, scope, STATEMENT_PAGE, |page| {
+        out.extend_from_slice(page);
+        Ok(())
+    })
+    .await?;
+    Ok(out)
+}
+
+/// Statements handed over at a time by [`statements_each`] in the demo.
+pub const STATEMENT_PAGE: usize = 1000;
+
+/// [`statements`] a page of `page_size` statements at a time (the last page may be
+/// shorter), in the same order, without building them all: the database orders the
+/// province's payments (a million of them at province scale) and each statement is built
+/// from its person's rows as they arrive. Returns how many statements there were.
+pub async fn statements_each(
+    p: &Platform,
+    period: Period,
+    scope: Option<&RegionCode>,
+    page_size: usize,
+    mut each: impl FnMut(&[Statement]) -> R<()>,
+) -> R<usize> {
     let prefix = scope.map(|r| r.prefix()).unwrap_or("");
     let freq = p.sc.settings.statement_frequency;
     if !freq.accepts(&period) {
@@ -966,15 +995,6 @@ pub async fn statements(
         )));
     }
     let mask = p.sc.province.mask_policy();
-    let lines =
-        p.sc.store
-            .sichuan_statement_lines(
-                ykt_province_sichuan::CODE,
-                prefix,
-                &day(period.start_date()),
-                &day(period.end_date()),
-            )
-            .await?;
     let recoveries: HashMap<i64, ykt_store::sichuan::Recovery> =
         p.sc.store
             .sichuan_recoveries(prefix)
@@ -982,74 +1002,113 @@ pub async fn statements(
             .into_iter()
             .map(|r| (r.line_id, r))
             .collect();
-    let mut by: BTreeMap<(String, String), Vec<&ykt_store::sichuan::StatementLine>> =
-        BTreeMap::new();
-    for l in &lines {
-        by.entry((l.person_key.clone(), l.name.clone()))
-            .or_default()
-            .push(l);
-    }
+    let mut rows = p.sc.store.sichuan_statement_stream(
+        ykt_province_sichuan::CODE,
+        prefix,
+        &day(period.start_date()),
+        &day(period.end_date()),
+    );
     let mut places = Places::default();
-    let mut out = Vec::new();
-    for ((_, name), ls) in by {
-        let first = ls[0];
-        let receipt = first.proxy_kind.as_deref() == Some("代领");
-        let proxy = first
-            .proxy_name
-            .as_deref()
-            .map(|n| mask.name(n))
-            .unwrap_or_default();
-        let mut items = Vec::new();
-        let mut total = Fen(0);
-        for l in &ls {
-            total += l.amount;
+    let mut page: Vec<Statement> = Vec::with_capacity(page_size.min(4096));
+    let mut count = 0usize;
+    // One person's payments (consecutive in the stream), first payment first.
+    let mut group: Vec<ykt_store::sichuan::StatementLine> = Vec::new();
+    loop {
+        let next = rows.next_rows().await?;
+        let done = next.is_none();
+        for l in next
+            .into_iter()
+            .flatten()
+            .map(Some)
+            .chain(done.then_some(None))
+        {
+            let same = match (&l, group.first()) {
+                (Some(l), Some(g)) => l.person_key == g.person_key && l.name == g.name,
+                _ => false,
+            };
+            if !same && !group.is_empty() {
+                let ls = std::mem::take(&mut group);
+                page.push(statement(p, &mut places, &mask, &recoveries, ls).await);
+                count += 1;
+                if page.len() >= page_size.max(1) {
+                    each(&page)?;
+                    page.clear();
+                }
+            }
+            if let Some(l) = l {
+                group.push(l);
+            }
+        }
+        if done {
+            break;
+        }
+    }
+    if !page.is_empty() {
+        each(&page)?;
+    }
+    Ok(count)
+}
+
+/// One person's statement from their payments (first payment first).
+async fn statement(
+    p: &Platform,
+    places: &mut Places,
+    mask: &ykt_kernel::mask::MaskPolicy,
+    recoveries: &HashMap<i64, ykt_store::sichuan::Recovery>,
+    ls: Vec<ykt_store::sichuan::StatementLine>,
+) -> Statement {
+    let first = &ls[0];
+    let receipt = first.proxy_kind.as_deref() == Some("代领");
+    let proxy = first
+        .proxy_name
+        .as_deref()
+        .map(|n| mask.name(n))
+        .unwrap_or_default();
+    let mut items = Vec::new();
+    let mut total = Fen(0);
+    for l in &ls {
+        total += l.amount;
+        items.push(StatementItem {
+            project: l.project_name.clone(),
+            period: super::render::period_zh(&l.period),
+            amount: l.amount,
+            date: l.bank_date.clone(),
+            note: String::new(),
+        });
+        if let Some(r) = recoveries.get(&l.line_id) {
+            total -= r.amount;
             items.push(StatementItem {
                 project: l.project_name.clone(),
                 period: super::render::period_zh(&l.period),
-                amount: l.amount,
-                date: l.bank_date.clone(),
-                note: String::new(),
+                amount: -r.amount,
+                date: r.recovered_on.clone(),
+                note: format!(
+                    "{}追回",
+                    if r.kind == "deceased" {
+                        "死亡冒领"
+                    } else {
+                        "重复领取"
+                    }
+                ),
             });
-            if let Some(r) = recoveries.get(&l.line_id) {
-                total -= r.amount;
-                items.push(StatementItem {
-                    project: l.project_name.clone(),
-                    period: super::render::period_zh(&l.period),
-                    amount: -r.amount,
-                    date: r.recovered_on.clone(),
-                    note: format!(
-                        "{}追回",
-                        if r.kind == "deceased" {
-                            "死亡冒领"
-                        } else {
-                            "重复领取"
-                        }
-                    ),
-                });
-            }
         }
-        out.push(Statement {
-            name: mask.name(&name),
-            id: if receipt {
-                "无身份证".into()
-            } else {
-                mask.id(&first.resident_id)
-            },
-            place: places.village(&p.sc, &village_of(&first.region)).await,
-            account: mask.account(&first.account),
-            proxy_note: match first.proxy_kind.as_deref() {
-                Some("代领") => {
-                    Some(format!("由代领人{proxy}代为领取，款项进入代领人社会保障卡"))
-                }
-                Some("代管") => Some(format!("社会保障卡由{proxy}代管")),
-                _ => None,
-            },
-            items,
-            total,
-            order: (first.region.clone(), name.clone()),
-        });
     }
-    // Statements go down through townships and villages (乐山办法 四(六)): village order.
-    out.sort_by(|a, b| a.order.cmp(&b.order));
-    Ok(out)
+    Statement {
+        name: mask.name(&first.name),
+        id: if receipt {
+            "无身份证".into()
+        } else {
+            mask.id(&first.resident_id)
+        },
+        place: places.village(&p.sc, &village_of(&first.region)).await,
+        account: mask.account(&first.account),
+        proxy_note: match first.proxy_kind.as_deref() {
+            Some("代领") => Some(format!("由代领人{proxy}代为领取，款项进入代领人社会保障卡")),
+            Some("代管") => Some(format!("社会保障卡由{proxy}代管")),
+            _ => None,
+        },
+        items,
+        total,
+        order: (first.region.clone(), first.name.clone()),
+    }
 }

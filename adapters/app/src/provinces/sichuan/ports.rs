@@ -28,6 +28,9 @@ const TREASURY: &str = "国库集中支付";
 const BANK: &str = "合作银行";
 const BOARD: &str = "公示公开";
 
+/// Lines read and decrypted at a time when a large batch is written out or listed.
+const PAYEE_PAGE: usize = 5_000;
+
 fn port(system: &str, e: SichuanError) -> PortError {
     match e {
         SichuanError::Port(p) => p,
@@ -60,32 +63,46 @@ impl SichuanTreasury {
     /// Send a red-letter voucher returning money from the zero-balance account to the
     /// treasury and record it; the treasury's return reference.
     pub async fn send_return(&self, b: &BatchRow, v: &Voucher) -> Result<String, SichuanError> {
-        // A voucher of this number sent before (a retry): the same bytes again, so the
-        // treasury answers with its receipt instead of taking the money back twice.
+        self.send_return_for(b, v, None).await
+    }
+
+    /// [`SichuanTreasury::send_return`] for a line's refund, recorded with the refund's
+    /// request number (what a retry of the refund finds it by).
+    async fn send_return_for(
+        &self,
+        b: &BatchRow,
+        v: &Voucher,
+        request_no: Option<&str>,
+    ) -> Result<String, SichuanError> {
+        // A voucher of this number sent before for this batch (a retry): the same bytes
+        // again, so the treasury answers with its receipt instead of taking the money back
+        // twice. Looked up by its number, not by reading the batch's vouchers.
         let earlier = self
             .sc
             .store
-            .sichuan_vouchers(b.id)
+            .sichuan_voucher(&v.voucher_no)
             .await?
-            .into_iter()
-            .find(|x| x.voucher_no == v.voucher_no);
+            .filter(|x| x.batch_id == b.id);
         let xml = earlier.map(|x| x.xml).unwrap_or_else(|| v.to_xml());
         let r = self.http.submit_xml(&v.voucher_no, xml.clone()).await?;
         ykt_store::failpoints::hit("sichuan.voucher.after_port_call");
         self.sc
             .store
-            .sichuan_record_voucher(&ykt_store::sichuan::Voucher {
-                voucher_no: v.voucher_no.clone(),
-                batch_id: b.id,
-                kind: "return".into(),
-                amount: v.pay_amt,
-                vou_date: day(v.vou_date),
-                sha256: sha256_hex(&xml),
-                xml,
-                status: status_text(r.status).into(),
-                status_note: r.desc.clone(),
-                paid_on: r.pay_date.map(day),
-            })
+            .sichuan_record_voucher_for(
+                &ykt_store::sichuan::Voucher {
+                    voucher_no: v.voucher_no.clone(),
+                    batch_id: b.id,
+                    kind: "return".into(),
+                    amount: v.pay_amt,
+                    vou_date: day(v.vou_date),
+                    sha256: sha256_hex(&xml),
+                    xml,
+                    status: status_text(r.status).into(),
+                    status_note: r.desc.clone(),
+                    paid_on: r.pay_date.map(day),
+                },
+                request_no,
+            )
             .await?;
         match r.status {
             ReceiptStatus::Paid => Ok(r.return_no.unwrap_or(r.voucher_no)),
@@ -198,22 +215,18 @@ impl TreasuryPayment for SichuanTreasury {
                 .await?
                 .ok_or_else(|| ops::refused(format!("没有凭证号为{reference}的拨付凭证")))?;
             let b = ops::batch(&self.sc, id).await?;
+            // By index (issue #8: reading and searching every voucher of the batch, and
+            // listing the province's unpaid items, for each refund made a million-line
+            // cycle's corrections quadratic): the return voucher carrying this request, and
+            // the number of the batch's lines refunded so far (its entries in the ledger of
+            // unpaid items).
             let earlier = self
                 .sc
                 .store
-                .sichuan_vouchers(b.id)
-                .await?
-                .into_iter()
-                .find(|x| x.kind == "return" && carries(&x.xml, &req.request_no));
-            let n = self
-                .sc
-                .store
-                .sichuan_unpaid(ykt_province_sichuan::CODE, &b.region)
-                .await?
-                .iter()
-                .filter(|u| u.batch_id == b.id)
-                .count()
-                + 1;
+                .sichuan_refund_voucher(b.id, &req.request_no)
+                .await?;
+            let n =
+                usize::try_from(self.sc.store.sichuan_refunded_count(b.id).await?).unwrap_or(0) + 1;
             let reason = format!("{}（退款申请号{}）", req.reason, req.request_no);
             let mut v =
                 ops::return_voucher(&self.sc, &b, reference, req.amount, "TH", n, &reason).await?;
@@ -226,15 +239,10 @@ impl TreasuryPayment for SichuanTreasury {
                 }
                 v.voucher_no = x.voucher_no;
             }
-            self.send_return(&b, &v).await
+            self.send_return_for(&b, &v, Some(&req.request_no)).await
         };
         go.await.map_err(|e: SichuanError| port(TREASURY, e))
     }
-}
-
-/// Whether a stored voucher (GB18030 bytes) carries `key` (ASCII) in its text.
-fn carries(xml: &[u8], key: &str) -> bool {
-    !key.is_empty() && xml.windows(key.len()).any(|w| w == key.as_bytes())
 }
 
 // ---- bank --------------------------------------------------------------------------------
@@ -260,45 +268,9 @@ impl SichuanBank {
         let a = ops::agreement_for(sc, &b, sc.today())
             .await?
             .ok_or_else(|| ops::refused(ops::no_agreement(&b)))?;
-        let payees = sc.store.sichuan_payees(b.id).await?;
         let project = sc.province.catalog().find(&b.project).cloned();
         let date = sc.today();
         let date_zh = date.format("%Y年%-m月%-d日").to_string();
-        let mut records = Vec::with_capacity(ins.lines.len());
-        for l in &ins.lines {
-            let p = payees
-                .get(&l.line_id)
-                .ok_or_else(|| ops::refused(format!("明细{}不在批次中", l.line_id)))?;
-            let receipt = p.proxy_kind.as_deref() == Some("代领");
-            let sms = match &project {
-                Some(pr) => sc.province.sms_text(pr, l.amount, &date_zh),
-                None => format!(
-                    "您的{}{}元已于{date_zh}发放至社会保障卡账户。",
-                    b.project_name, l.amount
-                ),
-            };
-            records.push(InstructionRecord {
-                line_id: l.line_id,
-                attempt: l.attempt,
-                holder: if receipt {
-                    p.proxy_name.clone().unwrap_or_default()
-                } else {
-                    p.name.clone()
-                },
-                id_no: p.resident_id.clone(),
-                account: l.account.as_str().to_owned(),
-                card_bank: l.bank.clone(),
-                amount: l.amount,
-                phone: p.phone.clone().unwrap_or_default(),
-                beneficiary: if receipt {
-                    p.name.clone()
-                } else {
-                    String::new()
-                },
-                proxy_kind: p.proxy_kind.clone().unwrap_or_default(),
-                sms,
-            });
-        }
         let h = InstructionHeader {
             order_no: b.order_no.clone(),
             pay_date: date,
@@ -310,7 +282,53 @@ impl SichuanBank {
             project_code: b.project.clone(),
             project_name: b.project_name.clone(),
         };
-        let w = self.drop.write_instruction(&h, &records)?;
+        // Written as it is built, a page of payees at a time (issue #8: the payees of the
+        // whole batch, every record with its SMS text and the file's text were held at once).
+        let mut w = self.drop.begin_instruction(
+            &h,
+            ins.lines.len() as u64,
+            ins.lines.iter().map(|l| l.amount).sum(),
+            ins.lines.iter().map(|l| (l.line_id, l.attempt)).collect(),
+        )?;
+        for page in ins.lines.chunks(PAYEE_PAGE) {
+            let ids: Vec<i64> = page.iter().map(|l| l.line_id).collect();
+            let payees = sc.store.sichuan_payees_of(b.id, &ids).await?;
+            for l in page {
+                let p = payees
+                    .get(&l.line_id)
+                    .ok_or_else(|| ops::refused(format!("明细{}不在批次中", l.line_id)))?;
+                let receipt = p.proxy_kind.as_deref() == Some("代领");
+                let sms = match &project {
+                    Some(pr) => sc.province.sms_text(pr, l.amount, &date_zh),
+                    None => format!(
+                        "您的{}{}元已于{date_zh}发放至社会保障卡账户。",
+                        b.project_name, l.amount
+                    ),
+                };
+                w.push(&InstructionRecord {
+                    line_id: l.line_id,
+                    attempt: l.attempt,
+                    holder: if receipt {
+                        p.proxy_name.clone().unwrap_or_default()
+                    } else {
+                        p.name.clone()
+                    },
+                    id_no: p.resident_id.clone(),
+                    account: l.account.as_str().to_owned(),
+                    card_bank: l.bank.clone(),
+                    amount: l.amount,
+                    phone: p.phone.clone().unwrap_or_default(),
+                    beneficiary: if receipt {
+                        p.name.clone()
+                    } else {
+                        String::new()
+                    },
+                    proxy_kind: p.proxy_kind.clone().unwrap_or_default(),
+                    sms,
+                })?;
+            }
+        }
+        let w = w.finish()?;
         ykt_store::failpoints::hit("sichuan.bank_file.after_write");
         if !w.already {
             sc.store
@@ -351,6 +369,8 @@ impl SichuanBank {
         let today = day(sc.today());
         let mut fresh = Vec::new();
         let mut repeats = Vec::new();
+        // The accepted files this collection recorded: all their lines are in `fresh`.
+        let mut mine: Vec<i64> = Vec::new();
         for f in self.drop.scan_results(order_no)? {
             let name = f.file_name().to_owned();
             if let Some(r) = recorded.get(&name) {
@@ -463,11 +483,12 @@ impl SichuanBank {
                     if taken_by_another(&recorded) {
                         continue;
                     }
-                    recorded?;
+                    let file_id = recorded?;
                     self.drop.archive(&file_name)?;
                     if repeat_of.is_some() {
                         repeats.extend(results);
                     } else {
+                        mine.push(file_id);
                         fresh.extend(results);
                     }
                 }
@@ -477,16 +498,11 @@ impl SichuanBank {
         // read but the results not applied, e.g. after a crash): apply them now.
         let seen: HashSet<(i64, u32)> = fresh.iter().map(|r| (r.line_id, r.attempt)).collect();
         let mut replay = Vec::new();
-        // Which lines are in flight, without decrypting the batch.
-        let in_flight: HashSet<(i64, i64)> = sc
-            .store
-            .line_attempts_in_state(b.id, LineState::InFlight)
-            .await?
-            .into_iter()
-            .collect();
-        for l in sc.store.sichuan_bank_lines(b.id).await? {
+        // Only the recorded lines still in flight at their attempt (by the lines in flight,
+        // not every result of the batch), leaving out the files just read (all in `fresh`).
+        for l in sc.store.sichuan_bank_lines_in_flight(b.id, &mine).await? {
             let key = (l.line_id, u32::try_from(l.attempt).unwrap_or(0));
-            if in_flight.contains(&(l.line_id, l.attempt)) && !seen.contains(&key) {
+            if !seen.contains(&key) {
                 replay.push(BankResult {
                     order_no: order_no.to_owned(),
                     line_id: l.line_id,
@@ -669,6 +685,31 @@ fn township_of(village: &str) -> String {
         .unwrap_or_else(|| village.to_owned())
 }
 
+/// A batch's line ids in line order, and grouped by village (in village order, each in line
+/// order), read without decrypting anything (eight bytes a line, twice).
+async fn villages(
+    sc: &Sichuan,
+    b: &BatchRow,
+) -> Result<(Vec<i64>, BTreeMap<String, Vec<i64>>), SichuanError> {
+    let mut village: HashMap<String, String> = HashMap::new();
+    let mut by: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let rows = sc.store.line_regions(b.id).await?;
+    let mut order = Vec::with_capacity(rows.len());
+    for (id, region) in rows {
+        let v = village
+            .entry(region)
+            .or_insert_with_key(|r| ops::village_of(r));
+        match by.get_mut(v.as_str()) {
+            Some(ids) => ids.push(id),
+            None => {
+                by.insert(v.clone(), vec![id]);
+            }
+        }
+        order.push(id);
+    }
+    Ok((order, by))
+}
+
 /// The pre-payment publicity (乐山办法 四(二)1, 三(二)2): one masked, printable list per village
 /// (the detail) and one summary per township (totals per village), posted from today for the
 /// configured number of days.
@@ -680,32 +721,36 @@ async fn pre_publicity(sc: &Sichuan, b: &BatchRow) -> Result<String, SichuanErro
     let today = sc.today();
     let window = PublicityWindow::new(today, sc.settings.publicity_days);
     let hh = household(sc, b);
-    let lines: Vec<PublicityLine> = sc
-        .store
-        .lines(b.id, 0, i64::MAX)
-        .await?
-        .iter()
-        .map(|l| publicity_line(sc, l, hh))
-        .collect();
-    let mut by_village: BTreeMap<String, Vec<&PublicityLine>> = BTreeMap::new();
-    for l in &lines {
-        by_village.entry(l.village.clone()).or_default().push(l);
-    }
+    // A village's lines at a time, each page read and decrypted when its list is written,
+    // and each list published when complete (issue #8: the batch decrypted whole, with a
+    // masked line each and every list's text, was held at once).
+    let (order, by_village) = villages(sc, b).await?;
     let mut places = ops::Places::default();
-    let mut notices = Vec::new();
+    let mut notices = 0i64;
+    let (mut line_count, mut total) = (0i64, Fen(0));
     let mut townships: BTreeMap<String, Vec<(String, String, usize, Fen)>> = BTreeMap::new();
-    for (village, ls) in &by_village {
+    for (village, ids) in &by_village {
         let place = places.village(sc, village).await;
         let township = township_of(village);
         let tname = places.name(sc, &township).await;
-        let amount: Fen = ls.iter().map(|l| l.amount).sum();
+        let mut body = render::pre_village_head(b, &place, &window);
+        let (mut n, mut amount) = (0usize, Fen(0));
+        for page in ids.chunks(PAYEE_PAGE) {
+            for l in sc.store.lines_by_id(b.id, page).await? {
+                let pl = publicity_line(sc, &l, hh);
+                n += 1;
+                amount += pl.amount;
+                body.push_str(&render::pre_village_row(n, &pl));
+            }
+        }
+        body.push_str(&render::pre_village_foot(b, &tname, n, amount, hh));
         townships.entry(township.clone()).or_default().push((
             village.clone(),
             places.name(sc, village).await,
-            ls.len(),
+            n,
             amount,
         ));
-        notices.push(notice(
+        let n_ = notice(
             b,
             format!("{}-pre-{village}", b.order_no),
             "pre_publicity",
@@ -715,14 +760,19 @@ async fn pre_publicity(sc: &Sichuan, b: &BatchRow) -> Result<String, SichuanErro
                 b.project_name,
                 render::period_zh(&b.period)
             ),
-            render::pre_village(b, &place, &tname, &window, ls, hh),
+            body,
             &day(today),
             Some(day(window.ends)),
-        )?);
+        )?;
+        sc.store.publish(&n_).await?;
+        notices += 1;
+        line_count += n as i64;
+        total += amount;
     }
+    drop(by_village);
     for (township, villages) in &townships {
         let tname = places.name(sc, township).await;
-        notices.push(notice(
+        let n_ = notice(
             b,
             format!("{}-pre-summary-{township}", b.order_no),
             "pre_publicity_summary",
@@ -735,28 +785,34 @@ async fn pre_publicity(sc: &Sichuan, b: &BatchRow) -> Result<String, SichuanErro
             render::township_summary(b, &tname, villages, Some(&window), None),
             &day(today),
             Some(day(window.ends)),
-        )?);
+        )?;
+        sc.store.publish(&n_).await?;
+        notices += 1;
     }
-    for n in &notices {
-        sc.store.publish(n).await?;
+    let record = Publicity {
+        batch_id: b.id,
+        stage: "pre".into(),
+        starts_on: day(window.starts),
+        ends_on: day(window.ends),
+        closed_on: None,
+        notices,
+        line_count,
+        amount: total,
+    };
+    // The masked lines recorded in one transaction, a page at a time in line order.
+    if let Some(mut w) = sc.store.sichuan_begin_publicity(&record).await? {
+        for page in order.chunks(PAYEE_PAGE) {
+            let lines: Vec<PublicityLine> = sc
+                .store
+                .lines_by_id(b.id, page)
+                .await?
+                .iter()
+                .map(|l| publicity_line(sc, l, hh))
+                .collect();
+            w.add(&lines).await?;
+        }
+        w.finish(&record, "system").await?;
     }
-    let total: Fen = lines.iter().map(|l| l.amount).sum();
-    sc.store
-        .sichuan_start_publicity(
-            &Publicity {
-                batch_id: b.id,
-                stage: "pre".into(),
-                starts_on: day(window.starts),
-                ends_on: day(window.ends),
-                closed_on: None,
-                notices: notices.len() as i64,
-                line_count: lines.len() as i64,
-                amount: total,
-            },
-            &lines,
-            "system",
-        )
-        .await?;
     Ok(format!("{}-pre", b.order_no))
 }
 
@@ -800,7 +856,13 @@ async fn close_publicity(sc: &Sichuan, b: &BatchRow) -> Result<String, SichuanEr
             open.join("、")
         )));
     }
-    let lines = sc.store.sichuan_publicity_lines(b.id).await?;
+    // Only the lines the statement names (the objections' and those taken out), not the
+    // batch's whole list.
+    let targets: Vec<i64> = objections.iter().filter_map(|o| o.line_id).collect();
+    let mut lines = sc.store.sichuan_publicity_lines_of(b.id, &targets).await?;
+    lines.extend(sc.store.sichuan_publicity_excluded(b.id).await?);
+    lines.sort_by_key(|l| l.line_id);
+    lines.dedup_by_key(|l| l.line_id);
     let mut places = ops::Places::default();
     let county = places.name(sc, &b.region).await;
     let body = render::publicity_statement(b, &county, &p, &lines, &objections, b.control, today);
@@ -830,64 +892,85 @@ async fn close_publicity(sc: &Sichuan, b: &BatchRow) -> Result<String, SichuanEr
 /// flagged and recorded.
 async fn post_publicity(sc: &Sichuan, b: &BatchRow) -> Result<String, SichuanError> {
     let today = sc.today();
-    let lines = sc.store.lines(b.id, 0, i64::MAX).await?;
-    let bank_lines = sc.store.sichuan_bank_lines(b.id).await?;
-    let credits: Vec<BankCredit> = bank_lines
-        .iter()
-        .filter(|l| l.credited)
-        .filter_map(|l| {
+    // The figures the verification compares, without the masked texts or the bank lines'
+    // other fields (issue #8: the batch, its bank lines and its publicity lines were read
+    // whole).
+    let credits: Vec<BankCredit> = sc
+        .store
+        .sichuan_bank_credits(b.id)
+        .await?
+        .into_iter()
+        .filter_map(|(line_id, amount, date)| {
             Some(BankCredit {
-                line_id: l.line_id,
-                amount: l.amount,
-                date: chrono::NaiveDate::parse_from_str(&l.value_date, "%Y-%m-%d").ok()?,
+                line_id,
+                amount,
+                date: chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d").ok()?,
             })
         })
         .collect();
-    let pubs = sc.store.sichuan_publicity_lines(b.id).await?;
-    let publicised: Vec<Publicised> = pubs
-        .iter()
-        .filter(|l| !l.excluded)
-        .map(|l| Publicised {
-            line_id: l.line_id,
-            amount: l.amount,
-        })
+    let publicised: Vec<Publicised> = sc
+        .store
+        .sichuan_publicised(b.id)
+        .await?
+        .into_iter()
+        .map(|(line_id, amount)| Publicised { line_id, amount })
         .collect();
     let diffs = rules::dual_verification(&publicised, &credits);
     let paid_on = credits.iter().map(|c| c.date).max().unwrap_or(today);
     let deadline = post_publicity_deadline(paid_on);
     let hh = household(sc, b);
     let mut places = ops::Places::default();
-    let mut by_village: BTreeMap<String, Vec<render::PaidLine>> = BTreeMap::new();
-    for l in &lines {
-        let pl = publicity_line(sc, l, hh);
-        let credit = credits.iter().find(|c| c.line_id == l.id);
-        by_village
-            .entry(pl.village.clone())
-            .or_default()
-            .push(render::PaidLine {
-                line: pl,
-                state: l.state,
-                paid_on: credit.map(|c| c.date),
-            });
+    // Each line's first credit (in file order), by line id: one lookup per line, not a scan
+    // of the batch's credits for each (issue #8: quadratic in the batch).
+    let mut first_credit: HashMap<i64, chrono::NaiveDate> = HashMap::with_capacity(credits.len());
+    for c in &credits {
+        first_credit.entry(c.line_id).or_insert(c.date);
     }
-    let mut notices = Vec::new();
+    let credited: Fen = credits.iter().map(|c| c.amount).sum();
+    let credited_count = credits.len() as i64;
+    drop(credits);
+    let publicised_total: Fen = publicised.iter().map(|p| p.amount).sum();
+    let publicised_count = publicised.len() as i64;
+    drop(publicised);
+    // A village's lines at a time, its list published when complete.
+    let (_, by_village) = villages(sc, b).await?;
+    let mut notices = 0i64;
     let mut townships: BTreeMap<String, Vec<(String, String, usize, Fen)>> = BTreeMap::new();
     let mut unpaid_by_township: BTreeMap<String, usize> = BTreeMap::new();
-    for (village, ls) in &by_village {
+    for (village, ids) in &by_village {
         let place = places.village(sc, village).await;
         let township = township_of(village);
-        let paid: Vec<&render::PaidLine> = ls
-            .iter()
-            .filter(|l| l.state == LineState::Credited)
-            .collect();
+        let mut body = render::post_village_head(b, &place);
+        let (mut i, mut n, mut t) = (0usize, 0usize, Fen(0));
+        let (mut credited_n, mut credited_t) = (0usize, Fen(0));
+        for page in ids.chunks(PAYEE_PAGE) {
+            for l in sc.store.lines_by_id(b.id, page).await? {
+                let line = render::PaidLine {
+                    line: publicity_line(sc, &l, hh),
+                    state: l.state,
+                    paid_on: first_credit.get(&l.id).copied(),
+                };
+                i += 1;
+                if let Some(a) = render::paid(&line) {
+                    n += 1;
+                    t += a;
+                }
+                if line.state == LineState::Credited {
+                    credited_n += 1;
+                    credited_t += line.line.amount;
+                }
+                body.push_str(&render::post_village_row(i, &line));
+            }
+        }
+        body.push_str(&render::post_village_foot(b, n, t, hh));
         townships.entry(township.clone()).or_default().push((
             village.clone(),
             places.name(sc, village).await,
-            paid.len(),
-            paid.iter().map(|l| l.line.amount).sum(),
+            credited_n,
+            credited_t,
         ));
-        *unpaid_by_township.entry(township).or_default() += ls.len() - paid.len();
-        notices.push(notice(
+        *unpaid_by_township.entry(township).or_default() += i - credited_n;
+        let n_ = notice(
             b,
             format!("{}-post-{village}", b.order_no),
             "post_publicity",
@@ -897,14 +980,17 @@ async fn post_publicity(sc: &Sichuan, b: &BatchRow) -> Result<String, SichuanErr
                 b.project_name,
                 render::period_zh(&b.period)
             ),
-            render::post_village(b, &place, ls, hh),
+            body,
             &day(today),
             None,
-        )?);
+        )?;
+        sc.store.publish(&n_).await?;
+        notices += 1;
     }
+    drop(by_village);
     for (township, villages) in &townships {
         let tname = places.name(sc, township).await;
-        notices.push(notice(
+        let n_ = notice(
             b,
             format!("{}-post-summary-{township}", b.order_no),
             "post_publicity_summary",
@@ -923,13 +1009,10 @@ async fn post_publicity(sc: &Sichuan, b: &BatchRow) -> Result<String, SichuanErr
             ),
             &day(today),
             None,
-        )?);
+        )?;
+        sc.store.publish(&n_).await?;
+        notices += 1;
     }
-    for n in &notices {
-        sc.store.publish(n).await?;
-    }
-    let credited: Fen = credits.iter().map(|c| c.amount).sum();
-    let publicised_total: Fen = publicised.iter().map(|p| p.amount).sum();
     sc.store
         .sichuan_record_post_publicity(
             &Publicity {
@@ -938,8 +1021,8 @@ async fn post_publicity(sc: &Sichuan, b: &BatchRow) -> Result<String, SichuanErr
                 starts_on: day(today),
                 ends_on: day(deadline),
                 closed_on: None,
-                notices: notices.len() as i64,
-                line_count: credits.len() as i64,
+                notices,
+                line_count: credited_count,
                 amount: credited,
             },
             "system",
@@ -953,8 +1036,8 @@ async fn post_publicity(sc: &Sichuan, b: &BatchRow) -> Result<String, SichuanErr
                 deadline: day(deadline),
                 published_on: day(today),
                 on_time: today <= deadline,
-                publicised: (publicised.len() as i64, publicised_total),
-                credited: (credits.len() as i64, credited),
+                publicised: (publicised_count, publicised_total),
+                credited: (credited_count, credited),
                 differences: serde_json::to_string(&diffs).unwrap_or_else(|_| "[]".into()),
             },
             "system",

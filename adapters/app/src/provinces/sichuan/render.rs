@@ -49,6 +49,25 @@ pub fn pre_village(
     lines: &[&PublicityLine],
     household: bool,
 ) -> String {
+    let mut o = pre_village_head(b, place, w);
+    let mut total = Fen(0);
+    for (i, l) in lines.iter().enumerate() {
+        total += l.amount;
+        o.push_str(&pre_village_row(i + 1, l));
+    }
+    o.push_str(&pre_village_foot(
+        b,
+        township,
+        lines.len(),
+        total,
+        household,
+    ));
+    o
+}
+
+/// [`pre_village`]'s heading (complete lines: the list can be rendered a line at a time,
+/// each part tidied on its own, the same text).
+pub fn pre_village_head(b: &BatchRow, place: &str, w: &PublicityWindow) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "{} 发放前公示", b.project_name);
     let _ = writeln!(o, "村（社区）：{place}");
@@ -69,21 +88,35 @@ pub fn pre_village(
         pad("身份证号码", 20),
         pad("金额（元）", 12)
     );
-    let mut total = Fen(0);
-    for (i, l) in lines.iter().enumerate() {
-        total += l.amount;
-        let _ = writeln!(
-            o,
-            "{} {} {} {} {}",
-            pad(&(i + 1).to_string(), 4),
-            pad(&l.name_masked, 22),
-            pad(&l.id_masked, 20),
-            pad(&l.amount.to_string(), 12),
-            l.note
-        );
-    }
+    tidy(o)
+}
+
+/// [`pre_village`]'s line `n` (from 1).
+pub fn pre_village_row(n: usize, l: &PublicityLine) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{} {} {} {} {}",
+        pad(&n.to_string(), 4),
+        pad(&l.name_masked, 22),
+        pad(&l.id_masked, 20),
+        pad(&l.amount.to_string(), 12),
+        l.note
+    );
+    tidy(o)
+}
+
+/// [`pre_village`]'s closing lines for `count` lines of `total`.
+pub fn pre_village_foot(
+    b: &BatchRow,
+    township: &str,
+    count: usize,
+    total: Fen,
+    household: bool,
+) -> String {
+    let mut o = String::new();
     rule(&mut o);
-    let _ = writeln!(o, "合计：{}{}，{}元", lines.len(), unit(household), total);
+    let _ = writeln!(o, "合计：{count}{}，{total}元", unit(household));
     let _ = writeln!(
         o,
         "如对公示对象或金额有异议，请于公示期内向{township}人民政府或县级主管部门反映。"
@@ -223,6 +256,29 @@ pub struct PaidLine {
 
 /// The village list after payment: what was actually paid and when (四(六)).
 pub fn post_village(b: &BatchRow, place: &str, lines: &[PaidLine], household: bool) -> String {
+    let mut o = post_village_head(b, place);
+    let (mut n, mut t) = (0usize, Fen(0));
+    for (i, l) in lines.iter().enumerate() {
+        if let Some(amount) = paid(l) {
+            n += 1;
+            t += amount;
+        }
+        o.push_str(&post_village_row(i + 1, l));
+    }
+    o.push_str(&post_village_foot(b, n, t, household));
+    o
+}
+
+/// What a line of the post-payment list counts as paid (credited with a date).
+pub fn paid(l: &PaidLine) -> Option<Fen> {
+    match (l.state, l.paid_on) {
+        (LineState::Credited, Some(_)) => Some(l.line.amount),
+        _ => None,
+    }
+}
+
+/// [`post_village`]'s heading (complete lines, as [`pre_village_head`]).
+pub fn post_village_head(b: &BatchRow, place: &str) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "{} 发放结果公示", b.project_name);
     let _ = writeln!(o, "村（社区）：{place}    属期：{}", period_zh(&b.period));
@@ -236,28 +292,33 @@ pub fn post_village(b: &BatchRow, place: &str, lines: &[PaidLine], household: bo
         pad("金额（元）", 12),
         pad("到账日期", 12)
     );
-    let (mut n, mut t) = (0usize, Fen(0));
-    for (i, l) in lines.iter().enumerate() {
-        let (date, note) = match (l.state, l.paid_on) {
-            (LineState::Credited, Some(d)) => {
-                n += 1;
-                t += l.line.amount;
-                (d.to_string(), l.line.note.clone())
-            }
-            (LineState::Refunded, _) => ("未到账".into(), "资金已退回财政，列入未发放台账".into()),
-            _ => ("未到账".into(), "发放中".into()),
-        };
-        let _ = writeln!(
-            o,
-            "{} {} {} {} {} {}",
-            pad(&(i + 1).to_string(), 4),
-            pad(&l.line.name_masked, 22),
-            pad(&l.line.id_masked, 20),
-            pad(&l.line.amount.to_string(), 12),
-            pad(&date, 12),
-            note
-        );
-    }
+    tidy(o)
+}
+
+/// [`post_village`]'s line `i` (from 1).
+pub fn post_village_row(i: usize, l: &PaidLine) -> String {
+    let mut o = String::new();
+    let (date, note) = match (l.state, l.paid_on) {
+        (LineState::Credited, Some(d)) => (d.to_string(), l.line.note.clone()),
+        (LineState::Refunded, _) => ("未到账".into(), "资金已退回财政，列入未发放台账".into()),
+        _ => ("未到账".into(), "发放中".into()),
+    };
+    let _ = writeln!(
+        o,
+        "{} {} {} {} {} {}",
+        pad(&i.to_string(), 4),
+        pad(&l.line.name_masked, 22),
+        pad(&l.line.id_masked, 20),
+        pad(&l.line.amount.to_string(), 12),
+        pad(&date, 12),
+        note
+    );
+    tidy(o)
+}
+
+/// [`post_village`]'s closing lines for `n` lines paid, `t` in all.
+pub fn post_village_foot(b: &BatchRow, n: usize, t: Fen, household: bool) -> String {
+    let mut o = String::new();
     rule(&mut o);
     let _ = writeln!(o, "实际发放：{n}{}，{t}元。", unit(household));
     let _ = writeln!(o, "发放单号：{}", b.order_no);
