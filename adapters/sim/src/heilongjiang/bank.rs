@@ -69,7 +69,102 @@ struct Paid {
     amount: i64,
     failure: Option<Failure>,
     cross_bank: bool,
-    fee: i64,
+}
+
+impl Paid {
+    /// The cross-bank fee the bank bore for it (a successful cross-bank payment only).
+    fn fee(&self, cfg: &BankConfig) -> i64 {
+        if self.cross_bank && self.failure.is_none() {
+            cfg.cross_bank_fee_fen
+        } else {
+            0
+        }
+    }
+}
+
+/// One (line, attempt) the bank paid or tried to pay: the voucher that carried it (an index
+/// into [`Payments::vouchers`]) and, in its top bit, whether it was credited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct PayEntry {
+    line: i64,
+    attempt: u32,
+    voucher: u32,
+}
+
+const CREDITED: u32 = 1 << 31;
+
+/// Every (line, attempt) the bank paid or tried to, sorted by line and attempt, 16 bytes
+/// each: which voucher paid an attempt (never paid twice) and whether a line was credited
+/// (never paid again). A hash map of (line, attempt) to the voucher number and a set of the
+/// credited lines were some 90 bytes an attempt (their tables sized to powers of two): a
+/// province-scale run pays a million.
+#[derive(Default)]
+struct Payments {
+    entries: Vec<PayEntry>,
+    vouchers: Vec<Arc<str>>,
+}
+
+impl Payments {
+    /// The entries of a line, in attempt order.
+    fn of_line(&self, line: i64) -> &[PayEntry] {
+        let from = self.entries.partition_point(|e| e.line < line);
+        let to = from + self.entries[from..].partition_point(|e| e.line == line);
+        &self.entries[from..to]
+    }
+
+    /// The voucher that paid (or tried to pay) this attempt.
+    fn voucher_of(&self, line: i64, attempt: u32) -> Option<&str> {
+        self.of_line(line)
+            .iter()
+            .find(|e| e.attempt == attempt)
+            .and_then(|e| self.vouchers.get((e.voucher & !CREDITED) as usize))
+            .map(|v| &**v)
+    }
+
+    /// Whether any attempt of the line was credited.
+    fn credited(&self, line: i64) -> bool {
+        self.of_line(line).iter().any(|e| e.voucher & CREDITED != 0)
+    }
+
+    /// Record a voucher's attempts (line, attempt, credited): none of them recorded before.
+    fn record(&mut self, voucher: Arc<str>, attempts: impl Iterator<Item = (i64, u32, bool)>) {
+        let v = u32::try_from(self.vouchers.len()).unwrap_or(u32::MAX) & !CREDITED;
+        self.vouchers.push(voucher);
+        let mut new: Vec<PayEntry> = attempts
+            .map(|(line, attempt, credited)| PayEntry {
+                line,
+                attempt,
+                voucher: if credited { v | CREDITED } else { v },
+            })
+            .collect();
+        new.sort_unstable();
+        if self
+            .entries
+            .last()
+            .is_none_or(|l| new.first().is_none_or(|f| l < f))
+        {
+            self.entries.reserve_exact(new.len());
+            self.entries.extend_from_slice(&new);
+            return;
+        }
+        // A merge of the two sorted runs, into a table of exactly their size.
+        let old = std::mem::take(&mut self.entries);
+        let mut out = Vec::with_capacity(old.len() + new.len());
+        let (mut a, mut b) = (old.into_iter().peekable(), new.into_iter().peekable());
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) if x <= y => a.next(),
+                (Some(_), Some(_)) => b.next(),
+                (Some(_), None) => a.next(),
+                (None, _) => b.next(),
+            };
+            match next {
+                Some(e) => out.push(e),
+                None => break,
+            }
+        }
+        self.entries = out;
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -198,14 +293,12 @@ impl Spool {
 #[derive(Default)]
 struct BankState {
     vouchers: BTreeMap<String, Received>,
-    /// (line, attempt) → voucher that paid it.
-    attempts: HashMap<(i64, u32), Arc<str>>,
+    /// (line, attempt) → voucher that paid it, and the lines credited (never paid again).
+    payments: Payments,
     /// The details' own fields of every received voucher.
     spool: Spool,
     /// Vouchers received in parts, not yet complete.
     parts: HashMap<String, Parts>,
-    /// Lines credited (never paid again).
-    credited: HashSet<i64>,
     /// Dormant accounts reactivated after their failure.
     reactivated: HashSet<String>,
     /// Account → the payee name the bank refused as not matching.
@@ -550,14 +643,14 @@ fn accept(
         if !seen.insert(*line) {
             return Err(bad(format!("明细{line}在凭证中重复")));
         }
-        if let Some(other) = st.attempts.get(&(*line, *attempt)) {
+        if let Some(other) = st.payments.voucher_of(*line, *attempt) {
             return Err(error(
                 StatusCode::CONFLICT,
                 "duplicate_payment",
                 format!("明细{line}第{attempt}次支付已在凭证{other}中办理，拒绝重复支付"),
             ));
         }
-        if st.credited.contains(line) {
+        if st.payments.credited(*line) {
             return Err(error(
                 StatusCode::CONFLICT,
                 "already_credited",
@@ -577,10 +670,6 @@ fn accept(
     let mut paid = Vec::with_capacity(parsed.len());
     for (d, (line, attempt, amount)) in parsed {
         let failure = bank.fate(st, &d.account, &d.name);
-        st.attempts.insert((line, attempt), voucher_no.clone());
-        if failure.is_none() {
-            st.credited.insert(line);
-        }
         paid.push(Paid {
             own: d.own,
             line_id: line,
@@ -588,13 +677,13 @@ fn accept(
             amount,
             failure,
             cross_bank: d.cross_bank,
-            fee: if d.cross_bank && failure.is_none() {
-                bank.cfg.cross_bank_fee_fen
-            } else {
-                0
-            },
         });
     }
+    st.payments.record(
+        voucher_no,
+        paid.iter()
+            .map(|p| (p.line_id, p.attempt, p.failure.is_none())),
+    );
     receipt.push(
         El::new("Voucher")
             .with(El::leaf("VoucherNo", no))
@@ -651,6 +740,10 @@ fn release(cfg: &BankConfig, no: &str, r: &mut Received) {
         ));
         items.shuffle(&mut rng);
     }
+    // Exactly what is added (a province-scale journal doubling its table would keep up to
+    // twice its size).
+    r.journal
+        .reserve_exact(items.len() * if cfg.duplicate { 2 } else { 1 });
     r.journal.extend_from_slice(&items);
     if cfg.duplicate {
         r.journal.extend_from_slice(&items);
@@ -775,7 +868,7 @@ async fn returns(
         };
         o.leaf_encoded(5, "XAddWord", word);
         o.leaf(5, "XCrossBank", if p.cross_bank { "1" } else { "0" });
-        o.leaf(5, "XFee", &fmt_amt(p.fee));
+        o.leaf(5, "XFee", &fmt_amt(p.fee(&bank.cfg)));
         o.leaf_encoded(5, "XFeeBearer", &bearer);
         o.close(4, "Detail");
     }
