@@ -392,6 +392,31 @@ impl Store {
         }))
     }
 
+    /// `(id, period)` of a batch's lines with ids from `first` to `last`, nothing decrypted
+    /// (the periods of a part of a voucher). By the range of primary keys (the batch index
+    /// would read the whole batch for each part); the batch is checked here.
+    pub async fn hlj_line_periods(
+        &self,
+        batch_id: i64,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<(i64, String)>> {
+        let rows: Vec<(i64, i64, String)> = with_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT id, batch_id, period FROM payment_lines WHERE id >= $1 AND id <= $2",
+            )
+            .bind(first)
+            .bind(last)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .filter(|r| r.1 == batch_id)
+            .map(|(id, _, period)| (id, period))
+            .collect())
+    }
+
     /// Which attempts of a batch's lines have a recorded return, and whether it was credited.
     pub async fn hlj_return_flags(&self, batch_id: i64) -> Result<Vec<(i64, i64, bool)>> {
         let rows: Vec<(i64, i64, i64)> = with_pool!(self, |p| {
