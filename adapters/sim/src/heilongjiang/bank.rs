@@ -325,16 +325,38 @@ impl Bank {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The fate of a payment to `account` for `name` (see the module docs).
-    fn fate(&self, st: &mut BankState, account: &str, name: &str) -> Option<Failure> {
+    /// How payments to `account` can fail, by the seeded fault model alone (see the module
+    /// docs): `None` for an account that never fails.
+    fn fault(&self, account: &str) -> Option<Failure> {
         let h = fnv(self.cfg.seed, &["acct", account]);
         let share = (self.cfg.fail_share.clamp(0.0, 1.0) * 1_000_000.0) as u64;
         if h % 1_000_000 >= share {
             return None;
         }
-        match (h >> 32) % 100 {
-            0..40 => Some(Failure::WrongAccount),
-            40..75 => {
+        Some(match (h >> 32) % 100 {
+            0..40 => Failure::WrongAccount,
+            40..75 => Failure::Dormant,
+            _ => Failure::NameMismatch,
+        })
+    }
+
+    /// The fate of a payment with this [`Bank::fault`] (see the module docs): a dormant
+    /// account fails once, a name mismatch while the name stays the one refused. `payee` is
+    /// the (account, name) of a detail whose fault depends on them.
+    fn fate(
+        &self,
+        st: &mut BankState,
+        fault: Option<Failure>,
+        payee: Option<&(Box<str>, Box<str>)>,
+    ) -> Option<Failure> {
+        let (account, name) = match (fault, payee) {
+            (None, _) => return None,
+            (Some(Failure::WrongAccount), _) => return Some(Failure::WrongAccount),
+            (Some(_), Some((a, n))) => (&**a, &**n),
+            (Some(f), None) => return Some(f),
+        };
+        match fault {
+            Some(Failure::Dormant) => {
                 if st.reactivated.insert(account.to_owned()) {
                     Some(Failure::Dormant)
                 } else {
@@ -434,21 +456,30 @@ struct Parts {
     parts: BTreeMap<u32, Vec<Incoming>>,
 }
 
-/// A detail of a received voucher as read: its checked (line, attempt, amount) or why it is
-/// not valid, the fields its fate depends on, and its own fields in the spool.
+/// A valid detail of a received voucher as read: its (line, attempt, amount), how it can
+/// fail ([`Bank::fault`]) and, only when its fate depends on them (a dormant account, a name
+/// mismatch: a few in a hundred), its account and name; its own fields in the spool. Some 48
+/// bytes: a province-scale voucher's details are kept until all its parts have come.
 struct Incoming {
-    checked: Result<(i64, u32, i64), String>,
-    account: Box<str>,
-    name: Box<str>,
+    checked: (i64, u32, i64),
+    fault: Option<Failure>,
+    payee: Option<Box<(Box<str>, Box<str>)>>,
     cross_bank: bool,
     own: Spooled,
+}
+
+/// The details of one `VoucherBody` as read, and the first detail that was not valid.
+#[derive(Default)]
+struct BodyDetails {
+    details: Vec<Incoming>,
+    invalid: Option<String>,
 }
 
 async fn receive(State(bank): State<Arc<Bank>>, body: Bytes) -> Response {
     // Read detail by detail (a province-scale voucher is never a tree): per `VoucherBody`
     // (by position), the details of its first `Voucher`'s first `DetailList`, each one's own
     // fields written to the spool as they come; a voucher refused below leaves them unused.
-    let mut incoming: Vec<Vec<Incoming>> = Vec::new();
+    let mut incoming: Vec<BodyDetails> = Vec::new();
     let mut guard = bank.lock();
     let st = &mut *guard;
     let parsed = xml::parse_streaming(&body, "DetailList", "Detail", |open, d| {
@@ -463,7 +494,7 @@ async fn receive(State(bank): State<Arc<Bank>>, body: Bytes) -> Response {
         }
         let body_no = open[0].all("VoucherBody").count();
         if incoming.len() <= body_no {
-            incoming.resize_with(body_no + 1, Vec::new);
+            incoming.resize_with(body_no + 1, BodyDetails::default);
         }
         let checked = detail_of(&d);
         let (line, attempt, amount) = checked.clone().unwrap_or_default();
@@ -476,13 +507,29 @@ async fn receive(State(bank): State<Arc<Bank>>, body: Bytes) -> Response {
         own.leaf(5, "PayeeAcctBankName", d.get("PayeeAcctBankName"));
         own.leaf(5, "PayAmt", &fmt_amt(amount));
         own.leaf(5, "Remark", d.get("Remark"));
-        incoming[body_no].push(Incoming {
-            checked,
-            account: d.get("PayeeAcctNo").into(),
-            name: d.get("PayeeAcctName").into(),
-            cross_bank: d.get("PayeeAcctBankName") != bank.cfg.name,
-            own: st.spool.push(&own.finish()),
-        });
+        let own = st.spool.push(&own.finish());
+        let into = &mut incoming[body_no];
+        match checked {
+            Ok(checked) => {
+                let fault = bank.fault(d.get("PayeeAcctNo"));
+                let payee =
+                    matches!(fault, Some(Failure::Dormant | Failure::NameMismatch)).then(|| {
+                        Box::new((d.get("PayeeAcctNo").into(), d.get("PayeeAcctName").into()))
+                    });
+                into.details.push(Incoming {
+                    checked,
+                    fault,
+                    payee,
+                    cross_bank: d.get("PayeeAcctBankName") != bank.cfg.name,
+                    own,
+                });
+            }
+            Err(e) => {
+                if into.invalid.is_none() {
+                    into.invalid = Some(e);
+                }
+            }
+        }
         Ok(())
     });
     let root = match parsed {
@@ -497,7 +544,7 @@ async fn receive(State(bank): State<Arc<Bank>>, body: Bytes) -> Response {
         st.spool.discard();
         return bad("不是MOF凭证报文 (not a MOF voucher message)");
     }
-    incoming.resize_with(bodies.len(), Vec::new);
+    incoming.resize_with(bodies.len(), BodyDetails::default);
     let date = ymd(bank.clock.today());
     let mut receipt = El::new("BankReceipt");
     // Whatever is refused below: the details read and not yet kept are dropped (a voucher
@@ -506,7 +553,7 @@ async fn receive(State(bank): State<Arc<Bank>>, body: Bytes) -> Response {
         st.spool.discard();
         r
     };
-    for (vb, details) in bodies.into_iter().zip(incoming) {
+    for (vb, BodyDetails { details, invalid }) in bodies.into_iter().zip(incoming) {
         let Some(v) = vb.child("Voucher") else {
             return refuse(st, bad("VoucherBody缺少Voucher"));
         };
@@ -524,8 +571,8 @@ async fn receive(State(bank): State<Arc<Bank>>, body: Bytes) -> Response {
         if v.child("DetailList").is_none() {
             return refuse(st, bad("缺少DetailList"));
         }
-        if let Some(e) = details.iter().find_map(|d| d.checked.as_ref().err()) {
-            return refuse(st, bad(e.clone()));
+        if let Some(e) = invalid {
+            return refuse(st, bad(e));
         }
         if part.1 == 1 {
             if let Err(r) = accept(&bank, st, v, &no, details, &date, &mut receipt) {
@@ -550,9 +597,8 @@ async fn receive(State(bank): State<Arc<Bank>>, body: Bytes) -> Response {
         }
         let mut seen = HashSet::new();
         for d in &details {
-            if let Ok((line, _, _)) = d.checked
-                && !seen.insert(line)
-            {
+            let line = d.checked.0;
+            if !seen.insert(line) {
                 return refuse(st, bad(format!("明细{line}在凭证中重复")));
             }
         }
@@ -581,7 +627,10 @@ async fn receive(State(bank): State<Arc<Bank>>, body: Bytes) -> Response {
         let Some(all) = st.parts.remove(&no) else {
             continue;
         };
-        let details: Vec<Incoming> = all.parts.into_values().flatten().collect();
+        let mut details: Vec<Incoming> = Vec::with_capacity(all.parts.values().map(Vec::len).sum());
+        for part in all.parts.into_values() {
+            details.extend(part);
+        }
         if let Err(r) = accept(&bank, st, v, &no, details, &date, &mut receipt) {
             return refuse(st, r);
         }
@@ -602,12 +651,12 @@ fn accept(
     receipt: &mut El,
 ) -> Result<(), Response> {
     let pay_amt = parse_amt(v.get("PayAmt")).map_err(bad)?;
-    let mut parsed = Vec::with_capacity(details.len());
+    let parsed = details;
     let mut sum: i64 = 0;
-    for d in details {
-        let x = d.checked.clone().map_err(bad)?;
-        sum = sum.checked_add(x.2).ok_or_else(|| bad("金额溢出"))?;
-        parsed.push((d, x));
+    for d in &parsed {
+        sum = sum
+            .checked_add(d.checked.2)
+            .ok_or_else(|| bad("金额溢出"))?;
     }
     if parsed.is_empty() || sum != pay_amt {
         return Err(bad(format!(
@@ -617,11 +666,11 @@ fn accept(
         )));
     }
     if let Some(prev) = st.vouchers.get(no) {
-        let same =
-            prev.paid.len() == parsed.len()
-                && prev.paid.iter().zip(&parsed).all(|(p, (_, (l, a, m)))| {
-                    p.line_id == *l && p.attempt == *a && p.amount == *m
-                });
+        let same = prev.paid.len() == parsed.len()
+            && prev.paid.iter().zip(&parsed).all(|(p, d)| {
+                let (l, a, m) = d.checked;
+                p.line_id == l && p.attempt == a && p.amount == m
+            });
         if !same {
             return Err(error(
                 StatusCode::CONFLICT,
@@ -639,7 +688,7 @@ fn accept(
         return Ok(());
     }
     let mut seen = HashSet::new();
-    for (_, (line, attempt, _)) in &parsed {
+    for (line, attempt, _) in parsed.iter().map(|d| &d.checked) {
         if !seen.insert(*line) {
             return Err(bad(format!("明细{line}在凭证中重复")));
         }
@@ -668,8 +717,9 @@ fn accept(
     })?;
     let voucher_no: Arc<str> = no.into();
     let mut paid = Vec::with_capacity(parsed.len());
-    for (d, (line, attempt, amount)) in parsed {
-        let failure = bank.fate(st, &d.account, &d.name);
+    for d in parsed {
+        let (line, attempt, amount) = d.checked;
+        let failure = bank.fate(st, d.fault, d.payee.as_deref());
         paid.push(Paid {
             own: d.own,
             line_id: line,
