@@ -282,6 +282,9 @@ th,td{border:1px solid #000;padding:3px 6px}td.n{text-align:right}p.sign{text-al
     let mut total = ykt_kernel::Fen(0);
     // The lines read (decrypted) a page at a time.
     let ids = store.line_ids(b.id).await?;
+    // About a row's length a line (a text doubled as it grows is, for a moment, its old and
+    // new copies).
+    text.reserve(ids.len() * 64);
     for page in ids.chunks(BULLETIN_PAGE) {
         for l in store.lines_by_id(b.id, page).await? {
             let place = match names.get(&l.region) {
