@@ -230,12 +230,39 @@ impl FailureReason {
     }
 }
 
+/// The lines of a payment instruction handed over a page at a time
+/// ([`BankAgent::deliver_paged`]): a province-scale instruction is never held whole.
+#[async_trait]
+pub trait InstructionPages: Send {
+    /// The next lines, in line order; `None` after the last.
+    async fn next_page(&mut self) -> Result<Option<Vec<InstructionLine>>, PortError>;
+}
+
 /// 代发银行: deliver the payment instruction (push a file, or make the detail available to be
 /// pulled by order number) and collect the results.
 #[async_trait]
 pub trait BankAgent: Send + Sync {
     /// Push, or announce for pulling. Idempotent by (order_no, attempt set).
     async fn deliver(&self, instruction: &PaymentInstruction) -> Result<String, PortError>;
+    /// Whether this agent reads an instruction's lines a page at a time
+    /// ([`BankAgent::deliver_paged`]); a caller then hands them over so, not whole.
+    fn delivers_in_pages(&self) -> bool {
+        false
+    }
+    /// [`BankAgent::deliver`] of `instruction` (its `count` and `total` those of the whole
+    /// instruction, its `lines` empty), the lines read from `pages`. By default every page is
+    /// read and the whole instruction delivered.
+    async fn deliver_paged(
+        &self,
+        instruction: &PaymentInstruction,
+        pages: &mut dyn InstructionPages,
+    ) -> Result<String, PortError> {
+        let mut whole = instruction.clone();
+        while let Some(page) = pages.next_page().await? {
+            whole.lines.extend(page);
+        }
+        self.deliver(&whole).await
+    }
     /// Results available for an order so far (may repeat, may be partial, may be reordered).
     async fn collect_results(&self, order_no: &str) -> Result<Vec<BankResult>, PortError>;
     /// The results recorded since `cursor` (a position this agent answered before; `None`:

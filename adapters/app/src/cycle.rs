@@ -15,8 +15,8 @@ use ykt_kernel::batch::{BatchState, LineState, check_balance};
 use ykt_kernel::catalog::FundingChannel;
 use ykt_kernel::ledger::{Account, AccountKind, Entry, EntryKind};
 use ykt_kernel::ports::{
-    BankAgent, DisclosureChannel, FundingRequest, FundingStatus, InstructionLine, LookupRecord,
-    Notice, PaymentInstruction, PortError, RefundRequest, TreasuryPayment,
+    BankAgent, DisclosureChannel, FundingRequest, FundingStatus, InstructionLine, InstructionPages,
+    LookupRecord, Notice, PaymentInstruction, PortError, RefundRequest, TreasuryPayment,
 };
 use ykt_kernel::province::Province;
 use ykt_kernel::workflow::{BatchFacts, Effect, StepDef, Transition, WorkflowError, authorize};
@@ -59,7 +59,8 @@ pub struct StepReport {
     /// `None` when the step could not complete yet (results still open): nothing moved.
     pub moved: Option<(BatchState, BatchState)>,
     pub results: Option<ResultReport>,
-    pub dispatched: Vec<InstructionLine>,
+    /// How many lines the step handed to the bank.
+    pub dispatched: usize,
     pub note: String,
 }
 
@@ -194,7 +195,7 @@ impl Cycle<'_> {
             step: t.step,
             moved: None,
             results: None,
-            dispatched: Vec::new(),
+            dispatched: 0,
             note: String::new(),
         };
         let mut detail =
@@ -258,13 +259,13 @@ impl Cycle<'_> {
                 }
             }
             Effect::Dispatch => {
-                report.dispatched = self.deliver(&b, user).await?;
+                report.dispatched = self.deliver_paged(&b, user).await?;
                 // Nothing left to send but lines in flight: the delivery happened and was
                 // recorded, only the transition was not (the process stopped in between).
-                if report.dispatched.is_empty() && tally.in_flight.count == 0 {
+                if report.dispatched == 0 && tally.in_flight.count == 0 {
                     return Err(invalid("没有待发放的明细 (no pending lines)"));
                 }
-                detail["dispatched"] = report.dispatched.len().into();
+                detail["dispatched"] = report.dispatched.into();
             }
             Effect::CollectResults => {
                 let r = self.collect(&b).await?;
@@ -380,6 +381,48 @@ impl Cycle<'_> {
             return Ok(lines);
         }
         self.send(bank.as_ref(), b, lines).await
+    }
+
+    /// [`Cycle::deliver`], returning how many lines were sent; to an agent that reads an
+    /// instruction a page at a time ([`BankAgent::delivers_in_pages`]), the lines are read
+    /// (decrypted) [`DELIVERY_PAGE`] at a time as it asks for them, and only each attempt's
+    /// line, number and amount is held (a province-scale batch's lines held decrypted were
+    /// some 160 bytes each). The same attempts are sent and recorded either way.
+    async fn deliver_paged(&self, b: &BatchRow, user: &User) -> Result<usize, CycleError> {
+        let bank = self.bank()?;
+        if !bank.delivers_in_pages() {
+            return Ok(self.deliver(b, user).await?.len());
+        }
+        let role = user.roles.first().map(|r| r.as_str()).unwrap_or("system");
+        let mut sent = self
+            .store
+            .dispatch_pending_ids(b.id, &user.login, role)
+            .await?;
+        if sent.is_empty() {
+            return Ok(0);
+        }
+        sent.sort_by_key(|a| a.0);
+        let project = self.province.catalog().find(&b.project);
+        let header = PaymentInstruction {
+            order_no: b.order_no.clone(),
+            project_name: b.project_name.clone(),
+            project_short_name: project.map(|p| p.short_name.clone()).unwrap_or_default(),
+            count: sent.len() as u64,
+            total: sent.iter().map(|a| a.2).sum(),
+            lines: Vec::new(),
+        };
+        let attempts: Vec<(i64, u32)> = sent.iter().map(|a| (a.0, a.1)).collect();
+        drop(sent);
+        let mut pages = StorePages {
+            store: self.store,
+            batch_id: b.id,
+            attempts: &attempts,
+            at: 0,
+        };
+        bank.deliver_paged(&header, &mut pages).await?;
+        ykt_store::failpoints::hit("dispatch.after_send");
+        self.store.mark_sent_attempts(&attempts).await?;
+        Ok(attempts.len())
     }
 
     /// Hand `lines` to the bank as one instruction and record them as sent.
@@ -700,6 +743,49 @@ impl Cycle<'_> {
         };
         d.publish(&notice).await?;
         Ok(published)
+    }
+}
+
+/// How many lines [`Cycle::deliver_paged`] reads at a time.
+pub const DELIVERY_PAGE: usize = 5_000;
+
+/// The lines of a delivery read from the store a page at a time, in line order.
+struct StorePages<'a> {
+    store: &'a Store,
+    batch_id: i64,
+    /// (line, attempt) of the delivery, sorted by line.
+    attempts: &'a [(i64, u32)],
+    /// How many were handed over.
+    at: usize,
+}
+
+#[async_trait::async_trait]
+impl InstructionPages for StorePages<'_> {
+    async fn next_page(&mut self) -> Result<Option<Vec<InstructionLine>>, PortError> {
+        let rest = &self.attempts[self.at.min(self.attempts.len())..];
+        if rest.is_empty() {
+            return Ok(None);
+        }
+        let page = &rest[..rest.len().min(DELIVERY_PAGE)];
+        self.at += page.len();
+        let lines = self
+            .store
+            .attempts_by_id(self.batch_id, page)
+            .await
+            .map_err(|e| PortError::new("数据库", e.to_string(), true))?;
+        if lines.len() != page.len() {
+            return Err(PortError::new(
+                "数据库",
+                format!(
+                    "批次{}待发送的明细读取不全（{}笔中读到{}笔）",
+                    self.batch_id,
+                    page.len(),
+                    lines.len()
+                ),
+                true,
+            ));
+        }
+        Ok(Some(lines))
     }
 }
 

@@ -27,6 +27,10 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
+/// An attempt handed to the bank, as [`Store::dispatch_pending_ids`] keeps it: (line,
+/// attempt, amount).
+pub type AttemptRef = (i64, u32, Fen);
+
 /// What applying a delivery of results did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ResultReport {
@@ -160,6 +164,43 @@ impl Store {
         if !unsent.is_empty() {
             return Ok(unsent);
         }
+        let mut out = Vec::new();
+        self.dispatch_new(batch_id, actor, role, &mut |l| out.push(l))
+            .await?;
+        Ok(out)
+    }
+
+    /// [`Store::dispatch_pending`] keeping of each attempt only its line, attempt number and
+    /// amount, in line order (nothing decrypted is held: a province-scale batch's lines were
+    /// some 160 bytes each), for an agent that reads the lines a page at a time
+    /// ([`Store::attempts_by_id`]). The same attempts, recorded the same way.
+    pub async fn dispatch_pending_ids(
+        &self,
+        batch_id: i64,
+        actor: &str,
+        role: &str,
+    ) -> Result<Vec<AttemptRef>> {
+        let unsent = self.unsent_attempt_ids(batch_id).await?;
+        if !unsent.is_empty() {
+            return Ok(unsent);
+        }
+        let mut out = Vec::new();
+        self.dispatch_new(batch_id, actor, role, &mut |l| {
+            out.push((l.line_id, l.attempt, l.amount))
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// The dispatch of [`Store::dispatch_pending`] when nothing is unsent: each line sent
+    /// handed to `sink`, in line order.
+    async fn dispatch_new(
+        &self,
+        batch_id: i64,
+        actor: &str,
+        role: &str,
+        sink: &mut (dyn FnMut(InstructionLine) + Send),
+    ) -> Result<()> {
         let at = now();
         let mut tx = self.begin_bulk().await?;
         type T = (i64, i64, Vec<u8>, String, Vec<u8>, String, i64);
@@ -167,7 +208,7 @@ impl Store {
         // `fetch_all` and moved with two statements per line): the lines of one chunk are
         // exactly the pending ones in (after, last], so one UPDATE moves them all and one
         // multi-row INSERT records their attempts.
-        let mut out = Vec::new();
+        let (mut count, mut total, mut max_attempt) = (0usize, Fen(0), None::<u32>);
         let mut after = 0i64;
         loop {
             let rows: Vec<T> = with_tx!(tx, |c| {
@@ -201,9 +242,13 @@ impl Store {
                     Val::Int(fen),
                     Val::Text(at.clone()),
                 ]);
-                out.push(InstructionLine {
+                let attempt = u32::try_from(next).unwrap_or(u32::MAX);
+                count += 1;
+                total += Fen(fen);
+                max_attempt = max_attempt.max(Some(attempt));
+                sink(InstructionLine {
                     line_id: id,
-                    attempt: u32::try_from(next).unwrap_or(u32::MAX),
+                    attempt,
                     name,
                     account,
                     bank,
@@ -233,8 +278,8 @@ impl Store {
             .await?;
             after = last;
         }
-        let total: Fen = out.iter().map(|l| l.amount).sum();
-        let detail = serde_json::json!({"lines": out.len(), "amount_fen": total.0, "attempts": out.iter().map(|l| l.attempt).max()});
+        let detail =
+            serde_json::json!({"lines": count, "amount_fen": total.0, "attempts": max_attempt});
         self.append_audit_in(
             &mut tx,
             audit(
@@ -250,6 +295,74 @@ impl Store {
         crate::failpoints::hit("dispatch.before_commit");
         tx.commit().await?;
         crate::failpoints::hit("dispatch.after_commit");
+        Ok(())
+    }
+
+    /// [`Store::unsent_attempts`] as (line, attempt, amount), nothing decrypted.
+    async fn unsent_attempt_ids(&self, batch_id: i64) -> Result<Vec<AttemptRef>> {
+        let rows: Vec<(i64, i64, i64)> = with_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT l.id, a.attempt, a.amount_fen \
+                 FROM payment_lines l JOIN line_attempts a ON a.line_id = l.id AND a.attempt = l.attempt \
+                 WHERE l.batch_id = $1 AND l.state = 'in_flight' AND a.sent_at IS NULL ORDER BY l.id",
+            )
+            .bind(batch_id)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(id, attempt, fen)| (id, u32::try_from(attempt).unwrap_or(u32::MAX), Fen(fen)))
+            .collect())
+    }
+
+    /// These attempts of `batch_id`'s lines (`wanted` sorted by line), each with its line's
+    /// name and bank and the account it was dispatched to (decrypted), in that order:
+    /// a page of a delivery read by [`Store::dispatch_pending_ids`]' references. Attempts of
+    /// other batches or of no line are left out. Read by the range of line ids (primary
+    /// keys: the batch index would read the whole batch for each page).
+    pub async fn attempts_by_id(
+        &self,
+        batch_id: i64,
+        wanted: &[(i64, u32)],
+    ) -> Result<Vec<InstructionLine>> {
+        let (Some(first), Some(last)) = (wanted.first(), wanted.last()) else {
+            return Ok(Vec::new());
+        };
+        type T = (i64, i64, i64, Vec<u8>, String, Vec<u8>, String, i64);
+        let rows: Vec<T> = with_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT l.id, l.batch_id, a.attempt, l.person_idx, l.name, a.account_enc, l.bank, a.amount_fen \
+                 FROM payment_lines l JOIN line_attempts a ON a.line_id = l.id \
+                 WHERE l.id >= $1 AND l.id <= $2 ORDER BY l.id, a.attempt",
+            )
+            .bind(first.0)
+            .bind(last.0)
+            .fetch_all(p)
+            .await?
+        });
+        let mut out = Vec::with_capacity(wanted.len());
+        for (id, batch, attempt, idx, name, account_enc, bank, fen) in rows {
+            let attempt = u32::try_from(attempt).unwrap_or(u32::MAX);
+            if batch != batch_id || wanted.binary_search(&(id, attempt)).is_err() {
+                continue;
+            }
+            let idx: BlindIndex = idx
+                .as_slice()
+                .try_into()
+                .map_err(|_| StoreError::corrupt("payment_lines.person_idx"))?;
+            let account = open_str(&self.vault, "line_attempts.account", &idx, &account_enc)?;
+            let account = BankAccount::parse(&account)
+                .map_err(|_| StoreError::corrupt("line_attempts.account_enc"))?;
+            out.push(InstructionLine {
+                line_id: id,
+                attempt,
+                name,
+                account,
+                bank,
+                amount: Fen(fen),
+            });
+        }
         Ok(out)
     }
 
@@ -290,9 +403,15 @@ impl Store {
 
     /// Record that the bank accepted these attempts (after [`Store::dispatch_pending`]).
     pub async fn mark_sent(&self, lines: &[InstructionLine]) -> Result<()> {
+        let attempts: Vec<(i64, u32)> = lines.iter().map(|l| (l.line_id, l.attempt)).collect();
+        self.mark_sent_attempts(&attempts).await
+    }
+
+    /// [`Store::mark_sent`] of these (line, attempt) pairs.
+    pub async fn mark_sent_attempts(&self, attempts: &[(i64, u32)]) -> Result<()> {
         let at = now();
-        let mut sorted: Vec<&InstructionLine> = lines.iter().collect();
-        sorted.sort_by_key(|l| (l.line_id, l.attempt));
+        let mut sorted: Vec<(i64, u32)> = attempts.to_vec();
+        sorted.sort_unstable();
         let lines = sorted;
         let mut tx = self.begin_bulk().await?;
         // A few statements for the whole delivery (was one UPDATE per line: 50,000
@@ -308,15 +427,15 @@ impl Store {
                     // The `?` of `sent_at` comes first in the statement's text.
                     let mut q = sqlx::query(&sql).bind(&at);
                     for l in chunk {
-                        q = q.bind(l.line_id).bind(i64::from(l.attempt));
+                        q = q.bind(l.0).bind(i64::from(l.1));
                     }
                     q.execute(&mut **t).await?;
                 }
             }
             TxInner::Postgres(t) => {
                 if !lines.is_empty() {
-                    let ids: Vec<i64> = lines.iter().map(|l| l.line_id).collect();
-                    let attempts: Vec<i64> = lines.iter().map(|l| i64::from(l.attempt)).collect();
+                    let ids: Vec<i64> = lines.iter().map(|l| l.0).collect();
+                    let attempts: Vec<i64> = lines.iter().map(|l| i64::from(l.1)).collect();
                     sqlx::query(
                         "UPDATE line_attempts SET sent_at = $1 \
                          FROM UNNEST($2::bigint[], $3::bigint[]) AS v (line_id, attempt) \

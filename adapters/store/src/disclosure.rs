@@ -104,6 +104,26 @@ impl Store {
             .collect())
     }
 
+    /// `(id, published_on, withdrawn)` of the notices whose region lies within
+    /// `region_prefix`, ordered as [`Store::notices`], without their bodies (a province-scale
+    /// batch's notices are tens of MB each).
+    pub async fn notice_dates(
+        &self,
+        region_prefix: Option<&str>,
+    ) -> Result<Vec<(String, String, bool)>> {
+        let like = format!("{}%", region_prefix.unwrap_or(""));
+        let rows: Vec<(String, String, Option<String>)> = with_pool!(self, |p| {
+            sqlx::query_as("SELECT id, published_on, withdrawn_at FROM notices WHERE region LIKE $1 ORDER BY published_on DESC, id")
+                .bind(&like)
+                .fetch_all(p)
+                .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(id, on, withdrawn)| (id, on, withdrawn.is_some()))
+            .collect())
+    }
+
     /// One notice by id.
     /// The ids of [`Store::notices`], in the same order, without their bodies (a
     /// province-scale cycle's village lists hold every line of every batch).

@@ -392,6 +392,31 @@ impl Store {
         }))
     }
 
+    /// `(id, period)` of a batch's lines with ids from `first` to `last`, nothing decrypted
+    /// (the periods of a part of a voucher). By the range of primary keys (the batch index
+    /// would read the whole batch for each part); the batch is checked here.
+    pub async fn hlj_line_periods(
+        &self,
+        batch_id: i64,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<(i64, String)>> {
+        let rows: Vec<(i64, i64, String)> = with_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT id, batch_id, period FROM payment_lines WHERE id >= $1 AND id <= $2",
+            )
+            .bind(first)
+            .bind(last)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .filter(|r| r.1 == batch_id)
+            .map(|(id, _, period)| (id, period))
+            .collect())
+    }
+
     /// Which attempts of a batch's lines have a recorded return, and whether it was credited.
     pub async fn hlj_return_flags(&self, batch_id: i64) -> Result<Vec<(i64, i64, bool)>> {
         let rows: Vec<(i64, i64, i64)> = with_pool!(self, |p| {
@@ -418,6 +443,38 @@ impl Store {
             .into_iter()
             .map(|(l, a, c, f)| (l, a, c == 1, Fen(f)))
             .collect())
+    }
+
+    /// [`Store::hlj_return_fees`] of some lines of a batch only (a page of a results
+    /// listing), by line (the returns' primary key), [`MAX_IN_LIST`] lines at a time.
+    pub async fn hlj_return_fees_of(
+        &self,
+        batch_id: i64,
+        line_ids: &[i64],
+    ) -> Result<Vec<(i64, i64, bool, Fen)>> {
+        let mut ids = line_ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut out = Vec::new();
+        for chunk in ids.chunks(MAX_IN_LIST) {
+            let sql = format!(
+                "SELECT line_id, batch_id, attempt, cross_bank, fee_fen FROM hlj_returns WHERE line_id IN ({})",
+                list_placeholders(self.backend(), in_list_bucket(chunk.len()))
+            );
+            let rows: Vec<(i64, i64, i64, i64, i64)> = with_pool!(self, |p| {
+                let mut q = sqlx::query_as(&sql);
+                for id in padded(chunk) {
+                    q = q.bind(id);
+                }
+                q.fetch_all(p).await?
+            });
+            out.extend(
+                rows.into_iter()
+                    .filter(|r| r.1 == batch_id)
+                    .map(|(l, _, a, c, f)| (l, a, c == 1, Fen(f))),
+            );
+        }
+        Ok(out)
     }
 
     /// For some lines of a batch (a page of returns): each line's current attempt, and which

@@ -30,8 +30,8 @@ use std::sync::{Arc, RwLock};
 use ykt_kernel::batch::BatchState;
 use ykt_kernel::catalog::{Catalog, FundingChannel, Project};
 use ykt_kernel::ports::{
-    BankAgent, BankOutcome, BankResult, FundingRequest, FundingStatus, PaymentInstruction,
-    PortError, RefundRequest, ResultPage, TreasuryPayment,
+    BankAgent, BankOutcome, BankResult, FundingRequest, FundingStatus, InstructionPages,
+    PaymentInstruction, PortError, RefundRequest, ResultPage, TreasuryPayment,
 };
 use ykt_kernel::{Fen, RegionCode};
 use ykt_store::Store;
@@ -706,21 +706,75 @@ impl TreasuryPayment for BudgetSystem {
     }
 }
 
-#[async_trait]
-impl BankAgent for BudgetSystem {
-    /// Send the 5201 voucher with the payee details of these attempts: the approved voucher
-    /// itself the first time, a re-payment voucher (`OriVoucherNo`) for corrected lines.
-    async fn deliver(&self, ins: &PaymentInstruction) -> Result<String, PortError> {
-        let b = self.batch(&ins.order_no).await?;
+/// What a delivery of a batch's voucher needs: the batch, its voucher and that voucher's
+/// notice (its state), the expenditure function, the summary and the date.
+struct Delivery {
+    b: BatchRow,
+    voucher: String,
+    notice: m::VoucherNotice,
+    exp: &'static str,
+    summary: String,
+    today: NaiveDate,
+}
+
+impl BudgetSystem {
+    async fn delivery(&self, order_no: &str) -> Result<Delivery, PortError> {
+        let b = self.batch(order_no).await?;
         let (_, voucher) = self.store.batch_refs(b.id).await.map_err(store_err)?;
         let voucher = voucher.ok_or_else(|| fail("批次尚无支付凭证号"))?;
-        let n = self.voucher(Some(&b), &b.order_no, &voucher).await?;
+        let notice = self.voucher(Some(&b), &b.order_no, &voucher).await?;
         let p = self.project(&b)?;
         let exp = if p.funding == FundingChannel::GrainRiskFund {
             self.dir.grain_expenditure_subject
         } else {
             ""
         };
+        let summary = format!("{} {}", b.project_name, b.period);
+        Ok(Delivery {
+            b,
+            voucher,
+            notice,
+            exp,
+            summary,
+            today: self.date.get(),
+        })
+    }
+
+    /// Send part `part` (`(k, of)`, `None` for a whole voucher) of the original voucher: the
+    /// details of these payees, with the whole voucher's count and amount.
+    async fn send_part(
+        &self,
+        d: &Delivery,
+        totals: (u64, Fen),
+        part: Option<(u32, u32)>,
+        payees: &[Payee<'_>],
+    ) -> Result<Node, PortError> {
+        let doc = m::voucher_5201_part_bytes(
+            &d.notice,
+            (&d.voucher, "", &d.summary, d.exp),
+            d.today,
+            totals,
+            part,
+            payees,
+        );
+        self.call(
+            Some(&d.b),
+            &d.b.order_no,
+            &d.voucher,
+            ("voucher_5201", "voucher_notice"),
+            ("POST", format!("/vouchers/{}/send", d.voucher)),
+            Some(doc),
+        )
+        .await
+    }
+
+    /// The 5201 voucher (or its re-payment) of a whole instruction.
+    async fn deliver_whole(
+        &self,
+        d: &Delivery,
+        ins: &PaymentInstruction,
+    ) -> Result<String, PortError> {
+        let b = &d.b;
         let periods: HashMap<i64, String> = self
             .store
             .hlj_line_attempts(b.id)
@@ -746,14 +800,12 @@ impl BankAgent for BudgetSystem {
                     .unwrap_or(&b.period),
             })
             .collect();
-        let summary = format!("{} {}", b.project_name, b.period);
-        let today = self.date.get();
         // First attempts are the approved voucher's own details: sent on it, also when the
         // voucher is already sent (a delivery repeated after an interruption; the budget
         // system answers a repeated send with the same details with its notice). Later
         // attempts are re-payments against it.
         let first = ins.lines.iter().all(|l| l.attempt == 1);
-        match n.status.as_str() {
+        match d.notice.status.as_str() {
             "approved" | "sent" if first => {
                 // More than `part_size` details: the voucher in parts (messages.md), each
                 // with the whole voucher's PayAmt and DetailCount.
@@ -767,22 +819,12 @@ impl BankAgent for BudgetSystem {
                 let mut last = None;
                 for (k, part) in parts.iter().enumerate() {
                     let no = u32::try_from(k + 1).unwrap_or(u32::MAX);
-                    let doc = m::voucher_5201_part_bytes(
-                        &n,
-                        (&voucher, "", &summary, exp),
-                        today,
-                        (payees.len() as u64, total),
-                        (of > 1).then_some((no, of)),
-                        part,
-                    );
                     let r = self
-                        .call(
-                            Some(&b),
-                            &b.order_no,
-                            &voucher,
-                            ("voucher_5201", "voucher_notice"),
-                            ("POST", format!("/vouchers/{voucher}/send")),
-                            Some(doc),
+                        .send_part(
+                            d,
+                            (payees.len() as u64, total),
+                            (of > 1).then_some((no, of)),
+                            part,
                         )
                         .await?;
                     last = Some(r);
@@ -791,12 +833,15 @@ impl BankAgent for BudgetSystem {
                 Ok(m::read_notice(&r).map_err(fail)?.voucher_no)
             }
             "sent" => {
-                let doc = m::voucher_5201_bytes(&n, "", &voucher, &summary, exp, today, &payees);
+                let voucher = &d.voucher;
+                let doc = m::voucher_5201_bytes(
+                    &d.notice, "", voucher, &d.summary, d.exp, d.today, &payees,
+                );
                 let r = self
                     .call(
-                        Some(&b),
+                        Some(b),
                         &b.order_no,
-                        &voucher,
+                        voucher,
                         ("repay_5201", "voucher_notice"),
                         ("POST", format!("/vouchers/{voucher}/repay")),
                         Some(doc),
@@ -805,9 +850,114 @@ impl BankAgent for BudgetSystem {
                 Ok(m::read_notice(&r).map_err(fail)?.voucher_no)
             }
             other => Err(fail(format!(
-                "支付凭证{voucher}状态为「{other}」，不能发送代理银行"
+                "支付凭证{}状态为「{other}」，不能发送代理银行",
+                d.voucher
             ))),
         }
+    }
+}
+
+#[async_trait]
+impl BankAgent for BudgetSystem {
+    /// Send the 5201 voucher with the payee details of these attempts: the approved voucher
+    /// itself the first time, a re-payment voucher (`OriVoucherNo`) for corrected lines.
+    async fn deliver(&self, ins: &PaymentInstruction) -> Result<String, PortError> {
+        let d = self.delivery(&ins.order_no).await?;
+        self.deliver_whole(&d, ins).await
+    }
+
+    fn delivers_in_pages(&self) -> bool {
+        true
+    }
+
+    /// [`BankAgent::deliver`], the lines read a page at a time: the original voucher's own
+    /// details (first attempts) are written and sent a part at a time as they are read, so a
+    /// province-scale voucher is never held whole, neither its payees nor its XML. Anything
+    /// else (a re-payment of corrected lines) is read whole and sent as before. The messages
+    /// are those [`BankAgent::deliver`] sends, byte for byte.
+    async fn deliver_paged(
+        &self,
+        ins: &PaymentInstruction,
+        pages: &mut dyn InstructionPages,
+    ) -> Result<String, PortError> {
+        let d = self.delivery(&ins.order_no).await?;
+        let mut buf = pages.next_page().await?.unwrap_or_default();
+        let originals = matches!(d.notice.status.as_str(), "approved" | "sent")
+            && buf.iter().all(|l| l.attempt == 1);
+        if !originals {
+            let mut whole = ins.clone();
+            whole.lines = buf;
+            while let Some(p) = pages.next_page().await? {
+                whole.lines.extend(p);
+            }
+            return self.deliver_whole(&d, &whole).await;
+        }
+        let totals = (ins.count, ins.total);
+        let size = self.part_size;
+        let of = usize::try_from(ins.count)
+            .map_err(|_| fail("支付凭证明细过多"))?
+            .div_ceil(size)
+            .max(1);
+        let of = u32::try_from(of).map_err(|_| fail("支付凭证部分过多"))?;
+        let mut done = false;
+        let mut written = (0u64, Fen(0));
+        let mut last = None;
+        for k in 1..=of {
+            while !done && buf.len() < size {
+                match pages.next_page().await? {
+                    Some(p) => buf.extend(p),
+                    None => done = true,
+                }
+            }
+            let rest = buf.split_off(buf.len().min(size));
+            let part = std::mem::replace(&mut buf, rest);
+            if part.iter().any(|l| l.attempt != 1) {
+                return Err(fail("同一次发送中既有首次支付又有重新支付的明细"));
+            }
+            // The periods of the part's lines (by the range of their ids).
+            let periods: HashMap<i64, String> = match (part.first(), part.last()) {
+                (Some(a), Some(z)) => self
+                    .store
+                    .hlj_line_periods(d.b.id, a.line_id, z.line_id)
+                    .await
+                    .map_err(store_err)?
+                    .into_iter()
+                    .collect(),
+                _ => HashMap::new(),
+            };
+            let payees: Vec<Payee<'_>> = part
+                .iter()
+                .map(|l| Payee {
+                    line_id: l.line_id,
+                    attempt: l.attempt,
+                    region: "",
+                    name: &l.name,
+                    account: l.account.as_str(),
+                    bank: &l.bank,
+                    amount: l.amount,
+                    period: periods
+                        .get(&l.line_id)
+                        .map(String::as_str)
+                        .unwrap_or(&d.b.period),
+                })
+                .collect();
+            written = (
+                written.0 + payees.len() as u64,
+                written.1 + payees.iter().map(|p| p.amount).sum::<Fen>(),
+            );
+            if k == of && (written != totals || !buf.is_empty()) {
+                return Err(fail("支付凭证明细与发送的明细笔数、金额不符"));
+            }
+            let r = self
+                .send_part(&d, totals, (of > 1).then_some((k, of)), &payees)
+                .await?;
+            last = Some(r);
+        }
+        if !done && pages.next_page().await?.is_some() {
+            return Err(fail("支付凭证明细与发送的明细笔数、金额不符"));
+        }
+        let r = last.ok_or_else(|| fail("支付凭证没有内容"))?;
+        Ok(m::read_notice(&r).map_err(fail)?.voucher_no)
     }
 
     async fn collect_results(&self, order_no: &str) -> Result<Vec<BankResult>, PortError> {

@@ -69,7 +69,102 @@ struct Paid {
     amount: i64,
     failure: Option<Failure>,
     cross_bank: bool,
-    fee: i64,
+}
+
+impl Paid {
+    /// The cross-bank fee the bank bore for it (a successful cross-bank payment only).
+    fn fee(&self, cfg: &BankConfig) -> i64 {
+        if self.cross_bank && self.failure.is_none() {
+            cfg.cross_bank_fee_fen
+        } else {
+            0
+        }
+    }
+}
+
+/// One (line, attempt) the bank paid or tried to pay: the voucher that carried it (an index
+/// into [`Payments::vouchers`]) and, in its top bit, whether it was credited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct PayEntry {
+    line: i64,
+    attempt: u32,
+    voucher: u32,
+}
+
+const CREDITED: u32 = 1 << 31;
+
+/// Every (line, attempt) the bank paid or tried to, sorted by line and attempt, 16 bytes
+/// each: which voucher paid an attempt (never paid twice) and whether a line was credited
+/// (never paid again). A hash map of (line, attempt) to the voucher number and a set of the
+/// credited lines were some 90 bytes an attempt (their tables sized to powers of two): a
+/// province-scale run pays a million.
+#[derive(Default)]
+struct Payments {
+    entries: Vec<PayEntry>,
+    vouchers: Vec<Arc<str>>,
+}
+
+impl Payments {
+    /// The entries of a line, in attempt order.
+    fn of_line(&self, line: i64) -> &[PayEntry] {
+        let from = self.entries.partition_point(|e| e.line < line);
+        let to = from + self.entries[from..].partition_point(|e| e.line == line);
+        &self.entries[from..to]
+    }
+
+    /// The voucher that paid (or tried to pay) this attempt.
+    fn voucher_of(&self, line: i64, attempt: u32) -> Option<&str> {
+        self.of_line(line)
+            .iter()
+            .find(|e| e.attempt == attempt)
+            .and_then(|e| self.vouchers.get((e.voucher & !CREDITED) as usize))
+            .map(|v| &**v)
+    }
+
+    /// Whether any attempt of the line was credited.
+    fn credited(&self, line: i64) -> bool {
+        self.of_line(line).iter().any(|e| e.voucher & CREDITED != 0)
+    }
+
+    /// Record a voucher's attempts (line, attempt, credited): none of them recorded before.
+    fn record(&mut self, voucher: Arc<str>, attempts: impl Iterator<Item = (i64, u32, bool)>) {
+        let v = u32::try_from(self.vouchers.len()).unwrap_or(u32::MAX) & !CREDITED;
+        self.vouchers.push(voucher);
+        let mut new: Vec<PayEntry> = attempts
+            .map(|(line, attempt, credited)| PayEntry {
+                line,
+                attempt,
+                voucher: if credited { v | CREDITED } else { v },
+            })
+            .collect();
+        new.sort_unstable();
+        if self
+            .entries
+            .last()
+            .is_none_or(|l| new.first().is_none_or(|f| l < f))
+        {
+            self.entries.reserve_exact(new.len());
+            self.entries.extend_from_slice(&new);
+            return;
+        }
+        // A merge of the two sorted runs, into a table of exactly their size.
+        let old = std::mem::take(&mut self.entries);
+        let mut out = Vec::with_capacity(old.len() + new.len());
+        let (mut a, mut b) = (old.into_iter().peekable(), new.into_iter().peekable());
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) if x <= y => a.next(),
+                (Some(_), Some(_)) => b.next(),
+                (Some(_), None) => a.next(),
+                (None, _) => b.next(),
+            };
+            match next {
+                Some(e) => out.push(e),
+                None => break,
+            }
+        }
+        self.entries = out;
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -198,14 +293,12 @@ impl Spool {
 #[derive(Default)]
 struct BankState {
     vouchers: BTreeMap<String, Received>,
-    /// (line, attempt) → voucher that paid it.
-    attempts: HashMap<(i64, u32), Arc<str>>,
+    /// (line, attempt) → voucher that paid it, and the lines credited (never paid again).
+    payments: Payments,
     /// The details' own fields of every received voucher.
     spool: Spool,
     /// Vouchers received in parts, not yet complete.
     parts: HashMap<String, Parts>,
-    /// Lines credited (never paid again).
-    credited: HashSet<i64>,
     /// Dormant accounts reactivated after their failure.
     reactivated: HashSet<String>,
     /// Account → the payee name the bank refused as not matching.
@@ -232,16 +325,38 @@ impl Bank {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The fate of a payment to `account` for `name` (see the module docs).
-    fn fate(&self, st: &mut BankState, account: &str, name: &str) -> Option<Failure> {
+    /// How payments to `account` can fail, by the seeded fault model alone (see the module
+    /// docs): `None` for an account that never fails.
+    fn fault(&self, account: &str) -> Option<Failure> {
         let h = fnv(self.cfg.seed, &["acct", account]);
         let share = (self.cfg.fail_share.clamp(0.0, 1.0) * 1_000_000.0) as u64;
         if h % 1_000_000 >= share {
             return None;
         }
-        match (h >> 32) % 100 {
-            0..40 => Some(Failure::WrongAccount),
-            40..75 => {
+        Some(match (h >> 32) % 100 {
+            0..40 => Failure::WrongAccount,
+            40..75 => Failure::Dormant,
+            _ => Failure::NameMismatch,
+        })
+    }
+
+    /// The fate of a payment with this [`Bank::fault`] (see the module docs): a dormant
+    /// account fails once, a name mismatch while the name stays the one refused. `payee` is
+    /// the (account, name) of a detail whose fault depends on them.
+    fn fate(
+        &self,
+        st: &mut BankState,
+        fault: Option<Failure>,
+        payee: Option<&(Box<str>, Box<str>)>,
+    ) -> Option<Failure> {
+        let (account, name) = match (fault, payee) {
+            (None, _) => return None,
+            (Some(Failure::WrongAccount), _) => return Some(Failure::WrongAccount),
+            (Some(_), Some((a, n))) => (&**a, &**n),
+            (Some(f), None) => return Some(f),
+        };
+        match fault {
+            Some(Failure::Dormant) => {
                 if st.reactivated.insert(account.to_owned()) {
                     Some(Failure::Dormant)
                 } else {
@@ -341,21 +456,30 @@ struct Parts {
     parts: BTreeMap<u32, Vec<Incoming>>,
 }
 
-/// A detail of a received voucher as read: its checked (line, attempt, amount) or why it is
-/// not valid, the fields its fate depends on, and its own fields in the spool.
+/// A valid detail of a received voucher as read: its (line, attempt, amount), how it can
+/// fail ([`Bank::fault`]) and, only when its fate depends on them (a dormant account, a name
+/// mismatch: a few in a hundred), its account and name; its own fields in the spool. Some 48
+/// bytes: a province-scale voucher's details are kept until all its parts have come.
 struct Incoming {
-    checked: Result<(i64, u32, i64), String>,
-    account: Box<str>,
-    name: Box<str>,
+    checked: (i64, u32, i64),
+    fault: Option<Failure>,
+    payee: Option<Box<(Box<str>, Box<str>)>>,
     cross_bank: bool,
     own: Spooled,
+}
+
+/// The details of one `VoucherBody` as read, and the first detail that was not valid.
+#[derive(Default)]
+struct BodyDetails {
+    details: Vec<Incoming>,
+    invalid: Option<String>,
 }
 
 async fn receive(State(bank): State<Arc<Bank>>, body: Bytes) -> Response {
     // Read detail by detail (a province-scale voucher is never a tree): per `VoucherBody`
     // (by position), the details of its first `Voucher`'s first `DetailList`, each one's own
     // fields written to the spool as they come; a voucher refused below leaves them unused.
-    let mut incoming: Vec<Vec<Incoming>> = Vec::new();
+    let mut incoming: Vec<BodyDetails> = Vec::new();
     let mut guard = bank.lock();
     let st = &mut *guard;
     let parsed = xml::parse_streaming(&body, "DetailList", "Detail", |open, d| {
@@ -370,7 +494,7 @@ async fn receive(State(bank): State<Arc<Bank>>, body: Bytes) -> Response {
         }
         let body_no = open[0].all("VoucherBody").count();
         if incoming.len() <= body_no {
-            incoming.resize_with(body_no + 1, Vec::new);
+            incoming.resize_with(body_no + 1, BodyDetails::default);
         }
         let checked = detail_of(&d);
         let (line, attempt, amount) = checked.clone().unwrap_or_default();
@@ -383,13 +507,29 @@ async fn receive(State(bank): State<Arc<Bank>>, body: Bytes) -> Response {
         own.leaf(5, "PayeeAcctBankName", d.get("PayeeAcctBankName"));
         own.leaf(5, "PayAmt", &fmt_amt(amount));
         own.leaf(5, "Remark", d.get("Remark"));
-        incoming[body_no].push(Incoming {
-            checked,
-            account: d.get("PayeeAcctNo").into(),
-            name: d.get("PayeeAcctName").into(),
-            cross_bank: d.get("PayeeAcctBankName") != bank.cfg.name,
-            own: st.spool.push(&own.finish()),
-        });
+        let own = st.spool.push(&own.finish());
+        let into = &mut incoming[body_no];
+        match checked {
+            Ok(checked) => {
+                let fault = bank.fault(d.get("PayeeAcctNo"));
+                let payee =
+                    matches!(fault, Some(Failure::Dormant | Failure::NameMismatch)).then(|| {
+                        Box::new((d.get("PayeeAcctNo").into(), d.get("PayeeAcctName").into()))
+                    });
+                into.details.push(Incoming {
+                    checked,
+                    fault,
+                    payee,
+                    cross_bank: d.get("PayeeAcctBankName") != bank.cfg.name,
+                    own,
+                });
+            }
+            Err(e) => {
+                if into.invalid.is_none() {
+                    into.invalid = Some(e);
+                }
+            }
+        }
         Ok(())
     });
     let root = match parsed {
@@ -404,7 +544,7 @@ async fn receive(State(bank): State<Arc<Bank>>, body: Bytes) -> Response {
         st.spool.discard();
         return bad("不是MOF凭证报文 (not a MOF voucher message)");
     }
-    incoming.resize_with(bodies.len(), Vec::new);
+    incoming.resize_with(bodies.len(), BodyDetails::default);
     let date = ymd(bank.clock.today());
     let mut receipt = El::new("BankReceipt");
     // Whatever is refused below: the details read and not yet kept are dropped (a voucher
@@ -413,7 +553,7 @@ async fn receive(State(bank): State<Arc<Bank>>, body: Bytes) -> Response {
         st.spool.discard();
         r
     };
-    for (vb, details) in bodies.into_iter().zip(incoming) {
+    for (vb, BodyDetails { details, invalid }) in bodies.into_iter().zip(incoming) {
         let Some(v) = vb.child("Voucher") else {
             return refuse(st, bad("VoucherBody缺少Voucher"));
         };
@@ -431,8 +571,8 @@ async fn receive(State(bank): State<Arc<Bank>>, body: Bytes) -> Response {
         if v.child("DetailList").is_none() {
             return refuse(st, bad("缺少DetailList"));
         }
-        if let Some(e) = details.iter().find_map(|d| d.checked.as_ref().err()) {
-            return refuse(st, bad(e.clone()));
+        if let Some(e) = invalid {
+            return refuse(st, bad(e));
         }
         if part.1 == 1 {
             if let Err(r) = accept(&bank, st, v, &no, details, &date, &mut receipt) {
@@ -457,9 +597,8 @@ async fn receive(State(bank): State<Arc<Bank>>, body: Bytes) -> Response {
         }
         let mut seen = HashSet::new();
         for d in &details {
-            if let Ok((line, _, _)) = d.checked
-                && !seen.insert(line)
-            {
+            let line = d.checked.0;
+            if !seen.insert(line) {
                 return refuse(st, bad(format!("明细{line}在凭证中重复")));
             }
         }
@@ -488,7 +627,10 @@ async fn receive(State(bank): State<Arc<Bank>>, body: Bytes) -> Response {
         let Some(all) = st.parts.remove(&no) else {
             continue;
         };
-        let details: Vec<Incoming> = all.parts.into_values().flatten().collect();
+        let mut details: Vec<Incoming> = Vec::with_capacity(all.parts.values().map(Vec::len).sum());
+        for part in all.parts.into_values() {
+            details.extend(part);
+        }
         if let Err(r) = accept(&bank, st, v, &no, details, &date, &mut receipt) {
             return refuse(st, r);
         }
@@ -509,12 +651,12 @@ fn accept(
     receipt: &mut El,
 ) -> Result<(), Response> {
     let pay_amt = parse_amt(v.get("PayAmt")).map_err(bad)?;
-    let mut parsed = Vec::with_capacity(details.len());
+    let parsed = details;
     let mut sum: i64 = 0;
-    for d in details {
-        let x = d.checked.clone().map_err(bad)?;
-        sum = sum.checked_add(x.2).ok_or_else(|| bad("金额溢出"))?;
-        parsed.push((d, x));
+    for d in &parsed {
+        sum = sum
+            .checked_add(d.checked.2)
+            .ok_or_else(|| bad("金额溢出"))?;
     }
     if parsed.is_empty() || sum != pay_amt {
         return Err(bad(format!(
@@ -524,11 +666,11 @@ fn accept(
         )));
     }
     if let Some(prev) = st.vouchers.get(no) {
-        let same =
-            prev.paid.len() == parsed.len()
-                && prev.paid.iter().zip(&parsed).all(|(p, (_, (l, a, m)))| {
-                    p.line_id == *l && p.attempt == *a && p.amount == *m
-                });
+        let same = prev.paid.len() == parsed.len()
+            && prev.paid.iter().zip(&parsed).all(|(p, d)| {
+                let (l, a, m) = d.checked;
+                p.line_id == l && p.attempt == a && p.amount == m
+            });
         if !same {
             return Err(error(
                 StatusCode::CONFLICT,
@@ -546,18 +688,18 @@ fn accept(
         return Ok(());
     }
     let mut seen = HashSet::new();
-    for (_, (line, attempt, _)) in &parsed {
+    for (line, attempt, _) in parsed.iter().map(|d| &d.checked) {
         if !seen.insert(*line) {
             return Err(bad(format!("明细{line}在凭证中重复")));
         }
-        if let Some(other) = st.attempts.get(&(*line, *attempt)) {
+        if let Some(other) = st.payments.voucher_of(*line, *attempt) {
             return Err(error(
                 StatusCode::CONFLICT,
                 "duplicate_payment",
                 format!("明细{line}第{attempt}次支付已在凭证{other}中办理，拒绝重复支付"),
             ));
         }
-        if st.credited.contains(line) {
+        if st.payments.credited(*line) {
             return Err(error(
                 StatusCode::CONFLICT,
                 "already_credited",
@@ -575,12 +717,9 @@ fn accept(
     })?;
     let voucher_no: Arc<str> = no.into();
     let mut paid = Vec::with_capacity(parsed.len());
-    for (d, (line, attempt, amount)) in parsed {
-        let failure = bank.fate(st, &d.account, &d.name);
-        st.attempts.insert((line, attempt), voucher_no.clone());
-        if failure.is_none() {
-            st.credited.insert(line);
-        }
+    for d in parsed {
+        let (line, attempt, amount) = d.checked;
+        let failure = bank.fate(st, d.fault, d.payee.as_deref());
         paid.push(Paid {
             own: d.own,
             line_id: line,
@@ -588,13 +727,13 @@ fn accept(
             amount,
             failure,
             cross_bank: d.cross_bank,
-            fee: if d.cross_bank && failure.is_none() {
-                bank.cfg.cross_bank_fee_fen
-            } else {
-                0
-            },
         });
     }
+    st.payments.record(
+        voucher_no,
+        paid.iter()
+            .map(|p| (p.line_id, p.attempt, p.failure.is_none())),
+    );
     receipt.push(
         El::new("Voucher")
             .with(El::leaf("VoucherNo", no))
@@ -651,6 +790,10 @@ fn release(cfg: &BankConfig, no: &str, r: &mut Received) {
         ));
         items.shuffle(&mut rng);
     }
+    // Exactly what is added (a province-scale journal doubling its table would keep up to
+    // twice its size).
+    r.journal
+        .reserve_exact(items.len() * if cfg.duplicate { 2 } else { 1 });
     r.journal.extend_from_slice(&items);
     if cfg.duplicate {
         r.journal.extend_from_slice(&items);
@@ -775,7 +918,7 @@ async fn returns(
         };
         o.leaf_encoded(5, "XAddWord", word);
         o.leaf(5, "XCrossBank", if p.cross_bank { "1" } else { "0" });
-        o.leaf(5, "XFee", &fmt_amt(p.fee));
+        o.leaf(5, "XFee", &fmt_amt(p.fee(&bank.cfg)));
         o.leaf_encoded(5, "XFeeBearer", &bearer);
         o.close(4, "Detail");
     }

@@ -26,7 +26,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 /// Where the budget system forwards vouchers.
@@ -50,10 +50,22 @@ struct PlanDetail {
 }
 
 impl PlanDetail {
-    /// The county (first six digits of the region).
-    fn county(&self) -> String {
-        format!("{:06}", self.region / 1_000_000)
+    /// The county (first six digits of the region), as a number.
+    fn county(&self) -> u64 {
+        self.region / 1_000_000
     }
+}
+
+/// A plan's details, sorted by line: 32 bytes each (a `BTreeMap` filled in line order keeps
+/// its nodes half full, some 60 bytes a detail; a province-scale plan has a million).
+type Details = Vec<(i64, PlanDetail)>;
+
+/// The detail of `line`.
+fn detail_of(details: &Details, line: i64) -> Option<&PlanDetail> {
+    details
+        .binary_search_by_key(&line, |(l, _)| *l)
+        .ok()
+        .map(|i| &details[i].1)
 }
 
 #[derive(Debug, Clone)]
@@ -63,7 +75,7 @@ struct Plan {
     resubmission: u32,
     period: String,
     fund_type: String,
-    details: BTreeMap<i64, PlanDetail>,
+    details: Details,
 }
 
 #[derive(Debug, Clone)]
@@ -72,7 +84,8 @@ struct RegionPlan {
     plan_no: String,
     county: String,
     county_name: String,
-    lines: BTreeSet<i64>,
+    /// Its lines, sorted (8 bytes each).
+    lines: Box<[i64]>,
     count: usize,
     amount: i64,
     pay_acct_no: String,
@@ -120,11 +133,29 @@ struct Voucher {
     agency_name: String,
     vou_date: String,
     approver: String,
-    /// What was sent: per detail its line and (a fingerprint of) its `Attempt`, in order
-    /// (a repeated send or re-payment is recognised by it).
-    sent: Vec<(i64, u64)>,
+    /// What was sent: how many details and a fingerprint of each one's line and `Attempt`,
+    /// in order (a repeated send or re-payment is recognised by it; the pairs themselves
+    /// were 16 bytes a detail of every voucher).
+    sent: Sent,
     /// A voucher sent in parts: each part's fingerprint, in part order.
     sent_parts: Vec<u64>,
+}
+
+/// The details a voucher sent: their number and [`ids_digest`] of their (line, attempt
+/// fingerprint) pairs in order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Sent {
+    count: usize,
+    digest: u64,
+}
+
+impl Sent {
+    fn of(ids: &[(i64, u64)]) -> Sent {
+        Sent {
+            count: ids.len(),
+            digest: ids_digest(ids),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -228,7 +259,7 @@ struct PlanMsg {
     total_count: String,
     total_amt: String,
     names: BTreeMap<String, String>,
-    details: BTreeMap<i64, PlanDetail>,
+    details: Details,
     sum: i64,
     part: (u32, u32),
 }
@@ -269,7 +300,10 @@ impl PlanMsg {
 /// one ends the read. The control totals are checked on the whole plan ([`accept_plan`]).
 fn read_plan(body: &[u8]) -> Result<PlanMsg, String> {
     let mut names: Option<BTreeMap<String, String>> = None;
-    let mut details = BTreeMap::new();
+    let mut details: Details = Vec::new();
+    // The lines seen, once they stop coming in ascending order (a repeat is then looked up
+    // here; in order, a repeat is the previous line).
+    let mut seen: Option<std::collections::HashSet<i64>> = None;
     let mut sum: i64 = 0;
     let root = xml::parse_streaming(body, "DetailList", "Detail", |open, d| {
         // The details of the plan's (first) DetailList, as a tree would be read.
@@ -321,11 +355,29 @@ fn read_plan(body: &[u8]) -> Result<PlanMsg, String> {
                 &[d.get("PayeeAcctName"), account, d.get("PayeeAcctBankName")],
             ),
         };
-        if details.insert(line, pd).is_some() {
+        let repeated = match (&mut seen, details.last()) {
+            (None, None) => false,
+            (None, Some((last, _))) if line > *last => false,
+            (None, Some(_)) => {
+                let set: std::collections::HashSet<i64> = details.iter().map(|(l, _)| *l).collect();
+                let r = set.contains(&line);
+                seen = Some(set);
+                r
+            }
+            (Some(set), _) => set.contains(&line),
+        };
+        if repeated {
             return Err(format!("明细{line}重复"));
         }
+        if let Some(set) = &mut seen {
+            set.insert(line);
+        }
+        details.push((line, pd));
         Ok(())
     })?;
+    drop(seen);
+    details.sort_unstable_by_key(|(l, _)| *l);
+    details.shrink_to_fit();
     if root.name != "DisbursementPlan" {
         return Err("不是DisbursementPlan报文".into());
     }
@@ -428,8 +480,8 @@ async fn push_plan(State(b): State<Arc<Budget>>, body: Bytes) -> Response {
         }
         None => {}
     }
-    for line in msg.details.keys() {
-        if pp.first.details.contains_key(line) {
+    for (line, _) in &msg.details {
+        if detail_of(&pp.first.details, *line).is_some() {
             return bad(format!("明细{line}重复"));
         }
     }
@@ -437,7 +489,14 @@ async fn push_plan(State(b): State<Arc<Budget>>, body: Bytes) -> Response {
         return bad("金额溢出");
     };
     pp.first.sum = sum;
+    let in_order = match (pp.first.details.last(), msg.details.first()) {
+        (Some(a), Some(b)) => a.0 < b.0,
+        _ => true,
+    };
     pp.first.details.extend(msg.details);
+    if !in_order {
+        pp.first.details.sort_by_key(|(l, _)| *l);
+    }
     pp.parts.insert(k, digest);
     if pp.parts.len() < n as usize {
         return part_receipt(&plan_no, msg.part, pp.parts.len());
@@ -507,11 +566,17 @@ fn accept_plan(b: &Budget, st: &mut BudgetState, msg: PlanMsg) -> Response {
         None => 1,
     };
     let year = period.get(..4).unwrap_or("0000").to_owned();
-    let mut by_county: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    // By county (numbers of six digits: their order is that of the codes), each county's
+    // lines sorted and its amount.
+    let mut by_county: BTreeMap<u64, (Vec<i64>, i64)> = BTreeMap::new();
     for (line, d) in &details {
-        by_county.entry(d.county()).or_default().push(*line);
+        let c = by_county.entry(d.county()).or_default();
+        c.0.push(*line);
+        c.1 += d.amount;
     }
-    for (county, lines) in &by_county {
+    for (county, (lines, amount)) in by_county {
+        let county = format!("{county:06}");
+        let county = &county;
         st.plan_seq += 1;
         let county_name = names.get(county).cloned().unwrap_or_default();
         let no = format!("JH{county}{year}{:05}", st.plan_seq);
@@ -535,9 +600,9 @@ fn accept_plan(b: &Budget, st: &mut BudgetState, msg: PlanMsg) -> Response {
                 plan_no: plan_no.clone(),
                 county: county.clone(),
                 county_name,
-                lines: lines.iter().copied().collect(),
                 count: lines.len(),
-                amount: lines.iter().map(|l| details[l].amount).sum(),
+                lines: lines.into_boxed_slice(),
+                amount,
                 pay_acct_no,
                 pay_acct_name,
                 pay_acct_bank,
@@ -597,10 +662,10 @@ fn notice(v: &Voucher, st: &BudgetState, agent_bank: &str) -> El {
         .with(El::leaf("PayAmt", fmt_amt(v.pay_amt)))
         .with(El::leaf(
             "DetailCount",
-            if v.sent.is_empty() {
+            if v.sent.count == 0 {
                 rp.map(|r| r.count).unwrap_or(0).to_string()
             } else {
-                v.sent.len().to_string()
+                v.sent.count.to_string()
             },
         ))
         .with(El::leaf("Approver", v.approver.clone()))
@@ -652,7 +717,7 @@ async fn request(State(b): State<Arc<Budget>>, body: Bytes) -> Response {
         agency_name: req.get("AgencyName").to_owned(),
         vou_date: today,
         approver: String::new(),
-        sent: Vec::new(),
+        sent: Sent::default(),
         sent_parts: Vec::new(),
     };
     let n = notice(&v, st, &b.cfg.agent_bank);
@@ -745,7 +810,7 @@ fn check_details(
     v: &El,
     details: &[VoucherDetail],
     plan: &Plan,
-    only: &BTreeSet<i64>,
+    only: &[i64],
     whole: bool,
 ) -> Result<(Vec<(i64, u64)>, Vec<i64>, i64), String> {
     if v.child("DetailList").is_none() {
@@ -760,10 +825,8 @@ fn check_details(
             Ok(l) => *l,
             Err(text) => return Err(format!("LineId「{text}」无效")),
         };
-        let pd = plan
-            .details
-            .get(&line)
-            .filter(|_| only.contains(&line))
+        let pd = detail_of(&plan.details, line)
+            .filter(|_| only.binary_search(&line).is_ok())
             .ok_or_else(|| format!("明细{line}不在该区划发放计划中"))?;
         let amount = d.amount.clone()?;
         if amount != pd.amount {
@@ -901,7 +964,7 @@ async fn send(State(b): State<Arc<Budget>>, Path(no): Path<String>, body: Bytes)
         let (k, n) = part;
         match voucher.status {
             Status::Approved => {}
-            Status::Sent if whole && voucher.sent == ids => {
+            Status::Sent if whole && voucher.sent == Sent::of(&ids) => {
                 return xml_response(StatusCode::OK, &notice(voucher, &st, &b.cfg.agent_bank));
             }
             Status::Sent
@@ -989,7 +1052,7 @@ async fn send(State(b): State<Arc<Budget>>, Path(no): Path<String>, body: Bytes)
     };
     if complete {
         voucher.status = Status::Sent;
-        voucher.sent = ids;
+        voucher.sent = Sent::of(&ids);
         voucher.sent_parts = sent_parts;
     }
     let v = voucher.clone();
@@ -1030,7 +1093,8 @@ async fn repay(State(b): State<Arc<Budget>>, Path(no): Path<String>, body: Bytes
         if sum > orig.pay_amt {
             return bad("重新支付金额超过原凭证金额");
         }
-        if let Some(prev) = st.vouchers.values().find(|x| x.ori == no && x.sent == ids) {
+        let sent = Sent::of(&ids);
+        if let Some(prev) = st.vouchers.values().find(|x| x.ori == no && x.sent == sent) {
             return xml_response(StatusCode::OK, &notice(prev, st, &b.cfg.agent_bank));
         }
         st.voucher_seq += 1;
@@ -1067,7 +1131,7 @@ async fn repay(State(b): State<Arc<Budget>>, Path(no): Path<String>, body: Bytes
         agency_name: orig.agency_name,
         vou_date: ymd(b.clock.today()),
         approver: orig.approver,
-        sent: ids,
+        sent: Sent::of(&ids),
         sent_parts: Vec::new(),
     };
     let n = notice(&v, st, &b.cfg.agent_bank);

@@ -525,12 +525,12 @@ pub async fn run(ctx: &DemoCtx<'_>) -> anyhow::Result<()> {
             p.map(|p| p.display().to_string()).unwrap_or_default()
         );
     }
-    for n in store.notices(Some("23")).await? {
-        if n.kind == "result"
-            && batches
-                .iter()
-                .any(|b| n.id == format!("{}-result", b.order_no))
-        {
+    // Each batch's web notice read on its own (a province-scale one is tens of MB).
+    for b in &batches {
+        let Some(n) = store.notice(&format!("{}-result", b.order_no)).await? else {
+            continue;
+        };
+        if n.kind == "result" && n.region.starts_with("23") {
             std::fs::create_dir_all(&bulletin_dir)?;
             std::fs::write(
                 bulletin_dir.join(format!("网站公开_{}.txt", n.id.trim_end_matches("-result"))),

@@ -119,12 +119,14 @@ pub async fn county_name(store: &Store, region: &str) -> anyhow::Result<String> 
 pub async fn duties(store: &Store, province: &str) -> anyhow::Result<Vec<Duty>> {
     let mut batches = store.batches(Some(province), None).await?;
     batches.sort_by_key(|b| b.id);
+    // Only when each was published (not the bodies: a province-scale batch's notices are
+    // tens of MB each).
     let notices: HashMap<String, String> = store
-        .notices(None)
+        .notice_dates(None)
         .await?
         .into_iter()
-        .filter(|n| !n.withdrawn)
-        .map(|n| (n.id, n.published_on))
+        .filter(|n| !n.2)
+        .map(|n| (n.0, n.1))
         .collect();
     let mut out = Vec::new();
     for b in &batches {
@@ -231,14 +233,19 @@ fn esc(s: &str) -> String {
 /// How many lines [`bulletin`] reads (decrypted) at a time.
 const BULLETIN_PAGE: usize = 5_000;
 
-/// The bulletin-board notice of a batch: the notice to publish (plain text, masked) and a
-/// printable HTML page (A4, masked).
+/// The bulletin-board notice of a batch: the notice to publish (plain text, masked) and,
+/// into `html`, a printable HTML page (A4, masked).
+///
+/// Both are written row by row as the lines are read (a page at a time, decrypted): a
+/// province-scale batch's rows are never held apart from the text (its HTML, three times
+/// the text, goes straight to the writer).
 pub async fn bulletin(
     store: &Store,
     province: &dyn Province,
     b: &BatchRow,
     today: NaiveDate,
-) -> anyhow::Result<(Notice, String)> {
+    mut html: Option<&mut (dyn std::io::Write + Send)>,
+) -> anyhow::Result<Notice> {
     let mask = province.mask_policy();
     let county = county_name(store, &b.region).await?;
     let department = province
@@ -249,15 +256,37 @@ pub async fn bulletin(
     let period = ykt_kernel::Period::parse(&b.period)
         .map(|p| p.label_zh())
         .unwrap_or_else(|_| b.period.clone());
+    let title = format!("{county}{}（{period}）发放名单公示", b.project_name);
+    let intro = format!(
+        "根据黑财监〔2021〕30号及《塔河县加强惠农惠民财政补贴资金“一卡通”管理工作的实施方案》（七），现将经审核的{}（属期{period}）发放名单予以公示，接受社会和群众监督。公示期间如有异议，请向{department}反映。补贴资金由国库集中支付代理银行直接发放至本人社会保障卡账户。",
+        b.project_name
+    );
+    let mut text = format!("{title}\n{intro}\n序号 村（社区） 姓名 身份证号码 补贴金额（元）\n");
+    // The HTML in pieces of about this size.
+    const HTML_PIECE: usize = 1 << 16;
+    let mut h = String::new();
+    if html.is_some() {
+        h.push_str("<!DOCTYPE html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\n");
+        let _ = writeln!(h, "<title>{}</title>", esc(&title));
+        h.push_str(
+            "<style>@page{size:A4;margin:18mm}body{font-family:SimSun,'Songti SC',serif;font-size:12pt}\
+h1{text-align:center;font-size:18pt}table{width:100%;border-collapse:collapse}\
+th,td{border:1px solid #000;padding:3px 6px}td.n{text-align:right}p.sign{text-align:right}\
+@media print{.noprint{display:none}}</style></head><body>\n",
+        );
+        let _ = writeln!(h, "<h1>{}</h1>\n<p>{}</p>", esc(&title), esc(&intro));
+        h.push_str("<table><thead><tr><th>序号</th><th>村（社区）</th><th>姓名</th><th>身份证号码</th><th>补贴金额（元）</th></tr></thead><tbody>\n");
+    }
     let mut names: HashMap<String, String> = HashMap::new();
-    let mut rows = Vec::new();
-    // The lines read (decrypted) a page at a time, only their masked rows kept.
+    let mut n = 0usize;
+    let mut total = ykt_kernel::Fen(0);
+    // The lines read (decrypted) a page at a time.
     let ids = store.line_ids(b.id).await?;
-    let mut lines = Vec::new();
+    // About a row's length a line (a text doubled as it grows is, for a moment, its old and
+    // new copies).
+    text.reserve(ids.len() * 64);
     for page in ids.chunks(BULLETIN_PAGE) {
-        lines.clear();
-        lines.extend(store.lines_by_id(b.id, page).await?);
-        for l in &lines {
+        for l in store.lines_by_id(b.id, page).await? {
             let place = match names.get(&l.region) {
                 Some(p) => p.clone(),
                 None => {
@@ -280,65 +309,43 @@ pub async fn bulletin(
                     p
                 }
             };
-            rows.push((
-                place,
-                mask.name(&l.name),
-                mask.id(l.resident_id.as_str()),
-                l.amount,
-            ));
+            let (name, id) = (mask.name(&l.name), mask.id(l.resident_id.as_str()));
+            n += 1;
+            total += l.amount;
+            let _ = writeln!(text, "{} {} {} {} {}", n, place, name, id, l.amount);
+            if let Some(w) = html.as_mut() {
+                let _ = writeln!(
+                    h,
+                    "<tr><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
+                    n,
+                    esc(&place),
+                    esc(&name),
+                    esc(&id),
+                    l.amount
+                );
+                if h.len() >= HTML_PIECE {
+                    w.write_all(h.as_bytes())?;
+                    h.clear();
+                }
+            }
         }
     }
-    drop(lines);
-    let title = format!("{county}{}（{period}）发放名单公示", b.project_name);
-    let intro = format!(
-        "根据黑财监〔2021〕30号及《塔河县加强惠农惠民财政补贴资金“一卡通”管理工作的实施方案》（七），现将经审核的{}（属期{period}）发放名单予以公示，接受社会和群众监督。公示期间如有异议，请向{department}反映。补贴资金由国库集中支付代理银行直接发放至本人社会保障卡账户。",
-        b.project_name
-    );
-    let total: ykt_kernel::Fen = rows.iter().map(|r| r.3).sum();
-    let mut text = format!("{title}\n{intro}\n序号 村（社区） 姓名 身份证号码 补贴金额（元）\n");
-    for (i, r) in rows.iter().enumerate() {
-        let _ = writeln!(text, "{} {} {} {} {}", i + 1, r.0, r.1, r.2, r.3);
-    }
-    let _ = writeln!(
-        text,
-        "合计 {}人 {}元\n{department}\n{today}",
-        rows.len(),
-        total
-    );
-    let mut html =
-        String::from("<!DOCTYPE html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\n");
-    let _ = writeln!(html, "<title>{}</title>", esc(&title));
-    html.push_str(
-        "<style>@page{size:A4;margin:18mm}body{font-family:SimSun,'Songti SC',serif;font-size:12pt}\
-h1{text-align:center;font-size:18pt}table{width:100%;border-collapse:collapse}\
-th,td{border:1px solid #000;padding:3px 6px}td.n{text-align:right}p.sign{text-align:right}\
-@media print{.noprint{display:none}}</style></head><body>\n",
-    );
-    let _ = writeln!(html, "<h1>{}</h1>\n<p>{}</p>", esc(&title), esc(&intro));
-    html.push_str("<table><thead><tr><th>序号</th><th>村（社区）</th><th>姓名</th><th>身份证号码</th><th>补贴金额（元）</th></tr></thead><tbody>\n");
-    for (i, r) in rows.iter().enumerate() {
+    drop(ids);
+    let _ = writeln!(text, "合计 {}人 {}元\n{department}\n{today}", n, total);
+    if let Some(w) = html.as_mut() {
         let _ = writeln!(
-            html,
-            "<tr><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
-            i + 1,
-            esc(&r.0),
-            esc(&r.1),
-            esc(&r.2),
-            r.3
+            h,
+            "<tr><td colspan=\"4\">合计 {}人</td><td class=\"n\">{}</td></tr></tbody></table>",
+            n, total
         );
+        let _ = writeln!(
+            h,
+            "<p class=\"sign\">{}<br>{}</p>\n<p class=\"noprint\">打印后张贴于基层政务公示栏。</p></body></html>",
+            esc(&department),
+            today
+        );
+        w.write_all(h.as_bytes())?;
     }
-    let _ = writeln!(
-        html,
-        "<tr><td colspan=\"4\">合计 {}人</td><td class=\"n\">{}</td></tr></tbody></table>",
-        rows.len(),
-        total
-    );
-    let _ = writeln!(
-        html,
-        "<p class=\"sign\">{}<br>{}</p>\n<p class=\"noprint\">打印后张贴于基层政务公示栏。</p></body></html>",
-        esc(&department),
-        today
-    );
     let notice = Notice {
         id: format!("{}-bulletin", b.order_no),
         kind: "bulletin".into(),
@@ -349,5 +356,5 @@ th,td{border:1px solid #000;padding:3px 6px}td.n{text-align:right}p.sign{text-al
         published_on: today.to_string(),
         until: None,
     };
-    Ok((notice, html))
+    Ok(notice)
 }

@@ -247,8 +247,56 @@ impl<'a> Hlj<'a> {
                 b.state.label_zh()
             );
         }
-        let (mut notice, html) =
-            super::notices::bulletin(self.store, self.province, &b, self.today()).await?;
+        // The printable page written as it is made, to a file beside its final name, which
+        // it takes once the notice is published (nothing is left under that name when the
+        // posting fails).
+        let page = match out {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("无法创建目录 {}", dir.display()))?;
+                let p = dir.join(format!("公示栏公示_{}.html", b.order_no));
+                let tmp = dir.join(format!("公示栏公示_{}.html.part", b.order_no));
+                let f = std::fs::File::create(&tmp)
+                    .with_context(|| format!("无法写入 {}", tmp.display()))?;
+                Some((p, tmp, std::io::BufWriter::new(f)))
+            }
+            None => None,
+        };
+        let (mut notice, page) = match page {
+            Some((p, tmp, mut w)) => {
+                let made = super::notices::bulletin(
+                    self.store,
+                    self.province,
+                    &b,
+                    self.today(),
+                    Some(&mut w),
+                )
+                .await
+                .and_then(|n| {
+                    use std::io::Write as _;
+                    w.flush()
+                        .with_context(|| format!("无法写入 {}", tmp.display()))?;
+                    Ok(n)
+                });
+                drop(w);
+                match made {
+                    Ok(n) => (n, Some((p, tmp))),
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&tmp);
+                        return Err(e);
+                    }
+                }
+            }
+            None => (
+                super::notices::bulletin(self.store, self.province, &b, self.today(), None).await?,
+                None,
+            ),
+        };
+        let discard = |page: &Option<(PathBuf, PathBuf)>| {
+            if let Some((_, tmp)) = page {
+                let _ = std::fs::remove_file(tmp);
+            }
+        };
         let audit = AuditRecord {
             at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             actor: user.login.clone(),
@@ -266,17 +314,26 @@ impl<'a> Hlj<'a> {
         };
         // Published and audited once, in one transaction, even when two operators post at the
         // same moment; a later posting keeps the first posting's date.
-        if !self.store.publish_notice_once(&notice, audit).await?
-            && let Some(e) = self.store.notice(&notice.id).await?
-        {
-            notice.published_on = e.published_on;
+        let published = match self.store.publish_notice_once(&notice, audit).await {
+            Ok(p) => p,
+            Err(e) => {
+                discard(&page);
+                return Err(e.into());
+            }
+        };
+        if !published {
+            match self.store.notice(&notice.id).await {
+                Ok(Some(e)) => notice.published_on = e.published_on,
+                Ok(None) => {}
+                Err(e) => {
+                    discard(&page);
+                    return Err(e.into());
+                }
+            }
         }
-        let path = match out {
-            Some(dir) => {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("无法创建目录 {}", dir.display()))?;
-                let p = dir.join(format!("公示栏公示_{}.html", b.order_no));
-                std::fs::write(&p, html).with_context(|| format!("无法写入 {}", p.display()))?;
+        let path = match page {
+            Some((p, tmp)) => {
+                std::fs::rename(&tmp, &p).with_context(|| format!("无法写入 {}", p.display()))?;
                 Some(p)
             }
             None => None,

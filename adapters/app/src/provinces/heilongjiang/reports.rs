@@ -965,15 +965,17 @@ pub async fn write_results(
     sink: &mut (dyn FnMut(&str) -> anyhow::Result<()> + Send),
 ) -> anyhow::Result<()> {
     let mask = province.mask_policy();
-    let returns: HashMap<(i64, i64), (bool, Fen)> = store
-        .hlj_return_fees(b.id)
-        .await?
-        .into_iter()
-        .map(|(l, a, cross, fee)| ((l, a), (cross, fee)))
-        .collect();
     let ids = store.line_ids(b.id).await?;
     for page in ids.chunks(RESULTS_PAGE) {
         let mut o = String::new();
+        // The page's returns only (a province-scale batch's were some 50 bytes a return
+        // in a map of them all).
+        let returns: HashMap<(i64, i64), (bool, Fen)> = store
+            .hlj_return_fees_of(b.id, page)
+            .await?
+            .into_iter()
+            .map(|(l, a, cross, fee)| ((l, a), (cross, fee)))
+            .collect();
         let mut attempts: HashMap<i64, Vec<ykt_store::cycle::AttemptRow>> = HashMap::new();
         for (line, a) in store.line_attempts_of(b.id, page).await? {
             attempts.entry(line).or_default().push(a);

@@ -569,7 +569,7 @@ impl Henan<'_> {
                 step,
                 moved: None,
                 results: None,
-                dispatched: Vec::new(),
+                dispatched: 0,
                 note: format!("已选择代发银行{bank}，预算单位{unit}"),
             });
         }
