@@ -2007,70 +2007,11 @@ impl Store {
     }
 
     /// Credited payments of one province's batches within `region_prefix` whose bank date
-    /// lies in `[from, to]` (YYYY-MM-DD), decrypted for statements (mask before output).
-    pub async fn sichuan_statement_lines(
-        &self,
-        province: &str,
-        region_prefix: &str,
-        from: &str,
-        to: &str,
-    ) -> Result<Vec<StatementLine>> {
-        type T = (
-            i64,
-            i64,
-            Vec<u8>,
-            Vec<u8>,
-            String,
-            String,
-            Vec<u8>,
-            String,
-            String,
-            i64,
-            String,
-            Option<String>,
-            Option<String>,
-        );
-        let like = format!("{region_prefix}%");
-        let rows: Vec<T> = with_pool!(self, |p| {
-            sqlx::query_as("SELECT l.id, b.id, l.person_idx, l.id_enc, l.name, l.region, a.account_enc, b.project_name, l.period, l.amount_fen, a.bank_date, l.proxy_kind, l.proxy_name \
-                            FROM payment_lines l JOIN batches b ON b.id = l.batch_id JOIN line_attempts a ON a.line_id = l.id AND a.attempt = l.attempt \
-                            WHERE b.province = $1 AND b.region LIKE $2 AND l.state = 'credited' AND a.outcome = 'credited' AND a.bank_date >= $3 AND a.bank_date <= $4 \
-                            ORDER BY l.region, l.id")
-                .bind(province)
-                .bind(&like)
-                .bind(from)
-                .bind(to)
-                .fetch_all(p)
-                .await?
-        });
-        rows.into_iter()
-            .map(|t| {
-                let idx: BlindIndex =
-                    t.2.as_slice()
-                        .try_into()
-                        .map_err(|_| StoreError::corrupt("payment_lines.person_idx"))?;
-                Ok(StatementLine {
-                    person_key: hex::encode(idx),
-                    resident_id: open_str(&self.vault, "payment_lines.id", &idx, &t.3)?,
-                    name: t.4,
-                    region: t.5,
-                    account: open_str(&self.vault, "line_attempts.account", &idx, &t.6)?,
-                    project_name: t.7,
-                    period: t.8,
-                    amount: Fen(t.9),
-                    bank_date: t.10,
-                    proxy_kind: t.11,
-                    proxy_name: t.12,
-                    line_id: t.0,
-                    batch_id: t.1,
-                })
-            })
-            .collect()
-    }
-    /// [`Store::sichuan_statement_lines`] as a stream, in the order statements are handed
-    /// down: grouped by person (blind index and name), the groups ordered by the region of
-    /// the person's first payment (lowest region, then line id), then name, then blind
-    /// index; within a group by region, then line id. The database sorts (a province has a
+    /// lies in `[from, to]` (YYYY-MM-DD), decrypted for statements (mask before output), as
+    /// a stream, in the order statements are handed down: grouped by person (blind index
+    /// and name), the groups ordered by the region of the person's first payment (lowest
+    /// region, then line id), then name, then blind index; within a group by region, then
+    /// line id. The database sorts (a province has a
     /// million payments: none of them is held here but the rows in the channel), on a
     /// connection whose temporary storage is files, so SQLite's sorter spills to disk, not
     /// to memory. Names and codes compare byte-wise on both backends.
