@@ -1575,26 +1575,14 @@ impl Store {
 
     /// Every line of every accepted result file of a batch, in file then line order.
     pub async fn sichuan_bank_lines(&self, batch_id: i64) -> Result<Vec<BankLine>> {
-        type T = (i64, i64, i64, i64, Option<String>, String, i64);
-        let rows: Vec<T> = with_pool!(self, |p| {
+        let rows: Vec<BankLineRow> = with_pool!(self, |p| {
             sqlx::query_as("SELECT l.line_id, l.attempt, l.amount_fen, l.credited, l.reason, l.value_date, l.sms_sent FROM sichuan_bank_lines l JOIN sichuan_bank_files f ON f.id = l.file_id \
                             WHERE f.batch_id = $1 AND f.status = 'accepted' ORDER BY f.id, l.line_id, l.attempt")
                 .bind(batch_id)
                 .fetch_all(p)
                 .await?
         });
-        Ok(rows
-            .into_iter()
-            .map(|t| BankLine {
-                line_id: t.0,
-                attempt: t.1,
-                amount: Fen(t.2),
-                credited: t.3 != 0,
-                reason: t.4,
-                value_date: t.5,
-                sms_sent: t.6 != 0,
-            })
-            .collect())
+        Ok(rows.into_iter().map(bank_line).collect())
     }
 
     /// The lines of a batch's accepted result files (not `except_files`) whose line is still
@@ -1607,7 +1595,6 @@ impl Store {
         batch_id: i64,
         except_files: &[i64],
     ) -> Result<Vec<BankLine>> {
-        type T = (i64, i64, i64, i64, Option<String>, String, i64);
         let except: String = except_files
             .iter()
             .map(|id| format!(" AND f.id <> {id}"))
@@ -1621,21 +1608,10 @@ impl Store {
              AND f.id = l.file_id AND f.batch_id = $1 AND f.status = 'accepted'{except} \
              ORDER BY f.id, l.line_id, l.attempt"
         );
-        let rows: Vec<T> = with_pool!(self, |p| {
+        let rows: Vec<BankLineRow> = with_pool!(self, |p| {
             sqlx::query_as(&sql).bind(batch_id).fetch_all(p).await?
         });
-        Ok(rows
-            .into_iter()
-            .map(|t| BankLine {
-                line_id: t.0,
-                attempt: t.1,
-                amount: Fen(t.2),
-                credited: t.3 != 0,
-                reason: t.4,
-                value_date: t.5,
-                sms_sent: t.6 != 0,
-            })
-            .collect())
+        Ok(rows.into_iter().map(bank_line).collect())
     }
 
     // ---- recoveries ------------------------------------------------------------------------
@@ -2171,5 +2147,20 @@ impl StatementStream {
 impl Drop for StatementStream {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// A `sichuan_bank_lines` row: line, attempt, amount, credited, reason, value date, SMS sent.
+type BankLineRow = (i64, i64, i64, i64, Option<String>, String, i64);
+
+fn bank_line(t: BankLineRow) -> BankLine {
+    BankLine {
+        line_id: t.0,
+        attempt: t.1,
+        amount: Fen(t.2),
+        credited: t.3 != 0,
+        reason: t.4,
+        value_date: t.5,
+        sms_sent: t.6 != 0,
     }
 }

@@ -211,27 +211,6 @@ impl Default for Spool {
 }
 
 impl Spool {
-    fn open() -> std::io::Result<std::fs::File> {
-        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let path = std::env::temp_dir().join(format!(
-            "ykt-sim-bank-{}-{n}-{nanos}.spool",
-            std::process::id()
-        ));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        // The open file stays usable; on systems that refuse to remove an open file it is
-        // left in the temporary directory.
-        let _ = std::fs::remove_file(&path);
-        Ok(file)
-    }
-
     /// Append bytes (kept in memory until [`Spool::flush`]).
     fn push(&mut self, bytes: &[u8]) -> Spooled {
         let at = self.end + self.pending.len() as u64;
@@ -249,7 +228,7 @@ impl Spool {
             return Ok(());
         }
         if self.file.is_none() {
-            self.file = Some(Spool::open()?);
+            self.file = Some(tempfile::tempfile()?);
         }
         if let Some(f) = self.file.as_mut() {
             f.seek(SeekFrom::Start(self.end))?;

@@ -44,27 +44,6 @@ struct Log {
 const PENDING: usize = 1 << 20;
 
 impl Log {
-    fn open() -> std::io::Result<std::fs::File> {
-        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let path = std::env::temp_dir().join(format!(
-            "ykt-sim-sms-{}-{n}-{nanos}.spool",
-            std::process::id()
-        ));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        // The open file stays usable; on systems that refuse to remove an open file it is
-        // left in the temporary directory.
-        let _ = std::fs::remove_file(&path);
-        Ok(file)
-    }
-
     fn push(&mut self, m: Sms) -> std::io::Result<()> {
         serde_json::to_writer(&mut self.pending, &m)?;
         self.pending.push(b'\n');
@@ -84,7 +63,7 @@ impl Log {
             return Ok(());
         }
         if self.file.is_none() {
-            self.file = Some(Log::open()?);
+            self.file = Some(tempfile::tempfile()?);
         }
         if let Some(f) = self.file.as_mut() {
             f.seek(SeekFrom::Start(self.end))?;
