@@ -68,12 +68,20 @@ static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 /// How long SQLite waits for a lock held by another connection or process.
 pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// SQLite page cache of a connection while it reads (`PRAGMA cache_size`, negative = KiB):
-/// 2 MiB; the pages it misses come from the operating system's file cache (a `pread`, not
-/// disk). The pool has up to eight connections, so this bounds the read caches to 16 MiB.
-/// With 8 MiB each (64 MiB in all) a Henan 100k-line cycle peaked at 262 MB, with 2 MiB at
-/// 219 and 233 MB and no slower (60.7 CPU s against 52.2 and 46.6; BENCHMARKS.md tenth round).
-const SQLITE_READ_CACHE: &str = "PRAGMA cache_size = -2048";
+/// SQLite page cache of a connection while it reads (`cache_size`, negative = KiB): 2 MiB;
+/// the pages it misses come from the operating system's file cache (a `pread`, usually not
+/// a disk read). The pool has up to eight connections, so this bounds the read caches to
+/// 16 MiB. With 8 MiB each (64 MiB in all) a Henan 100k-line cycle peaked at 262 MB, with
+/// 2 MiB at 219 and 233 MB and no slower (60.7 CPU s against 52.2 and 46.6; BENCHMARKS.md
+/// tenth round). A macro, so the connection option and the statement share one literal.
+macro_rules! sqlite_read_cache_kib {
+    () => {
+        "-2048"
+    };
+}
+
+/// Puts a connection back to the read cache (after a write transaction).
+const SQLITE_READ_CACHE: &str = concat!("PRAGMA cache_size = ", sqlite_read_cache_kib!());
 
 /// SQLite page cache of the connection holding a write transaction: 64 MiB, because bulk
 /// loads insert into B-trees keyed by random blind indexes, which thrash a small cache. Set
@@ -428,8 +436,8 @@ async fn connect_sqlite(url: &str) -> Result<SqlitePool> {
         .foreign_keys(true)
         .busy_timeout(SQLITE_BUSY_TIMEOUT)
         .synchronous(SqliteSynchronous::Full)
-        // See SQLITE_READ_CACHE (write transactions enlarge it while they last).
-        .pragma("cache_size", "-2048")
+        // See sqlite_read_cache_kib (write transactions enlarge it while they last).
+        .pragma("cache_size", sqlite_read_cache_kib!())
         // See SQLITE_WAL_AUTOCHECKPOINT.
         .pragma("wal_autocheckpoint", SQLITE_WAL_AUTOCHECKPOINT)
         // Rows a query's worker thread may queue before it waits for the reader: sqlx's
