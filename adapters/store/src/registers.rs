@@ -197,8 +197,8 @@ where
             // Given back to the pool before returning, not by a task spawned when it drops
             // (what `fetch_all(pool)` does): the next lookup of the chunk finds it idle
             // instead of opening another connection. An import's lookups follow one another,
-            // and with the deferred return they went round seven connections, seven 8 MiB
-            // page caches of random card pages (56 MiB) where one serves.
+            // and with the deferred return they went round seven connections, seven page
+            // caches of random card pages (8 MiB each then: 56 MiB) where one serves.
             let mut conn = p.acquire().await?;
             let rows = q.bind(hex_json_array(keys)).fetch_all(&mut *conn).await?;
             conn.return_to_pool().await;
