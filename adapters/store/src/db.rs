@@ -71,9 +71,10 @@ pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// SQLite page cache of a connection while it reads (`cache_size`, negative = KiB): 2 MiB;
 /// the pages it misses come from the operating system's file cache (a `pread`, usually not
 /// a disk read). The pool has up to eight connections, so this bounds the read caches to
-/// 16 MiB. With 8 MiB each (64 MiB in all) a Henan 100k-line cycle peaked at 262 MB, with
-/// 2 MiB at 219 and 233 MB and no slower (60.7 CPU s against 52.2 and 46.6; BENCHMARKS.md
-/// tenth round). A macro, so the connection option and the statement share one literal.
+/// 16 MiB. With 8 MiB each (64 MiB in all) a Henan 1M-line cycle peaked at 505 MB, with
+/// 2 MiB at 473 MB, in the same CPU time (623 and 620 s; 100k lines: 262 → 219 and 233 MB;
+/// BENCHMARKS.md tenth round). A macro, so the connection option and the statement share
+/// one literal.
 macro_rules! sqlite_read_cache_kib {
     () => {
         "-2048"
