@@ -187,33 +187,19 @@ impl Store {
     /// key order, each person's newest first. One query for many concurrent lookups: the
     /// portal gathers the lookups that arrive while the database is busy (see
     /// `ykt_http::portal::batch`), which saves a round trip (and, on SQLite, two thread
-    /// hand-overs) per lookup.
+    /// hand-overs) per lookup. For a run of such queries, [`Store::lookup_reader`] keeps one
+    /// connection instead of taking one from the pool each time.
     pub async fn lookup_records_many(&self, person_keys: &[String]) -> Result<Vec<LookupRecord>> {
-        if person_keys.is_empty() {
-            return Ok(Vec::new());
+        self.lookup_reader().lookup_records_many(person_keys).await
+    }
+
+    /// A reader for a run of lookups that keeps the connection it takes from the pool (see
+    /// [`LookupReader`]).
+    pub fn lookup_reader(&self) -> LookupReader {
+        LookupReader {
+            store: self.clone(),
+            held: None,
         }
-        if person_keys.len() > 500 {
-            return Err(crate::error::StoreError::Invalid {
-                reason: format!(
-                    "一次最多查询500个键，收到{}个 (at most 500 keys)",
-                    person_keys.len()
-                ),
-            });
-        }
-        let placeholders: Vec<String> = (1..=person_keys.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT person_key, name_masked, project_name, period, amount_fen, date, status FROM lookup_records WHERE person_key IN ({}) ORDER BY person_key, date DESC, period DESC",
-            placeholders.join(", ")
-        );
-        let rows: Vec<(String, String, String, String, i64, String, String)> =
-            with_pool!(self, |p| {
-                let mut q = sqlx::query_as(&sql);
-                for k in person_keys {
-                    q = q.bind(k);
-                }
-                q.fetch_all(p).await?
-            });
-        Ok(rows.into_iter().filter_map(record).collect())
     }
 
     /// The lookup records of one person (by lookup key).
@@ -233,7 +219,88 @@ impl Store {
 
 /// A stored lookup record (a row with an unreadable period is skipped: it was never written
 /// by this code).
-fn record(t: (String, String, String, String, i64, String, String)) -> Option<LookupRecord> {
+/// A lookup record as read: key, masked name, project, period, amount in 分, date, status.
+type LookupRow = (String, String, String, String, i64, String, String);
+
+/// A connection of the pool, held.
+enum Held {
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+}
+
+/// Lookups on one connection kept between queries: the portal's batcher keeps one per query
+/// slot while lookups keep arriving (`ykt_http::portal::batch`).
+///
+/// sqlx tests every connection given back to its pool with a ping, in a task of its own: on
+/// SQLite a round trip to the connection's worker thread, on PostgreSQL one to the server.
+/// Under load that was one more round trip for every query of a few lookups; a reader pays
+/// it once per run of queries. Give the connection back when idle ([`LookupReader::release`],
+/// or drop the reader): the pool's `close` waits for every connection.
+pub struct LookupReader {
+    store: Store,
+    held: Option<Held>,
+}
+
+impl LookupReader {
+    /// [`Store::lookup_records_many`] on the held connection (taken from the pool first if
+    /// none is held). After an error the connection goes back to the pool, which checks it
+    /// and closes it if it is broken; the next query takes another.
+    pub async fn lookup_records_many(
+        &mut self,
+        person_keys: &[String],
+    ) -> Result<Vec<LookupRecord>> {
+        if person_keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        if person_keys.len() > 500 {
+            return Err(crate::error::StoreError::Invalid {
+                reason: format!(
+                    "一次最多查询500个键，收到{}个 (at most 500 keys)",
+                    person_keys.len()
+                ),
+            });
+        }
+        let placeholders: Vec<String> = (1..=person_keys.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT person_key, name_masked, project_name, period, amount_fen, date, status FROM lookup_records WHERE person_key IN ({}) ORDER BY person_key, date DESC, period DESC",
+            placeholders.join(", ")
+        );
+        let mut held = match self.held.take() {
+            Some(h) => h,
+            None => match &self.store.pool {
+                crate::db::Pool::Sqlite(p) => Held::Sqlite(p.acquire().await?),
+                crate::db::Pool::Postgres(p) => Held::Postgres(p.acquire().await?),
+            },
+        };
+        macro_rules! fetch {
+            ($c:expr) => {{
+                let mut q = sqlx::query_as::<_, LookupRow>(&sql);
+                for k in person_keys {
+                    q = q.bind(k);
+                }
+                q.fetch_all(&mut **$c).await
+            }};
+        }
+        let rows = match &mut held {
+            Held::Sqlite(c) => fetch!(c),
+            Held::Postgres(c) => fetch!(c),
+        }?;
+        self.held = Some(held);
+        Ok(rows.into_iter().filter_map(record).collect())
+    }
+
+    /// Give the held connection back to the pool (a reader keeps none while idle).
+    pub fn release(&mut self) {
+        self.held = None;
+    }
+
+    /// Whether a connection is held.
+    pub fn holds_connection(&self) -> bool {
+        self.held.is_some()
+    }
+}
+
+fn record(t: LookupRow) -> Option<LookupRecord> {
     Some(LookupRecord {
         person_key: t.0,
         name_masked: t.1,

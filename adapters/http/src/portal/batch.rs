@@ -8,12 +8,18 @@
 //! query. With no load, a lookup runs at once on its own: the latency of a single lookup is
 //! unchanged.
 //!
+//! Each query slot is a task with a [`LookupReader`]: it keeps its connection while lookups
+//! keep coming (giving one back to sqlx's pool costs a ping of it, on SQLite a round trip to
+//! its worker thread) and gives it back when the queue is empty.
+//!
 //! Every lookup, found or not, takes the same path, so batching tells nothing about anyone.
 
 use std::sync::Arc;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{Mutex, mpsc, oneshot};
 use ykt_kernel::ports::LookupRecord;
 use ykt_store::Store;
+use ykt_store::disclosure::LookupReader;
 
 type Reply = Result<Vec<LookupRecord>, ()>;
 
@@ -35,32 +41,42 @@ impl LookupBatcher {
     /// Start the batcher on the current tokio runtime. It stops when the last handle is
     /// dropped.
     pub fn spawn(store: Store, in_flight: usize, max_batch: usize) -> LookupBatcher {
-        let (tx, mut rx) = mpsc::channel::<Job>(QUEUE);
-        let slots = Arc::new(Semaphore::new(in_flight.max(1)));
+        let (tx, rx) = mpsc::channel::<Job>(QUEUE);
+        let rx = Arc::new(Mutex::new(rx));
         let max_batch = max_batch.clamp(1, 500);
-        tokio::spawn(async move {
-            loop {
-                // Wait for a free slot first: meanwhile lookups queue up and go together.
-                let Ok(permit) = slots.clone().acquire_owned().await else {
-                    break;
-                };
-                let Some(first) = rx.recv().await else {
-                    break;
-                };
-                let mut jobs = vec![first];
-                while jobs.len() < max_batch {
-                    match rx.try_recv() {
-                        Ok(j) => jobs.push(j),
-                        Err(_) => break,
-                    }
+        for _ in 0..in_flight.max(1) {
+            let (rx, mut reader) = (rx.clone(), store.lookup_reader());
+            tokio::spawn(async move {
+                loop {
+                    // One slot at a time waits for lookups; the others are busy or wait for
+                    // their turn, so lookups arriving meanwhile queue up and go together.
+                    let jobs = {
+                        let mut rx = rx.lock().await;
+                        let first = match rx.try_recv() {
+                            Ok(j) => j,
+                            Err(TryRecvError::Disconnected) => break,
+                            Err(TryRecvError::Empty) => {
+                                // Idle: the connection goes back to the pool meanwhile.
+                                reader.release();
+                                match rx.recv().await {
+                                    Some(j) => j,
+                                    None => break,
+                                }
+                            }
+                        };
+                        let mut jobs = vec![first];
+                        while jobs.len() < max_batch {
+                            match rx.try_recv() {
+                                Ok(j) => jobs.push(j),
+                                Err(_) => break,
+                            }
+                        }
+                        jobs
+                    };
+                    run(&mut reader, jobs).await;
                 }
-                let store = store.clone();
-                tokio::spawn(async move {
-                    run(&store, jobs).await;
-                    drop(permit);
-                });
-            }
-        });
+            });
+        }
         LookupBatcher { tx }
     }
 
@@ -73,15 +89,11 @@ impl LookupBatcher {
     }
 }
 
-async fn run(store: &Store, jobs: Vec<Job>) {
+async fn run(reader: &mut LookupReader, jobs: Vec<Job>) {
     let mut keys: Vec<String> = jobs.iter().map(|j| j.key.clone()).collect();
     keys.sort_unstable();
     keys.dedup();
-    let result = if keys.len() == 1 {
-        store.lookup_records(&keys[0]).await
-    } else {
-        store.lookup_records_many(&keys).await
-    };
+    let result = reader.lookup_records_many(&keys).await;
     match result {
         Ok(records) => {
             for j in jobs {
@@ -133,7 +145,7 @@ mod tests {
                 }
             }
             db.store.publish_records(&recs).await.expect("publish");
-            let b = LookupBatcher::spawn(db.store.clone(), 1, 16);
+            let b = LookupBatcher::spawn(db.store.clone(), 2, 16);
             let mut tasks = Vec::new();
             for i in 0..200u32 {
                 let b = b.clone();
@@ -151,6 +163,12 @@ mod tests {
                 let p: u32 = key[1..].parse().expect("n");
                 assert_eq!(got.len(), if p < 40 { (p % 3 + 1) as usize } else { 0 });
             }
+            // Idle, the query slots keep no connection: the pool closes although the
+            // batcher is still there (close waits for every connection to come back).
+            tokio::time::timeout(std::time::Duration::from_secs(10), db.store.close())
+                .await
+                .expect("the idle batcher holds no connection");
+            drop(b);
         })
         .await;
     }
