@@ -82,7 +82,8 @@ macro_rules! sqlite_read_cache_kib {
 }
 
 /// Puts a connection back to the read cache (after a write transaction).
-const SQLITE_READ_CACHE: &str = concat!("PRAGMA cache_size = ", sqlite_read_cache_kib!());
+pub(crate) const SQLITE_READ_CACHE: &str =
+    concat!("PRAGMA cache_size = ", sqlite_read_cache_kib!());
 
 /// SQLite page cache of the connection holding a write transaction: 64 MiB, because bulk
 /// loads insert into B-trees keyed by random blind indexes, which thrash a small cache. Set
@@ -159,6 +160,8 @@ pub(crate) enum Pool {
 pub struct Store {
     pub(crate) pool: Pool,
     pub(crate) vault: Vault,
+    /// SQLite on a file: the file (the public lookup opens read connections of its own).
+    pub(crate) sqlite_file: Option<Arc<std::path::PathBuf>>,
     /// SQLite only: serialises write transactions inside this process (see the module docs).
     write_gate: Arc<Mutex<()>>,
     /// One lock per file being imported (see [`Store::file_gate`]).
@@ -311,9 +314,16 @@ impl Store {
                 "数据库地址应以 sqlite: 或 postgres:// 开头 (the URL must start with sqlite: or postgres://)",
             ));
         };
+        let sqlite_file = match &pool {
+            Pool::Sqlite(p) if !sqlite_in_memory(url) => {
+                Some(Arc::new(p.connect_options().get_filename().to_path_buf()))
+            }
+            _ => None,
+        };
         let store = Store {
             pool,
             vault,
+            sqlite_file,
             write_gate: Arc::new(Mutex::new(())),
             file_gates: Arc::default(),
         };

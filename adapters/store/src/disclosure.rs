@@ -190,15 +190,21 @@ impl Store {
     /// hand-overs) per lookup. For a run of such queries, [`Store::lookup_reader`] keeps one
     /// connection instead of taking one from the pool each time.
     pub async fn lookup_records_many(&self, person_keys: &[String]) -> Result<Vec<LookupRecord>> {
-        self.lookup_reader().lookup_records_many(person_keys).await
+        LookupReader {
+            store: self.clone(),
+            held: None,
+            direct: false,
+        }
+        .lookup_records_many(person_keys)
+        .await
     }
 
-    /// A reader for a run of lookups that keeps the connection it takes from the pool (see
-    /// [`LookupReader`]).
+    /// A reader for a run of lookups that keeps its connection (see [`LookupReader`]).
     pub fn lookup_reader(&self) -> LookupReader {
         LookupReader {
             store: self.clone(),
             held: None,
+            direct: self.sqlite_file.is_some(),
         }
     }
 
@@ -222,23 +228,76 @@ impl Store {
 /// A lookup record as read: key, masked name, project, period, amount in 分, date, status.
 type LookupRow = (String, String, String, String, i64, String, String);
 
-/// A connection of the pool, held.
+/// A connection of the pool, held; or the reader's own.
 enum Held {
     Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
     Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+    /// SQLite on a file: a read-only connection of the reader's own, queried on the calling
+    /// thread (see [`LookupReader`]).
+    Direct(rusqlite::Connection),
+}
+
+/// Statements a direct connection keeps prepared: one per number of keys in a query, and a
+/// busy portal's batches have from one to a few dozen.
+const DIRECT_STATEMENTS: usize = 64;
+
+/// A read-only connection to the store's SQLite file with the pool's settings.
+fn open_direct(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
+    use rusqlite::OpenFlags;
+    let c = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    c.busy_timeout(crate::db::SQLITE_BUSY_TIMEOUT)?;
+    c.execute_batch(crate::db::SQLITE_READ_CACHE)?;
+    c.set_prepared_statement_cache_capacity(DIRECT_STATEMENTS);
+    Ok(c)
+}
+
+/// The query on a direct connection.
+fn fetch_direct(
+    c: &rusqlite::Connection,
+    sql: &str,
+    person_keys: &[String],
+) -> rusqlite::Result<Vec<LookupRow>> {
+    let mut st = c.prepare_cached(sql)?;
+    let rows = st.query_map(rusqlite::params_from_iter(person_keys), |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+        ))
+    })?;
+    rows.collect()
 }
 
 /// Lookups on one connection kept between queries: the portal's batcher keeps one per query
-/// slot while lookups keep arriving (`ykt_http::portal::batch`).
+/// slot (`ykt_http::portal::batch`).
 ///
-/// sqlx tests every connection given back to its pool with a ping, in a task of its own: on
-/// SQLite a round trip to the connection's worker thread, on PostgreSQL one to the server.
-/// Under load that was one more round trip for every query of a few lookups; a reader pays
-/// it once per run of queries. Give the connection back when idle ([`LookupReader::release`],
-/// or drop the reader): the pool's `close` waits for every connection.
+/// PostgreSQL (and SQLite in memory): a connection of the pool, kept while lookups keep
+/// arriving. sqlx tests every connection given back to its pool with a ping, in a task of
+/// its own (a round trip to the server); a reader pays it once per run of queries. Give the
+/// connection back when idle ([`LookupReader::release`], or drop the reader): the pool's
+/// `close` waits for every connection.
+///
+/// SQLite on a file: a read-only connection of the reader's own (rusqlite, the same SQLite
+/// library), queried on the calling thread. sqlx runs each SQLite connection on a thread of
+/// its own, and under load the portal's CPU went more to handing each query to that thread
+/// and back (waking it, parking it: measured, the kernel's scheduler took two thirds of that
+/// thread's time) than to SQLite's work. A lookup query is bounded (at most 500 keys, each
+/// a probe of the primary key, from SQLite's page cache or the file cache), so it runs where
+/// the request is, like the hashing and the JSON around it. It reads in WAL mode beside the
+/// platform's writers (each query sees the last commit) and is kept when idle (it holds no
+/// lock then and the pool's `close` does not wait for it).
 pub struct LookupReader {
     store: Store,
     held: Option<Held>,
+    /// Use a direct connection (SQLite on a file).
+    direct: bool,
 }
 
 impl LookupReader {
@@ -265,9 +324,12 @@ impl LookupReader {
             "SELECT person_key, name_masked, project_name, period, amount_fen, date, status FROM lookup_records WHERE person_key IN ({}) ORDER BY person_key, date DESC, period DESC",
             placeholders.join(", ")
         );
-        let mut held = match self.held.take() {
-            Some(h) => h,
-            None => match &self.store.pool {
+        let mut held = match (self.held.take(), &self.store.sqlite_file) {
+            (Some(h), _) => h,
+            (None, Some(path)) if self.direct => {
+                Held::Direct(open_direct(path).map_err(direct_error)?)
+            }
+            (None, _) => match &self.store.pool {
                 crate::db::Pool::Sqlite(p) => Held::Sqlite(p.acquire().await?),
                 crate::db::Pool::Postgres(p) => Held::Postgres(p.acquire().await?),
             },
@@ -282,22 +344,35 @@ impl LookupReader {
             }};
         }
         let rows = match &mut held {
-            Held::Sqlite(c) => fetch!(c),
-            Held::Postgres(c) => fetch!(c),
-        }?;
+            Held::Sqlite(c) => fetch!(c)?,
+            Held::Postgres(c) => fetch!(c)?,
+            Held::Direct(c) => fetch_direct(c, &sql, person_keys).map_err(direct_error)?,
+        };
         self.held = Some(held);
         Ok(rows.into_iter().filter_map(record).collect())
     }
 
-    /// Give the held connection back to the pool (a reader keeps none while idle).
+    /// Give a held connection of the pool back (a direct SQLite connection is kept).
     pub fn release(&mut self) {
-        self.held = None;
+        if !matches!(self.held, Some(Held::Direct(_))) {
+            self.held = None;
+        }
     }
 
-    /// Whether a connection is held.
-    pub fn holds_connection(&self) -> bool {
-        self.held.is_some()
+    /// Whether a connection of the pool is held.
+    pub fn holds_pool_connection(&self) -> bool {
+        matches!(self.held, Some(Held::Sqlite(_) | Held::Postgres(_)))
     }
+
+    /// Whether the reader reads through a connection of its own (SQLite on a file).
+    pub fn is_direct(&self) -> bool {
+        self.direct
+    }
+}
+
+/// A direct connection's failure, as the store reports a database error.
+fn direct_error(e: rusqlite::Error) -> crate::error::StoreError {
+    crate::error::StoreError::Direct(e)
 }
 
 fn record(t: LookupRow) -> Option<LookupRecord> {
@@ -404,5 +479,71 @@ impl Store {
         }
         tx.commit().await?;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::each_backend;
+    use ykt_kernel::Period;
+
+    fn rec(key: &str, period: &str, fen: i64) -> LookupRecord {
+        LookupRecord {
+            person_key: key.into(),
+            name_masked: "张*".into(),
+            project_name: "农村最低生活保障金".into(),
+            period: Period::parse(period).expect("period"),
+            amount: Fen(fen),
+            date: format!("{period}-28"),
+            status: "已到账".into(),
+        }
+    }
+
+    /// A reader answers as the store does, sees what is published after its first query,
+    /// survives `release`, refuses more than 500 keys, and never keeps the pool from closing.
+    #[tokio::test]
+    async fn a_reader_answers_like_the_store_and_sees_new_records() {
+        each_backend("lookup_reader", |db| async move {
+            let s = &db.store;
+            s.publish_records(&[rec("a", "2023-04", 100), rec("a", "2023-05", 200)])
+                .await
+                .expect("publish");
+            let mut r = s.lookup_reader();
+            assert_eq!(r.is_direct(), s.backend() == crate::Backend::Sqlite);
+            let keys = vec!["a".to_string(), "b".to_string()];
+            let got = r.lookup_records_many(&keys).await.expect("read");
+            assert_eq!(got, s.lookup_records_many(&keys).await.expect("store"));
+            assert_eq!(
+                got.iter().map(|x| x.amount.0).collect::<Vec<_>>(),
+                [200, 100],
+                "newest first"
+            );
+            assert_eq!(r.holds_pool_connection(), !r.is_direct());
+            r.release();
+            assert!(!r.holds_pool_connection());
+
+            s.publish_records(&[rec("b", "2023-05", 300)])
+                .await
+                .expect("publish");
+            let got = r.lookup_records_many(&keys).await.expect("read again");
+            assert_eq!(
+                got.iter()
+                    .map(|x| (x.person_key.as_str(), x.amount.0))
+                    .collect::<Vec<_>>(),
+                [("a", 200), ("a", 100), ("b", 300)]
+            );
+            let many: Vec<String> = (0..501).map(|i| format!("k{i}")).collect();
+            assert!(matches!(
+                r.lookup_records_many(&many).await,
+                Err(crate::StoreError::Invalid { .. })
+            ));
+            r.release();
+            tokio::time::timeout(std::time::Duration::from_secs(10), s.close())
+                .await
+                .expect("a released reader keeps no pool connection");
+            drop(r);
+        })
+        .await;
     }
 }

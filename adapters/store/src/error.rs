@@ -27,6 +27,11 @@ pub enum StoreError {
     #[error("数据库访问失败 (database error: {0})")]
     Database(#[source] sqlx::Error),
 
+    /// A read on the public lookup's own SQLite connection failed
+    /// ([`crate::disclosure::LookupReader`]).
+    #[error("数据库访问失败 (database error: {0})")]
+    Direct(#[source] rusqlite::Error),
+
     /// Applying the migrations failed.
     #[error("数据库结构升级失败 (migration failed: {0})")]
     Migrate(#[from] sqlx::migrate::MigrateError),
