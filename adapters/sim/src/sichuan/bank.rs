@@ -150,57 +150,169 @@ struct Line {
 
 /// An instruction file as the bank reads it.
 pub struct Instruction {
+    head: Head,
+    lines: Vec<Line>,
+}
+
+impl Instruction {
+    /// The order number of the header.
+    pub fn order(&self) -> &str {
+        &self.head.order
+    }
+    /// The payment lines read.
+    pub fn line_count(&self) -> usize {
+        self.lines.len()
+    }
+}
+
+/// An instruction's header: what the bank keeps of it, and the totals it declares.
+struct Head {
     order: String,
     seq: String,
     pay_date: NaiveDate,
     bank: String,
-    lines: Vec<Line>,
+    count: String,
+    total: Option<Fen>,
+}
+
+/// Why an instruction could not be read: the file is unusable (refused, with the reason the
+/// bank gives), or the bank could not read its own disk.
+enum ReadError {
+    Bad(String),
+    Io(std::io::Error),
+}
+
+impl From<&str> for ReadError {
+    fn from(s: &str) -> ReadError {
+        ReadError::Bad(s.to_owned())
+    }
+}
+
+/// The lines of an instruction file read one at a time, as a bank reads a province-scale
+/// file: the header first, then each `D` line as it comes, the trailer and the totals
+/// checked at the end. A line is decoded on its own (a GB18030 character never holds the
+/// byte `\n`, so this reads the same as decoding the whole file).
+struct InstructionLines<R> {
+    src: R,
+    buf: Vec<u8>,
+    head: Head,
+    trailer: Option<(String, Fen)>,
+    count: u64,
+    total: Fen,
+}
+
+impl<R: std::io::BufRead> InstructionLines<R> {
+    /// The next line of `src` without its line end (`str::lines`'s rule), `None` at the end.
+    fn next_text(src: &mut R, buf: &mut Vec<u8>) -> Result<Option<String>, ReadError> {
+        buf.clear();
+        if src.read_until(b'\n', buf).map_err(ReadError::Io)? == 0 {
+            return Ok(None);
+        }
+        let mut raw = buf.as_slice();
+        if let Some(r) = raw.strip_suffix(b"\n") {
+            raw = r.strip_suffix(b"\r").unwrap_or(r);
+        }
+        from_gb18030(raw)
+            .map(Some)
+            .ok_or(ReadError::Bad("不是GB18030编码".into()))
+    }
+
+    fn open(mut src: R) -> Result<Self, ReadError> {
+        let mut buf = Vec::new();
+        let text = Self::next_text(&mut src, &mut buf)?.ok_or("空文件")?;
+        let head: Vec<&str> = text.split('|').collect();
+        if head.len() != 14 || head[0] != "H" || head[1] != "SCZF1.0" {
+            return Err("文件头无效".into());
+        }
+        let pay_date = NaiveDate::parse_from_str(head[4], "%Y%m%d").map_err(|_| "发放日期无效")?;
+        Ok(InstructionLines {
+            head: Head {
+                order: head[2].to_owned(),
+                seq: head[3].to_owned(),
+                pay_date,
+                bank: head[9].to_owned(),
+                count: head[12].to_owned(),
+                total: parse_fen(head[13]),
+            },
+            src,
+            buf,
+            trailer: None,
+            count: 0,
+            total: Fen(0),
+        })
+    }
+
+    /// The next payment line; `None` once the trailer has been read and the counts and
+    /// amounts of header, lines and trailer agree.
+    fn next_line(&mut self) -> Result<Option<Line>, ReadError> {
+        while let Some(text) = Self::next_text(&mut self.src, &mut self.buf)? {
+            let r: Vec<&str> = text.split('|').collect();
+            match r[0] {
+                "D" if r.len() == 13 && self.trailer.is_none() => {
+                    let l = Line {
+                        line_id: r[2].to_owned(),
+                        attempt: r[3].parse().map_err(|_| "发放次数无效")?,
+                        account: r[6].to_owned(),
+                        amount: parse_fen(r[8]).ok_or("金额无效")?,
+                        phone: r[9].to_owned(),
+                        sms: r[12].to_owned(),
+                    };
+                    self.count += 1;
+                    self.total += l.amount;
+                    return Ok(Some(l));
+                }
+                "T" if r.len() == 3 && self.trailer.is_none() => {
+                    self.trailer = Some((r[1].to_owned(), parse_fen(r[2]).ok_or("文件尾金额无效")?))
+                }
+                _ => return Err("记录无效".into()),
+            }
+        }
+        let (t_count, t_total) = self.trailer.as_ref().ok_or("缺少文件尾")?;
+        if *t_count != self.count.to_string()
+            || self.head.count != *t_count
+            || Some(self.total) != self.head.total
+            || self.total != *t_total
+        {
+            return Err("笔数或金额与文件头、文件尾不符".into());
+        }
+        Ok(None)
+    }
 }
 
 /// The bank's reading of an instruction file (public for the fuzz targets, `tests/fuzz`).
 pub fn read_instruction(bytes: &[u8]) -> Result<Instruction, String> {
-    let text = from_gb18030(bytes).ok_or("不是GB18030编码")?;
-    // Each line split as it is read (a province-scale instruction has hundreds of thousands).
-    let mut rows = text.lines().map(|l| l.split('|').collect::<Vec<&str>>());
-    let head = rows.next().ok_or("空文件")?;
-    if head.len() != 14 || head[0] != "H" || head[1] != "SCZF1.0" {
-        return Err("文件头无效".into());
-    }
-    let pay_date = NaiveDate::parse_from_str(head[4], "%Y%m%d").map_err(|_| "发放日期无效")?;
+    let bad = |e: ReadError| match e {
+        ReadError::Bad(s) => s,
+        ReadError::Io(e) => e.to_string(),
+    };
+    let mut r = InstructionLines::open(bytes).map_err(bad)?;
     let mut lines = Vec::new();
-    let mut trailer = None;
-    for r in rows {
-        match r[0] {
-            "D" if r.len() == 13 && trailer.is_none() => lines.push(Line {
-                line_id: r[2].to_owned(),
-                attempt: r[3].parse().map_err(|_| "发放次数无效")?,
-                account: r[6].to_owned(),
-                amount: parse_fen(r[8]).ok_or("金额无效")?,
-                phone: r[9].to_owned(),
-                sms: r[12].to_owned(),
-            }),
-            "T" if r.len() == 3 && trailer.is_none() => {
-                trailer = Some((r[1].to_owned(), parse_fen(r[2]).ok_or("文件尾金额无效")?))
-            }
-            _ => return Err("记录无效".into()),
-        }
-    }
-    let (t_count, t_total) = trailer.ok_or("缺少文件尾")?;
-    let total: Fen = lines.iter().map(|l| l.amount).sum();
-    if t_count != lines.len().to_string()
-        || head[12] != t_count
-        || Some(total) != parse_fen(head[13])
-        || total != t_total
-    {
-        return Err("笔数或金额与文件头、文件尾不符".into());
+    while let Some(l) = r.next_line().map_err(bad)? {
+        lines.push(l);
     }
     Ok(Instruction {
-        order: head[2].to_owned(),
-        seq: head[3].to_owned(),
-        pay_date,
-        bank: head[9].to_owned(),
+        head: r.head,
         lines,
     })
+}
+
+/// Check a whole instruction file, a line at a time, keeping none: `Ok(Err(reason))` when
+/// the bank refuses it.
+fn check_instruction(path: &Path) -> Result<Result<(), String>, BankSimError> {
+    let file = std::fs::File::open(path).map_err(io(path))?;
+    let read = InstructionLines::open(std::io::BufReader::with_capacity(1 << 16, file))
+        .and_then(|mut r| while_some(|| r.next_line()));
+    match read {
+        Ok(()) => Ok(Ok(())),
+        Err(ReadError::Bad(reason)) => Ok(Err(reason)),
+        Err(ReadError::Io(e)) => Err(io(path)(e)),
+    }
+}
+
+/// Call `f` until it gives `None`.
+fn while_some<T, E>(mut f: impl FnMut() -> Result<Option<T>, E>) -> Result<(), E> {
+    while f()?.is_some() {}
+    Ok(())
 }
 
 fn label(r: FailureReason) -> (&'static str, &'static str) {
@@ -264,33 +376,28 @@ struct ResultLine {
     sms: bool,
 }
 
-/// A result file: the header's order, sequence and value date, the lines (numbered and
-/// totalled when written, so the header and trailer always agree with them).
-fn render_result(order: &str, seq: &str, date: &str, lines: &[ResultLine]) -> Vec<u8> {
-    use std::fmt::Write as _;
-    // The totals first, then the header and lines written once into one text.
-    let (mut ok_n, mut ok_t, mut bad_n, mut bad_t) = (0u64, Fen(0), 0u64, Fen(0));
-    for l in lines {
-        if l.status == "0" {
-            ok_n += 1;
-            ok_t += l.amount;
+/// A result file being written: its lines (numbered and totalled as they are added, so the
+/// header and trailer always agree with them), already in GB18030.
+#[derive(Default)]
+struct ResultText {
+    body: Vec<u8>,
+    ok: (u64, Fen),
+    bad: (u64, Fen),
+}
+
+impl ResultText {
+    /// Add one line's result (`date`: the value date, `YYYYMMDD`).
+    fn push(&mut self, l: &ResultLine, date: &str) {
+        let n = self.ok.0 + self.bad.0 + 1;
+        let sum = if l.status == "0" {
+            &mut self.ok
         } else {
-            bad_n += 1;
-            bad_t += l.amount;
-        }
-    }
-    let count = lines.len();
-    let total = ok_t + bad_t;
-    let mut text = String::with_capacity(64 + lines.len() * 64);
-    let _ = write!(
-        text,
-        "H|SCHP1.0|{order}|{seq}|{date}|{count}|{total}|{ok_n}|{ok_t}|{bad_n}|{bad_t}\r\n"
-    );
-    for (n, l) in lines.iter().enumerate() {
-        let _ = write!(
-            text,
-            "D|{}|{}|{}|{}|{}|{}|{}|{}|{date}|{}\r\n",
-            n + 1,
+            &mut self.bad
+        };
+        sum.0 += 1;
+        sum.1 += l.amount;
+        self.body.extend_from_slice(&gb18030(&format!(
+            "D|{n}|{}|{}|{}|{}|{}|{}|{}|{date}|{}\r\n",
             l.line_id,
             l.attempt,
             l.account,
@@ -299,10 +406,30 @@ fn render_result(order: &str, seq: &str, date: &str, lines: &[ResultLine]) -> Ve
             l.code,
             l.why,
             u8::from(l.sms)
-        );
+        )));
     }
-    let _ = write!(text, "T|{count}|{total}\r\n");
-    gb18030(&text)
+
+    /// The whole file: header, the lines, trailer.
+    fn finish(self, order: &str, seq: &str, date: &str) -> Vec<u8> {
+        let ((ok_n, ok_t), (bad_n, bad_t)) = (self.ok, self.bad);
+        let (count, total) = (ok_n + bad_n, ok_t + bad_t);
+        let mut out = gb18030(&format!(
+            "H|SCHP1.0|{order}|{seq}|{date}|{count}|{total}|{ok_n}|{ok_t}|{bad_n}|{bad_t}\r\n"
+        ));
+        out.reserve(self.body.len() + 32);
+        out.extend_from_slice(&self.body);
+        out.extend_from_slice(format!("T|{count}|{total}\r\n").as_bytes());
+        out
+    }
+}
+
+/// A result file: the header's order, sequence and value date, the lines.
+fn render_result(order: &str, seq: &str, date: &str, lines: &[ResultLine]) -> Vec<u8> {
+    let mut text = ResultText::default();
+    for l in lines {
+        text.push(l, date);
+    }
+    text.finish(order, seq, date)
 }
 
 /// The bank's own reading of a full copy it wrote: (order, seq, date, lines).
@@ -450,7 +577,7 @@ impl BankSim {
             round.withheld.push(name.to_owned());
             return Ok(());
         }
-        let mut bytes = full.to_vec();
+        let mut bytes = std::borrow::Cow::Borrowed(full);
         let hit = |f: &FileFault, what: &'static str| self.hits(f, order, what).then_some(what);
         let faults: Vec<&'static str> = [
             hit(&c.drop_line, "drop_line"),
@@ -482,7 +609,7 @@ impl BankSim {
                     l.amount += Fen(1);
                 }
             }
-            bytes = render_result(&o, &seq, &date, &lines);
+            bytes = std::borrow::Cow::Owned(render_result(&o, &seq, &date, &lines));
             round.altered.push((name.to_owned(), faults));
         }
         if first && self.hits(&self.cfg.truncate, order, "truncate") {
@@ -537,26 +664,30 @@ impl BankSim {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let bytes = std::fs::read(&path).map_err(io(&path))?;
-            let read = read_instruction(&bytes);
-            drop(bytes);
-            let mut ins = match read {
-                Ok(i) => i,
-                Err(reason) => {
-                    move_into(&path, &to_bank.join("rejected"))?;
-                    round.refused.push((name, reason));
-                    continue;
-                }
+            // Checked whole first (a bad file is refused before anything is paid), then read
+            // again and paid a line at a time: the bank holds one line, not the file.
+            if let Err(reason) = check_instruction(&path)? {
+                move_into(&path, &to_bank.join("rejected"))?;
+                round.refused.push((name, reason));
+                continue;
+            }
+            let file = std::fs::File::open(&path).map_err(io(&path))?;
+            let changed = |e: ReadError| match e {
+                ReadError::Io(e) => io(&path)(e),
+                ReadError::Bad(why) => io(&path)(std::io::Error::other(format!(
+                    "指令文件在读取中被改动：{why}"
+                ))),
             };
-            let date = ins.pay_date.format("%Y%m%d").to_string();
-            let mut lines = Vec::with_capacity(ins.lines.len());
-            // Each instruction line taken as it is paid (its texts freed as it goes).
-            for l in std::mem::take(&mut ins.lines) {
-                let failure = self.outcome(&ins.order, &l);
+            let mut ins = InstructionLines::open(std::io::BufReader::with_capacity(1 << 16, file))
+                .map_err(changed)?;
+            let date = ins.head.pay_date.format("%Y%m%d").to_string();
+            let mut text = ResultText::default();
+            while let Some(l) = ins.next_line().map_err(changed)? {
+                let failure = self.outcome(&ins.head.order, &l);
                 let (status, code, why, sms) = match failure {
                     None => {
                         round.credited += 1;
-                        let sms = self.text(&l.phone, &l.sms, &ins.bank).await;
+                        let sms = self.text(&l.phone, &l.sms, &ins.head.bank).await;
                         round.sms_sent += u64::from(sms);
                         ("0", "00", "成功", sms)
                     }
@@ -566,23 +697,26 @@ impl BankSim {
                         ("1", code, why, false)
                     }
                 };
-                lines.push(ResultLine {
-                    line_id: l.line_id,
-                    attempt: l.attempt.to_string(),
-                    account: l.account,
-                    amount: l.amount,
-                    status: status.into(),
-                    code: code.into(),
-                    why: why.into(),
-                    sms,
-                });
+                text.push(
+                    &ResultLine {
+                        line_id: l.line_id,
+                        attempt: l.attempt.to_string(),
+                        account: l.account,
+                        amount: l.amount,
+                        status: status.into(),
+                        code: code.into(),
+                        why: why.into(),
+                        sms,
+                    },
+                    &date,
+                );
             }
-            let full = render_result(&ins.order, &ins.seq, &date, &lines);
-            drop(lines);
-            let result_name = format!("HP_{}_{}.txt", ins.order, ins.seq);
+            let Head { order, seq, .. } = ins.head;
+            let full = text.finish(&order, &seq, &date);
+            let result_name = format!("HP_{order}_{seq}.txt");
             atomic_write(&sent.join(&result_name), &full)?;
-            let first_for_order = listing(&sent, &format!("HP_{}_", ins.order), ".txt")?.len() == 1;
-            self.emit(&ins.order, &result_name, &full, first_for_order, &mut round)?;
+            let first_for_order = listing(&sent, &format!("HP_{order}_"), ".txt")?.len() == 1;
+            self.emit(&order, &result_name, &full, first_for_order, &mut round)?;
             move_into(&path, &to_bank.join("done"))?;
             round.instructions.push(name);
         }
@@ -625,5 +759,123 @@ impl BankSim {
                 tokio::time::sleep(every).await;
             }
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An instruction as the platform writes it (`ykt_http::sichuan::bank`), GB18030.
+    fn instruction(order: &str, lines: &[(&str, &str, &str)], trailer_total: &str) -> Vec<u8> {
+        let total: Fen = lines.iter().map(|l| parse_fen(l.2).expect("amount")).sum();
+        let mut t = format!(
+            "H|SCZF1.0|{order}|01|20230516|乐山市民政局|5101000000000001|乐山市民政局零余额账户|DF2023001|四川农信|SC-DB|农村最低生活保障金|{}|{total}\r\n",
+            lines.len()
+        );
+        for (n, (id, account, amount)) in lines.iter().enumerate() {
+            t.push_str(&format!(
+                "D|{}|{id}|1|张三|510111199001011234|{account}|四川农信|{amount}||张三||您的农村最低生活保障金{amount}元已到账\r\n",
+                n + 1
+            ));
+        }
+        t.push_str(&format!("T|{}|{trailer_total}\r\n", lines.len()));
+        gb18030(&t)
+    }
+
+    fn sim(dir: &Path, fail: &str) -> BankSim {
+        BankSim::new(
+            dir,
+            BankSimConfig {
+                seed: 7,
+                fail_accounts: vec![FailRule {
+                    account: fail.into(),
+                    reason: FailureReason::AccountClosed,
+                    attempts: 0,
+                }],
+                ..BankSimConfig::default()
+            },
+        )
+        .expect("sim")
+    }
+
+    /// A good instruction, read and paid a line at a time: one result file whose header,
+    /// lines and trailer agree, the closed account failed, the instruction moved to `done/`.
+    #[tokio::test]
+    async fn an_instruction_is_paid_line_by_line_into_one_result_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let bank = sim(dir.path(), "6228480000000000029");
+        let bytes = instruction(
+            "O7",
+            &[
+                ("11", "6228480000000000011", "420.00"),
+                ("12", "6228480000000000029", "380.50"),
+                ("13", "6228480000000000037", "420.00"),
+            ],
+            "1220.50",
+        );
+        let read = read_instruction(&bytes).expect("the bank's reading");
+        assert_eq!((read.order(), read.line_count()), ("O7", 3));
+        std::fs::write(dir.path().join("to_bank/ZF_O7_01.txt"), &bytes).expect("write");
+        let r = bank.process_once().await.expect("round");
+        assert_eq!(r.instructions, ["ZF_O7_01.txt"]);
+        assert_eq!((r.credited, r.failed, r.sms_sent), (2, 1, 0));
+        let out = std::fs::read(dir.path().join("from_bank/HP_O7_01.txt")).expect("result");
+        assert_eq!(
+            from_gb18030(&out).expect("gb18030"),
+            "H|SCHP1.0|O7|01|20230516|3|1220.50|2|840.00|1|380.50\r\n\
+             D|1|11|1|6228480000000000011|420.00|0|00|成功|20230516|0\r\n\
+             D|2|12|1|6228480000000000029|380.50|1|04|账户冻结或已销户|20230516|0\r\n\
+             D|3|13|1|6228480000000000037|420.00|0|00|成功|20230516|0\r\n\
+             T|3|1220.50\r\n"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("bank/sent/HP_O7_01.txt")).expect("copy"),
+            out
+        );
+        assert!(dir.path().join("to_bank/done/ZF_O7_01.txt").is_file());
+    }
+
+    /// A file whose trailer disagrees with its lines is refused whole, nothing paid: no
+    /// result, no SMS, the file moved to `rejected/`. So is a file cut mid-line.
+    #[tokio::test]
+    async fn a_bad_instruction_is_refused_before_any_line_is_paid() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let bank = sim(dir.path(), "none");
+        let lines = [
+            ("11", "6228480000000000011", "420.00"),
+            ("12", "6228480000000000029", "380.50"),
+        ];
+        std::fs::write(
+            dir.path().join("to_bank/ZF_O8_01.txt"),
+            instruction("O8", &lines, "800.00"),
+        )
+        .expect("write");
+        let good = instruction("O9", &lines, "800.50");
+        std::fs::write(
+            dir.path().join("to_bank/ZF_O9_01.txt"),
+            &good[..good.len() - "T|2|800.50\r\n".len()],
+        )
+        .expect("write");
+        let r = bank.process_once().await.expect("round");
+        assert!(r.instructions.is_empty(), "{r:?}");
+        assert_eq!((r.credited, r.failed), (0, 0));
+        assert_eq!(
+            r.refused,
+            [
+                (
+                    "ZF_O8_01.txt".to_owned(),
+                    "笔数或金额与文件头、文件尾不符".to_owned()
+                ),
+                ("ZF_O9_01.txt".to_owned(), "缺少文件尾".to_owned()),
+            ]
+        );
+        assert!(dir.path().join("to_bank/rejected/ZF_O8_01.txt").is_file());
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("from_bank"))
+                .expect("dir")
+                .count(),
+            0
+        );
     }
 }
