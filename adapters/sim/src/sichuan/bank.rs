@@ -296,23 +296,27 @@ pub fn read_instruction(bytes: &[u8]) -> Result<Instruction, String> {
     })
 }
 
+/// An instruction file opened to be read a line at a time.
+fn open_instruction(
+    path: &Path,
+) -> Result<InstructionLines<std::io::BufReader<std::fs::File>>, ReadError> {
+    let file = std::fs::File::open(path).map_err(ReadError::Io)?;
+    InstructionLines::open(std::io::BufReader::with_capacity(1 << 16, file))
+}
+
 /// Check a whole instruction file, a line at a time, keeping none: `Ok(Err(reason))` when
 /// the bank refuses it.
 fn check_instruction(path: &Path) -> Result<Result<(), String>, BankSimError> {
-    let file = std::fs::File::open(path).map_err(io(path))?;
-    let read = InstructionLines::open(std::io::BufReader::with_capacity(1 << 16, file))
-        .and_then(|mut r| while_some(|| r.next_line()));
-    match read {
+    let read = || -> Result<(), ReadError> {
+        let mut r = open_instruction(path)?;
+        while r.next_line()?.is_some() {}
+        Ok(())
+    };
+    match read() {
         Ok(()) => Ok(Ok(())),
         Err(ReadError::Bad(reason)) => Ok(Err(reason)),
         Err(ReadError::Io(e)) => Err(io(path)(e)),
     }
-}
-
-/// Call `f` until it gives `None`.
-fn while_some<T, E>(mut f: impl FnMut() -> Result<Option<T>, E>) -> Result<(), E> {
-    while f()?.is_some() {}
-    Ok(())
 }
 
 fn label(r: FailureReason) -> (&'static str, &'static str) {
@@ -671,15 +675,13 @@ impl BankSim {
                 round.refused.push((name, reason));
                 continue;
             }
-            let file = std::fs::File::open(&path).map_err(io(&path))?;
             let changed = |e: ReadError| match e {
                 ReadError::Io(e) => io(&path)(e),
                 ReadError::Bad(why) => io(&path)(std::io::Error::other(format!(
                     "指令文件在读取中被改动：{why}"
                 ))),
             };
-            let mut ins = InstructionLines::open(std::io::BufReader::with_capacity(1 << 16, file))
-                .map_err(changed)?;
+            let mut ins = open_instruction(&path).map_err(changed)?;
             let date = ins.head.pay_date.format("%Y%m%d").to_string();
             let mut text = ResultText::default();
             while let Some(l) = ins.next_line().map_err(changed)? {
