@@ -501,11 +501,9 @@ impl Store {
         paid_to: &Account,
     ) -> Result<ResultReport> {
         let mut tx = self.begin_bulk().await?;
-        let report = self
-            .apply_results_in(
-                &mut tx, batch_id, order_no, results, actor, paid_from, paid_to,
-            )
-            .await?;
+        // The batch's row first, as a step's transition takes it before its lines and the
+        // audit chain: two polls, one applying a page and one settling the batch, then lock
+        // in the same order on PostgreSQL (the cursor written last deadlocked them).
         if let Some(next) = next {
             with_tx!(tx, |c| {
                 sqlx::query("UPDATE batches SET results_cursor = $1 WHERE id = $2")
@@ -515,6 +513,11 @@ impl Store {
                     .await?;
             });
         }
+        let report = self
+            .apply_results_in(
+                &mut tx, batch_id, order_no, results, actor, paid_from, paid_to,
+            )
+            .await?;
         crate::failpoints::hit("results.before_commit");
         tx.commit().await?;
         crate::failpoints::hit("results.after_commit");

@@ -1452,6 +1452,24 @@ impl Store {
         lines: &[BankLine],
         actor: &str,
     ) -> Result<i64> {
+        self.sichuan_record_bank_file_read(f, lines.iter().cloned().map(Ok::<_, String>), actor)
+            .await
+    }
+
+    /// [`Store::sichuan_record_bank_file`] with the file's lines read as they are recorded
+    /// (a result file of a province-scale batch is never held whole): one transaction, so an
+    /// `Err` from `lines` (the file could not be read to its end) records nothing at all.
+    pub async fn sichuan_record_bank_file_read<I, E>(
+        &self,
+        f: &BankFile,
+        lines: I,
+        actor: &str,
+    ) -> Result<i64>
+    where
+        I: IntoIterator<Item = std::result::Result<BankLine, E>>,
+        I::IntoIter: Send,
+        E: std::fmt::Display,
+    {
         let at = now();
         let mut tx = self.begin().await?;
         let id: i64 = with_tx!(tx, |c| {
@@ -1473,6 +1491,7 @@ impl Store {
             .await?
         });
         for l in lines {
+            let l = l.map_err(|e| invalid(e.to_string()))?;
             with_tx!(tx, |c| {
                 sqlx::query(
                     "INSERT INTO sichuan_bank_lines (file_id, line_id, attempt, amount_fen, credited, reason, value_date, sms_sent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
@@ -1585,33 +1604,55 @@ impl Store {
         Ok(rows.into_iter().map(bank_line).collect())
     }
 
-    /// The lines of a batch's accepted result files (not `except_files`) whose line is still
-    /// in flight at that attempt, in file then line order: what a collection replays
-    /// (results recorded but not applied, e.g. after a crash). Driven by the lines in flight
-    /// (the `(batch_id, state)` index, then each one's bank lines by line id), so a poll
-    /// reads what is open, not every result the batch ever had.
-    pub async fn sichuan_bank_lines_in_flight(
+    /// A page of what a collection applies: the lines of a batch's accepted and repeated
+    /// result files after position `after` (file, line, attempt; `None`: from the start), at
+    /// most `limit`, in that order, each with its file. A repeated file's lines are there so
+    /// that they are counted as the duplicates they are. Read file by file, each file's
+    /// lines by its primary key from the position on: a page costs its own size, never the
+    /// batch's.
+    pub async fn sichuan_result_page(
         &self,
         batch_id: i64,
-        except_files: &[i64],
-    ) -> Result<Vec<BankLine>> {
-        let except: String = except_files
-            .iter()
-            .map(|id| format!(" AND f.id <> {id}"))
-            .collect();
-        // `CROSS JOIN` keeps SQLite's join order (lines in flight first); PostgreSQL plans
-        // it as an inner join.
-        let sql = format!(
-            "SELECT l.line_id, l.attempt, l.amount_fen, l.credited, l.reason, l.value_date, l.sms_sent \
-             FROM payment_lines p CROSS JOIN sichuan_bank_lines l CROSS JOIN sichuan_bank_files f \
-             WHERE p.batch_id = $1 AND p.state = 'in_flight' AND l.line_id = p.id AND l.attempt = p.attempt \
-             AND f.id = l.file_id AND f.batch_id = $1 AND f.status = 'accepted'{except} \
-             ORDER BY f.id, l.line_id, l.attempt"
-        );
-        let rows: Vec<BankLineRow> = with_pool!(self, |p| {
-            sqlx::query_as(&sql).bind(batch_id).fetch_all(p).await?
+        after: Option<(i64, i64, i64)>,
+        limit: usize,
+    ) -> Result<Vec<(i64, BankLine)>> {
+        let (from_file, from_line, from_attempt) = after.unwrap_or((0, -1, -1));
+        let files: Vec<i64> = with_pool!(self, |p| {
+            sqlx::query_scalar(
+                "SELECT id FROM sichuan_bank_files WHERE batch_id = $1 AND direction = 'result' \
+                 AND status IN ('accepted', 'repeat') AND id >= $2 ORDER BY id",
+            )
+            .bind(batch_id)
+            .bind(from_file)
+            .fetch_all(p)
+            .await?
         });
-        Ok(rows.into_iter().map(bank_line).collect())
+        let mut out = Vec::new();
+        for file in files {
+            let want = limit.saturating_sub(out.len());
+            if want == 0 {
+                break;
+            }
+            let (line, attempt) = if file == from_file {
+                (from_line, from_attempt)
+            } else {
+                (-1, -1)
+            };
+            let rows: Vec<BankLineRow> = with_pool!(self, |p| {
+                sqlx::query_as(
+                    "SELECT line_id, attempt, amount_fen, credited, reason, value_date, sms_sent FROM sichuan_bank_lines \
+                     WHERE file_id = $1 AND (line_id, attempt) > ($2, $3) ORDER BY line_id, attempt LIMIT $4",
+                )
+                .bind(file)
+                .bind(line)
+                .bind(attempt)
+                .bind(i64::try_from(want).unwrap_or(i64::MAX))
+                .fetch_all(p)
+                .await?
+            });
+            out.extend(rows.into_iter().map(|r| (file, bank_line(r))));
+        }
+        Ok(out)
     }
 
     // ---- recoveries ------------------------------------------------------------------------

@@ -105,7 +105,7 @@ pub enum ResultFile {
         file_name: String,
         sha256: String,
         seq: String,
-        records: Vec<ResultRecord>,
+        count: u64,
         total: Fen,
     },
     Rejected {
@@ -150,10 +150,6 @@ fn reason_of(code: &str) -> Option<FailureReason> {
         "99" => FailureReason::Other,
         _ => return None,
     })
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    hex(&Sha256::digest(b))
 }
 
 fn hex(b: &[u8]) -> String {
@@ -309,8 +305,9 @@ impl FileDropBank {
         Ok(w)
     }
 
-    /// Read (without moving) every result file of `order_no` waiting in the drop, in name
-    /// order, each accepted or rejected whole.
+    /// Check (without moving) every result file of `order_no` waiting in the drop, in name
+    /// order, each accepted or rejected whole. A file is read a line at a time and not kept:
+    /// [`FileDropBank::read_result`] reads an accepted one's records.
     pub fn scan_results(&self, order_no: &str) -> Result<Vec<ResultFile>, PortError> {
         let dir = self.incoming();
         let prefix = format!("HP_{order_no}_");
@@ -325,29 +322,72 @@ impl FileDropBank {
         let mut out = Vec::new();
         for name in names {
             let path = dir.join(&name);
-            let bytes = match std::fs::read(&path) {
-                Ok(b) => b,
+            let checked = match open_result(&path) {
+                Ok(Some(input)) => check_result(input, order_no),
                 // Taken meanwhile by a concurrent reader (moved to done/ or rejected/).
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io_err("读取", &path, e)),
+                Ok(None) => continue,
+                Err(e) => Err(e),
             };
-            let sha256 = sha256_hex(&bytes);
-            out.push(match parse_result(&bytes, order_no) {
-                Ok((seq, records, total)) => ResultFile::Accepted {
+            out.push(match checked {
+                Ok(Checked::Good {
+                    seq,
+                    count,
+                    total,
+                    sha256,
+                }) => ResultFile::Accepted {
                     file_name: name,
                     sha256,
                     seq,
-                    records,
+                    count,
                     total,
                 },
-                Err(reason) => ResultFile::Rejected {
+                Ok(Checked::Bad { reason, sha256 }) => ResultFile::Rejected {
                     file_name: name,
                     sha256,
                     reason,
                 },
+                Err(e) => return Err(io_err("读取", &path, e)),
             });
         }
         Ok(out)
+    }
+
+    /// The records of result file `file_name` of `order_no`, accepted by
+    /// [`FileDropBank::scan_results`] with content `sha256`, read again a line at a time;
+    /// `None` if the file is no longer in the drop (taken meanwhile by a concurrent reader).
+    pub fn read_result(
+        &self,
+        file_name: &str,
+        order_no: &str,
+        sha256: &str,
+    ) -> Result<Option<ResultRecords>, PortError> {
+        if file_name.contains(['/', '\\']) {
+            return Err(PortError::new(SYSTEM, "文件名无效", false));
+        }
+        let path = self.incoming().join(file_name);
+        let changed = |m: String| {
+            PortError::new(
+                SYSTEM,
+                format!("回盘文件{file_name}在读取期间被改变：{m}"),
+                true,
+            )
+        };
+        let input = match open_result(&path) {
+            Ok(Some(input)) => input,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(io_err("读取", &path, e)),
+        };
+        let lines = match ResultLines::new(input, order_no) {
+            Ok(lines) => lines,
+            Err(ResultError::Bad(m)) => return Err(changed(m)),
+            Err(ResultError::Io(e)) => return Err(io_err("读取", &path, e)),
+        };
+        Ok(Some(ResultRecords {
+            lines,
+            path,
+            sha256: sha256.to_owned(),
+            ended: false,
+        }))
     }
 
     /// Move a read result file out of the drop (accepted ones to `done/`).
@@ -386,6 +426,59 @@ impl FileDropBank {
             Err(e) => Err(io_err("移动", &from, e)),
         }
     }
+}
+
+type ResultInput = std::io::BufReader<Hashing<std::fs::File>>;
+
+/// Open a result file for reading (and hashing) a line at a time: `None` if it is gone.
+fn open_result(path: &Path) -> std::io::Result<Option<ResultInput>> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(Some(std::io::BufReader::with_capacity(
+        1 << 16,
+        Hashing {
+            inner: file,
+            sha: Sha256::new(),
+        },
+    )))
+}
+
+/// What checking a result file whole found.
+enum Checked {
+    Good {
+        seq: String,
+        count: u64,
+        total: Fen,
+        sha256: String,
+    },
+    Bad {
+        reason: String,
+        sha256: String,
+    },
+}
+
+/// Read a result file of `order_no` to its end, checking every line and hashing all of it.
+fn check_result(mut input: ResultInput, order_no: &str) -> std::io::Result<Checked> {
+    let verdict = (|| {
+        let mut l = ResultLines::new(&mut input, order_no)?;
+        while l.next_record()?.is_some() {}
+        Ok::<_, ResultError>((l.seq, l.count, l.total))
+    })();
+    std::io::copy(&mut input, &mut std::io::sink())?;
+    let sha256 = hex(&input.get_ref().sha.clone().finalize());
+    Ok(match verdict {
+        Ok((seq, count, total)) => Checked::Good {
+            seq,
+            count,
+            total,
+            sha256,
+        },
+        Err(ResultError::Bad(reason)) => Checked::Bad { reason, sha256 },
+        Err(ResultError::Io(e)) => return Err(e),
+    })
 }
 
 fn empty_instruction() -> PortError {
@@ -581,80 +674,177 @@ fn instruction_keys_of(path: &Path) -> Result<Option<(Vec<(i64, u32)>, String)>,
 
 type Parsed = (String, Vec<ResultRecord>, Fen);
 
-/// Parse a result file; any inconsistency refuses the whole file.
+/// Parse a result file held in memory; any inconsistency refuses the whole file. The same
+/// checks as reading it from the drop ([`ResultLines`]).
 pub fn parse_result(bytes: &[u8], order_no: &str) -> Result<Parsed, String> {
-    let text = from_gb18030(bytes)
-        .ok_or("文件不是有效的GB18030编码（可能被截断） (not valid GB18030: truncated?)")?;
-    if !text.ends_with("\r\n") && !text.ends_with('\n') {
-        return Err("文件未以换行结束，疑似被截断 (no final line end: truncated)".into());
-    }
-    let lines: Vec<&str> = text.lines().collect();
-    let head: Vec<&str> = lines
-        .first()
-        .ok_or("空文件 (empty file)")?
-        .split('|')
-        .collect();
-    if head.len() != 11 || head[0] != "H" {
-        return Err("文件头格式错误 (bad header)".into());
-    }
-    if head[1] != RESULT_VERSION {
-        return Err(format!("不支持的回盘格式版本「{}」", head[1]));
-    }
-    if head[2] != order_no {
-        return Err(format!("文件头发放单号{}与文件名不符", head[2]));
-    }
-    let num = |s: &str, what: &str| -> Result<u64, String> {
-        s.parse::<u64>()
-            .map_err(|_| format!("{what}「{s}」不是数字"))
+    let bad = |e: ResultError| match e {
+        ResultError::Bad(m) => m,
+        ResultError::Io(e) => e.to_string(),
     };
-    let amt = |s: &str, what: &str| -> Result<Fen, String> {
-        parse_fen(s).ok_or_else(|| format!("{what}「{s}」不是金额"))
-    };
-    let date = |s: &str| -> Result<NaiveDate, String> {
-        NaiveDate::parse_from_str(s, "%Y%m%d").map_err(|_| format!("日期「{s}」无效"))
-    };
-    let h_count = num(head[5], "总笔数")?;
-    let h_total = amt(head[6], "总金额")?;
-    let (h_ok_n, h_ok_t) = (num(head[7], "成功笔数")?, amt(head[8], "成功金额")?);
-    let (h_bad_n, h_bad_t) = (num(head[9], "失败笔数")?, amt(head[10], "失败金额")?);
-    let head_date = date(head[4])?;
+    let mut r = ResultLines::new(bytes, order_no).map_err(bad)?;
     let mut records = Vec::new();
-    let mut trailer = None;
-    for (i, l) in lines.iter().enumerate().skip(1) {
-        if trailer.is_some() {
-            return Err(format!(
-                "第{}行在文件尾之后 (data after the trailer)",
-                i + 1
-            ));
+    while let Some(rec) = r.next_record().map_err(bad)? {
+        records.push(rec);
+    }
+    Ok((r.seq().to_owned(), records, r.total()))
+}
+
+/// Why a result file could not be read: its content ([`ResultError::Bad`]: the whole file is
+/// refused, with the reason the bank is told) or the disk ([`ResultError::Io`]: try again).
+#[derive(Debug)]
+pub enum ResultError {
+    Bad(String),
+    Io(std::io::Error),
+}
+
+impl From<String> for ResultError {
+    fn from(m: String) -> ResultError {
+        ResultError::Bad(m)
+    }
+}
+
+impl From<&str> for ResultError {
+    fn from(m: &str) -> ResultError {
+        ResultError::Bad(m.to_owned())
+    }
+}
+
+/// The totals a result file's header declares.
+struct ResultHead {
+    count: u64,
+    total: Fen,
+    ok: (u64, Fen),
+    bad: (u64, Fen),
+}
+
+/// A result file read a line at a time: the header checked when opened, each record as it
+/// comes, the trailer and every total at the end ([`ResultLines::next_record`] answers
+/// `None` only then). Each line is decoded from GB18030 on its own (no byte of a GB18030
+/// multi-byte character is a line feed), so a reader holds one line, never the file. Any
+/// inconsistency is a [`ResultError::Bad`] with the reason the whole file is refused.
+pub struct ResultLines<R> {
+    input: R,
+    seq: String,
+    head: ResultHead,
+    /// The number of the last line read (1: the header).
+    row: usize,
+    count: u64,
+    total: Fen,
+    ok: (u64, Fen),
+    buf: Vec<u8>,
+    done: bool,
+}
+
+impl<R: std::io::BufRead> ResultLines<R> {
+    /// Open a result file of `order_no`: read and check its header.
+    pub fn new(input: R, order_no: &str) -> Result<ResultLines<R>, ResultError> {
+        let mut r = ResultLines {
+            input,
+            seq: String::new(),
+            head: ResultHead {
+                count: 0,
+                total: Fen(0),
+                ok: (0, Fen(0)),
+                bad: (0, Fen(0)),
+            },
+            row: 0,
+            count: 0,
+            total: Fen(0),
+            ok: (0, Fen(0)),
+            buf: Vec::new(),
+            done: false,
+        };
+        let line = r.read_line()?.ok_or("空文件 (empty file)")?;
+        let head: Vec<&str> = line.split('|').collect();
+        if head.len() != 11 || head[0] != "H" {
+            return Err("文件头格式错误 (bad header)".into());
         }
-        let f: Vec<&str> = l.split('|').collect();
+        if head[1] != RESULT_VERSION {
+            return Err(format!("不支持的回盘格式版本「{}」", head[1]).into());
+        }
+        if head[2] != order_no {
+            return Err(format!("文件头发放单号{}与文件名不符", head[2]).into());
+        }
+        date(head[4])?;
+        r.head = ResultHead {
+            count: num(head[5], "总笔数")?,
+            total: amt(head[6], "总金额")?,
+            ok: (num(head[7], "成功笔数")?, amt(head[8], "成功金额")?),
+            bad: (num(head[9], "失败笔数")?, amt(head[10], "失败金额")?),
+        };
+        r.seq = head[3].to_owned();
+        Ok(r)
+    }
+
+    /// The file's sequence number (its header's).
+    pub fn seq(&self) -> &str {
+        &self.seq
+    }
+
+    /// The records read so far, and their total.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub fn total(&self) -> Fen {
+        self.total
+    }
+
+    /// The next line without its line end, `None` at the end of the file.
+    fn read_line(&mut self) -> Result<Option<String>, ResultError> {
+        self.buf.clear();
+        let n = self
+            .input
+            .read_until(b'\n', &mut self.buf)
+            .map_err(ResultError::Io)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.row += 1;
+        if self.buf.pop() != Some(b'\n') {
+            return Err("文件未以换行结束，疑似被截断 (no final line end: truncated)".into());
+        }
+        if self.buf.last() == Some(&b'\r') {
+            self.buf.pop();
+        }
+        from_gb18030(&self.buf).map(Some).ok_or_else(|| {
+            "文件不是有效的GB18030编码（可能被截断） (not valid GB18030: truncated?)".into()
+        })
+    }
+
+    /// The next record; `None` once the trailer is read and the file found complete and
+    /// consistent (nothing after the trailer, the counts and totals of header, trailer and
+    /// records all agreeing).
+    pub fn next_record(&mut self) -> Result<Option<ResultRecord>, ResultError> {
+        if self.done {
+            return Ok(None);
+        }
+        let line = self
+            .read_line()?
+            .ok_or("缺少文件尾（T记录），文件不完整 (no trailer: truncated)")?;
+        let i = self.row;
+        let f: Vec<&str> = line.split('|').collect();
         match f[0] {
             "D" => {
                 if f.len() != 11 {
-                    return Err(format!(
-                        "第{}行字段数为{}，应为11 (truncated line?)",
-                        i + 1,
-                        f.len()
-                    ));
+                    return Err(
+                        format!("第{i}行字段数为{}，应为11 (truncated line?)", f.len()).into(),
+                    );
                 }
-                if num(f[1], "序号")? != records.len() as u64 + 1 {
-                    return Err(format!("第{}行序号不连续", i + 1));
+                if num(f[1], "序号")? != self.count + 1 {
+                    return Err(format!("第{i}行序号不连续").into());
                 }
                 let failure = match f[6] {
                     "0" if f[7] == "00" => None,
                     "1" => Some(
                         reason_of(f[7])
-                            .ok_or_else(|| format!("第{}行失败原因代码「{}」未知", i + 1, f[7]))?,
+                            .ok_or_else(|| format!("第{i}行失败原因代码「{}」未知", f[7]))?,
                     ),
-                    _ => return Err(format!("第{}行状态「{}/{}」无效", i + 1, f[6], f[7])),
+                    _ => return Err(format!("第{i}行状态「{}/{}」无效", f[6], f[7]).into()),
                 };
-                records.push(ResultRecord {
-                    line_id: f[2]
-                        .parse()
-                        .map_err(|_| format!("第{}行明细号无效", i + 1))?,
-                    attempt: f[3]
-                        .parse()
-                        .map_err(|_| format!("第{}行发放次数无效", i + 1))?,
+                let rec = ResultRecord {
+                    line_id: f[2].parse().map_err(|_| format!("第{i}行明细号无效"))?,
+                    attempt: f[3].parse().map_err(|_| format!("第{i}行发放次数无效"))?,
                     account: f[4].to_owned(),
                     amount: amt(f[5], "金额")?,
                     failure,
@@ -663,36 +853,128 @@ pub fn parse_result(bytes: &[u8], order_no: &str) -> Result<Parsed, String> {
                     sms_sent: match f[10] {
                         "1" => true,
                         "0" => false,
-                        s => return Err(format!("第{}行短信标志「{s}」无效", i + 1)),
+                        s => return Err(format!("第{i}行短信标志「{s}」无效").into()),
                     },
-                });
+                };
+                let overflow = || format!("第{i}行累计金额超出范围");
+                self.count += 1;
+                self.total = self.total.checked_add(rec.amount).ok_or_else(overflow)?;
+                if rec.failure.is_none() {
+                    self.ok.0 += 1;
+                    self.ok.1 = self.ok.1.checked_add(rec.amount).ok_or_else(overflow)?;
+                }
+                Ok(Some(rec))
             }
             "T" if f.len() == 3 => {
-                trailer = Some((num(f[1], "文件尾笔数")?, amt(f[2], "文件尾金额")?))
+                let (t_count, t_total) = (num(f[1], "文件尾笔数")?, amt(f[2], "文件尾金额")?);
+                if self.read_line()?.is_some() {
+                    return Err(
+                        format!("第{}行在文件尾之后 (data after the trailer)", self.row).into(),
+                    );
+                }
+                let (count, total) = (self.count, self.total);
+                let h = &self.head;
+                if count != h.count || count != t_count || total != h.total || total != t_total {
+                    return Err(format!(
+                        "明细{count}笔{total}元与文件头{}笔{}元或文件尾{t_count}笔{t_total}元不符",
+                        h.count, h.total
+                    )
+                    .into());
+                }
+                if self.ok != h.ok
+                    || count - self.ok.0 != h.bad.0
+                    || total.checked_sub(self.ok.1) != Some(h.bad.1)
+                {
+                    return Err("成功/失败笔数或金额与明细不符".into());
+                }
+                self.done = true;
+                Ok(None)
             }
-            _ => return Err(format!("第{}行记录类型无效 (bad record)", i + 1)),
+            _ => Err(format!("第{i}行记录类型无效 (bad record)").into()),
         }
     }
-    let (t_count, t_total) =
-        trailer.ok_or("缺少文件尾（T记录），文件不完整 (no trailer: truncated)")?;
-    let count = records.len() as u64;
-    let total: Fen = records.iter().map(|r| r.amount).sum();
-    let ok: Vec<&ResultRecord> = records.iter().filter(|r| r.failure.is_none()).collect();
-    let ok_t: Fen = ok.iter().map(|r| r.amount).sum();
-    if count != h_count || count != t_count || total != h_total || total != t_total {
-        return Err(format!(
-            "明细{count}笔{total}元与文件头{h_count}笔{h_total}元或文件尾{t_count}笔{t_total}元不符"
-        ));
+}
+
+fn num(s: &str, what: &str) -> Result<u64, String> {
+    s.parse::<u64>()
+        .map_err(|_| format!("{what}「{s}」不是数字"))
+}
+
+fn amt(s: &str, what: &str) -> Result<Fen, String> {
+    parse_fen(s).ok_or_else(|| format!("{what}「{s}」不是金额"))
+}
+
+fn date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y%m%d").map_err(|_| format!("日期「{s}」无效"))
+}
+
+/// A reader that hashes (SHA-256) what passes through it.
+struct Hashing<R> {
+    inner: R,
+    sha: Sha256,
+}
+
+impl<R: std::io::Read> std::io::Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sha.update(&buf[..n]);
+        Ok(n)
     }
-    if ok.len() as u64 != h_ok_n
-        || ok_t != h_ok_t
-        || count - h_ok_n != h_bad_n
-        || total - ok_t != h_bad_t
-    {
-        return Err("成功/失败笔数或金额与明细不符".into());
+}
+
+type FileLines = ResultLines<ResultInput>;
+
+/// The records of an accepted result file, read again from the drop a line at a time
+/// ([`FileDropBank::read_result`]). After the last record it checks that the file still
+/// hashes as it did when it was checked whole: a file changed in between yields an error,
+/// never a record of the other content.
+pub struct ResultRecords {
+    lines: FileLines,
+    path: PathBuf,
+    sha256: String,
+    ended: bool,
+}
+
+impl ResultRecords {
+    fn end(&mut self) -> Result<(), PortError> {
+        let mut rest = std::io::sink();
+        std::io::copy(&mut self.lines.input, &mut rest)
+            .map_err(|e| io_err("读取", &self.path, e))?;
+        let sha = hex(&self.lines.input.get_ref().sha.clone().finalize());
+        if sha != self.sha256 {
+            return Err(PortError::new(
+                SYSTEM,
+                format!(
+                    "回盘文件{}在读取期间被改变，下次再读 (the file changed while it was read)",
+                    self.path.display()
+                ),
+                true,
+            ));
+        }
+        Ok(())
     }
-    let _ = head_date;
-    Ok((head[3].to_owned(), records, total))
+}
+
+impl Iterator for ResultRecords {
+    type Item = Result<ResultRecord, PortError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.ended {
+            return None;
+        }
+        let r = match self.lines.next_record() {
+            Ok(Some(r)) => return Some(Ok(r)),
+            Ok(None) => self.end(),
+            Err(ResultError::Io(e)) => Err(io_err("读取", &self.path, e)),
+            Err(ResultError::Bad(m)) => Err(PortError::new(
+                SYSTEM,
+                format!("回盘文件{}在读取期间被改变：{m}", self.path.display()),
+                true,
+            )),
+        };
+        self.ended = true;
+        r.err().map(Err)
+    }
 }
 
 #[cfg(test)]

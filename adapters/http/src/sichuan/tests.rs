@@ -186,11 +186,33 @@ async fn bank_round_trip_with_failures_repeats_and_a_truncated_file() {
         panic!("the truncated file is rejected whole: {files:?}");
     };
     assert!(!reason.is_empty());
-    let ResultFile::Accepted { records, total, .. } = &files[1] else {
+    let ResultFile::Accepted {
+        file_name,
+        sha256,
+        count,
+        total,
+        ..
+    } = &files[1]
+    else {
         panic!("the repeat is a complete file");
     };
-    assert_eq!(*total, Fen(126_000));
+    assert_eq!((*count, *total), (3, Fen(126_000)));
+    let records: Vec<_> = platform
+        .read_result(file_name, "O1", sha256)
+        .unwrap()
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(records.len(), 3);
     assert_eq!(records[1].failure, Some(FailureReason::AccountClosed));
+    // Read against another content's hash (the file changed since it was checked): refused
+    // after the last record, never taken as the other content.
+    let changed: Result<Vec<_>, _> = platform
+        .read_result(file_name, "O1", &"0".repeat(64))
+        .unwrap()
+        .unwrap()
+        .collect();
+    assert!(changed.unwrap_err().to_string().contains("被改变"));
     platform.reject(files[0].file_name(), reason).unwrap();
     platform.archive(files[1].file_name()).unwrap();
     // A second poll that read the same file and archives it after the first: nothing left

@@ -10,7 +10,7 @@ use ykt_kernel::intake::{AcceptedLine, IntakeSummary, LineOutcome};
 use ykt_kernel::period::CrossPeriodRule;
 use ykt_kernel::{Fen, Period, RegionCode, Yuan};
 use ykt_store::payments::{RosterMeta, RosterStart};
-use ykt_store::sichuan::Voucher;
+use ykt_store::sichuan::{BankFile, BankLine, Voucher};
 use ykt_store::testing::each_backend;
 
 fn project() -> Project {
@@ -72,47 +72,54 @@ fn voucher(no: &str, batch_id: i64, kind: &str, xml: &str) -> Voucher {
     }
 }
 
+/// A Sichuan batch of four lines in three villages (regions [`REGIONS`], amounts 100.00,
+/// 100.01, 100.02, 100.03).
+async fn batch_of_four(s: &ykt_store::Store) -> ykt_store::payments::BatchRow {
+    let meta = RosterMeta {
+        province: "sichuan".into(),
+        order_prefix: "S".into(),
+        project: project(),
+        period: Period::Month {
+            year: 2023,
+            month: 5,
+        },
+        file_name: "r.csv".into(),
+        sha256: "abc".into(),
+        actor: "clerk".into(),
+        actor_role: "dept_maker".into(),
+        scope: RegionCode::parse("511102").unwrap(),
+        initial_state: BatchState::Draft,
+    };
+    let RosterStart::Started(mut imp) = s.begin_roster(meta).await.unwrap() else {
+        panic!()
+    };
+    let lines: Vec<LineOutcome> = REGIONS
+        .iter()
+        .enumerate()
+        .map(|(n, r)| line(n as u64, r, 10_000 + n as i64))
+        .collect();
+    imp.add(&lines).await.unwrap();
+    let summary = IntakeSummary {
+        lines: 4,
+        accepted: 4,
+        accepted_amount: Fen(40_006),
+        ..Default::default()
+    };
+    imp.finish(&summary, s).await.unwrap().batches[0].clone()
+}
+
+const REGIONS: [&str; 4] = [
+    "511102001002",
+    "511102001001",
+    "511102001002",
+    "511102002001",
+];
+
 #[tokio::test]
 async fn refund_vouchers_are_found_by_request_and_batches_summed_by_region() {
     each_backend("sichuan_lookups", |db| async move {
         let s = &db.store;
-        let meta = RosterMeta {
-            province: "sichuan".into(),
-            order_prefix: "S".into(),
-            project: project(),
-            period: Period::Month {
-                year: 2023,
-                month: 5,
-            },
-            file_name: "r.csv".into(),
-            sha256: "abc".into(),
-            actor: "clerk".into(),
-            actor_role: "dept_maker".into(),
-            scope: RegionCode::parse("511102").unwrap(),
-            initial_state: BatchState::Draft,
-        };
-        let RosterStart::Started(mut imp) = s.begin_roster(meta).await.unwrap() else {
-            panic!()
-        };
-        let regions = [
-            "511102001002",
-            "511102001001",
-            "511102001002",
-            "511102002001",
-        ];
-        let lines: Vec<LineOutcome> = regions
-            .iter()
-            .enumerate()
-            .map(|(n, r)| line(n as u64, r, 10_000 + n as i64))
-            .collect();
-        imp.add(&lines).await.unwrap();
-        let summary = IntakeSummary {
-            lines: 4,
-            accepted: 4,
-            accepted_amount: Fen(40_006),
-            ..Default::default()
-        };
-        let b = imp.finish(&summary, s).await.unwrap().batches[0].clone();
+        let b = batch_of_four(s).await;
 
         // Per-region sums, and the lines' regions in line order.
         let totals = s.region_totals(b.id).await.unwrap();
@@ -149,7 +156,7 @@ async fn refund_vouchers_are_found_by_request_and_batches_summed_by_region() {
             .into_iter()
             .map(|(_, r)| r)
             .collect();
-        assert_eq!(by_line, regions);
+        assert_eq!(by_line, REGIONS);
         assert_eq!(s.sichuan_refunded_count(b.id).await.unwrap(), 0);
 
         // A plan voucher, a refund's voucher recorded with its request, one recorded without
@@ -195,6 +202,132 @@ async fn refund_vouchers_are_found_by_request_and_batches_summed_by_region() {
         let v = s.sichuan_voucher("R2").await.unwrap().unwrap();
         assert_eq!((v.batch_id, v.kind.as_str()), (b.id, "return"));
         assert!(s.sichuan_voucher("R9").await.unwrap().is_none());
+    })
+    .await;
+}
+
+fn bank_file(batch_id: i64, name: &str, status: &str, lines: i64) -> BankFile {
+    BankFile {
+        id: 0,
+        batch_id,
+        direction: "result".into(),
+        file_name: name.into(),
+        sha256: format!("sha-{name}"),
+        line_count: lines,
+        amount: Fen(100 * lines),
+        status: status.into(),
+        note: String::new(),
+        on_date: "2023-05-16".into(),
+    }
+}
+
+fn bank_line(line_id: i64, attempt: i64) -> BankLine {
+    BankLine {
+        line_id,
+        attempt,
+        amount: Fen(100),
+        credited: line_id % 2 == 0,
+        reason: (line_id % 2 != 0).then(|| "account_closed".to_owned()),
+        value_date: "2023-05-16".into(),
+        sms_sent: true,
+    }
+}
+
+/// The record a Sichuan collection applies from, page by page (issue #8: a result file of a
+/// province-scale batch is never held whole): a file recorded from lines read as they come
+/// (one transaction: a read failing midway records nothing), then the accepted and repeated
+/// files' lines paged by position, a page resuming exactly after the last one, a refused
+/// file's absence, the same pages however small.
+#[tokio::test]
+async fn bank_result_files_are_recorded_as_read_and_applied_a_page_at_a_time() {
+    each_backend("sichuan_result_pages", |db| async move {
+        let s = &db.store;
+        let b = batch_of_four(s).await;
+        let a = s
+            .sichuan_record_bank_file_read(
+                &bank_file(b.id, "HP_1_01.txt", "accepted", 3),
+                [(1, 1), (2, 1), (3, 1)].map(|(l, n)| Ok::<_, String>(bank_line(l, n))),
+                "system",
+            )
+            .await
+            .unwrap();
+        // A file whose reading fails at its third line: no file, no line recorded.
+        let broken = [
+            Ok(bank_line(4, 1)),
+            Ok(bank_line(5, 1)),
+            Err("回盘文件在读取期间被改变".to_owned()),
+        ];
+        let e = s
+            .sichuan_record_bank_file_read(
+                &bank_file(b.id, "HP_1_02.txt", "accepted", 3),
+                broken,
+                "system",
+            )
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("被改变"), "{e}");
+        assert_eq!(s.sichuan_bank_files(b.id).await.unwrap().len(), 1);
+        s.sichuan_record_bank_file(
+            &bank_file(b.id, "HP_1_03.txt", "rejected", 0),
+            &[],
+            "system",
+        )
+        .await
+        .unwrap();
+        // The second attempt of line 3, and a repeat of the first file.
+        let c = s
+            .sichuan_record_bank_file(
+                &bank_file(b.id, "HP_1_04.txt", "accepted", 1),
+                &[bank_line(3, 2)],
+                "system",
+            )
+            .await
+            .unwrap();
+        let r = s
+            .sichuan_record_bank_file(
+                &bank_file(b.id, "HP_1_01_DUP.txt", "repeat", 2),
+                &[bank_line(1, 1), bank_line(2, 1)],
+                "system",
+            )
+            .await
+            .unwrap();
+        let all = vec![
+            (a, 1, 1),
+            (a, 2, 1),
+            (a, 3, 1),
+            (c, 3, 2),
+            (r, 1, 1),
+            (r, 2, 1),
+        ];
+        for limit in [1, 2, 4, 100] {
+            let mut seen = Vec::new();
+            let mut after = None;
+            loop {
+                let page = s.sichuan_result_page(b.id, after, limit).await.unwrap();
+                assert!(page.len() <= limit);
+                seen.extend(page.iter().map(|(f, l)| (*f, l.line_id, l.attempt)));
+                match page.last() {
+                    Some((f, l)) if page.len() == limit => after = Some((*f, l.line_id, l.attempt)),
+                    _ => break,
+                }
+            }
+            assert_eq!(seen, all, "pages of {limit}");
+        }
+        let page = s
+            .sichuan_result_page(b.id, Some((a, 2, 1)), 2)
+            .await
+            .unwrap();
+        assert_eq!(page[0], (a, bank_line(3, 1)));
+        assert_eq!(page[1], (c, bank_line(3, 2)));
+        // The totals read only the accepted files: the repeat is not counted twice.
+        assert_eq!(s.sichuan_bank_lines(b.id).await.unwrap().len(), 4);
+        // Another batch's position finds nothing of this one.
+        assert!(
+            s.sichuan_result_page(b.id + 1, None, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     })
     .await;
 }

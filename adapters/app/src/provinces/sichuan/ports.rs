@@ -7,14 +7,14 @@ use super::ops::{self, SichuanError, day};
 use super::render;
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use ykt_http::sichuan::bank::{FileDropBank, InstructionHeader, InstructionRecord, ResultFile};
 use ykt_http::sichuan::treasury::{HttpTreasury, funding_status};
 use ykt_http::sichuan::voucher::{ReceiptStatus, Voucher};
 use ykt_kernel::batch::{BatchState, LineState};
 use ykt_kernel::ports::{
     BankAgent, BankOutcome, BankResult, DisclosureChannel, FailureReason, FundingRequest,
-    FundingStatus, LookupRecord, Notice, PaymentInstruction, PortError, RefundRequest,
+    FundingStatus, LookupRecord, Notice, PaymentInstruction, PortError, RefundRequest, ResultPage,
     TreasuryPayment,
 };
 use ykt_kernel::{Fen, RegionCode};
@@ -353,25 +353,27 @@ impl SichuanBank {
         Ok(w.file_name)
     }
 
-    async fn collect(&self, order_no: &str) -> Result<Vec<BankResult>, SichuanError> {
+    /// Take the result files of `order_no` waiting in the drop: each checked whole, then
+    /// recorded with its lines (read again a line at a time, never held whole) and moved
+    /// out of the drop; a bad one recorded as refused and a receipt telling the bank why.
+    /// Their results are applied from the record, a page at a time
+    /// ([`SichuanBank::collect_page`]).
+    async fn take_result_files(&self, batch_id: i64, order_no: &str) -> Result<(), SichuanError> {
         let sc = &self.sc;
-        let b = ops::batch_by_order(sc, order_no)
-            .await?
-            .ok_or_else(|| ops::refused(format!("没有发放单号为{order_no}的批次")))?;
+        let files = self.drop.scan_results(order_no)?;
+        if files.is_empty() {
+            return Ok(());
+        }
         let recorded: HashMap<String, BankFile> = sc
             .store
-            .sichuan_bank_files(b.id)
+            .sichuan_bank_files(batch_id)
             .await?
             .into_iter()
             .filter(|f| f.direction == "result")
             .map(|f| (f.file_name.clone(), f))
             .collect();
         let today = day(sc.today());
-        let mut fresh = Vec::new();
-        let mut repeats = Vec::new();
-        // The accepted files this collection recorded: all their lines are in `fresh`.
-        let mut mine: Vec<i64> = Vec::new();
-        for f in self.drop.scan_results(order_no)? {
+        for f in files {
             let name = f.file_name().to_owned();
             if let Some(r) = recorded.get(&name) {
                 // Read and recorded before, not yet answered (a crash in between): finish what
@@ -384,148 +386,164 @@ impl SichuanBank {
                 }
                 continue;
             }
-            match f {
+            let (file, reason) = match f {
                 ResultFile::Rejected {
                     file_name,
                     sha256,
                     reason,
-                } => {
-                    let recorded = sc
-                        .store
-                        .sichuan_record_bank_file(
-                            &BankFile {
-                                id: 0,
-                                batch_id: b.id,
-                                direction: "result".into(),
-                                file_name: file_name.clone(),
-                                sha256,
-                                line_count: 0,
-                                amount: Fen(0),
-                                status: "rejected".into(),
-                                note: reason.clone(),
-                                on_date: today.clone(),
-                            },
-                            &[],
-                            "system",
-                        )
-                        .await;
-                    if taken_by_another(&recorded) {
-                        continue;
-                    }
-                    recorded?;
-                    self.drop.reject(&file_name, &reason)?;
-                }
+                } => (
+                    BankFile {
+                        id: 0,
+                        batch_id,
+                        direction: "result".into(),
+                        file_name,
+                        sha256,
+                        line_count: 0,
+                        amount: Fen(0),
+                        status: "rejected".into(),
+                        note: reason.clone(),
+                        on_date: today.clone(),
+                    },
+                    Some(reason),
+                ),
                 ResultFile::Accepted {
                     file_name,
                     sha256,
-                    records,
+                    count,
                     total,
                     ..
                 } => {
-                    let results: Vec<BankResult> = records
-                        .iter()
-                        .map(|r| BankResult {
-                            order_no: order_no.to_owned(),
-                            line_id: r.line_id,
-                            attempt: r.attempt,
-                            amount: r.amount,
-                            outcome: match r.failure {
-                                None => BankOutcome::Credited,
-                                Some(reason) => BankOutcome::Failed { reason },
-                            },
-                            date: day(r.value_date),
-                        })
-                        .collect();
                     let repeat_of = sc.store.sichuan_accepted_result(&sha256).await?;
-                    let lines: Vec<BankLine> = if repeat_of.is_some() {
-                        Vec::new()
-                    } else {
-                        records
-                            .iter()
-                            .map(|r| BankLine {
-                                line_id: r.line_id,
-                                attempt: i64::from(r.attempt),
-                                amount: r.amount,
-                                credited: r.failure.is_none(),
-                                reason: r.failure.map(|f| f.as_str().to_owned()),
-                                value_date: day(r.value_date),
-                                sms_sent: r.sms_sent,
-                            })
-                            .collect()
-                    };
-                    let recorded = sc
-                        .store
-                        .sichuan_record_bank_file(
-                            &BankFile {
-                                id: 0,
-                                batch_id: b.id,
-                                direction: "result".into(),
-                                file_name: file_name.clone(),
-                                sha256,
-                                line_count: i64::try_from(records.len()).unwrap_or(i64::MAX),
-                                amount: total,
-                                status: if repeat_of.is_some() {
-                                    "repeat"
-                                } else {
-                                    "accepted"
-                                }
-                                .into(),
-                                note: match &repeat_of {
-                                    Some(first) => format!("与已接收的{first}内容相同，不重复入账"),
-                                    None => String::new(),
-                                },
-                                on_date: today.clone(),
+                    (
+                        BankFile {
+                            id: 0,
+                            batch_id,
+                            direction: "result".into(),
+                            file_name,
+                            sha256,
+                            line_count: i64::try_from(count).unwrap_or(i64::MAX),
+                            amount: total,
+                            status: if repeat_of.is_some() {
+                                "repeat"
+                            } else {
+                                "accepted"
+                            }
+                            .into(),
+                            note: match &repeat_of {
+                                Some(first) => format!("与已接收的{first}内容相同，不重复入账"),
+                                None => String::new(),
                             },
-                            &lines,
-                            "system",
-                        )
-                        .await;
-                    if taken_by_another(&recorded) {
-                        continue;
-                    }
-                    let file_id = recorded?;
-                    self.drop.archive(&file_name)?;
-                    if repeat_of.is_some() {
-                        repeats.extend(results);
-                    } else {
-                        mine.push(file_id);
-                        fresh.extend(results);
-                    }
+                            on_date: today.clone(),
+                        },
+                        None,
+                    )
                 }
-            }
-        }
-        // Results recorded earlier for lines still in flight at that attempt (their file was
-        // read but the results not applied, e.g. after a crash): apply them now.
-        let seen: HashSet<(i64, u32)> = fresh.iter().map(|r| (r.line_id, r.attempt)).collect();
-        let mut replay = Vec::new();
-        // Only the recorded lines still in flight at their attempt (by the lines in flight,
-        // not every result of the batch), leaving out the files just read (all in `fresh`).
-        for l in sc.store.sichuan_bank_lines_in_flight(b.id, &mine).await? {
-            let key = (l.line_id, u32::try_from(l.attempt).unwrap_or(0));
-            if !seen.contains(&key) {
-                replay.push(BankResult {
-                    order_no: order_no.to_owned(),
-                    line_id: l.line_id,
-                    attempt: key.1,
-                    amount: l.amount,
-                    outcome: if l.credited {
-                        BankOutcome::Credited
-                    } else {
-                        BankOutcome::Failed {
-                            reason: l
-                                .reason
-                                .as_deref()
-                                .and_then(FailureReason::parse)
-                                .unwrap_or(FailureReason::Other),
-                        }
-                    },
-                    date: l.value_date,
+            };
+            let recorded = if reason.is_some() {
+                sc.store
+                    .sichuan_record_bank_file(&file, &[], "system")
+                    .await
+            } else {
+                // A repeated file's lines are recorded too (its status keeps them out of
+                // every total), so that applying them counts them as the duplicates they are.
+                let Some(records) =
+                    self.drop
+                        .read_result(&file.file_name, order_no, &file.sha256)?
+                else {
+                    continue; // taken meanwhile by another collection
+                };
+                let lines = records.map(|r| {
+                    r.map(|r| BankLine {
+                        line_id: r.line_id,
+                        attempt: i64::from(r.attempt),
+                        amount: r.amount,
+                        credited: r.failure.is_none(),
+                        reason: r.failure.map(|f| f.as_str().to_owned()),
+                        value_date: day(r.value_date),
+                        sms_sent: r.sms_sent,
+                    })
                 });
+                sc.store
+                    .sichuan_record_bank_file_read(&file, lines, "system")
+                    .await
+            };
+            if taken_by_another(&recorded) {
+                continue;
+            }
+            recorded?;
+            match reason {
+                Some(reason) => self.drop.reject(&file.file_name, &reason)?,
+                None => self.drop.archive(&file.file_name)?,
             }
         }
-        // A repeated file's results go through too: applied once already, they change nothing
-        // (the store counts them as duplicates).
-        Ok(replay.into_iter().chain(fresh).chain(repeats).collect())
+        Ok(())
+    }
+
+    /// A page of the results of `order_no` recorded after `cursor` (file, line, attempt),
+    /// after taking what the bank has sent ([`SichuanBank::take_result_files`]). The cursor
+    /// is a position in the record, so results recorded but not applied (a crash in
+    /// between) are applied by the next collection, and a page is the same whatever the
+    /// size of the batch.
+    async fn collect_page(
+        &self,
+        order_no: &str,
+        cursor: Option<&str>,
+    ) -> Result<ResultPage, SichuanError> {
+        let b = ops::batch_by_order(&self.sc, order_no)
+            .await?
+            .ok_or_else(|| ops::refused(format!("没有发放单号为{order_no}的批次")))?;
+        self.take_result_files(b.id, order_no).await?;
+        let after = cursor.map(parse_cursor).transpose()?;
+        let rows = self
+            .sc
+            .store
+            .sichuan_result_page(b.id, after, RESULTS_PAGE)
+            .await?;
+        let more = rows.len() == RESULTS_PAGE;
+        let next = match rows.last() {
+            Some((file, l)) => Some(format!("{file}:{}:{}", l.line_id, l.attempt)),
+            None => cursor.map(str::to_owned),
+        };
+        let results = rows
+            .into_iter()
+            .map(|(_, l)| BankResult {
+                order_no: order_no.to_owned(),
+                line_id: l.line_id,
+                attempt: u32::try_from(l.attempt).unwrap_or(0),
+                amount: l.amount,
+                outcome: if l.credited {
+                    BankOutcome::Credited
+                } else {
+                    BankOutcome::Failed {
+                        reason: l
+                            .reason
+                            .as_deref()
+                            .and_then(FailureReason::parse)
+                            .unwrap_or(FailureReason::Other),
+                    }
+                },
+                date: l.value_date,
+            })
+            .collect();
+        Ok(ResultPage {
+            results,
+            next,
+            more,
+        })
+    }
+}
+
+/// How many recorded results a collection applies in one transaction.
+const RESULTS_PAGE: usize = 10_000;
+
+/// A results cursor `file:line:attempt` ([`SichuanBank::collect_page`]).
+fn parse_cursor(c: &str) -> Result<(i64, i64, i64), SichuanError> {
+    let mut it = c.split(':').map(str::parse::<i64>);
+    match (it.next(), it.next(), it.next(), it.next()) {
+        (Some(Ok(f)), Some(Ok(l)), Some(Ok(a)), None) => Ok((f, l, a)),
+        _ => Err(ops::refused(format!(
+            "回盘位置「{c}」无效 (bad results cursor)"
+        ))),
     }
 }
 
@@ -542,7 +560,26 @@ impl BankAgent for SichuanBank {
     }
 
     async fn collect_results(&self, order_no: &str) -> Result<Vec<BankResult>, PortError> {
-        self.collect(order_no).await.map_err(|e| port(BANK, e))
+        let mut all = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = BankAgent::collect_page(self, order_no, cursor.as_deref()).await?;
+            all.extend(page.results);
+            if !page.more || page.next == cursor {
+                return Ok(all);
+            }
+            cursor = page.next;
+        }
+    }
+
+    async fn collect_page(
+        &self,
+        order_no: &str,
+        cursor: Option<&str>,
+    ) -> Result<ResultPage, PortError> {
+        SichuanBank::collect_page(self, order_no, cursor)
+            .await
+            .map_err(|e| port(BANK, e))
     }
 }
 
