@@ -875,12 +875,20 @@ impl Store {
         Ok(rows.into_iter().map(publicity_line).collect())
     }
 
-    /// The (line, amount) of a batch's lines publicised before payment and not taken out,
-    /// in line order: what the dual verification compares, without the masked texts.
-    pub async fn sichuan_publicised(&self, batch_id: i64) -> Result<Vec<(i64, Fen)>> {
+    /// The lines publicised before payment (not taken out), (line, amount), after line
+    /// `after`, at most `limit`, in line order: a page of what the dual verification
+    /// compares (by the primary key, never the whole batch at once).
+    pub async fn sichuan_publicised_page(
+        &self,
+        batch_id: i64,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, Fen)>> {
         let rows: Vec<(i64, i64)> = with_pool!(self, |p| {
-            sqlx::query_as("SELECT line_id, amount_fen FROM sichuan_publicity_lines WHERE batch_id = $1 AND excluded = 0 ORDER BY line_id")
+            sqlx::query_as("SELECT line_id, amount_fen FROM sichuan_publicity_lines WHERE batch_id = $1 AND line_id > $2 AND excluded = 0 ORDER BY line_id LIMIT $3")
                 .bind(batch_id)
+                .bind(after)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
                 .fetch_all(p)
                 .await?
         });
@@ -1579,17 +1587,58 @@ impl Store {
         }))
     }
 
-    /// The credits of a batch's accepted result files, (line, amount, value date) in file
-    /// then line order: [`Store::sichuan_bank_lines`]' credited lines without the rest.
-    pub async fn sichuan_bank_credits(&self, batch_id: i64) -> Result<Vec<(i64, Fen, String)>> {
+    /// The credits of a batch's accepted result files for the lines after `after` up to
+    /// `upto`, (line, amount, value date), in line order (a line's credits in file order):
+    /// the credits of one page of the dual verification, by the `line_id` index.
+    pub async fn sichuan_bank_credits_between(
+        &self,
+        batch_id: i64,
+        after: i64,
+        upto: i64,
+    ) -> Result<Vec<(i64, Fen, String)>> {
         let rows: Vec<(i64, i64, String)> = with_pool!(self, |p| {
             sqlx::query_as("SELECT l.line_id, l.amount_fen, l.value_date FROM sichuan_bank_lines l JOIN sichuan_bank_files f ON f.id = l.file_id \
-                            WHERE f.batch_id = $1 AND f.status = 'accepted' AND l.credited = 1 ORDER BY f.id, l.line_id, l.attempt")
+                            WHERE l.line_id > $2 AND l.line_id <= $3 AND f.batch_id = $1 AND f.status = 'accepted' AND l.credited = 1 \
+                            ORDER BY l.line_id, f.id, l.attempt")
                 .bind(batch_id)
+                .bind(after)
+                .bind(upto)
                 .fetch_all(p)
                 .await?
         });
         Ok(rows.into_iter().map(|(l, a, d)| (l, Fen(a), d)).collect())
+    }
+
+    /// The value date of each of `ids`' first credit (in file order) in the batch's accepted
+    /// result files; a line never credited is absent.
+    pub async fn sichuan_first_credits(
+        &self,
+        batch_id: i64,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, String>> {
+        let mut first: HashMap<i64, String> = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(crate::registers::MAX_IN_LIST) {
+            // The list the only parameters (see `list_placeholders`); the batch checked here.
+            let sql = format!(
+                "SELECT l.line_id, l.value_date, f.batch_id FROM sichuan_bank_lines l JOIN sichuan_bank_files f ON f.id = l.file_id \
+                 WHERE l.line_id IN ({}) AND f.status = 'accepted' AND l.credited = 1 ORDER BY f.id, l.attempt",
+                crate::registers::list_placeholders(
+                    self.backend(),
+                    crate::registers::in_list_bucket(chunk.len())
+                )
+            );
+            let rows: Vec<(i64, String, i64)> = with_pool!(self, |p| {
+                let mut q = sqlx::query_as(&sql);
+                for id in crate::registers::padded(chunk) {
+                    q = q.bind(id);
+                }
+                q.fetch_all(p).await?
+            });
+            for (line, date, _) in rows.into_iter().filter(|r| r.2 == batch_id) {
+                first.entry(line).or_insert(date);
+            }
+        }
+        Ok(first)
     }
 
     /// Every line of every accepted result file of a batch, in file then line order.

@@ -929,46 +929,61 @@ async fn close_publicity(sc: &Sichuan, b: &BatchRow) -> Result<String, SichuanEr
 /// flagged and recorded.
 async fn post_publicity(sc: &Sichuan, b: &BatchRow) -> Result<String, SichuanError> {
     let today = sc.today();
-    // The figures the verification compares, without the masked texts or the bank lines'
-    // other fields (issue #8: the batch, its bank lines and its publicity lines were read
-    // whole).
-    let credits: Vec<BankCredit> = sc
-        .store
-        .sichuan_bank_credits(b.id)
-        .await?
-        .into_iter()
-        .filter_map(|(line_id, amount, date)| {
-            Some(BankCredit {
-                line_id,
-                amount,
-                date: chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d").ok()?,
+    // The dual verification a page of publicised lines at a time, with the credits of the
+    // same lines: the differences come out in line order as from the whole lists (issue #8:
+    // the batch's credits and publicised lines, and a map of every line's first credit,
+    // were held at once).
+    let mut diffs = Vec::new();
+    let (mut credited, mut credited_count) = (Fen(0), 0i64);
+    let (mut publicised_total, mut publicised_count) = (Fen(0), 0i64);
+    let mut paid_on: Option<chrono::NaiveDate> = None;
+    let mut after = i64::MIN;
+    loop {
+        let page = sc
+            .store
+            .sichuan_publicised_page(b.id, after, PAYEE_PAGE)
+            .await?;
+        // The last page takes every credit after it too (a credit never publicised).
+        let upto = match page.last() {
+            Some((line, _)) if page.len() == PAYEE_PAGE => *line,
+            _ => i64::MAX,
+        };
+        let credits: Vec<BankCredit> = sc
+            .store
+            .sichuan_bank_credits_between(b.id, after, upto)
+            .await?
+            .into_iter()
+            .filter_map(|(line_id, amount, date)| {
+                Some(BankCredit {
+                    line_id,
+                    amount,
+                    date: chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d").ok()?,
+                })
             })
-        })
-        .collect();
-    let publicised: Vec<Publicised> = sc
-        .store
-        .sichuan_publicised(b.id)
-        .await?
-        .into_iter()
-        .map(|(line_id, amount)| Publicised { line_id, amount })
-        .collect();
-    let diffs = rules::dual_verification(&publicised, &credits);
-    let paid_on = credits.iter().map(|c| c.date).max().unwrap_or(today);
+            .collect();
+        let publicised: Vec<Publicised> = page
+            .into_iter()
+            .map(|(line_id, amount)| Publicised { line_id, amount })
+            .collect();
+        diffs.extend(rules::dual_verification(&publicised, &credits));
+        for c in &credits {
+            credited += c.amount;
+            credited_count += 1;
+            paid_on = paid_on.max(Some(c.date));
+        }
+        for p in &publicised {
+            publicised_total += p.amount;
+            publicised_count += 1;
+        }
+        if upto == i64::MAX {
+            break;
+        }
+        after = upto;
+    }
+    let paid_on = paid_on.unwrap_or(today);
     let deadline = post_publicity_deadline(paid_on);
     let hh = household(sc, b);
     let mut places = ops::Places::default();
-    // Each line's first credit (in file order), by line id: one lookup per line, not a scan
-    // of the batch's credits for each (issue #8: quadratic in the batch).
-    let mut first_credit: HashMap<i64, chrono::NaiveDate> = HashMap::with_capacity(credits.len());
-    for c in &credits {
-        first_credit.entry(c.line_id).or_insert(c.date);
-    }
-    let credited: Fen = credits.iter().map(|c| c.amount).sum();
-    let credited_count = credits.len() as i64;
-    drop(credits);
-    let publicised_total: Fen = publicised.iter().map(|p| p.amount).sum();
-    let publicised_count = publicised.len() as i64;
-    drop(publicised);
     // A village's lines at a time, its list published when complete.
     let (_, by_village) = villages(sc, b).await?;
     let mut notices = 0i64;
@@ -981,11 +996,15 @@ async fn post_publicity(sc: &Sichuan, b: &BatchRow) -> Result<String, SichuanErr
         let (mut i, mut n, mut t) = (0usize, 0usize, Fen(0));
         let (mut credited_n, mut credited_t) = (0usize, Fen(0));
         for page in ids.chunks(PAYEE_PAGE) {
+            // Each line's first credit (in file order): the page's, by line id.
+            let first_credit = sc.store.sichuan_first_credits(b.id, page).await?;
             for l in sc.store.lines_by_id(b.id, page).await? {
                 let line = render::PaidLine {
                     line: publicity_line(sc, &l, hh),
                     state: l.state,
-                    paid_on: first_credit.get(&l.id).copied(),
+                    paid_on: first_credit
+                        .get(&l.id)
+                        .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
                 };
                 i += 1;
                 if let Some(a) = render::paid(&line) {
