@@ -337,6 +337,34 @@ fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), BankSimError> {
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 
+/// Write the first `limit` bytes of `src` (all of it without) to `dest`, through a
+/// temporary name as [`atomic_write`], a buffer at a time.
+fn copy_prefix(src: &Path, dest: &Path, limit: Option<u64>) -> Result<(), BankSimError> {
+    use std::io::Read as _;
+    let tmp = sibling(dest, ".tmp");
+    let from = std::fs::File::open(src).map_err(io(src))?;
+    let mut to = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    match limit {
+        Some(n) => std::io::copy(&mut from.take(n), &mut to),
+        None => std::io::copy(&mut { from }, &mut to),
+    }
+    .map_err(io(&tmp))?;
+    std::fs::rename(&tmp, dest).map_err(io(dest))
+}
+
+/// The order number in the header of the bank's copy of a result file (its first line).
+fn order_of_result(copy: &Path) -> Result<String, BankSimError> {
+    use std::io::BufRead as _;
+    let f = std::fs::File::open(copy).map_err(io(copy))?;
+    let mut head = Vec::new();
+    std::io::BufReader::new(f)
+        .read_until(b'\n', &mut head)
+        .map_err(io(copy))?;
+    Ok(from_gb18030(&head)
+        .and_then(|t| t.split('|').nth(2).map(str::to_owned))
+        .unwrap_or_default())
+}
+
 fn move_into(path: &Path, dir: &Path) -> Result<(), BankSimError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let name = path.file_name().map(|n| n.to_owned()).unwrap_or_default();
@@ -381,17 +409,19 @@ struct ResultLine {
 }
 
 /// A result file being written: its lines (numbered and totalled as they are added, so the
-/// header and trailer always agree with them), already in GB18030.
+/// header and trailer always agree with them), already in GB18030, into `body` (memory, or
+/// a file beside the result for a province-scale batch: the header, written last, carries
+/// the totals).
 #[derive(Default)]
-struct ResultText {
-    body: Vec<u8>,
+struct ResultText<W = Vec<u8>> {
+    body: W,
     ok: (u64, Fen),
     bad: (u64, Fen),
 }
 
-impl ResultText {
+impl<W: std::io::Write> ResultText<W> {
     /// Add one line's result (`date`: the value date, `YYYYMMDD`).
-    fn push(&mut self, l: &ResultLine, date: &str) {
+    fn push(&mut self, l: &ResultLine, date: &str) -> std::io::Result<()> {
         let n = self.ok.0 + self.bad.0 + 1;
         let sum = if l.status == "0" {
             &mut self.ok
@@ -400,7 +430,7 @@ impl ResultText {
         };
         sum.0 += 1;
         sum.1 += l.amount;
-        self.body.extend_from_slice(&gb18030(&format!(
+        self.body.write_all(&gb18030(&format!(
             "D|{n}|{}|{}|{}|{}|{}|{}|{}|{date}|{}\r\n",
             l.line_id,
             l.attempt,
@@ -410,28 +440,97 @@ impl ResultText {
             l.code,
             l.why,
             u8::from(l.sms)
-        )));
+        )))
     }
 
-    /// The whole file: header, the lines, trailer.
-    fn finish(self, order: &str, seq: &str, date: &str) -> Vec<u8> {
+    /// The header and the trailer of the whole file.
+    fn ends(&self, order: &str, seq: &str, date: &str) -> (Vec<u8>, Vec<u8>) {
         let ((ok_n, ok_t), (bad_n, bad_t)) = (self.ok, self.bad);
         let (count, total) = (ok_n + bad_n, ok_t + bad_t);
-        let mut out = gb18030(&format!(
-            "H|SCHP1.0|{order}|{seq}|{date}|{count}|{total}|{ok_n}|{ok_t}|{bad_n}|{bad_t}\r\n"
-        ));
-        out.reserve(self.body.len() + 32);
+        (
+            gb18030(&format!(
+                "H|SCHP1.0|{order}|{seq}|{date}|{count}|{total}|{ok_n}|{ok_t}|{bad_n}|{bad_t}\r\n"
+            )),
+            format!("T|{count}|{total}\r\n").into_bytes(),
+        )
+    }
+}
+
+impl ResultText {
+    /// The whole file: header, the lines, trailer.
+    fn finish(self, order: &str, seq: &str, date: &str) -> Vec<u8> {
+        let (head, trailer) = self.ends(order, seq, date);
+        let mut out = head;
+        out.reserve(self.body.len() + trailer.len());
         out.extend_from_slice(&self.body);
-        out.extend_from_slice(format!("T|{count}|{total}\r\n").as_bytes());
+        out.extend_from_slice(&trailer);
         out
     }
+}
+
+/// The lines of a result file written to a file of their own (`<dest>.body`) as they come.
+type FileText = ResultText<std::io::BufWriter<std::fs::File>>;
+
+impl FileText {
+    fn create(dest: &Path) -> Result<(FileText, PathBuf), BankSimError> {
+        let body = sibling(dest, ".body");
+        let f = std::fs::File::create(&body).map_err(io(&body))?;
+        Ok((
+            ResultText {
+                body: std::io::BufWriter::with_capacity(1 << 16, f),
+                ok: (0, Fen(0)),
+                bad: (0, Fen(0)),
+            },
+            body,
+        ))
+    }
+
+    /// Write the whole file to `dest` (header, the lines from `body`, trailer; under a
+    /// temporary name, then renamed) and remove `body`.
+    fn finish_into(
+        self,
+        body: &Path,
+        dest: &Path,
+        order: &str,
+        seq: &str,
+        date: &str,
+    ) -> Result<(), BankSimError> {
+        use std::io::Write as _;
+        let (head, trailer) = self.ends(order, seq, date);
+        // The lines flushed and their file closed before they are read back.
+        drop(
+            self.body
+                .into_inner()
+                .map_err(|e| io(body)(e.into_error()))?,
+        );
+        let tmp = sibling(dest, ".tmp");
+        let mut out = std::io::BufWriter::with_capacity(
+            1 << 16,
+            std::fs::File::create(&tmp).map_err(io(&tmp))?,
+        );
+        out.write_all(&head).map_err(io(&tmp))?;
+        let mut src = std::fs::File::open(body).map_err(io(body))?;
+        std::io::copy(&mut src, &mut out).map_err(io(&tmp))?;
+        out.write_all(&trailer).map_err(io(&tmp))?;
+        out.into_inner().map_err(|e| io(&tmp)(e.into_error()))?;
+        std::fs::rename(&tmp, dest).map_err(io(dest))?;
+        std::fs::remove_file(body).map_err(io(body))
+    }
+}
+
+/// `path` with `suffix` added to its name.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
 }
 
 /// A result file: the header's order, sequence and value date, the lines.
 fn render_result(order: &str, seq: &str, date: &str, lines: &[ResultLine]) -> Vec<u8> {
     let mut text = ResultText::default();
     for l in lines {
-        text.push(l, date);
+        // Into memory: cannot fail.
+        let _ = text.push(l, date);
     }
     text.finish(order, seq, date)
 }
@@ -571,7 +670,7 @@ impl BankSim {
         &self,
         order: &str,
         name: &str,
-        full: &[u8],
+        copy: &Path,
         first: bool,
         round: &mut Round,
     ) -> Result<(), BankSimError> {
@@ -581,7 +680,6 @@ impl BankSim {
             round.withheld.push(name.to_owned());
             return Ok(());
         }
-        let mut bytes = std::borrow::Cow::Borrowed(full);
         let hit = |f: &FileFault, what: &'static str| self.hits(f, order, what).then_some(what);
         let faults: Vec<&'static str> = [
             hit(&c.drop_line, "drop_line"),
@@ -592,42 +690,56 @@ impl BankSim {
         .into_iter()
         .flatten()
         .collect();
-        if !faults.is_empty()
-            && let Some((o, seq, date, mut lines)) = read_own_result(full)
-        {
-            if faults.contains(&"drop_line") && !lines.is_empty() {
-                lines.remove(0);
-            }
-            if faults.contains(&"reorder") {
-                lines.reverse();
-            }
-            if faults.contains(&"unknown_line")
-                && let Some(first_line) = lines.first()
-            {
-                let mut stranger = first_line.clone();
-                stranger.line_id = "9999999".into();
-                lines.push(stranger);
-            }
-            if faults.contains(&"wrong_amount") {
-                for l in &mut lines {
-                    l.amount += Fen(1);
+        // The file as sent: the bank's copy, streamed from disk, or (a content fault, the
+        // fault tests' small files) the copy read, altered and rendered again.
+        let mut altered = None;
+        if !faults.is_empty() {
+            let full = std::fs::read(copy).map_err(io(copy))?;
+            if let Some((o, seq, date, mut lines)) = read_own_result(&full) {
+                if faults.contains(&"drop_line") && !lines.is_empty() {
+                    lines.remove(0);
                 }
+                if faults.contains(&"reorder") {
+                    lines.reverse();
+                }
+                if faults.contains(&"unknown_line")
+                    && let Some(first_line) = lines.first()
+                {
+                    let mut stranger = first_line.clone();
+                    stranger.line_id = "9999999".into();
+                    lines.push(stranger);
+                }
+                if faults.contains(&"wrong_amount") {
+                    for l in &mut lines {
+                        l.amount += Fen(1);
+                    }
+                }
+                altered = Some(render_result(&o, &seq, &date, &lines));
+                round.altered.push((name.to_owned(), faults));
             }
-            bytes = std::borrow::Cow::Owned(render_result(&o, &seq, &date, &lines));
-            round.altered.push((name.to_owned(), faults));
         }
+        let send = |dest: &Path, limit: Option<u64>| match &altered {
+            Some(bytes) => {
+                let n = limit.map_or(bytes.len(), |l| usize::try_from(l).unwrap_or(bytes.len()));
+                atomic_write(dest, &bytes[..n.min(bytes.len())])
+            }
+            None => copy_prefix(copy, dest, limit),
+        };
         if first && self.hits(&self.cfg.truncate, order, "truncate") {
             // Cut the file two thirds in: mid-line, maybe mid-character.
-            let cut = bytes.len() * 2 / 3;
-            atomic_write(&from_bank.join(name), &bytes[..cut])?;
+            let len = match &altered {
+                Some(b) => b.len() as u64,
+                None => std::fs::metadata(copy).map_err(io(copy))?.len(),
+            };
+            send(&from_bank.join(name), Some(len * 2 / 3))?;
             round.truncated.push(name.to_owned());
         } else {
-            atomic_write(&from_bank.join(name), &bytes)?;
+            send(&from_bank.join(name), None)?;
         }
         round.results.push(name.to_owned());
         if first && self.hits(&self.cfg.repeat, order, "repeat") {
             let dup = name.replace(".txt", "_DUP.txt");
-            atomic_write(&from_bank.join(&dup), &bytes)?;
+            send(&from_bank.join(&dup), None)?;
             round.results.push(dup.clone());
             round.repeated.push(dup);
         }
@@ -650,9 +762,8 @@ impl BankSim {
             let stem = name.trim_end_matches(".txt");
             let n = listing(&log, &format!("{stem}_RESEND"), ".txt")?.len() + 1;
             let again = format!("{stem}_RESEND{n}.txt");
-            let full = std::fs::read(&copy).map_err(io(&copy))?;
             atomic_write(&log.join(&again), b"")?;
-            self.emit(order, &again, &full, true, &mut round)?;
+            self.emit(order, &again, &copy, true, &mut round)?;
             round.resent.push(again);
         }
         Ok(round)
@@ -683,7 +794,11 @@ impl BankSim {
             };
             let mut ins = open_instruction(&path).map_err(changed)?;
             let date = ins.head.pay_date.format("%Y%m%d").to_string();
-            let mut text = ResultText::default();
+            // The result written as the lines are paid, to the bank's copy of record; a
+            // province-scale result is never held in memory.
+            let result_name = format!("HP_{}_{}.txt", ins.head.order, ins.head.seq);
+            let copy = sent.join(&result_name);
+            let (mut text, body) = FileText::create(&copy)?;
             while let Some(l) = ins.next_line().map_err(changed)? {
                 let failure = self.outcome(&ins.head.order, &l);
                 let (status, code, why, sms) = match failure {
@@ -711,14 +826,13 @@ impl BankSim {
                         sms,
                     },
                     &date,
-                );
+                )
+                .map_err(io(&body))?;
             }
             let Head { order, seq, .. } = ins.head;
-            let full = text.finish(&order, &seq, &date);
-            let result_name = format!("HP_{order}_{seq}.txt");
-            atomic_write(&sent.join(&result_name), &full)?;
+            text.finish_into(&body, &copy, &order, &seq, &date)?;
             let first_for_order = listing(&sent, &format!("HP_{order}_"), ".txt")?.len() == 1;
-            self.emit(&order, &result_name, &full, first_for_order, &mut round)?;
+            self.emit(&order, &result_name, &copy, first_for_order, &mut round)?;
             move_into(&path, &to_bank.join("done"))?;
             round.instructions.push(name);
         }
@@ -730,10 +844,9 @@ impl BankSim {
             let original = original_name(&refused_file).unwrap_or_default();
             let copy = sent.join(&original);
             if !original.is_empty() && copy.is_file() {
-                let full = std::fs::read(&copy).map_err(io(&copy))?;
-                let order = read_own_result(&full).map(|r| r.0).unwrap_or_default();
+                let order = order_of_result(&copy)?;
                 let again = original.replace(".txt", "_RESEND.txt");
-                self.emit(&order, &again, &full, false, &mut round)?;
+                self.emit(&order, &again, &copy, false, &mut round)?;
                 round.resent.push(again);
             }
             move_into(&path, &to_bank.join("done"))?;
