@@ -386,6 +386,18 @@ impl SichuanBank {
                 }
                 continue;
             }
+            let record = |file_name: String, sha256: String| BankFile {
+                id: 0,
+                batch_id,
+                direction: "result".into(),
+                file_name,
+                sha256,
+                line_count: 0,
+                amount: Fen(0),
+                status: String::new(),
+                note: String::new(),
+                on_date: today.clone(),
+            };
             let (file, reason) = match f {
                 ResultFile::Rejected {
                     file_name,
@@ -393,16 +405,9 @@ impl SichuanBank {
                     reason,
                 } => (
                     BankFile {
-                        id: 0,
-                        batch_id,
-                        direction: "result".into(),
-                        file_name,
-                        sha256,
-                        line_count: 0,
-                        amount: Fen(0),
                         status: "rejected".into(),
                         note: reason.clone(),
-                        on_date: today.clone(),
+                        ..record(file_name, sha256)
                     },
                     Some(reason),
                 ),
@@ -416,11 +421,6 @@ impl SichuanBank {
                     let repeat_of = sc.store.sichuan_accepted_result(&sha256).await?;
                     (
                         BankFile {
-                            id: 0,
-                            batch_id,
-                            direction: "result".into(),
-                            file_name,
-                            sha256,
                             line_count: i64::try_from(count).unwrap_or(i64::MAX),
                             amount: total,
                             status: if repeat_of.is_some() {
@@ -433,7 +433,7 @@ impl SichuanBank {
                                 Some(first) => format!("与已接收的{first}内容相同，不重复入账"),
                                 None => String::new(),
                             },
-                            on_date: today.clone(),
+                            ..record(file_name, sha256)
                         },
                         None,
                     )
