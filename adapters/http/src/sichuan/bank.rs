@@ -365,13 +365,6 @@ impl FileDropBank {
             return Err(PortError::new(SYSTEM, "文件名无效", false));
         }
         let path = self.incoming().join(file_name);
-        let changed = |m: String| {
-            PortError::new(
-                SYSTEM,
-                format!("回盘文件{file_name}在读取期间被改变：{m}"),
-                true,
-            )
-        };
         let input = match open_result(&path) {
             Ok(Some(input)) => input,
             Ok(None) => return Ok(None),
@@ -379,7 +372,7 @@ impl FileDropBank {
         };
         let lines = match ResultLines::new(input, order_no) {
             Ok(lines) => lines,
-            Err(ResultError::Bad(m)) => return Err(changed(m)),
+            Err(ResultError::Bad(m)) => return Err(changed(&path, &m)),
             Err(ResultError::Io(e)) => return Err(io_err("读取", &path, e)),
         };
         Ok(Some(ResultRecords {
@@ -467,8 +460,7 @@ fn check_result(mut input: ResultInput, order_no: &str) -> std::io::Result<Check
         while l.next_record()?.is_some() {}
         Ok::<_, ResultError>((l.seq, l.count, l.total))
     })();
-    std::io::copy(&mut input, &mut std::io::sink())?;
-    let sha256 = hex(&input.get_ref().sha.clone().finalize());
+    let sha256 = hash_to_end(&mut input)?;
     Ok(match verdict {
         Ok((seq, count, total)) => Checked::Good {
             seq,
@@ -479,6 +471,25 @@ fn check_result(mut input: ResultInput, order_no: &str) -> std::io::Result<Check
         Err(ResultError::Bad(reason)) => Checked::Bad { reason, sha256 },
         Err(ResultError::Io(e)) => return Err(e),
     })
+}
+
+/// Read what is left of `input` and give the SHA-256 of all it read, in hex.
+fn hash_to_end(input: &mut ResultInput) -> std::io::Result<String> {
+    std::io::copy(input, &mut std::io::sink())?;
+    Ok(hex(&input.get_ref().sha.clone().finalize()))
+}
+
+/// A result file found different when read again than when it was checked (`why`); the
+/// collection is tried again later.
+fn changed(path: &Path, why: &str) -> PortError {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    PortError::new(
+        SYSTEM,
+        format!(
+            "回盘文件{name}在读取期间被改变，下次再读：{why} (the file changed while it was read)"
+        ),
+        true,
+    )
 }
 
 fn empty_instruction() -> PortError {
@@ -781,11 +792,7 @@ impl<R: std::io::BufRead> ResultLines<R> {
         &self.seq
     }
 
-    /// The records read so far, and their total.
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-
+    /// The total of the records read so far.
     pub fn total(&self) -> Fen {
         self.total
     }
@@ -937,19 +944,9 @@ pub struct ResultRecords {
 
 impl ResultRecords {
     fn end(&mut self) -> Result<(), PortError> {
-        let mut rest = std::io::sink();
-        std::io::copy(&mut self.lines.input, &mut rest)
-            .map_err(|e| io_err("读取", &self.path, e))?;
-        let sha = hex(&self.lines.input.get_ref().sha.clone().finalize());
+        let sha = hash_to_end(&mut self.lines.input).map_err(|e| io_err("读取", &self.path, e))?;
         if sha != self.sha256 {
-            return Err(PortError::new(
-                SYSTEM,
-                format!(
-                    "回盘文件{}在读取期间被改变，下次再读 (the file changed while it was read)",
-                    self.path.display()
-                ),
-                true,
-            ));
+            return Err(changed(&self.path, "内容与检查时不同"));
         }
         Ok(())
     }
@@ -966,11 +963,7 @@ impl Iterator for ResultRecords {
             Ok(Some(r)) => return Some(Ok(r)),
             Ok(None) => self.end(),
             Err(ResultError::Io(e)) => Err(io_err("读取", &self.path, e)),
-            Err(ResultError::Bad(m)) => Err(PortError::new(
-                SYSTEM,
-                format!("回盘文件{}在读取期间被改变：{m}", self.path.display()),
-                true,
-            )),
+            Err(ResultError::Bad(m)) => Err(changed(&self.path, &m)),
         };
         self.ended = true;
         r.err().map(Err)

@@ -330,9 +330,7 @@ fn label(r: FailureReason) -> (&'static str, &'static str) {
 }
 
 fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), BankSimError> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
+    let tmp = sibling(path, ".tmp");
     std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io(path))
 }
@@ -468,28 +466,42 @@ impl ResultText {
     }
 }
 
-/// The lines of a result file written to a file of their own (`<dest>.body`) as they come.
-type FileText = ResultText<std::io::BufWriter<std::fs::File>>;
+/// The lines of a result file written as they come to a file of their own (`<dest>.body`).
+struct BodyFile {
+    out: std::io::BufWriter<std::fs::File>,
+    path: PathBuf,
+}
+
+impl std::io::Write for BodyFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.out.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+type FileText = ResultText<BodyFile>;
 
 impl FileText {
-    fn create(dest: &Path) -> Result<(FileText, PathBuf), BankSimError> {
-        let body = sibling(dest, ".body");
-        let f = std::fs::File::create(&body).map_err(io(&body))?;
-        Ok((
-            ResultText {
-                body: std::io::BufWriter::with_capacity(1 << 16, f),
-                ok: (0, Fen(0)),
-                bad: (0, Fen(0)),
+    /// A result to be written to `dest` ([`FileText::finish_into`]).
+    fn create(dest: &Path) -> Result<FileText, BankSimError> {
+        let path = sibling(dest, ".body");
+        let f = std::fs::File::create(&path).map_err(io(&path))?;
+        Ok(ResultText {
+            body: BodyFile {
+                out: std::io::BufWriter::with_capacity(1 << 16, f),
+                path,
             },
-            body,
-        ))
+            ok: (0, Fen(0)),
+            bad: (0, Fen(0)),
+        })
     }
 
-    /// Write the whole file to `dest` (header, the lines from `body`, trailer; under a
-    /// temporary name, then renamed) and remove `body`.
+    /// Write the whole file to `dest` (header, the lines, trailer; under a temporary name,
+    /// then renamed) and remove the lines' own file.
     fn finish_into(
         self,
-        body: &Path,
         dest: &Path,
         order: &str,
         seq: &str,
@@ -497,24 +509,21 @@ impl FileText {
     ) -> Result<(), BankSimError> {
         use std::io::Write as _;
         let (head, trailer) = self.ends(order, seq, date);
+        let BodyFile { out, path: body } = self.body;
         // The lines flushed and their file closed before they are read back.
-        drop(
-            self.body
-                .into_inner()
-                .map_err(|e| io(body)(e.into_error()))?,
-        );
+        drop(out.into_inner().map_err(|e| io(&body)(e.into_error()))?);
         let tmp = sibling(dest, ".tmp");
         let mut out = std::io::BufWriter::with_capacity(
             1 << 16,
             std::fs::File::create(&tmp).map_err(io(&tmp))?,
         );
         out.write_all(&head).map_err(io(&tmp))?;
-        let mut src = std::fs::File::open(body).map_err(io(body))?;
+        let mut src = std::fs::File::open(&body).map_err(io(&body))?;
         std::io::copy(&mut src, &mut out).map_err(io(&tmp))?;
         out.write_all(&trailer).map_err(io(&tmp))?;
         out.into_inner().map_err(|e| io(&tmp)(e.into_error()))?;
         std::fs::rename(&tmp, dest).map_err(io(dest))?;
-        std::fs::remove_file(body).map_err(io(body))
+        std::fs::remove_file(&body).map_err(io(&body))
     }
 }
 
@@ -691,57 +700,52 @@ impl BankSim {
         .flatten()
         .collect();
         // The file as sent: the bank's copy, streamed from disk, or (a content fault, the
-        // fault tests' small files) the copy read, altered and rendered again.
-        let mut altered = None;
-        if !faults.is_empty() {
-            let full = std::fs::read(copy).map_err(io(copy))?;
-            if let Some((o, seq, date, mut lines)) = read_own_result(&full) {
-                if faults.contains(&"drop_line") && !lines.is_empty() {
-                    lines.remove(0);
-                }
-                if faults.contains(&"reorder") {
-                    lines.reverse();
-                }
-                if faults.contains(&"unknown_line")
-                    && let Some(first_line) = lines.first()
-                {
-                    let mut stranger = first_line.clone();
-                    stranger.line_id = "9999999".into();
-                    lines.push(stranger);
-                }
-                if faults.contains(&"wrong_amount") {
-                    for l in &mut lines {
-                        l.amount += Fen(1);
-                    }
-                }
-                altered = Some(render_result(&o, &seq, &date, &lines));
-                round.altered.push((name.to_owned(), faults));
+        // fault tests' small files) the copy read, altered and written beside it.
+        let altered = sibling(copy, ".altered");
+        let mut source = copy;
+        if !faults.is_empty()
+            && let Some((o, seq, date, mut lines)) =
+                read_own_result(&std::fs::read(copy).map_err(io(copy))?)
+        {
+            if faults.contains(&"drop_line") && !lines.is_empty() {
+                lines.remove(0);
             }
+            if faults.contains(&"reorder") {
+                lines.reverse();
+            }
+            if faults.contains(&"unknown_line")
+                && let Some(first_line) = lines.first()
+            {
+                let mut stranger = first_line.clone();
+                stranger.line_id = "9999999".into();
+                lines.push(stranger);
+            }
+            if faults.contains(&"wrong_amount") {
+                for l in &mut lines {
+                    l.amount += Fen(1);
+                }
+            }
+            atomic_write(&altered, &render_result(&o, &seq, &date, &lines))?;
+            source = &altered;
+            round.altered.push((name.to_owned(), faults));
         }
-        let send = |dest: &Path, limit: Option<u64>| match &altered {
-            Some(bytes) => {
-                let n = limit.map_or(bytes.len(), |l| usize::try_from(l).unwrap_or(bytes.len()));
-                atomic_write(dest, &bytes[..n.min(bytes.len())])
-            }
-            None => copy_prefix(copy, dest, limit),
-        };
         if first && self.hits(&self.cfg.truncate, order, "truncate") {
             // Cut the file two thirds in: mid-line, maybe mid-character.
-            let len = match &altered {
-                Some(b) => b.len() as u64,
-                None => std::fs::metadata(copy).map_err(io(copy))?.len(),
-            };
-            send(&from_bank.join(name), Some(len * 2 / 3))?;
+            let len = std::fs::metadata(source).map_err(io(source))?.len();
+            copy_prefix(source, &from_bank.join(name), Some(len * 2 / 3))?;
             round.truncated.push(name.to_owned());
         } else {
-            send(&from_bank.join(name), None)?;
+            copy_prefix(source, &from_bank.join(name), None)?;
         }
         round.results.push(name.to_owned());
         if first && self.hits(&self.cfg.repeat, order, "repeat") {
             let dup = name.replace(".txt", "_DUP.txt");
-            send(&from_bank.join(&dup), None)?;
+            copy_prefix(source, &from_bank.join(&dup), None)?;
             round.results.push(dup.clone());
             round.repeated.push(dup);
+        }
+        if source != copy {
+            std::fs::remove_file(source).map_err(io(source))?;
         }
         Ok(())
     }
@@ -798,7 +802,7 @@ impl BankSim {
             // province-scale result is never held in memory.
             let result_name = format!("HP_{}_{}.txt", ins.head.order, ins.head.seq);
             let copy = sent.join(&result_name);
-            let (mut text, body) = FileText::create(&copy)?;
+            let mut text = FileText::create(&copy)?;
             while let Some(l) = ins.next_line().map_err(changed)? {
                 let failure = self.outcome(&ins.head.order, &l);
                 let (status, code, why, sms) = match failure {
@@ -827,10 +831,10 @@ impl BankSim {
                     },
                     &date,
                 )
-                .map_err(io(&body))?;
+                .map_err(io(&copy))?;
             }
             let Head { order, seq, .. } = ins.head;
-            text.finish_into(&body, &copy, &order, &seq, &date)?;
+            text.finish_into(&copy, &order, &seq, &date)?;
             let first_for_order = listing(&sent, &format!("HP_{order}_"), ".txt")?.len() == 1;
             self.emit(&order, &result_name, &copy, first_for_order, &mut round)?;
             move_into(&path, &to_bank.join("done"))?;
