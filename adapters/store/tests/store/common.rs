@@ -63,3 +63,29 @@ pub fn meta(kind: &str, content: &str) -> ImportMeta {
 pub fn cards_meta(content: &str) -> ImportMeta {
     meta(kinds::CARDS, content)
 }
+
+/// A roster of `project` for 2023-05 by a department maker ("clerk") of `scope`, started as
+/// a draft, content hash `sha256`, under `province` with order prefix `prefix`.
+pub fn roster_meta(
+    province: &str,
+    prefix: &str,
+    project: ykt_kernel::catalog::Project,
+    scope: &str,
+    sha256: &str,
+) -> ykt_store::payments::RosterMeta {
+    ykt_store::payments::RosterMeta {
+        province: province.into(),
+        order_prefix: prefix.into(),
+        project,
+        period: ykt_kernel::Period::Month {
+            year: 2023,
+            month: 5,
+        },
+        file_name: "r.csv".into(),
+        sha256: sha256.into(),
+        actor: "clerk".into(),
+        actor_role: "dept_maker".into(),
+        scope: RegionCode::parse(scope).expect("a test region code"),
+        initial_state: ykt_kernel::batch::BatchState::Draft,
+    }
+}

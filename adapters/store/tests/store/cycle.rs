@@ -3,8 +3,8 @@
 //! corrected and paid again as a new attempt, another refunded. After every step the batch
 //! balances and the ledger sums to zero; no line is ever credited twice.
 
-use crate::common::{account, resident_id};
-use ykt_kernel::batch::{BatchState, LineState, Totals, check_balance};
+use crate::common::{account, resident_id, roster_meta};
+use ykt_kernel::batch::{LineState, Totals, check_balance};
 use ykt_kernel::catalog::{Frequency, FundingChannel, PaymentBasis, Project};
 use ykt_kernel::intake::{AcceptedLine, IntakeSummary, LineOutcome};
 use ykt_kernel::ledger::{Account, AccountKind, Entry, EntryKind};
@@ -13,7 +13,7 @@ use ykt_kernel::ports::{BankOutcome, BankResult, FailureReason};
 use ykt_kernel::{Fen, Period, RegionCode, Yuan};
 use ykt_store::Store;
 use ykt_store::cycle::LineFix;
-use ykt_store::payments::{RosterMeta, RosterStart};
+use ykt_store::payments::RosterStart;
 use ykt_store::testing::each_backend;
 
 fn project() -> Project {
@@ -110,21 +110,7 @@ fn result(order: &str, line_id: i64, attempt: u32, fen: i64, ok: bool) -> BankRe
 async fn results_apply_once_and_failures_are_repaid_or_refunded() {
     each_backend("cycle", |db| async move {
         let s = &db.store;
-        let meta = RosterMeta {
-            province: "test".into(),
-            order_prefix: "T".into(),
-            project: project(),
-            period: Period::Month {
-                year: 2023,
-                month: 5,
-            },
-            file_name: "r.csv".into(),
-            sha256: "abc".into(),
-            actor: "clerk".into(),
-            actor_role: "dept_maker".into(),
-            scope: RegionCode::parse("230102").unwrap(),
-            initial_state: BatchState::Draft,
-        };
+        let meta = roster_meta("test", "T", project(), "230102", "abc");
         let RosterStart::Started(mut imp) = s.begin_roster(meta).await.unwrap() else {
             panic!()
         };
@@ -372,21 +358,7 @@ async fn results_apply_once_and_failures_are_repaid_or_refunded() {
 async fn large_deliveries_span_statements() {
     each_backend("cycle_large", |db| async move {
         let s = &db.store;
-        let meta = RosterMeta {
-            province: "test".into(),
-            order_prefix: "T".into(),
-            project: project(),
-            period: Period::Month {
-                year: 2023,
-                month: 5,
-            },
-            file_name: "r.csv".into(),
-            sha256: "abc".into(),
-            actor: "clerk".into(),
-            actor_role: "dept_maker".into(),
-            scope: RegionCode::parse("230102").unwrap(),
-            initial_state: BatchState::Draft,
-        };
+        let meta = roster_meta("test", "T", project(), "230102", "abc");
         let RosterStart::Started(mut imp) = s.begin_roster(meta).await.unwrap() else {
             panic!()
         };

@@ -4,8 +4,8 @@
 //! round (the earlier round's chunks dropped), no account in clear in the database, and a
 //! chunk altered or moved refused instead of served.
 
-use crate::common::{account, resident_id};
-use ykt_kernel::batch::{BatchState, Totals};
+use crate::common::{account, resident_id, roster_meta};
+use ykt_kernel::batch::Totals;
 use ykt_kernel::catalog::{Frequency, FundingChannel, PaymentBasis, Project};
 use ykt_kernel::intake::{AcceptedLine, IntakeSummary, LineOutcome};
 use ykt_kernel::ledger::{Account, AccountKind};
@@ -14,7 +14,7 @@ use ykt_kernel::ports::{BankOutcome, BankResult, FailureReason};
 use ykt_kernel::{Fen, Period, RegionCode, Yuan};
 use ykt_store::cycle::LineFix;
 use ykt_store::henan::{DetailRow, DetailSpec, DetailState, PullLine};
-use ykt_store::payments::{RosterMeta, RosterStart};
+use ykt_store::payments::RosterStart;
 use ykt_store::testing::{count, each_backend, exec};
 use ykt_store::{Backend, Store, StoreError};
 
@@ -123,21 +123,7 @@ fn result(order: &str, line_id: i64, attempt: u32, ok: bool) -> BankResult {
 async fn released_detail_in_sealed_chunks() {
     each_backend("henan_detail", |db| async move {
         let s = &db.store;
-        let meta = RosterMeta {
-            province: "henan".into(),
-            order_prefix: "HA".into(),
-            project: project(),
-            period: Period::Month {
-                year: 2023,
-                month: 5,
-            },
-            file_name: "r.csv".into(),
-            sha256: "detail".into(),
-            actor: "clerk".into(),
-            actor_role: "dept_maker".into(),
-            scope: RegionCode::parse("410902").unwrap(),
-            initial_state: BatchState::Draft,
-        };
+        let meta = roster_meta("henan", "HA", project(), "410902", "detail");
         let RosterStart::Started(mut imp) = s.begin_roster(meta).await.unwrap() else {
             panic!()
         };

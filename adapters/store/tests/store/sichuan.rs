@@ -3,13 +3,13 @@
 //! text), a voucher by its number, the batch's refunded lines counted, the per-region sums of
 //! a batch and its lines' regions in line order.
 
-use crate::common::{account, resident_id};
-use ykt_kernel::batch::{BatchState, Totals};
+use crate::common::{account, resident_id, roster_meta};
+use ykt_kernel::batch::Totals;
 use ykt_kernel::catalog::{Frequency, FundingChannel, PaymentBasis, Project};
 use ykt_kernel::intake::{AcceptedLine, IntakeSummary, LineOutcome};
 use ykt_kernel::period::CrossPeriodRule;
 use ykt_kernel::{Fen, Period, RegionCode, Yuan};
-use ykt_store::payments::{RosterMeta, RosterStart};
+use ykt_store::payments::RosterStart;
 use ykt_store::sichuan::{BankFile, BankLine, Voucher};
 use ykt_store::testing::each_backend;
 
@@ -75,21 +75,7 @@ fn voucher(no: &str, batch_id: i64, kind: &str, xml: &str) -> Voucher {
 /// A Sichuan batch of four lines in three villages (regions [`REGIONS`], amounts 100.00,
 /// 100.01, 100.02, 100.03).
 async fn batch_of_four(s: &ykt_store::Store) -> ykt_store::payments::BatchRow {
-    let meta = RosterMeta {
-        province: "sichuan".into(),
-        order_prefix: "S".into(),
-        project: project(),
-        period: Period::Month {
-            year: 2023,
-            month: 5,
-        },
-        file_name: "r.csv".into(),
-        sha256: "abc".into(),
-        actor: "clerk".into(),
-        actor_role: "dept_maker".into(),
-        scope: RegionCode::parse("511102").unwrap(),
-        initial_state: BatchState::Draft,
-    };
+    let meta = roster_meta("sichuan", "S", project(), "511102", "abc");
     let RosterStart::Started(mut imp) = s.begin_roster(meta).await.unwrap() else {
         panic!()
     };
